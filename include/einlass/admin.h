@@ -1,0 +1,31 @@
+/* admin.h - the admin API on admin_listen (libevent evhttp, main thread):
+ *   GET  /status   JSON (see CONTRACT.md)
+ *   POST /mode     body auto|on|off -> 204 (until the next reload)
+ *   POST /rate     body a number    -> 204 (until the next reload)
+ *   GET  /metrics  Prometheus text
+ * With a token set, POSTs need "Authorization: Bearer <token>" (401 without,
+ * compared in constant time). Bad bodies get 400 with a short reason. */
+#ifndef EL_ADMIN_H
+#define EL_ADMIN_H
+
+#include "einlass/metrics.h"
+
+struct event_base;
+
+struct el_admin_ops {
+    void (*status)(void *ctx, struct el_status *st); /* fill st */
+    void (*set_mode)(void *ctx, int mode);            /* enum el_mode */
+    void (*set_rate)(void *ctx, double per_s);        /* > 0, validated by admin */
+};
+
+struct el_admin;
+
+/* Listen on listen (host:port) on base. Returns NULL and sets *err
+ * (allocated) if the address is bad or cannot be bound. */
+struct el_admin *el_admin_new(struct event_base *base, const char *listen, const char *token,
+                              const struct el_admin_ops *ops, void *ctx, char **err);
+/* Reload: a new token ("" = none). */
+void el_admin_set_token(struct el_admin *a, const char *token);
+void el_admin_free(struct el_admin *a);
+
+#endif

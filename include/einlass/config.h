@@ -1,0 +1,116 @@
+/* config.h - the configuration: one table of keys drives parsing, checking
+ * (einlass -t), error messages and the documented conf/einlass.conf.
+ *
+ * A struct el_config is immutable once loaded. Reload builds a complete new
+ * one and swaps it whole (server.c), or keeps the old one: all-or-nothing.
+ * Loading is for the main thread; a loaded config may be read by any thread. */
+#ifndef EL_CONFIG_H
+#define EL_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define EL_SECRET_LEN 32 /* HMAC key bytes: 64 hex digits */
+#define EL_MAX_ROUTES 64
+#define EL_MAX_CIDRS 32
+
+enum el_mode { EL_MODE_AUTO = 0, EL_MODE_ON = 1, EL_MODE_OFF = 2 };
+enum el_store_kind { EL_STORE_MEMORY = 0, EL_STORE_REDIS = 1 };
+enum el_route_action {
+    EL_ROUTE_QUEUE = 0, /* the default: goes through the room */
+    EL_ROUTE_BYPASS,    /* never waits, never needs a pass */
+    EL_ROUTE_PRIORITY,  /* waits in the priority lane, served first */
+    EL_ROUTE_REJECT,    /* answered 403 */
+};
+
+struct el_route {
+    char *name;                  /* section name after "route " */
+    char *method;                /* "GET", ... or "*" */
+    char *glob;                  /* path glob: '*' within a segment, '**' across */
+    enum el_route_action action; /* what a match does */
+    int line;                    /* line of the section header, for messages */
+};
+
+struct el_cidr {
+    int family;              /* AF_INET or AF_INET6 */
+    uint8_t addr[16];        /* network address, bytes in network order */
+    uint8_t prefix;          /* prefix length in bits */
+};
+
+struct el_config {
+    char *path; /* the file this came from */
+    char *dir;  /* its directory: relative paths start here */
+
+    /* [server] */
+    char *listen;              /* public listener host:port */
+    int workers;               /* worker threads; "auto" resolves to the core count */
+    char *admin_listen;        /* admin API host:port */
+    char *admin_token;         /* "" = admin POSTs need no token */
+    int header_timeout_ms;     /* a request head must arrive within this */
+    int idle_timeout_ms;       /* idle keep-alive connections close after this */
+    size_t max_header_bytes;   /* larger heads: 431 */
+    uint64_t max_body_bytes;   /* larger bodies: 413 */
+    int drain_timeout_ms;      /* SIGTERM waits this long for requests in flight */
+    bool access_log;           /* one line per request on stderr */
+    char *log_level;           /* err | warn | notice | info | debug */
+
+    /* [backend] */
+    char *backend_address;     /* host:port of the portal */
+    int connect_timeout_ms;    /* unreachable backend: 502 after this */
+    int response_timeout_ms;   /* no response head: 504 after this */
+    int keepalive;             /* idle backend connections kept per worker */
+
+    /* [trigger] */
+    char *latency_metric;      /* Server-Timing metric name */
+    double percentile;         /* 50..99.9 */
+    int window_ms;             /* sliding window of samples */
+    int min_samples;           /* fewer never open the room */
+    double queue_above_ms;     /* queue above this percentile latency */
+    double release_below_ms;   /* ... stop once below this */
+    int release_hold_ms;       /* ... for this long, with nobody waiting */
+    int max_inflight;          /* > 0: also queue above this many backend requests */
+    char *probe_path;          /* "" = no probe */
+    int probe_interval_ms;     /* probe period */
+
+    /* [room] */
+    enum el_mode mode;             /* auto | on | off */
+    enum el_store_kind store;      /* memory | redis */
+    char *redis;                   /* host:port or unix:/path */
+    char *room_name;               /* [room] name */
+    uint8_t secret[EL_SECRET_LEN]; /* HMAC key */
+    bool has_secret;               /* secret or secret_file given */
+    uint8_t previous_secret[EL_SECRET_LEN]; /* still accepted for verification */
+    bool has_previous_secret;      /* previous_secret given (or carried over by reload) */
+    int session_s;                 /* a pass lives this long after its last use */
+    double admit_per_s;            /* admissions per second (start value when adapt) */
+    double min_admit_per_s;        /* adapt's floor */
+    double max_admit_per_s;        /* adapt's ceiling */
+    bool adapt;                    /* rate follows latency */
+    int poll_s;                    /* Retry-After for waiting clients */
+    char *template_path;           /* resolved path, or "" for the built-in page */
+    struct el_cidr bypass_from[EL_MAX_CIDRS]; /* clients that never wait */
+    size_t nbypass_from;
+
+    /* [route NAME] sections, in file order: first match wins */
+    struct el_route routes[EL_MAX_ROUTES];
+    size_t nroutes;
+};
+
+/* Load and validate path into a new config. Returns 0 and sets *out, or -1
+ * and sets *err to an allocated "FILE:LINE: message" (FILE:0 when the file
+ * cannot be read or the whole is inconsistent); the caller frees *err. */
+int el_config_load(const char *path, struct el_config **out, char **err);
+
+/* Free a config from el_config_load(). NULL is fine. */
+void el_config_free(struct el_config *cfg);
+
+/* Write the documented default configuration (the key table) to f. */
+struct _IO_FILE;
+void el_config_print_defaults(struct _IO_FILE *f);
+
+/* True if addr (AF_INET/AF_INET6 sockaddr) is inside one of cfg->bypass_from. */
+bool el_config_bypass_addr(const struct el_config *cfg, const struct sockaddr *addr);
+
+#endif

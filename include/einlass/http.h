@@ -1,0 +1,114 @@
+/* http.h - strict, in-place HTTP/1.1 message head parser and chunked codec
+ * (RFC 9112). Pure: no allocation, no I/O, no clock.
+ *
+ * The parser hands out pointers into the caller's buffer; they stay valid as
+ * long as the buffer does. It refuses what RFC 9112 lets a recipient refuse,
+ * so that einlass and the backend can never disagree on message boundaries:
+ * Content-Length with Transfer-Encoding, any Transfer-Encoding but exactly
+ * "chunked", differing/negative/non-numeric Content-Length, whitespace before
+ * a colon, obs-fold, NUL, bare CR or LF in a field, malformed start lines. */
+#ifndef EL_HTTP_H
+#define EL_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define EL_HTTP_MAX_HEADERS 100 /* more fields than this: 431 */
+
+/* Results of the head parsers. A positive value is the head's length in bytes
+ * (through the blank line). */
+enum el_http_result {
+    EL_HTTP_INCOMPLETE = 0,  /* need more bytes */
+    EL_HTTP_BAD = -1,        /* malformed or ambiguous: 400 and close */
+    EL_HTTP_TOO_LARGE = -2,  /* head over max_head bytes or too many fields: 431 */
+    EL_HTTP_VERSION = -3,    /* not HTTP/1.x: 505 */
+};
+
+/* Header flags the parser sets. */
+#define EL_HDR_HOP 0x01     /* hop-by-hop (Connection, Keep-Alive, TE, Trailer, Upgrade,
+                               Proxy-Connection, or named by Connection): not forwarded */
+#define EL_HDR_FRAMING 0x02 /* Content-Length or Transfer-Encoding: einlass re-frames */
+
+struct el_http_header {
+    const char *name;  /* field name as received (case preserved) */
+    const char *value; /* field value, leading and trailing whitespace removed */
+    uint16_t name_len;
+    uint16_t value_len;
+    uint8_t flags; /* EL_HDR_* */
+};
+
+enum el_http_body {
+    EL_BODY_NONE,    /* no body follows */
+    EL_BODY_LENGTH,  /* content_length bytes follow */
+    EL_BODY_CHUNKED, /* chunked coding follows */
+    EL_BODY_CLOSE,   /* response only: body runs until the connection closes */
+};
+
+struct el_http_msg {
+    /* request line */
+    const char *method; /* e.g. "GET" */
+    const char *target; /* request-target as received */
+    const char *path;   /* target without query; equals target for origin-form */
+    uint16_t method_len;
+    uint16_t target_len;
+    uint16_t path_len;
+    /* status line */
+    int status;          /* response status code 100..999 */
+    const char *reason;  /* reason phrase (may be empty) */
+    uint16_t reason_len;
+    /* both */
+    uint8_t minor_version; /* HTTP/1.x: x */
+    bool keep_alive;       /* after Connection and version rules */
+    bool expect_continue;  /* request carried "Expect: 100-continue" */
+    bool has_host;         /* request carried exactly one Host */
+    enum el_http_body body;
+    uint64_t content_length; /* for EL_BODY_LENGTH */
+    size_t head_len;         /* bytes of the head, including the final CRLF CRLF */
+    size_t nheaders;
+    struct el_http_header headers[EL_HTTP_MAX_HEADERS];
+};
+
+/* Parse a request head from buf[0..len). Returns the head length (> 0), or an
+ * el_http_result <= 0. max_head bounds the head: if no complete head fits in
+ * max_head bytes the result is EL_HTTP_TOO_LARGE. On success msg is filled,
+ * including body framing. A request without Host in HTTP/1.1 is EL_HTTP_BAD. */
+int el_http_parse_request(const char *buf, size_t len, size_t max_head, struct el_http_msg *msg);
+
+/* Parse a response head. head_request: the request was HEAD (no body).
+ * 1xx, 204 and 304 responses, and responses to HEAD, have EL_BODY_NONE.
+ * A response without Content-Length or chunked has EL_BODY_CLOSE. */
+int el_http_parse_response(const char *buf, size_t len, size_t max_head, bool head_request,
+                           struct el_http_msg *msg);
+
+/* Find the first field named name (case-insensitive); NULL if absent. */
+const struct el_http_header *el_http_find(const struct el_http_msg *msg, const char *name,
+                                          size_t name_len);
+
+/* Incremental chunked-body decoder. Zero-initialise, then call
+ * el_chunked_decode() with each piece of input. */
+struct el_chunked {
+    int state;          /* private: where in the grammar we are */
+    uint64_t remaining; /* private: bytes left in the current chunk */
+    uint32_t line_len;  /* private: bytes seen on a size or trailer line (bounded) */
+    uint32_t trailers;  /* private: trailer fields seen (bounded) */
+};
+
+/* Decode from in[0..len). Consumes some input and sets *used to the number
+ * of bytes consumed; if those bytes ended in chunk data, *data and *data_len
+ * point at it (inside in). Returns 1 when the terminal chunk and trailers
+ * are complete (the message ends at in + *used), 0 to call again (with the
+ * rest of the input, or more of it once it arrives), -1 on malformed input
+ * (bad size, extension outside the grammar, missing CRLF, oversized line).
+ * Trailer fields are validated and dropped. */
+int el_chunked_decode(struct el_chunked *c, const char *in, size_t len, size_t *used,
+                      const char **data, size_t *data_len);
+
+/* Write a chunk header "<hex>\r\n" for n bytes into out (>= 20 bytes);
+ * returns its length. The chunk's trailing "\r\n" is the caller's. */
+size_t el_chunk_header(char *out, uint64_t n);
+
+/* Reason phrase for a status code ("OK", "Bad Request", ...); "" if unknown. */
+const char *el_http_reason(int status);
+
+#endif

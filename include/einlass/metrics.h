@@ -1,0 +1,76 @@
+/* metrics.h - counters, gauges and the backend latency histogram, and their
+ * Prometheus text form.
+ *
+ * Hot-path counters are per worker (struct el_metrics_worker, one cache line
+ * block each, written only by its worker with relaxed atomics) and summed when
+ * /metrics is read, so workers never contend on a shared line. */
+#ifndef EL_METRICS_H
+#define EL_METRICS_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define EL_MAX_WORKERS 64
+
+enum el_decision {
+    EL_DECISION_FORWARD = 0, /* proxied (with or without a pass) */
+    EL_DECISION_WAIT,        /* answered by the room: wait */
+    EL_DECISION_BYPASS,      /* proxied on a bypass route or network */
+    EL_DECISION_REJECT,      /* answered 403 by a reject route */
+    EL_DECISION_ERROR,       /* answered 4xx/5xx by einlass (bad request, backend down) */
+    EL_DECISION__COUNT
+};
+
+/* Upper bounds (seconds) of the einlass_backend_latency_seconds buckets. */
+#define EL_LATENCY_BUCKETS 14
+extern const double el_latency_bucket_le[EL_LATENCY_BUCKETS];
+
+struct el_metrics_worker {
+    _Atomic uint64_t requests[EL_DECISION__COUNT];   /* by decision */
+    _Atomic uint64_t latency_bucket[EL_LATENCY_BUCKETS + 1]; /* last is +Inf */
+    _Atomic uint64_t latency_sum_us;                 /* sum of samples, microseconds */
+    _Atomic int64_t inflight;                        /* backend requests in flight */
+    _Atomic uint64_t connections;                    /* client connections open */
+} __attribute__((aligned(64)));
+
+extern struct el_metrics_worker el_metrics_workers[EL_MAX_WORKERS];
+
+/* Process-wide, written by the main thread. */
+struct el_metrics_global {
+    _Atomic uint64_t reloads_ok;
+    _Atomic uint64_t reloads_failed;
+    _Atomic uint64_t room_state_changes; /* queueing on/off transitions */
+};
+extern struct el_metrics_global el_metrics_global;
+
+static inline void el_metrics_count(int worker, enum el_decision d)
+{
+    atomic_fetch_add_explicit(&el_metrics_workers[worker].requests[d], 1, memory_order_relaxed);
+}
+
+/* Record one backend latency sample (milliseconds) for worker. */
+void el_metrics_observe(int worker, double ms);
+
+/* Sum of inflight over all workers. */
+int64_t el_metrics_inflight(void);
+
+/* What the main loop knows that the counters do not: for /status and /metrics. */
+struct el_status {
+    int mode;                /* enum el_mode */
+    bool queueing;           /* the room queues newcomers now */
+    uint64_t waiting;        /* live waiting tickets */
+    uint64_t admitted_total; /* tickets exchanged for passes */
+    double admit_per_s;      /* current metering rate */
+    double p50_ms, p95_ms, p99_ms; /* window percentiles */
+    uint64_t samples;        /* samples in the window */
+    int64_t inflight;        /* backend requests in flight */
+    const char *store;       /* "memory" | "redis" | "fallback" */
+    bool store_up;           /* the configured store answers */
+};
+
+struct evbuffer;
+/* Append the Prometheus text exposition of all metrics to out. */
+void el_metrics_render(struct evbuffer *out, const struct el_status *st);
+
+#endif

@@ -1,0 +1,72 @@
+/* room.h - the waiting room over a store: join, check, meter, release, and
+ * the local fallback when the Redis store is down.
+ *
+ * struct el_room_shared is one per process (made by the main thread): the
+ * memory store (the room itself with store = memory, the fallback queue with
+ * store = redis), the configured parameters, and the figures the admin API
+ * reports. struct el_room is one per thread (each worker, and the main
+ * thread that runs the meter), holding that thread's Redis store.
+ *
+ * Fallback: when a Redis op fails, newcomers join the local memory queue
+ * (their ticket carries EL_TOKEN_LOCAL) metered at the same rate; local
+ * tickets are checked locally until they are served. Never an open door,
+ * never a 5xx. The Redis store is used again as soon as its link is up. */
+#ifndef EL_ROOM_H
+#define EL_ROOM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "einlass/store.h"
+
+struct event_base;
+struct el_config;
+
+struct el_room_answer {
+    struct el_place place; /* state, lane, num, position, waiting */
+    bool local;            /* the place is in the local fallback queue */
+    uint64_t eta_s;        /* estimated seconds until admission (WAITING) */
+};
+
+typedef void (*el_room_cb)(void *arg, const struct el_room_answer *a);
+
+struct el_room_shared;
+struct el_room;
+
+/* Main thread: the process-wide part, from cfg. */
+struct el_room_shared *el_room_shared_new(const struct el_config *cfg);
+/* Main thread, on reload: take the new room keys. The queue and its places
+ * survive; a changed redis address or room name makes each thread's room
+ * reconnect on its next use. */
+void el_room_shared_configure(struct el_room_shared *sh, const struct el_config *cfg);
+void el_room_shared_free(struct el_room_shared *sh);
+
+/* The thread's room on base. */
+struct el_room *el_room_new(struct el_room_shared *sh, struct event_base *base);
+void el_room_free(struct el_room *r);
+
+/* A newcomer joins lane. cb runs exactly once (maybe before this returns). */
+void el_room_join(struct el_room *r, uint8_t lane, el_room_cb cb, void *arg);
+/* A ticket holder is back (lane, num, local from its verified ticket). */
+void el_room_check(struct el_room *r, uint8_t lane, uint64_t num, bool local, el_room_cb cb,
+                   void *arg);
+/* Einlass-Release seen: one admission credit. */
+void el_room_release(struct el_room *r);
+
+/* Main thread, about every 100 ms: run the meter at rate admissions per
+ * second (on the Redis store, and on the local queue if it holds anyone),
+ * and refresh the figures below. */
+void el_room_tick(struct el_room *r, double rate);
+
+/* Figures for /status and /metrics; any thread. */
+uint64_t el_room_waiting(const struct el_room_shared *sh);
+uint64_t el_room_admitted_total(const struct el_room_shared *sh);
+double el_room_measured_rate(const struct el_room_shared *sh);
+/* "memory", "redis" or "fallback" (redis configured but down). */
+const char *el_room_store_state(const struct el_room_shared *sh);
+
+/* Pure helper: seconds until a place at position is reached at rate per
+ * second (rounded up; rate <= 0 uses fallback_rate). */
+uint64_t el_room_eta(uint64_t position, double rate, double fallback_rate);
+
+#endif

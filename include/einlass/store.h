@@ -1,0 +1,102 @@
+/* store.h - where the waiting room's state lives, behind one ops table:
+ * store_memory.c (one process) and store_redis.c (shared by every instance
+ * using the same Redis and room name).
+ *
+ * The model, the same in both stores. Each lane (0 normal, 1 priority) has a
+ * tail (the next ticket number to hand out) and a head (every ticket number
+ * below head has been reached). A ticket's number lives in its signed cookie;
+ * the store keeps only counters and per-ticket bits:
+ *   - liveness: two generation bitmaps "cur" and "prev" of L = 3 * poll_s
+ *     seconds each. Join sets the bit in both; a check by a live ticket sets
+ *     it in cur; at a generation change prev := cur, cur := empty. So cur is a
+ *     subset of prev, and a ticket is live iff its bit is set in prev: it came
+ *     back within the last L..2L seconds.
+ *   - exchange: one bitmap; setting a ticket's bit claims its one pass.
+ * position = live tickets in [head, num] (1 = next in). The meter (advance)
+ * moves the heads by rate x elapsed time, keeping the fraction, serving the
+ * priority lane first and stepping over dead tickets without charging them.
+ * Releases add one admission credit each. Memory is a few bits per ticket
+ * number: 10 million waiting tickets take a few MB, not a sorted set's GB.
+ *
+ * Threads: a memory store is one object shared by all threads (a mutex
+ * inside); a Redis store is made per thread, on that thread's event_base.
+ * Callbacks run on the calling thread: the memory store calls back before the
+ * op returns; the Redis store from its event loop, always exactly once, with
+ * err = -1 when Redis failed or did not answer within the timeout. */
+#ifndef EL_STORE_H
+#define EL_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct event_base;
+
+enum el_place_state {
+    EL_PLACE_WAITING = 0, /* still in line: position is meaningful */
+    EL_PLACE_ADMITTED,    /* reached; this call claimed the ticket's one pass */
+    EL_PLACE_USED,        /* reached, but its pass was claimed before (copied cookie) */
+    EL_PLACE_GONE,        /* abandoned (not seen for too long) or unknown: join again */
+};
+
+struct el_place {
+    enum el_place_state state;
+    uint8_t lane;      /* 0 normal, 1 priority */
+    uint64_t num;      /* the ticket number */
+    uint64_t position; /* WAITING: live tickets ahead + 1, counting the priority lane first */
+    uint64_t waiting;  /* live waiting tickets in both lanes */
+    double rate;       /* measured admissions per second (0 if not yet known) */
+};
+
+struct el_store_stats {
+    uint64_t waiting;        /* live waiting tickets, both lanes */
+    uint64_t admitted_total; /* tickets exchanged for passes, all instances */
+    double rate;             /* measured admissions per second */
+};
+
+struct el_store;
+typedef void (*el_store_place_cb)(void *arg, int err, const struct el_place *p);
+typedef void (*el_store_stats_cb)(void *arg, int err, const struct el_store_stats *st);
+
+struct el_store_ops {
+    const char *name; /* "memory" or "redis" */
+    /* A new arrival takes lane's next number and is marked live. */
+    void (*join)(struct el_store *s, uint8_t lane, uint64_t now_ms, el_store_place_cb cb,
+                 void *arg);
+    /* A ticket holder is back: mark live; if reached, claim its pass. */
+    void (*check)(struct el_store *s, uint8_t lane, uint64_t num, uint64_t now_ms,
+                  el_store_place_cb cb, void *arg);
+    /* The meter: advance the heads at rate per second since the last advance
+     * (any instance may call it; the elapsed time is the store's own: Redis
+     * TIME, or now_ms for memory). Reports stats. */
+    void (*advance)(struct el_store *s, double rate, uint64_t now_ms, el_store_stats_cb cb,
+                    void *arg);
+    /* A session ended (Einlass-Release): one admission credit. Fire and forget. */
+    void (*release)(struct el_store *s);
+    void (*free)(struct el_store *s);
+};
+
+struct el_store {
+    const struct el_store_ops *ops; /* first member: implementations embed this */
+};
+
+struct el_store_params {
+    const char *room;        /* room name: Redis keys are "einlass:{room}:..." */
+    int poll_s;              /* liveness generation is 3 * poll_s seconds */
+    const char *redis;       /* host:port or unix:/path (Redis only) */
+    int timeout_ms;          /* Redis command timeout */
+};
+
+/* Memory store: one per process; thread-safe. */
+struct el_store *el_store_memory_new(const struct el_store_params *p);
+/* Change poll_s / room on reload, keeping the queue. */
+void el_store_memory_configure(struct el_store *s, const struct el_store_params *p);
+
+/* Redis store on base (one per thread). Connects at once and reconnects with
+ * backoff (100 ms doubling to 2 s) when the link drops; while disconnected
+ * every op calls back with err = -1 at once. Scripts are loaded with SCRIPT
+ * LOAD and called by EVALSHA, falling back to EVAL on NOSCRIPT. */
+struct el_store *el_store_redis_new(struct event_base *base, const struct el_store_params *p);
+/* True while the link is up and the last command did not time out. */
+bool el_store_redis_up(struct el_store *s);
+
+#endif
