@@ -70,7 +70,16 @@ struct el_status {
 };
 
 struct evbuffer;
-/* Append the Prometheus text exposition of all metrics to out. */
+/* Append the Prometheus text exposition (format 0.0.4) of all metrics to
+ * out: the per-worker counters summed, plus what st says (st may be NULL:
+ * then the status gauges read as zero/"memory"). Main thread; allocates. */
 void el_metrics_render(struct evbuffer *out, const struct el_status *st);
+
+/* Format v into buf (at least EL_METRICS_NUM_LEN bytes) without locale
+ * effects: integral values as integers, others in the shortest %g form that
+ * reads back to the same double, NaN as "NaN", infinities as "+Inf"/"-Inf".
+ * Returns buf. Any thread; no allocation. */
+#define EL_METRICS_NUM_LEN 32
+char *el_metrics_fmt_num(char *buf, double v);
 
 #endif

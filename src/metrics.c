@@ -1,0 +1,243 @@
+/* metrics.c - per-worker counters and the backend latency histogram, summed
+ * and written out in the Prometheus text format (0.0.4) when /metrics is read.
+ *
+ * Invariants: each struct el_metrics_worker is written only by its own worker
+ * thread, with relaxed atomic adds, so the hot path takes no lock and shares
+ * no cache line. Histogram buckets are kept NON-cumulative (a sample adds to
+ * exactly one bucket, the last being +Inf); rendering snapshots every bucket
+ * once, sums over workers and accumulates, and derives _count from the same
+ * snapshot, so _count always equals the +Inf bucket even while workers keep
+ * writing. The sum is kept in whole microseconds so it can be an integer
+ * atomic. Rendering runs on the main thread and is not a hot path: it may
+ * allocate and use evbuffer_add_printf. Numbers never pass through the
+ * locale's decimal separator (el_metrics_fmt_num). */
+#include "einlass/metrics.h"
+
+#include "einlass/common.h"
+#include "einlass/config.h"
+
+#include <event2/buffer.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const double el_latency_bucket_le[EL_LATENCY_BUCKETS] = {
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2.5, 5, 10, 30,
+};
+
+struct el_metrics_worker el_metrics_workers[EL_MAX_WORKERS];
+struct el_metrics_global el_metrics_global;
+
+static const char *const decision_names[EL_DECISION__COUNT] = {
+    [EL_DECISION_FORWARD] = "forward", [EL_DECISION_WAIT] = "wait",
+    [EL_DECISION_BYPASS] = "bypass",   [EL_DECISION_REJECT] = "reject",
+    [EL_DECISION_ERROR] = "error",
+};
+
+void el_metrics_observe(int worker, double ms)
+{
+    if (worker < 0 || worker >= EL_MAX_WORKERS || isnan(ms)) return;
+    if (ms < 0) ms = 0;
+    double s = ms / 1000.0;
+    int i = 0;
+    while (i < EL_LATENCY_BUCKETS && s > el_latency_bucket_le[i]) i++;
+    struct el_metrics_worker *w = &el_metrics_workers[worker];
+    atomic_fetch_add_explicit(&w->latency_bucket[i], 1, memory_order_relaxed);
+    /* Huge values would overflow the microsecond sum: cap one sample at a day. */
+    double us = ms > 86400000.0 ? 86400000000.0 : ms * 1000.0;
+    atomic_fetch_add_explicit(&w->latency_sum_us, (uint64_t)llround(us), memory_order_relaxed);
+}
+
+int64_t el_metrics_inflight(void)
+{
+    int64_t n = 0;
+    for (int i = 0; i < EL_MAX_WORKERS; i++)
+        n += atomic_load_explicit(&el_metrics_workers[i].inflight, memory_order_relaxed);
+    return n;
+}
+
+char *el_metrics_fmt_num(char *buf, double v)
+{
+    if (isnan(v)) {
+        strcpy(buf, "NaN");
+        return buf;
+    }
+    if (isinf(v)) {
+        strcpy(buf, v > 0 ? "+Inf" : "-Inf");
+        return buf;
+    }
+    if (v == 0) {
+        strcpy(buf, "0"); /* also turns -0 into 0 */
+        return buf;
+    }
+    if (v == trunc(v) && fabs(v) < 1e15) {
+        snprintf(buf, EL_METRICS_NUM_LEN, "%.0f", v);
+        return buf;
+    }
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, EL_METRICS_NUM_LEN, "%.*g", prec, v);
+        if (prec == 17 || strtod(buf, NULL) == v) break;
+    }
+    /* A locale with a decimal comma would have written one: undo it. */
+    for (char *p = buf; *p; p++)
+        if (*p == ',') *p = '.';
+    return buf;
+}
+
+static void header(struct evbuffer *out, const char *name, const char *type, const char *help)
+{
+    evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void sample_u64(struct evbuffer *out, const char *name, const char *labels, uint64_t v)
+{
+    evbuffer_add_printf(out, "%s%s %llu\n", name, labels, (unsigned long long)v);
+}
+
+static void sample_num(struct evbuffer *out, const char *name, const char *labels, double v)
+{
+    char num[EL_METRICS_NUM_LEN];
+    evbuffer_add_printf(out, "%s%s %s\n", name, labels, el_metrics_fmt_num(num, v));
+}
+
+/* One family with a single unlabelled sample. */
+static void single_u64(struct evbuffer *out, const char *name, const char *type, const char *help,
+                       uint64_t v)
+{
+    header(out, name, type, help);
+    sample_u64(out, name, "", v);
+}
+
+static void single_num(struct evbuffer *out, const char *name, const char *type, const char *help,
+                       double v)
+{
+    header(out, name, type, help);
+    sample_num(out, name, "", v);
+}
+
+/* Label values come from fixed strings or the status; keep the text format
+ * valid whatever they hold. */
+static void label_value(char *dst, size_t len, const char *s)
+{
+    size_t o = 0;
+    for (; s != NULL && *s != '\0' && o + 3 < len; s++) {
+        if (*s == '"' || *s == '\\') dst[o++] = '\\';
+        if (*s == '\n') {
+            dst[o++] = '\\';
+            dst[o++] = 'n';
+            continue;
+        }
+        dst[o++] = *s;
+    }
+    dst[o] = '\0';
+}
+
+static const char *mode_name(int mode)
+{
+    switch (mode) {
+    case EL_MODE_ON:
+        return "on";
+    case EL_MODE_OFF:
+        return "off";
+    default:
+        return "auto";
+    }
+}
+
+static void render_histogram(struct evbuffer *out)
+{
+    uint64_t buckets[EL_LATENCY_BUCKETS + 1] = {0};
+    uint64_t sum_us = 0;
+    for (int w = 0; w < EL_MAX_WORKERS; w++) {
+        const struct el_metrics_worker *mw = &el_metrics_workers[w];
+        for (int i = 0; i <= EL_LATENCY_BUCKETS; i++)
+            buckets[i] += atomic_load_explicit(&mw->latency_bucket[i], memory_order_relaxed);
+        sum_us += atomic_load_explicit(&mw->latency_sum_us, memory_order_relaxed);
+    }
+    const char *name = "einlass_backend_latency_seconds";
+    header(out, name, "histogram", "Backend latency (Server-Timing metric or time to first byte).");
+    uint64_t cum = 0;
+    char num[EL_METRICS_NUM_LEN];
+    for (int i = 0; i < EL_LATENCY_BUCKETS; i++) {
+        cum += buckets[i];
+        evbuffer_add_printf(out, "%s_bucket{le=\"%s\"} %llu\n", name,
+                            el_metrics_fmt_num(num, el_latency_bucket_le[i]),
+                            (unsigned long long)cum);
+    }
+    cum += buckets[EL_LATENCY_BUCKETS];
+    evbuffer_add_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cum);
+    evbuffer_add_printf(out, "%s_sum %s\n", name, el_metrics_fmt_num(num, (double)sum_us / 1e6));
+    evbuffer_add_printf(out, "%s_count %llu\n", name, (unsigned long long)cum);
+}
+
+void el_metrics_render(struct evbuffer *out, const struct el_status *st)
+{
+    struct el_status none = {.store = "memory", .inflight = el_metrics_inflight()};
+    if (st == NULL) st = &none;
+    char lv[128];
+
+    header(out, "einlass_build_info", "gauge", "Always 1; the version is in the label.");
+    label_value(lv, sizeof(lv), EL_VERSION);
+    evbuffer_add_printf(out, "einlass_build_info{version=\"%s\"} 1\n", lv);
+
+    uint64_t req[EL_DECISION__COUNT] = {0};
+    uint64_t conns = 0;
+    for (int w = 0; w < EL_MAX_WORKERS; w++) {
+        for (int d = 0; d < EL_DECISION__COUNT; d++)
+            req[d] += atomic_load_explicit(&el_metrics_workers[w].requests[d],
+                                           memory_order_relaxed);
+        conns += atomic_load_explicit(&el_metrics_workers[w].connections, memory_order_relaxed);
+    }
+    header(out, "einlass_requests_total", "counter", "Client requests by what einlass decided.");
+    for (int d = 0; d < EL_DECISION__COUNT; d++) {
+        char labels[64];
+        snprintf(labels, sizeof(labels), "{decision=\"%s\"}", decision_names[d]);
+        sample_u64(out, "einlass_requests_total", labels, req[d]);
+    }
+    single_u64(out, "einlass_connections", "gauge", "Client connections open.", conns);
+
+    header(out, "einlass_mode", "gauge", "The room's mode: 1 for the mode in force, 0 otherwise.");
+    for (int m = EL_MODE_AUTO; m <= EL_MODE_OFF; m++) {
+        char labels[32];
+        snprintf(labels, sizeof(labels), "{mode=\"%s\"}", mode_name(m));
+        sample_u64(out, "einlass_mode", labels, st->mode == m ? 1 : 0);
+    }
+    single_u64(out, "einlass_queueing", "gauge", "1 while the room queues newcomers.",
+               st->queueing ? 1 : 0);
+    single_u64(out, "einlass_waiting", "gauge", "Live waiting tickets.", st->waiting);
+    single_u64(out, "einlass_admitted_total", "counter", "Tickets exchanged for passes.",
+               st->admitted_total);
+    single_num(out, "einlass_admit_per_second", "gauge", "Current admission rate.",
+               st->admit_per_s);
+    single_u64(out, "einlass_room_state_changes_total", "counter",
+               "Times the room started or stopped queueing.",
+               atomic_load_explicit(&el_metrics_global.room_state_changes, memory_order_relaxed));
+    single_num(out, "einlass_inflight", "gauge", "Backend requests in flight.",
+               (double)st->inflight);
+
+    render_histogram(out);
+
+    header(out, "einlass_backend_latency_window_seconds", "gauge",
+           "Backend latency percentiles over the trigger's sliding window.");
+    sample_num(out, "einlass_backend_latency_window_seconds", "{quantile=\"0.5\"}",
+               st->p50_ms / 1000.0);
+    sample_num(out, "einlass_backend_latency_window_seconds", "{quantile=\"0.95\"}",
+               st->p95_ms / 1000.0);
+    sample_num(out, "einlass_backend_latency_window_seconds", "{quantile=\"0.99\"}",
+               st->p99_ms / 1000.0);
+    single_u64(out, "einlass_backend_latency_window_samples", "gauge",
+               "Latency samples in the sliding window.", st->samples);
+
+    single_u64(out, "einlass_store_up", "gauge", "1 while the configured store answers.",
+               st->store_up ? 1 : 0);
+    header(out, "einlass_store_info", "gauge", "Always 1; the store in use is in the label.");
+    label_value(lv, sizeof(lv), st->store != NULL ? st->store : "memory");
+    evbuffer_add_printf(out, "einlass_store_info{store=\"%s\"} 1\n", lv);
+
+    header(out, "einlass_config_reloads_total", "counter", "Configuration reloads by result.");
+    sample_u64(out, "einlass_config_reloads_total", "{result=\"ok\"}",
+               atomic_load_explicit(&el_metrics_global.reloads_ok, memory_order_relaxed));
+    sample_u64(out, "einlass_config_reloads_total", "{result=\"failed\"}",
+               atomic_load_explicit(&el_metrics_global.reloads_failed, memory_order_relaxed));
+}
