@@ -1,9 +1,9 @@
 /* token.h - signed tickets and passes.
  *
- * Wire form (cookie value, base64url without padding) of 43 payload bytes
- * plus a 16-byte truncated HMAC-SHA256 tag:
+ * Wire form (cookie value, base64url without padding, always 50 characters)
+ * of 21 payload bytes plus a 16-byte truncated HMAC-SHA256 tag:
  *   version(1) kind(1) key_id(1) lane(1) flags(1) num(8) issued(4) expires(4)
- *   and the tag over those bytes and the room name.
+ *   (integers big-endian) and the tag over those bytes and the room name.
  * The room name is MACed, not carried: a token of another room fails.
  * key_id is the first byte of SHA-256(secret), so a token names its key and
  * previous_secret verifies tokens made before a rotation.
