@@ -1,0 +1,76 @@
+/* route.c - [route] matching: method and path glob, first match wins.
+ *
+ * Invariants: nothing here allocates, reads a clock or does I/O; the path is
+ * a byte range (no NUL needed) that the caller has already cut before '?'.
+ * The glob matcher is iterative: it remembers one backtrack point for the
+ * last single '*' and one for the last '**' (a run of two or more stars).
+ * A single '*' cannot consume '/', so once it is pinned by a following '/'
+ * its extent is fixed; only the last '*' of the current segment and the last
+ * '**' ever need to grow. The work is bounded by O(len(glob) * len(path)). */
+#include "einlass/route.h"
+
+#include <string.h>
+
+bool el_route_glob(const char *glob, const char *path, size_t path_len)
+{
+    size_t g = 0, t = 0;
+    size_t glen = strlen(glob);
+    size_t star_g = 0, star_t = 0;   /* after the last '*': glob index, path index */
+    size_t dstar_g = 0, dstar_t = 0; /* after the last '**' */
+    bool star = false, dstar = false;
+
+    while (t < path_len) {
+        if (g < glen && glob[g] == '*') {
+            size_t run = g;
+            while (run < glen && glob[run] == '*') run++;
+            if (run - g >= 2) {
+                dstar = true;
+                dstar_g = run;
+                dstar_t = t;
+                star = false; /* a '*' before this '**' never needs to grow */
+            } else {
+                star = true;
+                star_g = run;
+                star_t = t;
+            }
+            g = run;
+            continue;
+        }
+        if (g < glen && glob[g] == path[t]) {
+            g++;
+            t++;
+            continue;
+        }
+        /* Mismatch: let the last '*' take one more byte of its segment, or
+         * else the last '**' one more byte of anything. */
+        if (star && path[star_t] != '/') {
+            star_t++;
+            t = star_t;
+            g = star_g;
+            continue;
+        }
+        if (dstar) {
+            star = false;
+            dstar_t++;
+            t = dstar_t;
+            g = dstar_g;
+            continue;
+        }
+        return false;
+    }
+    while (g < glen && glob[g] == '*') g++;
+    return g == glen;
+}
+
+const struct el_route *el_route_find(const struct el_config *cfg, const char *method,
+                                     size_t method_len, const char *path, size_t path_len)
+{
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        const struct el_route *r = &cfg->routes[i];
+        if (strcmp(r->method, "*") != 0 &&
+            (strlen(r->method) != method_len || memcmp(r->method, method, method_len) != 0))
+            continue;
+        if (el_route_glob(r->glob, path, path_len)) return r;
+    }
+    return NULL;
+}

@@ -1,0 +1,215 @@
+/* test_route.c - glob matching and first-match-wins route lookup. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "einlass/route.h"
+
+static bool glob(const char *g, const char *p)
+{
+    return el_route_glob(g, p, strlen(p));
+}
+
+/* A plainly recursive matcher, slow but obviously right, to check the
+ * iterative one against. */
+static bool ref_match(const char *g, const char *p, size_t n)
+{
+    if (*g == '\0') return n == 0;
+    if (g[0] == '*') {
+        size_t run = 0;
+        while (g[run] == '*') run++;
+        for (size_t k = 0; k <= n; k++) {
+            if (ref_match(g + run, p + k, n - k)) return true;
+            if (k < n && run == 1 && p[k] == '/') return false;
+        }
+        return false;
+    }
+    return n > 0 && *g == *p && ref_match(g + 1, p + 1, n - 1);
+}
+
+static void test_literal(void **state)
+{
+    (void)state;
+    assert_true(glob("/healthz", "/healthz"));
+    assert_false(glob("/healthz", "/healthz/"));
+    assert_false(glob("/healthz", "/health"));
+    assert_false(glob("/healthz", "/HEALTHZ"));
+    assert_true(glob("/", "/"));
+    assert_false(glob("/", ""));
+    /* '?', '[' and '.' are plain bytes, not glob syntax */
+    assert_true(glob("/a?b[1].c", "/a?b[1].c"));
+    assert_false(glob("/a?b", "/axb"));
+    assert_false(glob("/a.c", "/abc"));
+}
+
+static void test_single_star(void **state)
+{
+    (void)state;
+    assert_true(glob("/a/*/c", "/a/b/c"));
+    assert_true(glob("/a/*/c", "/a/bbb/c"));
+    assert_true(glob("/a/*/c", "/a//c")); /* '*' may match an empty segment */
+    assert_false(glob("/a/*/c", "/a/b/x/c"));
+    assert_false(glob("/a/*/c", "/a/b/c/"));
+    assert_true(glob("/appointments/*/cancel", "/appointments/42/cancel"));
+    assert_false(glob("/appointments/*/cancel", "/appointments/42/x/cancel"));
+    assert_true(glob("/static/*.css", "/static/site.css"));
+    assert_false(glob("/static/*.css", "/static/css/site.css"));
+    assert_true(glob("/a*", "/abc"));
+    assert_false(glob("/a*", "/abc/d"));
+    assert_true(glob("/*x*y", "/axbxcy"));
+    assert_false(glob("*", "/"));
+    assert_true(glob("*", ""));
+}
+
+static void test_double_star(void **state)
+{
+    (void)state;
+    assert_true(glob("/a/**", "/a/"));
+    assert_true(glob("/a/**", "/a/b"));
+    assert_true(glob("/a/**", "/a/b/c/d"));
+    assert_false(glob("/a/**", "/a"));
+    assert_false(glob("/a/**", "/ab"));
+    assert_true(glob("/**/x", "/a/x"));
+    assert_true(glob("/**/x", "/a/b/c/x"));
+    assert_true(glob("/**/x", "//x"));
+    assert_false(glob("/**/x", "/x"));
+    assert_false(glob("/**/x", "/a/x/y"));
+    assert_true(glob("/**", "/"));
+    assert_true(glob("**", ""));
+    assert_true(glob("/staff/***", "/staff/a/b")); /* three stars act as two */
+    assert_true(glob("/**/*.js", "/a/b/app.js"));
+    assert_false(glob("/**/*.js", "/a/b.js/c"));
+    assert_true(glob("/a/**/b/*/c", "/a/x/b/y/b/z/c"));
+    assert_false(glob("/a/**/b/*/c", "/a/x/b/y/z/c"));
+}
+
+static void test_trailing_slash_and_empty_segments(void **state)
+{
+    (void)state;
+    assert_true(glob("/a/", "/a/"));
+    assert_false(glob("/a/", "/a"));
+    assert_false(glob("/a", "/a/"));
+    assert_true(glob("/a//b", "/a//b"));
+    assert_false(glob("/a//b", "/a/b"));
+    assert_true(glob("/a/*", "/a/"));
+}
+
+static void test_path_is_a_byte_range(void **state)
+{
+    (void)state;
+    /* The caller cuts the query; bytes past path_len are never looked at. */
+    const char *target = "/appointments/7/cancel?x=1";
+    size_t len = (size_t)(strchr(target, '?') - target);
+    assert_true(el_route_glob("/appointments/*/cancel", target, len));
+    assert_false(el_route_glob("/appointments/*/cancel", target, strlen(target)));
+    assert_true(el_route_glob("/a/*", "/a/b/c", 4));
+}
+
+/* Every glob over {a, /, *} up to 6 long against every path over {a, b, /}
+ * up to 6 long: the iterative matcher agrees with the recursive one. */
+static void test_agrees_with_reference(void **state)
+{
+    (void)state;
+    const char galpha[] = "a/*", palpha[] = "ab/";
+    char g[8], p[8];
+    unsigned checked = 0, matched = 0;
+    for (int gl = 0; gl <= 6; gl++) {
+        int gcount = 1;
+        for (int i = 0; i < gl; i++) gcount *= 3;
+        for (int gi = 0; gi < gcount; gi++) {
+            for (int i = 0, v = gi; i < gl; i++, v /= 3) g[i] = galpha[v % 3];
+            g[gl] = '\0';
+            for (int pl = 0; pl <= 6; pl++) {
+                int pcount = 1;
+                for (int i = 0; i < pl; i++) pcount *= 3;
+                for (int pi = 0; pi < pcount; pi++) {
+                    for (int i = 0, v = pi; i < pl; i++, v /= 3) p[i] = palpha[v % 3];
+                    p[pl] = '\0';
+                    bool want = ref_match(g, p, (size_t)pl);
+                    if (el_route_glob(g, p, (size_t)pl) != want)
+                        fail_msg("glob '%s' path '%s': want %d", g, p, want);
+                    checked++;
+                    matched += want;
+                }
+            }
+        }
+    }
+    assert_true(checked > 1000000u);
+    assert_true(matched > 1000u);
+}
+
+static void test_long_path_does_not_blow_up(void **state)
+{
+    (void)state;
+    char path[4097];
+    memset(path, 'a', sizeof(path) - 1);
+    path[0] = '/';
+    path[sizeof(path) - 1] = '\0';
+    /* A classic exponential case for naive recursive matchers. */
+    assert_false(glob("/**a**a**a**a**a**a**a**b", path));
+    assert_true(glob("/**a**a**a**a**a**a**a", path));
+}
+
+static struct el_config *make_cfg(void)
+{
+    static struct el_config cfg;
+    static char names[4][8] = {"cancel", "health", "staff", "all"};
+    static char methods[4][8] = {"POST", "GET", "*", "*"};
+    static char globs[4][32] = {"/appointments/*/cancel", "/healthz", "/staff/**", "/**"};
+    enum el_route_action acts[4] = {EL_ROUTE_BYPASS, EL_ROUTE_BYPASS, EL_ROUTE_PRIORITY,
+                                    EL_ROUTE_REJECT};
+    memset(&cfg, 0, sizeof(cfg));
+    for (size_t i = 0; i < 4; i++) {
+        cfg.routes[i].name = names[i];
+        cfg.routes[i].method = methods[i];
+        cfg.routes[i].glob = globs[i];
+        cfg.routes[i].action = acts[i];
+    }
+    cfg.nroutes = 4;
+    return &cfg;
+}
+
+static const char *find(const struct el_config *cfg, const char *method, const char *path)
+{
+    const struct el_route *r = el_route_find(cfg, method, strlen(method), path, strlen(path));
+    return r ? r->name : "none";
+}
+
+static void test_find_first_match_wins(void **state)
+{
+    (void)state;
+    struct el_config *cfg = make_cfg();
+    assert_string_equal(find(cfg, "POST", "/appointments/9/cancel"), "cancel");
+    assert_string_equal(find(cfg, "GET", "/appointments/9/cancel"), "all");
+    assert_string_equal(find(cfg, "GET", "/healthz"), "health");
+    assert_string_equal(find(cfg, "HEAD", "/healthz"), "all");
+    assert_string_equal(find(cfg, "DELETE", "/staff/x"), "staff");
+    assert_string_equal(find(cfg, "GET", "/staff"), "all");
+    /* methods compare case-sensitively and by length */
+    assert_string_equal(find(cfg, "post", "/appointments/9/cancel"), "all");
+    assert_string_equal(find(cfg, "POSTX", "/appointments/9/cancel"), "all");
+    assert_string_equal(find(cfg, "POS", "/appointments/9/cancel"), "all");
+    assert_int_equal(el_route_find(cfg, "POST", 2, "/healthz", 8)->action, EL_ROUTE_REJECT);
+    cfg->nroutes = 3;
+    assert_string_equal(find(cfg, "GET", "/"), "none");
+    cfg->nroutes = 0;
+    assert_string_equal(find(cfg, "GET", "/healthz"), "none");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_literal),
+        cmocka_unit_test(test_single_star),
+        cmocka_unit_test(test_double_star),
+        cmocka_unit_test(test_trailing_slash_and_empty_segments),
+        cmocka_unit_test(test_path_is_a_byte_range),
+        cmocka_unit_test(test_agrees_with_reference),
+        cmocka_unit_test(test_long_path_does_not_blow_up),
+        cmocka_unit_test(test_find_first_match_wins),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
