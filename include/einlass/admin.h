@@ -26,6 +26,10 @@ struct el_admin *el_admin_new(struct event_base *base, const char *listen, const
                               const struct el_admin_ops *ops, void *ctx, char **err);
 /* Reload: a new token ("" = none). */
 void el_admin_set_token(struct el_admin *a, const char *token);
+/* The TCP port actually bound (useful when listen asked for port 0); 0 for a
+ * unix socket. */
+int el_admin_port(const struct el_admin *a);
+/* Stop listening, close open admin connections, free a (NULL is fine). */
 void el_admin_free(struct el_admin *a);
 
 #endif

@@ -1,0 +1,408 @@
+/* admin.c - the admin API: a small libevent evhttp server on admin_listen.
+ *
+ * Invariants: everything here runs on the main thread's event base (the
+ * requests, el_admin_set_token, el_admin_free), so the token needs no lock.
+ * The listening socket is made here (so a unix: address and port 0 work) and
+ * handed to evhttp, which closes it on el_admin_free. Every answer carries
+ * Cache-Control: no-store. GETs are open: admin_listen is loopback by
+ * default, and /status and /metrics reveal nothing that changes anything.
+ * POSTs need the bearer token when one is set; it is compared as SHA-256
+ * digests with CRYPTO_memcmp, so neither its bytes nor its length leak
+ * through timing. Bodies are tiny (a mode word or a number): more than
+ * ADMIN_MAX_BODY bytes are refused before they are read into anything but
+ * evhttp's buffer, which itself is capped at ADMIN_EVHTTP_MAX_BODY. */
+#include "einlass/admin.h"
+
+#include "einlass/common.h"
+#include "einlass/config.h"
+#include "einlass/metrics.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define ADMIN_MAX_BODY 64           /* longest body a route accepts */
+#define ADMIN_EVHTTP_MAX_BODY 4096  /* evhttp answers 413 itself above this */
+#define ADMIN_MAX_HEADERS 8192      /* evhttp refuses larger request heads */
+#define ADMIN_TIMEOUT_S 10          /* idle/slow admin connections close */
+
+struct el_admin {
+    struct evhttp *http;             /* owns the listener and its socket */
+    const struct el_admin_ops *ops;  /* the main loop's callbacks */
+    void *ctx;                       /* their context */
+    bool have_token;                 /* POSTs need "Authorization: Bearer" */
+    unsigned char token_md[SHA256_DIGEST_LENGTH]; /* SHA-256 of the token */
+    int port;                        /* bound TCP port, 0 for unix sockets */
+    char *unix_path;                 /* our socket file, unlinked on free */
+};
+
+enum route_kind { ROUTE_STATUS, ROUTE_METRICS, ROUTE_MODE, ROUTE_RATE };
+
+static const struct {
+    const char *path;
+    enum route_kind kind;
+    bool post; /* POST route; else GET (and HEAD) */
+} routes[] = {
+    {"/status", ROUTE_STATUS, false},
+    {"/metrics", ROUTE_METRICS, false},
+    {"/mode", ROUTE_MODE, true},
+    {"/rate", ROUTE_RATE, true},
+};
+
+static void set_header(struct evhttp_request *req, const char *name, const char *value)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_remove_header(h, name);
+    evhttp_add_header(h, name, value);
+}
+
+/* Send b as the body of a code answer; a HEAD request gets the headers
+ * only (evhttp 2.1 would send the body). */
+static void send_body(struct evhttp_request *req, int code, struct evbuffer *b)
+{
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+        char len[24];
+        snprintf(len, sizeof(len), "%zu", evbuffer_get_length(b));
+        set_header(req, "Content-Length", len);
+        evhttp_send_reply(req, code, NULL, NULL);
+        return;
+    }
+    evhttp_send_reply(req, code, NULL, b);
+}
+
+/* A short text answer: "reason\n". */
+static void reply_text(struct evhttp_request *req, int code, const char *text)
+{
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add_printf(b, "%s\n", text);
+    set_header(req, "Content-Type", "text/plain; charset=utf-8");
+    send_body(req, code, b);
+    evbuffer_free(b);
+}
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* Whether req carries "Authorization: Bearer <token>" with the right token
+ * (always true without a token). */
+static bool authorized(const struct el_admin *a, struct evhttp_request *req)
+{
+    if (!a->have_token) return true;
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    if (h == NULL) return false;
+    while (*h == ' ' || *h == '\t') h++;
+    if (strlen(h) < 7 || !el_strcaseeq(h, 6, "Bearer", 6) || (h[6] != ' ' && h[6] != '\t'))
+        return false;
+    h += 6;
+    while (*h == ' ' || *h == '\t') h++;
+    size_t n = strlen(h);
+    while (n > 0 && is_space(h[n - 1])) n--;
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)h, n, md);
+    return CRYPTO_memcmp(md, a->token_md, sizeof(md)) == 0;
+}
+
+/* Copy the body, trimmed, into buf (ADMIN_MAX_BODY + 1 bytes). Returns 0, or
+ * an HTTP status to answer with (413 too long, 400 holds a NUL byte). */
+static int read_body(struct evhttp_request *req, char *buf)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t n = evbuffer_get_length(in);
+    if (n > ADMIN_MAX_BODY) return 413;
+    evbuffer_copyout(in, buf, n);
+    buf[n] = '\0';
+    if (strlen(buf) != n) return 400;
+    char *s = buf;
+    while (is_space(*s)) s++;
+    size_t len = strlen(s);
+    while (len > 0 && is_space(s[len - 1])) len--;
+    memmove(buf, s, len);
+    buf[len] = '\0';
+    return 0;
+}
+
+/* Parse a positive finite decimal number (no hex, inf, nan, or trailing
+ * text). Returns 0 or -1. */
+static int parse_rate(const char *s, double *out)
+{
+    if (*s == '\0') return -1;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' || *p == 'E' || *p == '+' ||
+              *p == '-'))
+            return -1;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || errno == ERANGE || !isfinite(v) || !(v > 0)) return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_mode(const char *s)
+{
+    size_t n = strlen(s);
+    if (el_strcaseeq(s, n, "auto", 4)) return EL_MODE_AUTO;
+    if (el_strcaseeq(s, n, "on", 2)) return EL_MODE_ON;
+    if (el_strcaseeq(s, n, "off", 3)) return EL_MODE_OFF;
+    return -1;
+}
+
+static const char *mode_name(int mode)
+{
+    return mode == EL_MODE_ON ? "on" : mode == EL_MODE_OFF ? "off" : "auto";
+}
+
+/* Status from the main loop; fields it leaves alone read as zero/"memory". */
+static void get_status(const struct el_admin *a, struct el_status *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->store = "memory";
+    st->inflight = el_metrics_inflight();
+    if (a->ops != NULL && a->ops->status != NULL) a->ops->status(a->ctx, st);
+}
+
+/* JSON has no NaN or infinity: those read as 0. */
+static const char *json_num(char *buf, double v)
+{
+    return el_metrics_fmt_num(buf, isfinite(v) ? v : 0);
+}
+
+static const char *json_store(const char *s)
+{
+    if (s == NULL) return "memory";
+    for (const char *p = s; *p; p++)
+        if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20) return "unknown";
+    return s;
+}
+
+static void answer_status(struct el_admin *a, struct evhttp_request *req)
+{
+    struct el_status st;
+    get_status(a, &st);
+    char r[EL_METRICS_NUM_LEN], p50[EL_METRICS_NUM_LEN], p95[EL_METRICS_NUM_LEN],
+        p99[EL_METRICS_NUM_LEN];
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add_printf(b,
+                        "{\"mode\":\"%s\",\"queueing\":%s,\"waiting\":%llu,\"admitted_total\":%llu,"
+                        "\"admit_per_s\":%s,\"latency_ms\":{\"p50\":%s,\"p95\":%s,\"p99\":%s},"
+                        "\"inflight\":%lld,\"store\":\"%s\",\"samples\":%llu,\"store_up\":%s,"
+                        "\"version\":\"%s\"}\n",
+                        mode_name(st.mode), st.queueing ? "true" : "false",
+                        (unsigned long long)st.waiting, (unsigned long long)st.admitted_total,
+                        json_num(r, st.admit_per_s), json_num(p50, st.p50_ms),
+                        json_num(p95, st.p95_ms), json_num(p99, st.p99_ms),
+                        (long long)st.inflight, json_store(st.store),
+                        (unsigned long long)st.samples, st.store_up ? "true" : "false",
+                        EL_VERSION);
+    set_header(req, "Content-Type", "application/json");
+    send_body(req, HTTP_OK, b);
+    evbuffer_free(b);
+}
+
+static void answer_metrics(struct el_admin *a, struct evhttp_request *req)
+{
+    struct el_status st;
+    get_status(a, &st);
+    struct evbuffer *b = evbuffer_new();
+    el_metrics_render(b, &st);
+    set_header(req, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    send_body(req, HTTP_OK, b);
+    evbuffer_free(b);
+}
+
+static void answer_post(struct el_admin *a, struct evhttp_request *req, enum route_kind kind)
+{
+    if (!authorized(a, req)) {
+        set_header(req, "WWW-Authenticate", "Bearer");
+        reply_text(req, 401, "missing or wrong bearer token");
+        return;
+    }
+    char body[ADMIN_MAX_BODY + 1];
+    int code = read_body(req, body);
+    if (code != 0) {
+        reply_text(req, code, code == 413 ? "body too large" : "body holds a NUL byte");
+        return;
+    }
+    if (kind == ROUTE_MODE) {
+        int mode = parse_mode(body);
+        if (mode < 0) {
+            reply_text(req, 400, "mode must be auto, on or off");
+            return;
+        }
+        el_notice("admin: mode set to %s", mode_name(mode));
+        if (a->ops != NULL && a->ops->set_mode != NULL) a->ops->set_mode(a->ctx, mode);
+    } else {
+        double rate;
+        if (parse_rate(body, &rate) != 0) {
+            reply_text(req, 400, "rate must be a positive number");
+            return;
+        }
+        char num[EL_METRICS_NUM_LEN];
+        el_notice("admin: admit_per_s set to %s", el_metrics_fmt_num(num, rate));
+        if (a->ops != NULL && a->ops->set_rate != NULL) a->ops->set_rate(a->ctx, rate);
+    }
+    evhttp_send_reply(req, HTTP_NOCONTENT, NULL, NULL);
+}
+
+static void handle(struct evhttp_request *req, void *arg)
+{
+    struct el_admin *a = arg;
+    set_header(req, "Cache-Control", "no-store");
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+    if (path == NULL) path = "";
+    size_t i = 0;
+    while (i < EL_ARRAY_LEN(routes) && strcmp(routes[i].path, path) != 0) i++;
+    if (i == EL_ARRAY_LEN(routes)) {
+        reply_text(req, HTTP_NOTFOUND, "not found");
+        return;
+    }
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    bool ok = routes[i].post ? cmd == EVHTTP_REQ_POST
+                             : (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD);
+    if (!ok) {
+        set_header(req, "Allow", routes[i].post ? "POST" : "GET, HEAD");
+        reply_text(req, 405, "method not allowed");
+        return;
+    }
+    switch (routes[i].kind) {
+    case ROUTE_STATUS:
+        answer_status(a, req);
+        break;
+    case ROUTE_METRICS:
+        answer_metrics(a, req);
+        break;
+    case ROUTE_MODE:
+    case ROUTE_RATE:
+        answer_post(a, req, routes[i].kind);
+        break;
+    }
+}
+
+/* A listening, non-blocking socket on ss. Returns the fd, or -1 with *why. */
+static int listen_on(const struct sockaddr_storage *ss, unsigned sslen, const char **why)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        *why = "socket";
+        goto fail;
+    }
+    int one = 1;
+    if (ss->ss_family != AF_UNIX &&
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1) {
+        *why = "setsockopt";
+        goto fail;
+    }
+    if (bind(fd, (const struct sockaddr *)ss, sslen) == -1) {
+        *why = "bind";
+        goto fail;
+    }
+    if (listen(fd, 64) == -1) {
+        *why = "listen";
+        goto fail;
+    }
+    return fd;
+fail:
+    if (fd != -1) {
+        int e = errno;
+        close(fd);
+        errno = e;
+    }
+    return -1;
+}
+
+struct el_admin *el_admin_new(struct event_base *base, const char *listen, const char *token,
+                              const struct el_admin_ops *ops, void *ctx, char **err)
+{
+    struct el_admin *a = el_calloc(1, sizeof(*a));
+    a->ops = ops;
+    a->ctx = ctx;
+    el_admin_set_token(a, token);
+    int fd = -1;
+    struct sockaddr_storage ss;
+    unsigned sslen;
+    const char *why;
+    if (el_parse_addr(listen, &ss, &sslen, &why) != 0) {
+        *err = el_sprintf("admin_listen %s: %s", listen, why);
+        goto fail;
+    }
+    fd = listen_on(&ss, sslen, &why);
+    if (fd == -1) {
+        *err = el_sprintf("admin_listen %s: %s: %s", listen, why, strerror(errno));
+        goto fail;
+    }
+    if (ss.ss_family == AF_UNIX) {
+        a->unix_path = el_strdup(((struct sockaddr_un *)&ss)->sun_path);
+    } else {
+        struct sockaddr_storage bound;
+        socklen_t blen = sizeof(bound);
+        if (getsockname(fd, (struct sockaddr *)&bound, &blen) == -1) {
+            *err = el_sprintf("admin_listen %s: getsockname: %s", listen, strerror(errno));
+            goto fail;
+        }
+        a->port = bound.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&bound)->sin6_port)
+                                              : ntohs(((struct sockaddr_in *)&bound)->sin_port);
+    }
+    a->http = evhttp_new(base);
+    if (a->http == NULL) {
+        *err = el_sprintf("admin_listen %s: cannot create the HTTP server", listen);
+        goto fail;
+    }
+    evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+    evhttp_set_max_body_size(a->http, ADMIN_EVHTTP_MAX_BODY);
+    evhttp_set_max_headers_size(a->http, ADMIN_MAX_HEADERS);
+    evhttp_set_timeout(a->http, ADMIN_TIMEOUT_S);
+    evhttp_set_default_content_type(a->http, "text/plain; charset=utf-8");
+    evhttp_set_gencb(a->http, handle, a);
+    if (evhttp_accept_socket_with_handle(a->http, fd) == NULL) {
+        *err = el_sprintf("admin_listen %s: cannot listen", listen);
+        goto fail;
+    }
+    return a; /* evhttp owns fd now */
+fail:
+    if (fd != -1) close(fd);
+    if (a->unix_path != NULL && fd != -1) unlink(a->unix_path);
+    if (a->http != NULL) evhttp_free(a->http);
+    free(a->unix_path);
+    free(a);
+    return NULL;
+}
+
+void el_admin_set_token(struct el_admin *a, const char *token)
+{
+    a->have_token = token != NULL && *token != '\0';
+    if (a->have_token)
+        SHA256((const unsigned char *)token, strlen(token), a->token_md);
+    else
+        memset(a->token_md, 0, sizeof(a->token_md));
+}
+
+int el_admin_port(const struct el_admin *a)
+{
+    return a->port;
+}
+
+void el_admin_free(struct el_admin *a)
+{
+    if (a == NULL) return;
+    evhttp_free(a->http);
+    if (a->unix_path != NULL) unlink(a->unix_path);
+    free(a->unix_path);
+    free(a);
+}

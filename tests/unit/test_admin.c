@@ -1,0 +1,523 @@
+/* test_admin.c - the admin API over real TCP on 127.0.0.1: the event base
+ * runs in its own thread, the test speaks HTTP/1.1 with plain sockets, and
+ * fake ops record what the API asked the main loop to do. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "einlass/admin.h"
+#include "einlass/common.h"
+#include "einlass/config.h"
+#include "einlass/metrics.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+/* What the fake main loop was asked; written on the loop thread, read by the
+ * test after the answer arrived (the socket orders the two). */
+struct fake {
+    struct el_status st;  /* what ops->status reports */
+    int mode_calls;       /* set_mode calls */
+    int last_mode;        /* last mode set */
+    int rate_calls;       /* set_rate calls */
+    double last_rate;     /* last rate set */
+};
+
+struct fixture {
+    struct event_base *base;
+    struct el_admin *admin;
+    pthread_t thread;
+    struct fake fake;
+    int port;
+};
+
+static void fake_status(void *ctx, struct el_status *st)
+{
+    *st = ((struct fake *)ctx)->st;
+}
+
+static void fake_set_mode(void *ctx, int mode)
+{
+    struct fake *f = ctx;
+    f->mode_calls++;
+    f->last_mode = mode;
+}
+
+static void fake_set_rate(void *ctx, double per_s)
+{
+    struct fake *f = ctx;
+    f->rate_calls++;
+    f->last_rate = per_s;
+}
+
+static const struct el_admin_ops fake_ops = {fake_status, fake_set_mode, fake_set_rate};
+
+static void *loop_main(void *arg)
+{
+    event_base_loop(arg, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+/* Run fn(arg) on the loop thread and wait for it. */
+struct on_loop {
+    void (*fn)(void *);
+    void *arg;
+    sem_t done;
+};
+
+static void on_loop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct on_loop *o = arg;
+    o->fn(o->arg);
+    sem_post(&o->done);
+}
+
+static void run_on_loop(struct fixture *fx, void (*fn)(void *), void *arg)
+{
+    struct on_loop o = {.fn = fn, .arg = arg};
+    sem_init(&o.done, 0, 0);
+    struct timeval now = {0, 0};
+    assert_int_equal(event_base_once(fx->base, -1, EV_TIMEOUT, on_loop_cb, &o, &now), 0);
+    while (sem_wait(&o.done) == -1 && errno == EINTR) {
+    }
+    sem_destroy(&o.done);
+}
+
+static int setup_with(void **state, const char *token)
+{
+    struct fixture *fx = el_calloc(1, sizeof(*fx));
+    fx->fake.st = (struct el_status){.mode = EL_MODE_AUTO, .admit_per_s = 10, .store = "memory",
+                                     .store_up = true};
+    fx->fake.last_mode = -1;
+    fx->base = event_base_new();
+    assert_non_null(fx->base);
+    char *err = NULL;
+    fx->admin = el_admin_new(fx->base, "127.0.0.1:0", token, &fake_ops, &fx->fake, &err);
+    if (fx->admin == NULL) fail_msg("el_admin_new: %s", err);
+    fx->port = el_admin_port(fx->admin);
+    assert_true(fx->port > 0);
+    assert_int_equal(pthread_create(&fx->thread, NULL, loop_main, fx->base), 0);
+    *state = fx;
+    return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_with(state, NULL);
+}
+
+static int setup_token(void **state)
+{
+    return setup_with(state, "s3cret-token");
+}
+
+static int teardown(void **state)
+{
+    struct fixture *fx = *state;
+    event_base_loopbreak(fx->base);
+    pthread_join(fx->thread, NULL);
+    el_admin_free(fx->admin);
+    event_base_free(fx->base);
+    free(fx);
+    return 0;
+}
+
+struct resp {
+    int status;          /* status code, 0 if none */
+    char head[4096];     /* status line and headers */
+    char body[16384];    /* body, NUL-terminated */
+    size_t body_len;     /* body bytes */
+};
+
+/* One request on a fresh connection (Connection: close), read to EOF.
+ * extra: more header lines, each ending in \r\n (or NULL). body may be NULL. */
+static void request(struct fixture *fx, const char *method, const char *path, const char *extra,
+                    const char *body, struct resp *r)
+{
+    memset(r, 0, sizeof(*r));
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd != -1);
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)fx->port)};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    char *req;
+    if (body != NULL)
+        req = el_sprintf("%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%s"
+                         "Content-Length: %zu\r\n\r\n%s",
+                         method, path, extra ? extra : "", strlen(body), body);
+    else
+        req = el_sprintf("%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%s\r\n", method, path,
+                         extra ? extra : "");
+    size_t len = strlen(req), off = 0;
+    while (off < len) {
+        ssize_t n = write(fd, req + off, len - off);
+        assert_true(n > 0);
+        off += (size_t)n;
+    }
+    free(req);
+    static char raw[sizeof(r->head) + sizeof(r->body)];
+    size_t got = 0;
+    for (;;) {
+        ssize_t n = read(fd, raw + got, sizeof(raw) - 1 - got);
+        if (n == -1 && errno == EINTR) continue;
+        assert_true(n >= 0); /* -1 would be the 5 s timeout */
+        if (n == 0) break;
+        got += (size_t)n;
+        assert_true(got < sizeof(raw) - 1);
+    }
+    close(fd);
+    raw[got] = '\0';
+    char *end = strstr(raw, "\r\n\r\n");
+    assert_non_null(end);
+    size_t hlen = (size_t)(end - raw) + 2;
+    assert_true(hlen < sizeof(r->head));
+    memcpy(r->head, raw, hlen);
+    r->head[hlen] = '\0';
+    r->body_len = got - hlen - 2;
+    memcpy(r->body, end + 4, r->body_len);
+    r->body[r->body_len] = '\0';
+    assert_int_equal(sscanf(r->head, "HTTP/1.1 %d ", &r->status), 1);
+}
+
+/* The value of header name (case-insensitive), or NULL. */
+static const char *header(const struct resp *r, const char *name, char *buf, size_t len)
+{
+    size_t n = strlen(name);
+    for (const char *p = strstr(r->head, "\r\n"); p != NULL; p = strstr(p, "\r\n")) {
+        p += 2;
+        if (strncasecmp(p, name, n) == 0 && p[n] == ':') {
+            p += n + 1;
+            while (*p == ' ') p++;
+            const char *e = strstr(p, "\r\n");
+            size_t vl = (size_t)(e - p);
+            if (vl >= len) vl = len - 1;
+            memcpy(buf, p, vl);
+            buf[vl] = '\0';
+            return buf;
+        }
+    }
+    return NULL;
+}
+
+static void assert_header(const struct resp *r, const char *name, const char *want)
+{
+    char buf[256];
+    const char *v = header(r, name, buf, sizeof(buf));
+    if (v == NULL) fail_msg("no %s header in:\n%s", name, r->head);
+    assert_string_equal(v, want);
+}
+
+static const char *const status_prefix =
+    "{\"mode\":\"auto\",\"queueing\":false,\"waiting\":0,\"admitted_total\":0,\"admit_per_s\":10,"
+    "\"latency_ms\":{\"p50\":0,\"p95\":0,\"p99\":0},\"inflight\":0,\"store\":\"memory\"";
+
+static void test_status_contract_shape(void **state)
+{
+    struct fixture *fx = *state;
+    struct resp r;
+    request(fx, "GET", "/status", NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_header(&r, "Content-Type", "application/json");
+    assert_header(&r, "Cache-Control", "no-store");
+    if (strncmp(r.body, status_prefix, strlen(status_prefix)) != 0)
+        fail_msg("status body %s", r.body);
+    /* Extra fields follow the contract's, then the object closes. */
+    const char *rest = r.body + strlen(status_prefix);
+    assert_true(*rest == '}' || *rest == ',');
+    assert_non_null(strstr(rest, "\"samples\":0"));
+    assert_non_null(strstr(rest, "\"store_up\":true"));
+    assert_string_equal(r.body + r.body_len - 2, "}\n");
+}
+
+static void test_status_values(void **state)
+{
+    struct fixture *fx = *state;
+    fx->fake.st = (struct el_status){.mode = EL_MODE_ON,
+                                     .queueing = true,
+                                     .waiting = 17,
+                                     .admitted_total = 300,
+                                     .admit_per_s = 2.5,
+                                     .p50_ms = 40.25,
+                                     .p95_ms = 310,
+                                     .p99_ms = 0.0 / 0.0, /* NaN: JSON has none */
+                                     .samples = 99,
+                                     .inflight = 4,
+                                     .store = "fallback",
+                                     .store_up = false};
+    struct resp r;
+    request(fx, "GET", "/status?pretty=1", NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    const char *want =
+        "{\"mode\":\"on\",\"queueing\":true,\"waiting\":17,\"admitted_total\":300,"
+        "\"admit_per_s\":2.5,\"latency_ms\":{\"p50\":40.25,\"p95\":310,\"p99\":0},"
+        "\"inflight\":4,\"store\":\"fallback\",\"samples\":99,\"store_up\":false,";
+    if (strncmp(r.body, want, strlen(want)) != 0) fail_msg("status body %s", r.body);
+    fx->fake.st.mode = EL_MODE_OFF;
+    request(fx, "GET", "/status", NULL, NULL, &r);
+    assert_non_null(strstr(r.body, "{\"mode\":\"off\","));
+}
+
+static void test_mode(void **state)
+{
+    struct fixture *fx = *state;
+    struct resp r;
+    static const struct {
+        const char *body;
+        int mode;
+    } good[] = {{"on", EL_MODE_ON}, {"off\n", EL_MODE_OFF}, {" auto \r\n", EL_MODE_AUTO}};
+    for (size_t i = 0; i < EL_ARRAY_LEN(good); i++) {
+        request(fx, "POST", "/mode", NULL, good[i].body, &r);
+        assert_int_equal(r.status, 204);
+        assert_header(&r, "Cache-Control", "no-store");
+        assert_int_equal(r.body_len, 0);
+        assert_int_equal(fx->fake.mode_calls, (int)i + 1);
+        assert_int_equal(fx->fake.last_mode, good[i].mode);
+    }
+    static const char *const bad[] = {"maybe", "", "on off", "onn", "1"};
+    for (size_t i = 0; i < EL_ARRAY_LEN(bad); i++) {
+        request(fx, "POST", "/mode", NULL, bad[i], &r);
+        if (r.status != 400) fail_msg("body '%s' got %d", bad[i], r.status);
+        assert_non_null(strstr(r.body, "auto, on or off"));
+        assert_header(&r, "Cache-Control", "no-store");
+    }
+    assert_int_equal(fx->fake.mode_calls, 3);
+}
+
+static void test_rate(void **state)
+{
+    struct fixture *fx = *state;
+    struct resp r;
+    request(fx, "POST", "/rate", NULL, "25", &r);
+    assert_int_equal(r.status, 204);
+    assert_int_equal(fx->fake.rate_calls, 1);
+    assert_true(fx->fake.last_rate == 25);
+    request(fx, "POST", "/rate", NULL, "2.5\n", &r);
+    assert_int_equal(r.status, 204);
+    assert_int_equal(fx->fake.rate_calls, 2);
+    assert_true(fx->fake.last_rate == 2.5);
+    request(fx, "POST", "/rate", NULL, "1e1", &r);
+    assert_int_equal(r.status, 204);
+    assert_true(fx->fake.last_rate == 10);
+    static const char *const bad[] = {"0",   "-1",   "abc", "inf", "nan", "",
+                                      "1e999", "0x10", "5/s", "1 2", "-0", "0.0"};
+    for (size_t i = 0; i < EL_ARRAY_LEN(bad); i++) {
+        request(fx, "POST", "/rate", NULL, bad[i], &r);
+        if (r.status != 400) fail_msg("body '%s' got %d", bad[i], r.status);
+        assert_non_null(strstr(r.body, "positive number"));
+    }
+    assert_int_equal(fx->fake.rate_calls, 3);
+}
+
+static void test_body_too_large(void **state)
+{
+    struct fixture *fx = *state;
+    char big[200];
+    memset(big, '1', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    struct resp r;
+    request(fx, "POST", "/rate", NULL, big, &r);
+    assert_int_equal(r.status, 413);
+    assert_header(&r, "Cache-Control", "no-store");
+    assert_int_equal(fx->fake.rate_calls, 0);
+    /* 64 bytes exactly is still read (and here refused as a mode). */
+    char edge[65];
+    memset(edge, ' ', 64);
+    memcpy(edge + 30, "off", 3);
+    edge[64] = '\0';
+    request(fx, "POST", "/mode", NULL, edge, &r);
+    assert_int_equal(r.status, 204);
+    assert_int_equal(fx->fake.last_mode, EL_MODE_OFF);
+}
+
+static void test_metrics(void **state)
+{
+    struct fixture *fx = *state;
+    fx->fake.st.waiting = 31;
+    struct resp r;
+    request(fx, "GET", "/metrics", NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_header(&r, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    assert_header(&r, "Cache-Control", "no-store");
+    assert_non_null(strstr(r.body, "# TYPE einlass_requests_total counter\n"));
+    assert_non_null(strstr(r.body, "\neinlass_waiting 31\n"));
+    assert_non_null(strstr(r.body, "\neinlass_backend_latency_seconds_bucket{le=\"+Inf\"} "));
+}
+
+static void test_not_found_and_methods(void **state)
+{
+    struct fixture *fx = *state;
+    struct resp r;
+    request(fx, "GET", "/nope", NULL, NULL, &r);
+    assert_int_equal(r.status, 404);
+    assert_header(&r, "Cache-Control", "no-store");
+    request(fx, "GET", "/", NULL, NULL, &r);
+    assert_int_equal(r.status, 404);
+    request(fx, "GET", "/status/", NULL, NULL, &r);
+    assert_int_equal(r.status, 404);
+    request(fx, "POST", "/statusx", NULL, "on", &r);
+    assert_int_equal(r.status, 404);
+
+    request(fx, "GET", "/mode", NULL, NULL, &r);
+    assert_int_equal(r.status, 405);
+    assert_header(&r, "Allow", "POST");
+    assert_header(&r, "Cache-Control", "no-store");
+    request(fx, "PUT", "/rate", NULL, "5", &r);
+    assert_int_equal(r.status, 405);
+    assert_header(&r, "Allow", "POST");
+    request(fx, "POST", "/status", NULL, "x", &r);
+    assert_int_equal(r.status, 405);
+    assert_header(&r, "Allow", "GET, HEAD");
+    request(fx, "DELETE", "/metrics", NULL, NULL, &r);
+    assert_int_equal(r.status, 405);
+    assert_header(&r, "Allow", "GET, HEAD");
+    assert_int_equal(fx->fake.mode_calls + fx->fake.rate_calls, 0);
+
+    request(fx, "GET", "/status", NULL, NULL, &r);
+    char len[32];
+    snprintf(len, sizeof(len), "%zu", r.body_len);
+    request(fx, "HEAD", "/status", NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, 0);
+    assert_header(&r, "Content-Length", len);
+    assert_header(&r, "Content-Type", "application/json");
+}
+
+static void test_no_token_no_auth_needed(void **state)
+{
+    struct fixture *fx = *state;
+    struct resp r;
+    request(fx, "POST", "/mode", "Authorization: Bearer whatever\r\n", "on", &r);
+    assert_int_equal(r.status, 204);
+    assert_int_equal(fx->fake.mode_calls, 1);
+}
+
+static void test_token(void **state)
+{
+    struct fixture *fx = *state;
+    struct resp r;
+    static const char *const wrong[] = {
+        NULL,
+        "Authorization: Bearer wrong\r\n",
+        "Authorization: Bearer s3cret-toke\r\n",
+        "Authorization: Bearer s3cret-token2\r\n",
+        "Authorization: Basic s3cret-token\r\n",
+        "Authorization: Bearers3cret-token\r\n",
+        "Authorization: s3cret-token\r\n",
+        "Authorization: Bearer \r\n",
+    };
+    for (size_t i = 0; i < EL_ARRAY_LEN(wrong); i++) {
+        request(fx, "POST", "/mode", wrong[i], "on", &r);
+        if (r.status != 401) fail_msg("header %s got %d", wrong[i] ? wrong[i] : "(none)", r.status);
+        assert_header(&r, "WWW-Authenticate", "Bearer");
+        assert_header(&r, "Cache-Control", "no-store");
+        request(fx, "POST", "/rate", wrong[i], "5", &r);
+        assert_int_equal(r.status, 401);
+    }
+    assert_int_equal(fx->fake.mode_calls + fx->fake.rate_calls, 0);
+
+    request(fx, "POST", "/mode", "Authorization: Bearer s3cret-token\r\n", "on", &r);
+    assert_int_equal(r.status, 204);
+    assert_int_equal(fx->fake.mode_calls, 1);
+    request(fx, "POST", "/rate", "authorization: bearer   s3cret-token \r\n", "7", &r);
+    assert_int_equal(r.status, 204);
+    assert_true(fx->fake.last_rate == 7);
+    /* The token is checked before the body: a bad body with no token is 401. */
+    request(fx, "POST", "/rate", NULL, "abc", &r);
+    assert_int_equal(r.status, 401);
+    /* GETs stay open. */
+    request(fx, "GET", "/status", NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    request(fx, "GET", "/metrics", NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+}
+
+static void swap_token_new(void *arg)
+{
+    el_admin_set_token(arg, "other");
+}
+
+static void swap_token_none(void *arg)
+{
+    el_admin_set_token(arg, "");
+}
+
+static void test_token_swap(void **state)
+{
+    struct fixture *fx = *state;
+    struct resp r;
+    run_on_loop(fx, swap_token_new, fx->admin);
+    request(fx, "POST", "/mode", "Authorization: Bearer s3cret-token\r\n", "off", &r);
+    assert_int_equal(r.status, 401);
+    request(fx, "POST", "/mode", "Authorization: Bearer other\r\n", "off", &r);
+    assert_int_equal(r.status, 204);
+    run_on_loop(fx, swap_token_none, fx->admin);
+    request(fx, "POST", "/mode", NULL, "auto", &r);
+    assert_int_equal(r.status, 204);
+    assert_int_equal(fx->fake.mode_calls, 2);
+    assert_int_equal(fx->fake.last_mode, EL_MODE_AUTO);
+}
+
+static void test_bad_listen(void **state)
+{
+    (void)state;
+    struct event_base *base = event_base_new();
+    char *err = NULL;
+    assert_null(el_admin_new(base, "nonsense", NULL, &fake_ops, NULL, &err));
+    assert_non_null(err);
+    assert_non_null(strstr(err, "nonsense"));
+    free(err);
+    err = NULL;
+    assert_null(el_admin_new(base, "203.0.113.7:0", NULL, &fake_ops, NULL, &err));
+    assert_non_null(err);
+    assert_non_null(strstr(err, "bind"));
+    free(err);
+    /* A port already in use. */
+    err = NULL;
+    struct el_admin *a = el_admin_new(base, "127.0.0.1:0", NULL, &fake_ops, NULL, &err);
+    assert_non_null(a);
+    char *addr = el_sprintf("127.0.0.1:%d", el_admin_port(a));
+    assert_null(el_admin_new(base, addr, NULL, &fake_ops, NULL, &err));
+    assert_non_null(err);
+    free(err);
+    free(addr);
+    el_admin_free(a);
+    el_admin_free(NULL);
+    event_base_free(base);
+}
+
+int main(void)
+{
+    evthread_use_pthreads();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_status_contract_shape, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_status_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_body_too_large, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_found_and_methods, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_token_no_auth_needed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token, setup_token, teardown),
+        cmocka_unit_test_setup_teardown(test_token_swap, setup_token, teardown),
+        cmocka_unit_test(test_bad_listen),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
