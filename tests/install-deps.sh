@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# tests/install-deps.sh PROFILE... - install the Debian 12 packages einlass needs.
+#
+#   build   compile einlass and run its demo
+#   test    build + what the test suite uses (cmocka, redis-server, a browser)
+#   bench   nginx, HAProxy and wrk for bench/proxy.py
+#
+# Packages already installed are skipped, so a second run needs no network.
+# Runs apt-get as root, or through sudo otherwise. Nothing here starts a
+# service: the tests start their own redis-server on a free port.
+set -euo pipefail
+
+build=(build-essential cmake pkg-config libevent-dev libssl-dev libhiredis-dev
+       libinih-dev libsystemd-dev libcmocka-dev python3 curl openssl)
+pkgs=()
+for profile in "$@"; do
+    case "$profile" in
+    build) pkgs+=("${build[@]}") ;;
+    test)  pkgs+=("${build[@]}" redis-server chromium) ;;
+    bench) pkgs+=(nginx haproxy wrk) ;;
+    *) echo "usage: $0 build|test|bench..." >&2; exit 2 ;;
+    esac
+done
+
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q ' installed$' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=()
+[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+echo "installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update
+"${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
