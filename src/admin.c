@@ -33,19 +33,19 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define ADMIN_MAX_BODY 64           /* longest body a route accepts */
-#define ADMIN_EVHTTP_MAX_BODY 4096  /* evhttp answers 413 itself above this */
-#define ADMIN_MAX_HEADERS 8192      /* evhttp refuses larger request heads */
-#define ADMIN_TIMEOUT_S 10          /* idle/slow admin connections close */
+#define ADMIN_MAX_BODY 64          /* longest body a route accepts */
+#define ADMIN_EVHTTP_MAX_BODY 4096 /* evhttp answers 413 itself above this */
+#define ADMIN_MAX_HEADERS 8192     /* evhttp refuses larger request heads */
+#define ADMIN_TIMEOUT_S 10         /* idle/slow admin connections close */
 
 struct el_admin {
-    struct evhttp *http;             /* owns the listener and its socket */
-    const struct el_admin_ops *ops;  /* the main loop's callbacks */
-    void *ctx;                       /* their context */
-    bool have_token;                 /* POSTs need "Authorization: Bearer" */
+    struct evhttp *http;                          /* owns the listener and its socket */
+    const struct el_admin_ops *ops;               /* the main loop's callbacks */
+    void *ctx;                                    /* their context */
+    bool have_token;                              /* POSTs need "Authorization: Bearer" */
     unsigned char token_md[SHA256_DIGEST_LENGTH]; /* SHA-256 of the token */
-    int port;                        /* bound TCP port, 0 for unix sockets */
-    char *unix_path;                 /* our socket file, unlinked on free */
+    int port;                                     /* bound TCP port, 0 for unix sockets */
+    char *unix_path;                              /* our socket file, unlinked on free */
 };
 
 enum route_kind { ROUTE_STATUS, ROUTE_METRICS, ROUTE_MODE, ROUTE_RATE };
@@ -104,13 +104,16 @@ static bool authorized(const struct el_admin *a, struct evhttp_request *req)
     if (!a->have_token) return true;
     const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
     if (h == NULL) return false;
-    while (*h == ' ' || *h == '\t') h++;
+    while (*h == ' ' || *h == '\t')
+        h++;
     if (strlen(h) < 7 || !el_strcaseeq(h, 6, "Bearer", 6) || (h[6] != ' ' && h[6] != '\t'))
         return false;
     h += 6;
-    while (*h == ' ' || *h == '\t') h++;
+    while (*h == ' ' || *h == '\t')
+        h++;
     size_t n = strlen(h);
-    while (n > 0 && is_space(h[n - 1])) n--;
+    while (n > 0 && is_space(h[n - 1]))
+        n--;
     unsigned char md[SHA256_DIGEST_LENGTH];
     SHA256((const unsigned char *)h, n, md);
     return CRYPTO_memcmp(md, a->token_md, sizeof(md)) == 0;
@@ -127,9 +130,11 @@ static int read_body(struct evhttp_request *req, char *buf)
     buf[n] = '\0';
     if (strlen(buf) != n) return 400;
     char *s = buf;
-    while (is_space(*s)) s++;
+    while (is_space(*s))
+        s++;
     size_t len = strlen(s);
-    while (len > 0 && is_space(s[len - 1])) len--;
+    while (len > 0 && is_space(s[len - 1]))
+        len--;
     memmove(buf, s, len);
     buf[len] = '\0';
     return 0;
@@ -204,10 +209,9 @@ static void answer_status(struct el_admin *a, struct evhttp_request *req)
                         mode_name(st.mode), st.queueing ? "true" : "false",
                         (unsigned long long)st.waiting, (unsigned long long)st.admitted_total,
                         json_num(r, st.admit_per_s), json_num(p50, st.p50_ms),
-                        json_num(p95, st.p95_ms), json_num(p99, st.p99_ms),
-                        (long long)st.inflight, json_store(st.store),
-                        (unsigned long long)st.samples, st.store_up ? "true" : "false",
-                        EL_VERSION);
+                        json_num(p95, st.p95_ms), json_num(p99, st.p99_ms), (long long)st.inflight,
+                        json_store(st.store), (unsigned long long)st.samples,
+                        st.store_up ? "true" : "false", EL_VERSION);
     set_header(req, "Content-Type", "application/json");
     send_body(req, HTTP_OK, b);
     evbuffer_free(b);
@@ -266,14 +270,15 @@ static void handle(struct evhttp_request *req, void *arg)
     const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
     if (path == NULL) path = "";
     size_t i = 0;
-    while (i < EL_ARRAY_LEN(routes) && strcmp(routes[i].path, path) != 0) i++;
+    while (i < EL_ARRAY_LEN(routes) && strcmp(routes[i].path, path) != 0)
+        i++;
     if (i == EL_ARRAY_LEN(routes)) {
         reply_text(req, HTTP_NOTFOUND, "not found");
         return;
     }
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-    bool ok = routes[i].post ? cmd == EVHTTP_REQ_POST
-                             : (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD);
+    bool ok =
+        routes[i].post ? cmd == EVHTTP_REQ_POST : (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD);
     if (!ok) {
         set_header(req, "Allow", routes[i].post ? "POST" : "GET, HEAD");
         reply_text(req, 405, "method not allowed");

@@ -41,7 +41,8 @@ void el_metrics_observe(int worker, double ms)
     if (ms < 0) ms = 0;
     double s = ms / 1000.0;
     int i = 0;
-    while (i < EL_LATENCY_BUCKETS && s > el_latency_bucket_le[i]) i++;
+    while (i < EL_LATENCY_BUCKETS && s > el_latency_bucket_le[i])
+        i++;
     struct el_metrics_worker *w = &el_metrics_workers[worker];
     atomic_fetch_add_explicit(&w->latency_bucket[i], 1, memory_order_relaxed);
     /* Huge values would overflow the microsecond sum: cap one sample at a day. */
@@ -185,8 +186,8 @@ void el_metrics_render(struct evbuffer *out, const struct el_status *st)
     uint64_t conns = 0;
     for (int w = 0; w < EL_MAX_WORKERS; w++) {
         for (int d = 0; d < EL_DECISION__COUNT; d++)
-            req[d] += atomic_load_explicit(&el_metrics_workers[w].requests[d],
-                                           memory_order_relaxed);
+            req[d] +=
+                atomic_load_explicit(&el_metrics_workers[w].requests[d], memory_order_relaxed);
         conns += atomic_load_explicit(&el_metrics_workers[w].connections, memory_order_relaxed);
     }
     header(out, "einlass_requests_total", "counter", "Client requests by what einlass decided.");

@@ -1,11 +1,11 @@
 /* test_admin.c - the admin API over real TCP on 127.0.0.1: the event base
  * runs in its own thread, the test speaks HTTP/1.1 with plain sockets, and
  * fake ops record what the API asked the main loop to do. */
+#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 #include "einlass/admin.h"
 #include "einlass/common.h"
@@ -29,11 +29,11 @@
 /* What the fake main loop was asked; written on the loop thread, read by the
  * test after the answer arrived (the socket orders the two). */
 struct fake {
-    struct el_status st;  /* what ops->status reports */
-    int mode_calls;       /* set_mode calls */
-    int last_mode;        /* last mode set */
-    int rate_calls;       /* set_rate calls */
-    double last_rate;     /* last rate set */
+    struct el_status st; /* what ops->status reports */
+    int mode_calls;      /* set_mode calls */
+    int last_mode;       /* last mode set */
+    int rate_calls;      /* set_rate calls */
+    double last_rate;    /* last rate set */
 };
 
 struct fixture {
@@ -101,8 +101,8 @@ static void run_on_loop(struct fixture *fx, void (*fn)(void *), void *arg)
 static int setup_with(void **state, const char *token)
 {
     struct fixture *fx = el_calloc(1, sizeof(*fx));
-    fx->fake.st = (struct el_status){.mode = EL_MODE_AUTO, .admit_per_s = 10, .store = "memory",
-                                     .store_up = true};
+    fx->fake.st = (struct el_status){
+        .mode = EL_MODE_AUTO, .admit_per_s = 10, .store = "memory", .store_up = true};
     fx->fake.last_mode = -1;
     fx->base = event_base_new();
     assert_non_null(fx->base);
@@ -138,10 +138,10 @@ static int teardown(void **state)
 }
 
 struct resp {
-    int status;          /* status code, 0 if none */
-    char head[4096];     /* status line and headers */
-    char body[16384];    /* body, NUL-terminated */
-    size_t body_len;     /* body bytes */
+    int status;       /* status code, 0 if none */
+    char head[4096];  /* status line and headers */
+    char body[16384]; /* body, NUL-terminated */
+    size_t body_len;  /* body bytes */
 };
 
 /* One request on a fresh connection (Connection: close), read to EOF.
@@ -205,7 +205,8 @@ static const char *header(const struct resp *r, const char *name, char *buf, siz
         p += 2;
         if (strncasecmp(p, name, n) == 0 && p[n] == ':') {
             p += n + 1;
-            while (*p == ' ') p++;
+            while (*p == ' ')
+                p++;
             const char *e = strstr(p, "\r\n");
             size_t vl = (size_t)(e - p);
             if (vl >= len) vl = len - 1;
@@ -265,10 +266,9 @@ static void test_status_values(void **state)
     struct resp r;
     request(fx, "GET", "/status?pretty=1", NULL, NULL, &r);
     assert_int_equal(r.status, 200);
-    const char *want =
-        "{\"mode\":\"on\",\"queueing\":true,\"waiting\":17,\"admitted_total\":300,"
-        "\"admit_per_s\":2.5,\"latency_ms\":{\"p50\":40.25,\"p95\":310,\"p99\":0},"
-        "\"inflight\":4,\"store\":\"fallback\",\"samples\":99,\"store_up\":false,";
+    const char *want = "{\"mode\":\"on\",\"queueing\":true,\"waiting\":17,\"admitted_total\":300,"
+                       "\"admit_per_s\":2.5,\"latency_ms\":{\"p50\":40.25,\"p95\":310,\"p99\":0},"
+                       "\"inflight\":4,\"store\":\"fallback\",\"samples\":99,\"store_up\":false,";
     if (strncmp(r.body, want, strlen(want)) != 0) fail_msg("status body %s", r.body);
     fx->fake.st.mode = EL_MODE_OFF;
     request(fx, "GET", "/status", NULL, NULL, &r);
@@ -316,8 +316,8 @@ static void test_rate(void **state)
     request(fx, "POST", "/rate", NULL, "1e1", &r);
     assert_int_equal(r.status, 204);
     assert_true(fx->fake.last_rate == 10);
-    static const char *const bad[] = {"0",   "-1",   "abc", "inf", "nan", "",
-                                      "1e999", "0x10", "5/s", "1 2", "-0", "0.0"};
+    static const char *const bad[] = {"0",     "-1",   "abc", "inf", "nan", "",
+                                      "1e999", "0x10", "5/s", "1 2", "-0",  "0.0"};
     for (size_t i = 0; i < EL_ARRAY_LEN(bad); i++) {
         request(fx, "POST", "/rate", NULL, bad[i], &r);
         if (r.status != 400) fail_msg("body '%s' got %d", bad[i], r.status);

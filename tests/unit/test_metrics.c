@@ -1,9 +1,9 @@
 /* test_metrics.c - counters, the latency histogram and their Prometheus text. */
+#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 #include "einlass/common.h"
 #include "einlass/config.h"
@@ -20,8 +20,10 @@ static void reset(void)
 {
     for (int w = 0; w < EL_MAX_WORKERS; w++) {
         struct el_metrics_worker *mw = &el_metrics_workers[w];
-        for (int d = 0; d < EL_DECISION__COUNT; d++) atomic_store(&mw->requests[d], 0);
-        for (int i = 0; i <= EL_LATENCY_BUCKETS; i++) atomic_store(&mw->latency_bucket[i], 0);
+        for (int d = 0; d < EL_DECISION__COUNT; d++)
+            atomic_store(&mw->requests[d], 0);
+        for (int i = 0; i <= EL_LATENCY_BUCKETS; i++)
+            atomic_store(&mw->latency_bucket[i], 0);
         atomic_store(&mw->latency_sum_us, 0);
         atomic_store(&mw->inflight, 0);
         atomic_store(&mw->connections, 0);
@@ -67,6 +69,14 @@ static int has_line(const char *text, const char *line)
     for (const char *p = text; p != NULL && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
         if (strncmp(p, line, n) == 0 && (p[n] == '\n' || p[n] == '\0')) return 1;
     return 0;
+}
+
+/* Every line of the NULL-terminated list stands whole in text. */
+#define expect_lines(text, ...) expect_lines_((text), (const char *const[]){__VA_ARGS__, NULL})
+static void expect_lines_(const char *text, const char *const *lines)
+{
+    for (; *lines != NULL; lines++)
+        if (!has_line(text, *lines)) fail_msg("missing line '%s' in:\n%s", *lines, text);
 }
 
 static struct el_status sample_status(void)
@@ -123,25 +133,18 @@ static void test_contract_names(void **state)
         snprintf(series, sizeof(series), "einlass_requests_total{decision=\"%s\"}", decisions[i]);
         assert_int_equal(num_of(t, series), 0);
     }
-    assert_true(has_line(t, "einlass_queueing 1"));
-    assert_true(has_line(t, "einlass_waiting 42"));
-    assert_true(has_line(t, "einlass_admitted_total 1234"));
-    assert_true(has_line(t, "einlass_admit_per_second 12.5"));
-    assert_true(has_line(t, "einlass_inflight 9"));
-    assert_true(has_line(t, "einlass_store_up 1"));
-    assert_true(has_line(t, "einlass_store_info{store=\"redis\"} 1"));
-    assert_true(has_line(t, "einlass_config_reloads_total{result=\"ok\"} 0"));
-    assert_true(has_line(t, "einlass_config_reloads_total{result=\"failed\"} 0"));
-    assert_true(has_line(t, "einlass_mode{mode=\"auto\"} 0"));
-    assert_true(has_line(t, "einlass_mode{mode=\"on\"} 1"));
-    assert_true(has_line(t, "einlass_mode{mode=\"off\"} 0"));
-    assert_true(has_line(t, "einlass_build_info{version=\"" EL_VERSION "\"} 1"));
-    assert_true(has_line(t, "einlass_backend_latency_window_seconds{quantile=\"0.5\"} 0.08"));
-    assert_true(has_line(t, "einlass_backend_latency_window_seconds{quantile=\"0.95\"} 0.35"));
-    assert_true(has_line(t, "einlass_backend_latency_window_seconds{quantile=\"0.99\"} 0.91"));
-    assert_true(has_line(t, "einlass_backend_latency_seconds_bucket{le=\"+Inf\"} 0"));
-    assert_true(has_line(t, "einlass_backend_latency_seconds_count 0"));
-    assert_true(has_line(t, "einlass_backend_latency_seconds_sum 0"));
+    expect_lines(
+        t, "einlass_queueing 1", "einlass_waiting 42", "einlass_admitted_total 1234",
+        "einlass_admit_per_second 12.5", "einlass_inflight 9", "einlass_store_up 1",
+        "einlass_store_info{store=\"redis\"} 1", "einlass_config_reloads_total{result=\"ok\"} 0",
+        "einlass_config_reloads_total{result=\"failed\"} 0", "einlass_mode{mode=\"auto\"} 0",
+        "einlass_mode{mode=\"on\"} 1", "einlass_mode{mode=\"off\"} 0",
+        "einlass_build_info{version=\"" EL_VERSION "\"} 1",
+        "einlass_backend_latency_window_seconds{quantile=\"0.5\"} 0.08",
+        "einlass_backend_latency_window_seconds{quantile=\"0.95\"} 0.35",
+        "einlass_backend_latency_window_seconds{quantile=\"0.99\"} 0.91",
+        "einlass_backend_latency_seconds_bucket{le=\"+Inf\"} 0",
+        "einlass_backend_latency_seconds_count 0", "einlass_backend_latency_seconds_sum 0");
     /* Every non-comment line is "name[{labels}] value": one space, no blanks. */
     for (const char *p = t; *p;) {
         const char *nl = strchr(p, '\n');
@@ -167,20 +170,17 @@ static void test_status_off_and_null(void **state)
     st.store_up = false;
     st.store = "fallback";
     char *t = render(&st);
-    assert_true(has_line(t, "einlass_mode{mode=\"off\"} 1"));
-    assert_true(has_line(t, "einlass_mode{mode=\"on\"} 0"));
-    assert_true(has_line(t, "einlass_queueing 0"));
-    assert_true(has_line(t, "einlass_store_up 0"));
-    assert_true(has_line(t, "einlass_store_info{store=\"fallback\"} 1"));
+    expect_lines(t, "einlass_mode{mode=\"off\"} 1", "einlass_mode{mode=\"on\"} 0",
+                 "einlass_queueing 0", "einlass_store_up 0",
+                 "einlass_store_info{store=\"fallback\"} 1");
     free(t);
 
     atomic_store(&el_metrics_workers[1].inflight, 3);
     atomic_store(&el_metrics_workers[5].inflight, 4);
     assert_int_equal(el_metrics_inflight(), 7);
     t = render(NULL);
-    assert_true(has_line(t, "einlass_inflight 7"));
-    assert_true(has_line(t, "einlass_mode{mode=\"auto\"} 1"));
-    assert_true(has_line(t, "einlass_store_info{store=\"memory\"} 1"));
+    expect_lines(t, "einlass_inflight 7", "einlass_mode{mode=\"auto\"} 1",
+                 "einlass_store_info{store=\"memory\"} 1");
     free(t);
 }
 
@@ -188,28 +188,30 @@ static void test_counters_summed_over_workers(void **state)
 {
     (void)state;
     reset();
-    for (int i = 0; i < 3; i++) el_metrics_count(0, EL_DECISION_FORWARD);
-    for (int i = 0; i < 4; i++) el_metrics_count(7, EL_DECISION_FORWARD);
+    for (int i = 0; i < 3; i++)
+        el_metrics_count(0, EL_DECISION_FORWARD);
+    for (int i = 0; i < 4; i++)
+        el_metrics_count(7, EL_DECISION_FORWARD);
     el_metrics_count(EL_MAX_WORKERS - 1, EL_DECISION_FORWARD);
     el_metrics_count(2, EL_DECISION_WAIT);
     el_metrics_count(3, EL_DECISION_WAIT);
     el_metrics_count(1, EL_DECISION_REJECT);
-    for (int i = 0; i < 5; i++) el_metrics_count(i, EL_DECISION_ERROR);
+    for (int i = 0; i < 5; i++)
+        el_metrics_count(i, EL_DECISION_ERROR);
     atomic_store(&el_metrics_workers[0].connections, 2);
     atomic_store(&el_metrics_workers[9].connections, 5);
     atomic_store(&el_metrics_global.reloads_ok, 3);
     atomic_store(&el_metrics_global.reloads_failed, 1);
     atomic_store(&el_metrics_global.room_state_changes, 6);
     char *t = render(NULL);
-    assert_true(has_line(t, "einlass_requests_total{decision=\"forward\"} 8"));
-    assert_true(has_line(t, "einlass_requests_total{decision=\"wait\"} 2"));
-    assert_true(has_line(t, "einlass_requests_total{decision=\"bypass\"} 0"));
-    assert_true(has_line(t, "einlass_requests_total{decision=\"reject\"} 1"));
-    assert_true(has_line(t, "einlass_requests_total{decision=\"error\"} 5"));
-    assert_true(has_line(t, "einlass_connections 7"));
-    assert_true(has_line(t, "einlass_config_reloads_total{result=\"ok\"} 3"));
-    assert_true(has_line(t, "einlass_config_reloads_total{result=\"failed\"} 1"));
-    assert_true(has_line(t, "einlass_room_state_changes_total 6"));
+    expect_lines(t, "einlass_requests_total{decision=\"forward\"} 8",
+                 "einlass_requests_total{decision=\"wait\"} 2",
+                 "einlass_requests_total{decision=\"bypass\"} 0",
+                 "einlass_requests_total{decision=\"reject\"} 1",
+                 "einlass_requests_total{decision=\"error\"} 5", "einlass_connections 7",
+                 "einlass_config_reloads_total{result=\"ok\"} 3",
+                 "einlass_config_reloads_total{result=\"failed\"} 1",
+                 "einlass_room_state_changes_total 6");
     free(t);
 }
 
