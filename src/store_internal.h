@@ -1,0 +1,18 @@
+/* store_internal.h - constants both stores share (store_memory.c in C,
+ * store_redis.c in its Lua scripts), so the two meter the same way. */
+#ifndef EL_STORE_INTERNAL_H
+#define EL_STORE_INTERNAL_H
+
+/* A longer pause between two advances counts as this long: a stalled meter
+ * must not release a burst when it resumes. */
+#define EL_METER_MAX_GAP_MS 2000
+/* The measured rate is updated after this much metered time during which
+ * someone was waiting (the meter, not demand, set the pace). */
+#define EL_METER_WINDOW_MS 2000
+/* EWMA weight of the newest window. */
+#define EL_METER_ALPHA 0.3
+
+#define EL_STR_(x) #x
+#define EL_STR(x) EL_STR_(x)
+
+#endif

@@ -1,0 +1,176 @@
+/* store_cases.h - behavioural cases every store must pass, included by
+ * test_store_memory.c and test_store_redis.c. The includer defines
+ *   static struct el_store *drv_open(int poll_s);   a new, empty room
+ *   static void drv_wait(bool *done);               run until *done
+ *   static uint64_t drv_now;                        now_ms passed to ops
+ * The cases meter by release credits at rate 0, so they hold on any clock. */
+#ifndef EL_TEST_STORE_CASES_H
+#define EL_TEST_STORE_CASES_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "einlass/store.h"
+
+struct result {
+    bool done;               /* the callback ran */
+    int calls;               /* how often it ran: must be 1 */
+    int err;                 /* its err */
+    struct el_place place;   /* join / check */
+    struct el_store_stats st; /* advance */
+};
+
+static void place_cb(void *arg, int err, const struct el_place *p)
+{
+    struct result *r = arg;
+    r->calls++;
+    r->done = true;
+    r->err = err;
+    if (p) r->place = *p;
+}
+
+static void stats_cb(void *arg, int err, const struct el_store_stats *st)
+{
+    struct result *r = arg;
+    r->calls++;
+    r->done = true;
+    r->err = err;
+    if (st) r->st = *st;
+}
+
+static struct el_place join_ok(struct el_store *s, uint8_t lane)
+{
+    struct result r = {0};
+    s->ops->join(s, lane, drv_now, place_cb, &r);
+    drv_wait(&r.done);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.err, 0);
+    assert_int_equal(r.place.state, EL_PLACE_WAITING);
+    return r.place;
+}
+
+static struct el_place check_ok(struct el_store *s, uint8_t lane, uint64_t num)
+{
+    struct result r = {0};
+    s->ops->check(s, lane, num, drv_now, place_cb, &r);
+    drv_wait(&r.done);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.err, 0);
+    assert_int_equal(r.place.num, num);
+    return r.place;
+}
+
+static struct el_store_stats advance_ok(struct el_store *s, double rate)
+{
+    struct result r = {0};
+    s->ops->advance(s, rate, drv_now, stats_cb, &r);
+    drv_wait(&r.done);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.err, 0);
+    return r.st;
+}
+
+/* n release credits, then one advance at rate 0: admits exactly n if there are. */
+static struct el_store_stats admit(struct el_store *s, int n)
+{
+    for (int i = 0; i < n; i++) s->ops->release(s);
+    return advance_ok(s, 0);
+}
+
+static void case_fifo_25(void **state)
+{
+    struct el_store *s = drv_open(60);
+    uint64_t nums[25];
+    advance_ok(s, 0); /* starts the meter's clock */
+    for (int i = 0; i < 25; i++) {
+        struct el_place p = join_ok(s, 0);
+        nums[i] = p.num;
+        assert_int_equal(p.position, (uint64_t)i + 1);
+        assert_int_equal(p.waiting, (uint64_t)i + 1);
+        if (i > 0) assert_int_equal(nums[i], nums[i - 1] + 1);
+    }
+    assert_int_equal(check_ok(s, 0, nums[24]).position, 25);
+    assert_int_equal(check_ok(s, 0, nums[9]).position, 10);
+    for (int i = 0; i < 25; i++) {
+        struct el_store_stats st = admit(s, 1);
+        assert_int_equal(st.waiting, 24 - (uint64_t)i);
+        assert_int_equal(check_ok(s, 0, nums[i]).state, EL_PLACE_ADMITTED);
+        if (i + 1 < 25) {
+            struct el_place p = check_ok(s, 0, nums[i + 1]);
+            assert_int_equal(p.state, EL_PLACE_WAITING);
+            assert_int_equal(p.position, 1);
+        }
+        assert_int_equal(advance_ok(s, 0).admitted_total, (uint64_t)i + 1);
+    }
+    s->ops->free(s);
+}
+
+static void case_copied_ticket(void **state)
+{
+    struct el_store *s = drv_open(60);
+    advance_ok(s, 0);
+    struct el_place p = join_ok(s, 0);
+    admit(s, 1);
+    assert_int_equal(check_ok(s, 0, p.num).state, EL_PLACE_ADMITTED);
+    assert_int_equal(check_ok(s, 0, p.num).state, EL_PLACE_USED);
+    assert_int_equal(check_ok(s, 0, p.num).state, EL_PLACE_USED);
+    assert_int_equal(advance_ok(s, 0).admitted_total, 1);
+    s->ops->free(s);
+}
+
+static void case_priority_first(void **state)
+{
+    struct el_store *s = drv_open(60);
+    advance_ok(s, 0);
+    struct el_place a = join_ok(s, 0);
+    struct el_place b = join_ok(s, 0);
+    struct el_place v = join_ok(s, 1);
+    assert_int_equal(v.lane, 1);
+    assert_int_equal(v.position, 1);
+    assert_int_equal(v.waiting, 3);
+    assert_int_equal(check_ok(s, 0, a.num).position, 2);
+    assert_int_equal(check_ok(s, 0, b.num).position, 3);
+    assert_int_equal(check_ok(s, 1, v.num).position, 1);
+    admit(s, 1);
+    assert_int_equal(check_ok(s, 1, v.num).state, EL_PLACE_ADMITTED);
+    assert_int_equal(check_ok(s, 0, a.num).position, 1);
+    admit(s, 2);
+    assert_int_equal(check_ok(s, 0, a.num).state, EL_PLACE_ADMITTED);
+    assert_int_equal(check_ok(s, 0, b.num).state, EL_PLACE_ADMITTED);
+    s->ops->free(s);
+}
+
+static void case_unknown_ticket(void **state)
+{
+    struct el_store *s = drv_open(60);
+    struct el_place p = join_ok(s, 0);
+    assert_int_equal(check_ok(s, 0, p.num + 1).state, EL_PLACE_GONE);
+    assert_int_equal(check_ok(s, 1, p.num).state, EL_PLACE_GONE);
+    assert_int_equal(check_ok(s, 0, 1000000).state, EL_PLACE_GONE);
+    s->ops->free(s);
+}
+
+static void case_no_banking(void **state)
+{
+    struct el_store *s = drv_open(60);
+    advance_ok(s, 0);
+    struct el_store_stats st = admit(s, 5); /* nobody waits: the credits drop */
+    assert_int_equal(st.waiting, 0);
+    struct el_place a = join_ok(s, 0);
+    struct el_place b = join_ok(s, 0);
+    advance_ok(s, 0);
+    assert_int_equal(check_ok(s, 0, a.num).state, EL_PLACE_WAITING);
+    admit(s, 1);
+    assert_int_equal(check_ok(s, 0, a.num).state, EL_PLACE_ADMITTED);
+    assert_int_equal(check_ok(s, 0, b.num).position, 1);
+    s->ops->free(s);
+}
+
+#define STORE_CASES                                                                                \
+    cmocka_unit_test(case_fifo_25), cmocka_unit_test(case_copied_ticket),                         \
+        cmocka_unit_test(case_priority_first), cmocka_unit_test(case_unknown_ticket),             \
+        cmocka_unit_test(case_no_banking)
+
+#endif
