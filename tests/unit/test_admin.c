@@ -1,11 +1,12 @@
 /* test_admin.c - the admin API over real TCP on 127.0.0.1: the event base
  * runs in its own thread, the test speaks HTTP/1.1 with plain sockets, and
  * fake ops record what the API asked the main loop to do. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h> /* after the headers it needs */
 
 #include "einlass/admin.h"
 #include "einlass/common.h"

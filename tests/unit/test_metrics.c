@@ -1,9 +1,10 @@
 /* test_metrics.c - counters, the latency histogram and their Prometheus text. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h> /* after the headers it needs */
 
 #include "einlass/common.h"
 #include "einlass/config.h"
