@@ -1,0 +1,586 @@
+/* store_redis.c - the waiting room's state in Redis, shared by every
+ * instance using the same Redis and room name (store.h).
+ *
+ * Keys of room R all carry the hash tag {R}:
+ *   einlass:{R}:meter      hash: h0 h1 t0 t1 (head/tail per lane), w0 w1
+ *                          (live waiting per lane), g gt (generation number
+ *                          and start, ms), frac last cred (meter), rate bn bms
+ *                          (measured rate and its window), adm (passes claimed)
+ *   einlass:{R}:live:P:L   liveness bitmap of generation parity P, lane L
+ *   einlass:{R}:x:L        exchange bitmap of lane L
+ * Every op is one Lua script (EVALSHA, EVAL after NOSCRIPT), so it is atomic
+ * across instances; time is Redis TIME, so the meter is one global clock and
+ * advance from many instances does not multiply the rate. The scripts keep
+ * the same invariants as store_memory.c (see there).
+ *
+ * Link and callback invariants:
+ *   - s->ac is NULL while disconnected (waiting for the reconnect timer);
+ *     ops then call back err = -1 at once. While connecting, commands queue
+ *     in hiredis and are subject to the same timeout.
+ *   - every op handed to hiredis is on s->pending (oldest first) and is freed
+ *     only in its hiredis reply callback, which hiredis always runs (with a
+ *     NULL reply on disconnect or free). op->done marks that the user's
+ *     callback already ran, so it runs exactly once.
+ *   - one timer watches the oldest pending op; when it is overdue the link is
+ *     dropped (redisAsyncFree: every pending op calls back -1) and reconnects
+ *     with backoff 100 ms doubling to 2 s.
+ *   - el_store free with ops still inside hiredis (freed from a callback)
+ *     only marks the store dead; the last reply callback frees it. s->depth
+ *     counts our frames that may call back, so a user callback that frees
+ *     the store never pulls it from under us. A context
+ *     we let go of has ac->data = NULL, so its late connect/disconnect
+ *     callbacks touch nothing.
+ * Ticket numbers are bit offsets: Redis limits them to 2^32 per lane. */
+#include "store_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <openssl/evp.h>
+
+#include "einlass/common.h"
+#include "einlass/store.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 2000
+#define NKEYS 7
+
+/* KEYS: 1 meter, 2..5 live bitmaps (KEYS[2 + parity * 2 + lane]), 6..7
+ * exchange per lane. ARGV[1] = poll_s. Sets the locals every script uses and
+ * rolls the generation when due. */
+#define LUA_PRELUDE                                                                                \
+    "local m = KEYS[1]\n"                                                                          \
+    "local t = redis.call('TIME')\n"                                                               \
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"                      \
+    "local L = math.max(tonumber(ARGV[1]), 1) * 3000\n"                                            \
+    "local f = redis.call('HMGET', m, 'h0', 'h1', 't0', 't1', 'w0', 'w1', 'g', 'gt', 'rate')\n"    \
+    "local head = {tonumber(f[1]) or 0, tonumber(f[2]) or 0}\n"                                    \
+    "local tail = {tonumber(f[3]) or 0, tonumber(f[4]) or 0}\n"                                    \
+    "local w = {tonumber(f[5]) or 0, tonumber(f[6]) or 0}\n"                                       \
+    "local g = tonumber(f[7]) or 0\n"                                                              \
+    "local gt = tonumber(f[8])\n"                                                                  \
+    "local mrate = f[9] or '0'\n"                                                                  \
+    "local function cur(l) return KEYS[2 + (g % 2) * 2 + l] end\n"                                 \
+    "local function prev(l) return KEYS[2 + ((g + 1) % 2) * 2 + l] end\n"                          \
+    "if gt == nil then\n"                                                                          \
+    "  gt = now\n"                                                                                 \
+    "  redis.call('HSET', m, 'g', g, 'gt', gt)\n"                                                  \
+    "elseif now - gt >= L then\n"                                                                  \
+    "  if now - gt >= 2 * L then\n"                                                                \
+    "    redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])\n"                                  \
+    "    gt = now\n"                                                                               \
+    "  else\n"                                                                                     \
+    "    g = g + 1\n"                                                                              \
+    "    redis.call('DEL', cur(0), cur(1))\n"                                                      \
+    "    gt = gt + L\n"                                                                            \
+    "  end\n"                                                                                      \
+    "  for i = 1, 2 do\n"                                                                          \
+    "    if tail[i] > head[i] then\n"                                                              \
+    "      w[i] = redis.call('BITCOUNT', prev(i - 1), head[i], tail[i] - 1, 'BIT')\n"              \
+    "    else\n"                                                                                   \
+    "      w[i] = 0\n"                                                                             \
+    "    end\n"                                                                                    \
+    "  end\n"                                                                                      \
+    "  redis.call('HSET', m, 'g', g, 'gt', gt, 'w0', w[1], 'w1', w[2])\n"                          \
+    "end\n"
+
+/* ARGV[2] = lane. Returns {state, num, position, waiting, rate}. */
+static const char lua_join[] = LUA_PRELUDE
+    "local l = tonumber(ARGV[2])\n"
+    "local num = tail[l + 1]\n"
+    "tail[l + 1] = num + 1\n"
+    "w[l + 1] = w[l + 1] + 1\n"
+    "redis.call('SETBIT', cur(l), num, 1)\n"
+    "redis.call('SETBIT', prev(l), num, 1)\n"
+    "redis.call('HSET', m, 't' .. l, tail[l + 1], 'w' .. l, w[l + 1])\n"
+    "local pos = w[2]\n"
+    "if l == 0 then pos = w[1] + w[2] end\n"
+    "return {0, num, pos, w[1] + w[2], mrate}\n";
+
+/* ARGV[2] = lane, ARGV[3] = num. Returns {state, num, position, waiting, rate}. */
+static const char lua_check[] = LUA_PRELUDE
+    "local l = tonumber(ARGV[2])\n"
+    "local num = tonumber(ARGV[3])\n"
+    "local state, pos = 3, 0\n"
+    "if num < tail[l + 1] then\n"
+    "  local live = redis.call('GETBIT', prev(l), num) == 1\n"
+    "  if num < head[l + 1] then\n"
+    "    if redis.call('GETBIT', KEYS[6 + l], num) == 1 then\n"
+    "      state = 2\n"
+    "    elseif live then\n"
+    "      redis.call('SETBIT', KEYS[6 + l], num, 1)\n"
+    "      redis.call('HINCRBY', m, 'adm', 1)\n"
+    "      state = 1\n"
+    "    end\n"
+    "  elseif live then\n"
+    "    redis.call('SETBIT', cur(l), num, 1)\n"
+    "    state = 0\n"
+    "    pos = redis.call('BITCOUNT', prev(l), head[l + 1], num, 'BIT')\n"
+    "    if l == 0 then pos = pos + w[2] end\n"
+    "  end\n"
+    "end\n"
+    "return {state, num, pos, w[1] + w[2], mrate}\n";
+
+/* ARGV[2] = rate. Returns {waiting, admitted_total, rate}. */
+static const char lua_advance[] = LUA_PRELUDE
+    "local rate = tonumber(ARGV[2]) or 0\n"
+    "if rate < 0 or rate ~= rate then rate = 0 end\n"
+    "local a = redis.call('HMGET', m, 'frac', 'last', 'cred', 'bn', 'bms', 'adm')\n"
+    "local frac = tonumber(a[1]) or 0\n"
+    "local last = tonumber(a[2])\n"
+    "local el = 0\n"
+    "if last ~= nil and now > last then el = math.min(now - last, " EL_STR(EL_METER_MAX_GAP_MS) ") end\n"
+    "local budget = frac + rate * el / 1000 + (tonumber(a[3]) or 0)\n"
+    "local n = math.floor(budget)\n"
+    "frac = budget - n\n"
+    "local admitted = 0\n"
+    "for _, l in ipairs({1, 0}) do\n"
+    "  local i = l + 1\n"
+    "  while n > 0 and w[i] > 0 do\n"
+    "    local p = redis.call('BITPOS', prev(l), 1, head[i], tail[i] - 1, 'BIT')\n"
+    "    if p < 0 then break end\n"
+    "    head[i] = p + 1\n"
+    "    redis.call('SETBIT', cur(l), p, 1)\n"
+    "    w[i] = w[i] - 1\n"
+    "    n = n - 1\n"
+    "    admitted = admitted + 1\n"
+    "  end\n"
+    "  if w[i] <= 0 then w[i] = 0; head[i] = tail[i] end\n"
+    "end\n"
+    "local bn = tonumber(a[4]) or 0\n"
+    "local bms = tonumber(a[5]) or 0\n"
+    "local mr = tonumber(mrate) or 0\n"
+    "if w[1] + w[2] == 0 then\n"
+    "  frac = 0\n"
+    "else\n"
+    "  bn = bn + admitted\n"
+    "  bms = bms + el\n"
+    "  if bms >= " EL_STR(EL_METER_WINDOW_MS) " then\n"
+    "    local inst = bn * 1000 / bms\n"
+    "    if mr == 0 then mr = inst else mr = mr + " EL_STR(EL_METER_ALPHA) " * (inst - mr) end\n"
+    "    bn, bms = 0, 0\n"
+    "  end\n"
+    "end\n"
+    "mrate = string.format('%.6f', mr)\n"
+    "redis.call('HSET', m, 'h0', head[1], 'h1', head[2], 'w0', w[1], 'w1', w[2],\n"
+    "  'frac', string.format('%.17g', frac), 'last', now, 'cred', 0, 'bn', bn, 'bms', bms,\n"
+    "  'rate', mrate)\n"
+    "return {w[1] + w[2], tonumber(a[6]) or 0, mrate}\n";
+
+enum op_kind { OP_JOIN = 0, OP_CHECK, OP_ADVANCE, OP_NKINDS };
+
+static const char *const scripts[OP_NKINDS] = {lua_join, lua_check, lua_advance};
+
+struct rstore;
+
+struct op {
+    struct op *prev, *next;  /* s->pending, oldest first */
+    struct rstore *s;        /* owner */
+    enum op_kind kind;       /* which script */
+    uint8_t lane;            /* join, check */
+    uint64_t num;            /* check */
+    double rate;             /* advance */
+    el_store_place_cb pcb;   /* join, check */
+    el_store_stats_cb scb;   /* advance (may be NULL) */
+    void *arg;               /* for the callback */
+    uint64_t deadline_ms;    /* el_now_ms() after which the link is dropped */
+    bool done;               /* the user's callback ran */
+    bool retried;            /* NOSCRIPT seen once: sent again with EVAL */
+};
+
+struct rstore {
+    struct el_store base;          /* ops table: first member */
+    struct event_base *evb;        /* this thread's loop */
+    char *addr;                    /* host:port or unix:/path */
+    int poll_s;                    /* generation length / 3 */
+    int timeout_ms;                /* command (and connect) timeout */
+    char *keys[NKEYS];             /* see the top of the file */
+    char sha[OP_NKINDS][41];       /* SHA1 hex of each script */
+    redisAsyncContext *ac;         /* NULL while disconnected */
+    bool up;                       /* connected (connect callback said OK) */
+    int backoff_ms;                /* next reconnect delay */
+    struct event *reconnect_ev;    /* fires do_connect */
+    struct event *timer_ev;        /* watches the oldest pending op / the connect */
+    uint64_t connect_deadline_ms;  /* while connecting: give up after this */
+    struct op *head, *tail;        /* pending ops in hiredis */
+    size_t nops;                   /* ops hiredis still holds */
+    bool dead;                     /* el_store free was called */
+    int depth;                     /* inside our code that may call back: do not destroy yet */
+};
+
+static void do_connect(struct rstore *s);
+static void send_op(struct rstore *s, struct op *op);
+
+static void destroy(struct rstore *s)
+{
+    for (int i = 0; i < NKEYS; i++) free(s->keys[i]);
+    free(s->addr);
+    free(s);
+}
+
+/* Leave a section that may have called back (and so freed the store). True
+ * if the store is gone now: the caller must not touch it again. */
+static bool leave(struct rstore *s)
+{
+    if (--s->depth > 0 || !s->dead || s->nops > 0) return false;
+    destroy(s);
+    return true;
+}
+
+static void pending_unlink(struct rstore *s, struct op *op)
+{
+    if (op->prev) op->prev->next = op->next;
+    else s->head = op->next;
+    if (op->next) op->next->prev = op->prev;
+    else s->tail = op->prev;
+    op->prev = op->next = NULL;
+}
+
+static void arm_timer(struct rstore *s)
+{
+    if (s->dead || evtimer_pending(s->timer_ev, NULL)) return;
+    uint64_t deadline;
+    if (s->head) deadline = s->head->deadline_ms;
+    else if (s->ac && !s->up) deadline = s->connect_deadline_ms;
+    else return;
+    uint64_t now = el_now_ms();
+    uint64_t ms = deadline > now ? deadline - now : 0;
+    struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000 + 1000};
+    evtimer_add(s->timer_ev, &tv);
+}
+
+static void schedule_reconnect(struct rstore *s)
+{
+    if (s->dead) return;
+    struct timeval tv = {.tv_sec = s->backoff_ms / 1000, .tv_usec = (s->backoff_ms % 1000) * 1000};
+    evtimer_add(s->reconnect_ev, &tv);
+    s->backoff_ms = EL_MIN(s->backoff_ms * 2, BACKOFF_MAX_MS);
+}
+
+/* Drop the link: every op hiredis holds calls back -1; reconnect later. */
+static void link_down(struct rstore *s)
+{
+    redisAsyncContext *ac = s->ac;
+    s->ac = NULL;
+    s->up = false;
+    if (ac) {
+        ac->data = NULL;
+        redisAsyncFree(ac);
+    }
+    schedule_reconnect(s);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct rstore *s = arg;
+    uint64_t now = el_now_ms();
+    s->depth++;
+    if (s->head && s->head->deadline_ms <= now) {
+        el_warn("redis %s: no answer within %d ms; reconnecting", s->addr, s->timeout_ms);
+        link_down(s);
+    } else if (s->ac && !s->up && s->connect_deadline_ms <= now) {
+        el_warn("redis %s: connect timed out", s->addr);
+        link_down(s);
+    }
+    if (!leave(s)) arm_timer(s);
+}
+
+static void on_reconnect(evutil_socket_t fd, short what, void *arg)
+{
+    do_connect(arg);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    struct rstore *s = ac->data;
+    if (s == NULL || s->ac != ac) return;
+    if (status != REDIS_OK) {
+        el_debug("redis %s: connect failed: %s", s->addr, ac->errstr);
+        s->ac = NULL; /* hiredis frees it after this returns */
+        s->up = false;
+        schedule_reconnect(s);
+        return;
+    }
+    el_info("redis %s: connected", s->addr);
+    s->up = true;
+    s->backoff_ms = BACKOFF_MIN_MS;
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct rstore *s = ac->data;
+    if (s == NULL || s->ac != ac) return;
+    el_warn("redis %s: disconnected%s%s", s->addr, ac->err ? ": " : "", ac->err ? ac->errstr : "");
+    s->ac = NULL; /* hiredis frees it after this returns */
+    s->up = false;
+    schedule_reconnect(s);
+}
+
+static void load_scripts(struct rstore *s)
+{
+    for (int k = 0; k < OP_NKINDS; k++)
+        redisAsyncCommand(s->ac, NULL, NULL, "SCRIPT LOAD %s", scripts[k]);
+}
+
+static void do_connect(struct rstore *s)
+{
+    redisAsyncContext *ac;
+    if (strncmp(s->addr, "unix:", 5) == 0) {
+        ac = redisAsyncConnectUnix(s->addr + 5);
+    } else {
+        const char *colon = strrchr(s->addr, ':');
+        char *host = colon ? el_strndup(s->addr, (size_t)(colon - s->addr)) : el_strdup(s->addr);
+        int port = colon ? atoi(colon + 1) : 6379;
+        size_t hl = strlen(host);
+        if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+            memmove(host, host + 1, hl - 2);
+            host[hl - 2] = '\0';
+        }
+        ac = redisAsyncConnect(host, port);
+        free(host);
+    }
+    if (ac == NULL || ac->err) {
+        el_debug("redis %s: connect failed: %s", s->addr, ac ? ac->errstr : "out of memory");
+        if (ac) redisAsyncFree(ac);
+        schedule_reconnect(s);
+        return;
+    }
+    ac->data = s;
+    redisLibeventAttach(ac, s->evb);
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    s->ac = ac;
+    s->up = false;
+    s->connect_deadline_ms = el_now_ms() + (uint64_t)s->timeout_ms;
+    load_scripts(s); /* queued ahead of every op */
+    arm_timer(s);
+}
+
+static void finish(struct op *op, int err, const struct el_place *p, const struct el_store_stats *st)
+{
+    if (op->done) return;
+    op->done = true;
+    if (op->kind == OP_ADVANCE) {
+        if (op->scb) op->scb(op->arg, err, st);
+    } else {
+        op->pcb(op->arg, err, p);
+    }
+}
+
+static bool int_elem(const redisReply *r, size_t i, long long *v)
+{
+    if (r->element[i]->type != REDIS_REPLY_INTEGER || r->element[i]->integer < 0) return false;
+    *v = r->element[i]->integer;
+    return true;
+}
+
+static double str_elem(const redisReply *r, size_t i)
+{
+    const redisReply *e = r->element[i];
+    if (e->type != REDIS_REPLY_STRING) return 0;
+    double v = strtod(e->str, NULL);
+    return v > 0 ? v : 0;
+}
+
+/* Parse the script's answer and call back. */
+static void deliver(struct op *op, const redisReply *r)
+{
+    long long a, b, c, d;
+    if (r->type != REDIS_REPLY_ARRAY) goto fail;
+    if (op->kind == OP_ADVANCE) {
+        struct el_store_stats st;
+        if (r->elements != 3 || !int_elem(r, 0, &a) || !int_elem(r, 1, &b)) goto fail;
+        st.waiting = (uint64_t)a;
+        st.admitted_total = (uint64_t)b;
+        st.rate = str_elem(r, 2);
+        finish(op, 0, NULL, &st);
+        return;
+    }
+    struct el_place p = {.lane = op->lane};
+    if (r->elements != 5 || !int_elem(r, 0, &a) || a > EL_PLACE_GONE || !int_elem(r, 1, &b) ||
+        !int_elem(r, 2, &c) || !int_elem(r, 3, &d))
+        goto fail;
+    p.state = (enum el_place_state)a;
+    p.num = (uint64_t)b;
+    p.position = (uint64_t)c;
+    p.waiting = (uint64_t)d;
+    p.rate = str_elem(r, 4);
+    finish(op, 0, &p, NULL);
+    return;
+fail:
+    el_warn("redis %s: unexpected script answer%s%s", op->s->addr,
+            r->type == REDIS_REPLY_ERROR ? ": " : "", r->type == REDIS_REPLY_ERROR ? r->str : "");
+    finish(op, -1, NULL, NULL);
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct op *op = privdata;
+    struct rstore *s = op->s;
+    const redisReply *r = reply;
+    pending_unlink(s, op);
+    s->nops--;
+    s->depth++;
+    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && !op->retried &&
+        !op->done && s->ac == ac && !s->dead) {
+        op->retried = true;
+        load_scripts(s);
+        send_op(s, op);
+    } else {
+        if (r == NULL) finish(op, -1, NULL, NULL);
+        else deliver(op, r);
+        free(op);
+    }
+    leave(s);
+}
+
+/* Hand op to hiredis (EVALSHA, or EVAL once NOSCRIPT was seen). */
+static void send_op(struct rstore *s, struct op *op)
+{
+    const char *argv[2 + 1 + NKEYS + 3];
+    size_t len[EL_ARRAY_LEN(argv)];
+    char nums[3][32];
+    int n = 0;
+    argv[n++] = op->retried ? "EVAL" : "EVALSHA";
+    argv[n++] = op->retried ? scripts[op->kind] : s->sha[op->kind];
+    argv[n++] = EL_STR(NKEYS);
+    for (int i = 0; i < NKEYS; i++) argv[n++] = s->keys[i];
+    snprintf(nums[0], sizeof(nums[0]), "%d", s->poll_s);
+    argv[n++] = nums[0];
+    if (op->kind == OP_ADVANCE) {
+        snprintf(nums[1], sizeof(nums[1]), "%.6f", op->rate);
+        argv[n++] = nums[1];
+    } else {
+        snprintf(nums[1], sizeof(nums[1]), "%u", op->lane);
+        argv[n++] = nums[1];
+        if (op->kind == OP_CHECK) {
+            snprintf(nums[2], sizeof(nums[2]), "%llu", (unsigned long long)op->num);
+            argv[n++] = nums[2];
+        }
+    }
+    for (int i = 0; i < n; i++) len[i] = strlen(argv[i]);
+    if (s->ac == NULL || redisAsyncCommandArgv(s->ac, on_reply, op, n, argv, len) != REDIS_OK) {
+        finish(op, -1, NULL, NULL);
+        free(op);
+        return;
+    }
+    op->prev = s->tail;
+    op->next = NULL;
+    if (s->tail) s->tail->next = op;
+    else s->head = op;
+    s->tail = op;
+    s->nops++;
+    arm_timer(s);
+}
+
+static void submit(struct rstore *s, struct op *op)
+{
+    op->s = s;
+    op->deadline_ms = el_now_ms() + (uint64_t)s->timeout_ms;
+    send_op(s, op);
+}
+
+static void redis_join(struct el_store *st, uint8_t lane, uint64_t now_ms, el_store_place_cb cb,
+                       void *arg)
+{
+    struct op *op = el_calloc(1, sizeof(*op));
+    op->kind = OP_JOIN;
+    op->lane = lane & 1;
+    op->pcb = cb;
+    op->arg = arg;
+    submit((struct rstore *)st, op);
+}
+
+static void redis_check(struct el_store *st, uint8_t lane, uint64_t num, uint64_t now_ms,
+                        el_store_place_cb cb, void *arg)
+{
+    struct op *op = el_calloc(1, sizeof(*op));
+    op->kind = OP_CHECK;
+    op->lane = lane & 1;
+    op->num = num;
+    op->pcb = cb;
+    op->arg = arg;
+    submit((struct rstore *)st, op);
+}
+
+static void redis_advance(struct el_store *st, double rate, uint64_t now_ms, el_store_stats_cb cb,
+                          void *arg)
+{
+    struct op *op = el_calloc(1, sizeof(*op));
+    op->kind = OP_ADVANCE;
+    op->rate = rate;
+    op->scb = cb;
+    op->arg = arg;
+    submit((struct rstore *)st, op);
+}
+
+static void redis_release(struct el_store *st)
+{
+    struct rstore *s = (struct rstore *)st;
+    if (s->ac) redisAsyncCommand(s->ac, NULL, NULL, "HINCRBY %s cred 1", s->keys[0]);
+}
+
+static void redis_free(struct el_store *st)
+{
+    struct rstore *s = (struct rstore *)st;
+    if (s == NULL) return;
+    s->dead = true;
+    event_free(s->reconnect_ev);
+    event_free(s->timer_ev);
+    redisAsyncContext *ac = s->ac;
+    s->ac = NULL;
+    s->depth++;
+    if (ac) {
+        ac->data = NULL;
+        redisAsyncFree(ac); /* deferred by hiredis when inside one of its callbacks */
+    }
+    leave(s);
+}
+
+static const struct el_store_ops redis_ops = {
+    .name = "redis",
+    .join = redis_join,
+    .check = redis_check,
+    .advance = redis_advance,
+    .release = redis_release,
+    .free = redis_free,
+};
+
+static void sha1_hex(const char *src, char out[41])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_Digest(src, strlen(src), md, &mdlen, EVP_sha1(), NULL);
+    for (unsigned i = 0; i < 20; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+struct el_store *el_store_redis_new(struct event_base *base, const struct el_store_params *p)
+{
+    static const char *const suffix[NKEYS] = {"meter",    "live:0:0", "live:0:1", "live:1:0",
+                                              "live:1:1", "x:0",      "x:1"};
+    struct rstore *s = el_calloc(1, sizeof(*s));
+    s->base.ops = &redis_ops;
+    s->evb = base;
+    s->addr = el_strdup(p->redis ? p->redis : "127.0.0.1:6379");
+    s->poll_s = p->poll_s > 0 ? p->poll_s : 1;
+    s->timeout_ms = p->timeout_ms > 0 ? p->timeout_ms : 1000;
+    for (int i = 0; i < NKEYS; i++)
+        s->keys[i] = el_sprintf("einlass:{%s}:%s", p->room ? p->room : "", suffix[i]);
+    for (int k = 0; k < OP_NKINDS; k++) sha1_hex(scripts[k], s->sha[k]);
+    s->backoff_ms = BACKOFF_MIN_MS;
+    s->reconnect_ev = evtimer_new(base, on_reconnect, s);
+    s->timer_ev = evtimer_new(base, on_timer, s);
+    do_connect(s);
+    return &s->base;
+}
+
+bool el_store_redis_up(struct el_store *st)
+{
+    const struct rstore *s = (const struct rstore *)st;
+    return s->up && s->ac != NULL;
+}

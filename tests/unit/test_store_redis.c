@@ -1,0 +1,402 @@
+/* test_store_redis.c - the Redis store against a real redis-server, started
+ * here on a free port in a temporary directory (no persistence) and killed
+ * at the end. No redis-server on PATH is a failure, not a skip.
+ * Redis keeps its own time (TIME), so rate tests sleep for real and check
+ * counts within generous bounds; the shared cases meter by credits. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+
+#include "einlass/common.h"
+#include "einlass/store.h"
+
+#define TIMEOUT_MS 500
+
+static uint64_t drv_now; /* ignored by the Redis store */
+static struct event_base *evb;
+static struct event *tick_ev; /* keeps the loop waking up */
+static pid_t redis_pid = -1;
+static int redis_port;
+static char tmpdir[64];
+static int room_seq;
+static char room[64];
+
+static void on_tick(evutil_socket_t fd, short what, void *arg) {}
+
+/* Run base until *done, failing after limit_ms. */
+static void wait_on(struct event_base *base, bool *done, uint64_t limit_ms)
+{
+    uint64_t end = el_now_ms() + limit_ms;
+    while (!*done) {
+        assert_true(el_now_ms() < end);
+        event_base_loop(base, EVLOOP_ONCE);
+    }
+}
+
+static void drv_wait(bool *done)
+{
+    wait_on(evb, done, 5000);
+}
+
+static bool redis_ping(void)
+{
+    struct timeval tv = {.tv_sec = 0, .tv_usec = 200000};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
+    bool ok = false;
+    if (c && !c->err) {
+        redisReply *r = redisCommand(c, "PING");
+        ok = r && r->type == REDIS_REPLY_STATUS;
+        if (r) freeReplyObject(r);
+    }
+    if (c) redisFree(c);
+    return ok;
+}
+
+static void redis_start(void)
+{
+    char port[16];
+    snprintf(port, sizeof(port), "%d", redis_port);
+    redis_pid = fork();
+    assert_true(redis_pid != -1);
+    if (redis_pid == 0) {
+        int fd = open("/dev/null", O_WRONLY);
+        if (fd != -1) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        if (chdir(tmpdir) == -1) _exit(126);
+        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--dir", tmpdir, (char *)NULL);
+        _exit(127); /* no redis-server: the wait below fails the test */
+    }
+    uint64_t end = el_now_ms() + 5000;
+    while (!redis_ping()) {
+        int st;
+        if (waitpid(redis_pid, &st, WNOHANG) == redis_pid) {
+            redis_pid = -1;
+            fail_msg("redis-server did not start (is it installed?)");
+        }
+        assert_true(el_now_ms() < end);
+        usleep(20000);
+    }
+}
+
+static void redis_kill(int sig)
+{
+    kill(redis_pid, sig);
+    if (sig == SIGKILL || sig == SIGTERM) {
+        waitpid(redis_pid, NULL, 0);
+        redis_pid = -1;
+    }
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    assert_true(fd != -1);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+static int group_setup(void **state)
+{
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/el-redis-XXXXXX");
+    if (mkdtemp(tmpdir) == NULL) return -1;
+    redis_port = free_port();
+    redis_start();
+    evb = event_base_new();
+    tick_ev = event_new(evb, -1, EV_PERSIST, on_tick, NULL);
+    struct timeval tv = {.tv_sec = 0, .tv_usec = 50000};
+    event_add(tick_ev, &tv);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    if (redis_pid > 0) {
+        kill(redis_pid, SIGCONT);
+        redis_kill(SIGTERM);
+    }
+    if (tick_ev) event_free(tick_ev);
+    if (evb) event_base_free(evb);
+    rmdir(tmpdir);
+    return 0;
+}
+
+static struct el_store *open_on(struct event_base *base, const char *name, int poll_s)
+{
+    char addr[32];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", redis_port);
+    struct el_store_params p = {.room = name, .poll_s = poll_s, .redis = addr, .timeout_ms = TIMEOUT_MS};
+    struct el_store *s = el_store_redis_new(base, &p);
+    uint64_t end = el_now_ms() + 5000;
+    while (!el_store_redis_up(s)) {
+        assert_true(el_now_ms() < end);
+        event_base_loop(base, EVLOOP_ONCE);
+    }
+    return s;
+}
+
+/* A new, empty room each time. */
+static struct el_store *drv_open(int poll_s)
+{
+    snprintf(room, sizeof(room), "t%d-%d", (int)getpid(), ++room_seq);
+    return open_on(evb, room, poll_s);
+}
+
+#include "store_cases.h"
+
+static void sleep_ms(unsigned ms)
+{
+    usleep(ms * 1000);
+}
+
+/* Admissions over about ms of real time at rate, advancing every step_ms;
+ * *took is the metered time. */
+static uint64_t meter_real(struct el_store *s, double rate, unsigned ms, unsigned step_ms,
+                           uint64_t *took)
+{
+    uint64_t before = advance_ok(s, rate).waiting, after = before;
+    uint64_t t0 = el_now_ms();
+    for (unsigned t = 0; t < ms; t += step_ms) {
+        sleep_ms(step_ms);
+        after = advance_ok(s, rate).waiting;
+    }
+    *took = el_now_ms() - t0;
+    return before - after;
+}
+
+static void assert_near_rate(uint64_t admitted, double rate, uint64_t took_ms)
+{
+    double expect = rate * (double)took_ms / 1000.0;
+    print_message("admitted %llu in %llu ms at %.1f/s (expected %.1f)\n",
+                  (unsigned long long)admitted, (unsigned long long)took_ms, rate, expect);
+    assert_true((double)admitted >= expect * 0.4 - 2);
+    assert_true((double)admitted <= expect * 1.4 + 2);
+}
+
+static void test_metering(void **state)
+{
+    struct el_store *s = drv_open(60);
+    for (int i = 0; i < 200; i++) join_ok(s, 0);
+    uint64_t took;
+    uint64_t n = meter_real(s, 20, 1500, 250, &took);
+    assert_near_rate(n, 20, took);
+    s->ops->free(s);
+}
+
+static struct event_base *evb2;
+
+static void test_two_instances(void **state)
+{
+    struct el_store *a = drv_open(60);
+    evb2 = event_base_new();
+    struct el_store *b = open_on(evb2, room, 60);
+    struct el_place p1 = join_ok(a, 0);
+    struct result r = {0};
+    b->ops->join(b, 0, 0, place_cb, &r);
+    wait_on(evb2, &r.done, 5000);
+    assert_int_equal(r.err, 0);
+    assert_int_equal(r.place.num, p1.num + 1);
+    assert_int_equal(r.place.position, 2);
+    for (int i = 0; i < 198; i++) join_ok(a, 0);
+    /* both meter the one room: advancing from two does not double the rate */
+    advance_ok(a, 20);
+    uint64_t t0 = el_now_ms(), before = advance_ok(a, 20).waiting, after = before;
+    for (int i = 0; i < 10; i++) {
+        sleep_ms(150);
+        struct result ra = {0};
+        struct el_store *x = i % 2 ? b : a;
+        x->ops->advance(x, 20, 0, stats_cb, &ra);
+        wait_on(i % 2 ? evb2 : evb, &ra.done, 5000);
+        assert_int_equal(ra.err, 0);
+        after = ra.st.waiting;
+    }
+    assert_near_rate(before - after, 20, el_now_ms() - t0);
+    a->ops->free(a);
+    b->ops->free(b);
+    event_base_free(evb2);
+}
+
+static void test_restart_keeps_places(void **state)
+{
+    struct el_store *s = drv_open(60);
+    uint64_t nums[3];
+    for (int i = 0; i < 3; i++) nums[i] = join_ok(s, 0).num;
+    s->ops->free(s);
+    s = open_on(evb, room, 60);
+    struct el_place p = check_ok(s, 0, nums[1]);
+    assert_int_equal(p.state, EL_PLACE_WAITING);
+    assert_int_equal(p.position, 2);
+    assert_int_equal(join_ok(s, 0).num, nums[2] + 1);
+    s->ops->free(s);
+}
+
+static void test_noscript_falls_back_to_eval(void **state)
+{
+    struct el_store *s = drv_open(60);
+    struct timeval tv = {.tv_sec = 1, .tv_usec = 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
+    assert_true(c && !c->err);
+    redisReply *rep = redisCommand(c, "SCRIPT FLUSH");
+    assert_non_null(rep);
+    freeReplyObject(rep);
+    redisFree(c);
+    assert_int_equal(join_ok(s, 0).position, 1);
+    assert_int_equal(join_ok(s, 0).position, 2);
+    s->ops->free(s);
+}
+
+/* Every op calls back once, with -1, when the store goes while they wait. */
+static void test_free_calls_back_once(void **state)
+{
+    struct el_store *s = drv_open(60);
+    struct result r[3] = {{0}};
+    for (int i = 0; i < 3; i++) s->ops->join(s, 0, 0, place_cb, &r[i]);
+    s->ops->free(s);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(r[i].calls, 1);
+        assert_int_equal(r[i].err, -1);
+    }
+}
+
+struct freeing {
+    struct el_store *s; /* freed by the first callback */
+    int calls;          /* callbacks seen */
+    int errs;           /* of which err = -1 */
+};
+
+static void free_in_cb(void *arg, int err, const struct el_place *p)
+{
+    struct freeing *f = arg;
+    if (f->calls++ == 0) f->s->ops->free(f->s);
+    if (err) f->errs++;
+}
+
+static void test_free_inside_callback(void **state)
+{
+    struct freeing f = {.s = drv_open(60)};
+    for (int i = 0; i < 4; i++) f.s->ops->join(f.s, 0, 0, free_in_cb, &f);
+    uint64_t end = el_now_ms() + 5000;
+    while (f.calls < 4 && el_now_ms() < end) event_base_loop(evb, EVLOOP_ONCE);
+    for (int i = 0; i < 5; i++) event_base_loop(evb, EVLOOP_NONBLOCK);
+    assert_int_equal(f.calls, 4);
+    assert_int_equal(f.errs, 3); /* the first answered; the others went with the store */
+}
+
+/* Wait until the store is up again and a join answers. */
+static void wait_recovered(struct el_store *s, uint64_t limit_ms)
+{
+    uint64_t end = el_now_ms() + limit_ms;
+    for (;;) {
+        assert_true(el_now_ms() < end);
+        event_base_loop(evb, EVLOOP_ONCE);
+        if (!el_store_redis_up(s)) continue;
+        struct result r = {0};
+        s->ops->join(s, 0, 0, place_cb, &r);
+        drv_wait(&r.done);
+        if (r.err == 0) return;
+    }
+}
+
+static void test_hung_redis_times_out(void **state)
+{
+    struct el_store *s = drv_open(60);
+    join_ok(s, 0);
+    redis_kill(SIGSTOP);
+    struct result r = {0};
+    uint64_t t0 = el_now_ms();
+    s->ops->join(s, 0, 0, place_cb, &r);
+    drv_wait(&r.done);
+    uint64_t took = el_now_ms() - t0;
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.err, -1);
+    assert_true(took >= TIMEOUT_MS / 2 && took < 3000);
+    assert_false(el_store_redis_up(s));
+    struct result r2 = {0};
+    s->ops->check(s, 0, 0, 0, place_cb, &r2); /* down: at once */
+    assert_true(r2.done);
+    assert_int_equal(r2.err, -1);
+    redis_kill(SIGCONT);
+    wait_recovered(s, 8000);
+    s->ops->free(s);
+}
+
+static void test_killed_redis_comes_back(void **state)
+{
+    struct el_store *s = drv_open(60);
+    join_ok(s, 0);
+    redis_kill(SIGKILL);
+    struct result r = {0};
+    uint64_t t0 = el_now_ms();
+    s->ops->join(s, 0, 0, place_cb, &r);
+    drv_wait(&r.done);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.err, -1);
+    assert_true(el_now_ms() - t0 < 3000);
+    struct result st = {0};
+    s->ops->advance(s, 1, 0, stats_cb, &st);
+    drv_wait(&st.done);
+    assert_int_equal(st.err, -1);
+    redis_start();
+    wait_recovered(s, 8000);
+    s->ops->free(s);
+}
+
+static void test_abandoned_skipped(void **state)
+{
+    struct el_store *s = drv_open(1); /* L = 3 s */
+    advance_ok(s, 0);
+    struct el_place a = join_ok(s, 0), b = join_ok(s, 0), c = join_ok(s, 0);
+    assert_int_equal(c.position, 3);
+    for (int i = 0; i < 7; i++) { /* b and c come back every second, a never */
+        sleep_ms(1000);
+        assert_int_equal(check_ok(s, 0, b.num).state, EL_PLACE_WAITING);
+        assert_int_equal(check_ok(s, 0, c.num).state, EL_PLACE_WAITING);
+        advance_ok(s, 0);
+    }
+    assert_int_equal(check_ok(s, 0, c.num).position, 2);
+    struct el_store_stats st = admit(s, 1);
+    assert_int_equal(st.waiting, 1);
+    assert_int_equal(check_ok(s, 0, b.num).state, EL_PLACE_ADMITTED);
+    assert_int_equal(check_ok(s, 0, a.num).state, EL_PLACE_GONE);
+    assert_int_equal(check_ok(s, 0, c.num).position, 1);
+    s->ops->free(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        STORE_CASES,
+        cmocka_unit_test(test_metering),
+        cmocka_unit_test(test_two_instances),
+        cmocka_unit_test(test_restart_keeps_places),
+        cmocka_unit_test(test_noscript_falls_back_to_eval),
+        cmocka_unit_test(test_free_calls_back_once),
+        cmocka_unit_test(test_free_inside_callback),
+        cmocka_unit_test(test_hung_redis_times_out),
+        cmocka_unit_test(test_killed_redis_comes_back),
+        cmocka_unit_test(test_abandoned_skipped),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
