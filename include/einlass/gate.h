@@ -1,0 +1,71 @@
+/* gate.h - the per-request decision: route, pass, room -> forward, wait,
+ * bypass or reject, and the cookies that go with it. One struct el_gate per
+ * worker; no module below the gate knows about connections.
+ *
+ * Order (issue 3): /_einlass/status is answered here, never forwarded; mode
+ * off forwards with no cookies; a bypass route or network forwards; a valid
+ * pass forwards (its expiry slides); a reject route answers 403; while the
+ * room does not queue, the request is forwarded and its response gets a pass;
+ * while it queues, a newcomer joins, a ticket holder asks for its place and,
+ * once reached, is forwarded with a pass. Passes are checked locally: pass
+ * holders never cost a store round trip. */
+#ifndef EL_GATE_H
+#define EL_GATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "einlass/metrics.h"
+#include "einlass/room.h"
+
+struct el_http_msg;
+struct el_worker;
+
+#define EL_COOKIE_MAX 192 /* one Set-Cookie value */
+
+/* The gate's part of one request, kept inside the connection. */
+struct el_gate_ctx {
+    enum el_decision decision; /* what to do */
+    bool forward;              /* proxy it (FORWARD, BYPASS) or answer here */
+    bool had_pass;             /* the request carried a valid pass */
+    bool secure;               /* cookies get the Secure attribute */
+    uint8_t lane;              /* room lane for a join */
+    char cookie[EL_COOKIE_MAX]; /* Set-Cookie value to send, "" for none */
+    /* local answer (forward == false), valid only inside the done callback */
+    int status;                /* e.g. 503, 403, 200 */
+    const char *ctype;         /* Content-Type */
+    const char *body;          /* body bytes (the gate's scratch) */
+    size_t body_len;
+    int retry_after;           /* > 0: Retry-After header */
+    /* private, for the asynchronous room answer */
+    struct el_gate *gate;
+    bool status_path;          /* the request was /_einlass/status */
+    bool html;                 /* the client wants the HTML page */
+    uint8_t lang;              /* enum el_lang */
+    bool in_decide;            /* inside el_gate_decide(): answers are synchronous */
+    bool completed;            /* the decision is made */
+    bool joined;               /* this request joined the room (once at most) */
+    void (*done)(void *arg);
+    void *arg;
+};
+
+struct el_gate;
+
+struct el_gate *el_gate_new(struct el_worker *w);
+void el_gate_free(struct el_gate *g);
+
+/* Decide for req from peer. Returns 1 if decided now (ctx filled, done is
+ * not called), 0 if done(arg) will be called later from the event loop
+ * (then ctx and the request head must stay valid until it is). */
+int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_http_msg *req,
+                   const struct sockaddr *peer, void (*done)(void *arg), void *arg);
+
+/* The backend answered resp to a forwarded request: returns the Set-Cookie
+ * value to add ("" for none). An "Einlass-Release: 1" ends the session: the
+ * pass is cleared and the room gets one admission credit. */
+const char *el_gate_response(struct el_gate *g, struct el_gate_ctx *ctx,
+                             const struct el_http_msg *resp);
+
+#endif

@@ -1,0 +1,1071 @@
+/* conn.c - client connections: read a head, ask the gate, forward or answer.
+ *
+ * Invariants:
+ *  - One request is in progress per connection; bytes of pipelined requests
+ *    wait in c->in until the response before them is complete.
+ *  - Every socket is registered once (EV_ET|EV_PERSIST) and read until it is
+ *    drained; nothing re-arms I/O events per request.
+ *  - Nothing below the event entry points frees a connection: they set
+ *    c->close_now and return, and the entry point (client event, backend
+ *    event, timer, gate callback) frees it on the way out, in settle().
+ *  - The backend sees the request re-framed: the body exactly as einlass
+ *    parsed it (Content-Length, or chunks re-encoded), so the two can never
+ *    disagree on where a message ends. */
+#include "einlass/conn.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "einlass/common.h"
+#include "einlass/config.h"
+#include "einlass/latency.h"
+#include "einlass/metrics.h"
+#include "einlass/server.h"
+
+#define HIGH_WATER (256 * 1024) /* pause the other side above this many buffered bytes */
+
+static _Thread_local struct el_http_msg resp_msg; /* response head being parsed */
+
+static void conn_event(evutil_socket_t fd, short what, void *arg);
+static void conn_timeout(evutil_socket_t fd, short what, void *arg);
+static void up_event(evutil_socket_t fd, short what, void *arg);
+static void conn_run(struct el_conn *c);
+static void conn_read(struct el_conn *c, bool drain);
+static void up_read(struct el_conn *c, bool drain);
+static void pump_request_body(struct el_conn *c);
+static void exchange_done(struct el_conn *c);
+
+/* ---- small writers: no printf on the request path ---- */
+
+static void out_str(struct el_buf *b, const char *s)
+{
+    el_buf_append(b, s, strlen(s));
+}
+
+static void out_u64(struct el_buf *b, uint64_t v)
+{
+    char tmp[24];
+    int i = sizeof(tmp);
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    el_buf_append(b, tmp + i, sizeof(tmp) - (size_t)i);
+}
+
+static void out_header(struct el_buf *b, const char *name, size_t nlen, const char *val,
+                       size_t vlen)
+{
+    el_buf_append(b, name, nlen);
+    el_buf_append(b, ": ", 2);
+    el_buf_append(b, val, vlen);
+    el_buf_append(b, "\r\n", 2);
+}
+
+static inline const struct el_config *conn_cfg(const struct el_conn *c)
+{
+    return c->gen->cfg;
+}
+
+/* ---- lifecycle ---- */
+
+static void timer_set(struct el_conn *c, const struct timeval *tv)
+{
+    event_add(&c->timer, tv);
+}
+
+static void up_close(struct el_upconn *u)
+{
+    struct el_worker *w = u->w;
+    event_del(&u->ev);
+    close(u->fd);
+    el_buf_release(&w->bufs, &u->in);
+    el_buf_release(&w->bufs, &u->out);
+    u->owner = NULL;
+    u->next = w->free_up;
+    w->free_up = u;
+}
+
+/* Take an idle backend connection out of the pool. */
+static void pool_remove(struct el_worker *w, struct el_upconn *u)
+{
+    for (struct el_upconn **pp = &w->idle_up; *pp; pp = &(*pp)->next) {
+        if (*pp == u) {
+            *pp = u->next;
+            w->nidle_up--;
+            return;
+        }
+    }
+}
+
+static void up_release(struct el_conn *c, bool keep)
+{
+    struct el_upconn *u = c->up;
+    struct el_worker *w = c->w;
+    if (u == NULL) return;
+    c->up = NULL;
+    u->owner = NULL;
+    if (keep && !w->draining && u->gen_id == w->gen->id && el_buf_used(&u->in) == 0 &&
+        w->nidle_up < w->gen->cfg->keepalive) {
+        el_buf_release(&w->bufs, &u->in);
+        el_buf_release(&w->bufs, &u->out);
+        u->reused = true;
+        u->next = w->idle_up;
+        w->idle_up = u;
+        w->nidle_up++;
+        return;
+    }
+    up_close(u);
+}
+
+static void inflight_done(struct el_conn *c)
+{
+    if (c->counted_inflight) {
+        c->counted_inflight = false;
+        atomic_fetch_sub_explicit(&el_metrics_workers[c->w->id].inflight, 1,
+                                  memory_order_relaxed);
+    }
+}
+
+static void conn_free(struct el_conn *c)
+{
+    struct el_worker *w = c->w;
+    if (c->fd >= 0) {
+        event_del(&c->ev);
+        event_del(&c->timer);
+        close(c->fd);
+        c->fd = -1;
+        atomic_fetch_sub_explicit(&el_metrics_workers[w->id].connections, 1,
+                                  memory_order_relaxed);
+    }
+    inflight_done(c);
+    if (c->up) up_release(c, false);
+    if (c->gate_pending) { /* the room still owes us a callback */
+        c->dead = true;
+        return;
+    }
+    el_buf_release(&w->bufs, &c->in);
+    el_buf_release(&w->bufs, &c->out);
+    if (c->gen) el_generation_drop(c->gen);
+    c->gen = NULL;
+    if (c->prev) c->prev->next = c->next;
+    else w->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->next = w->free_conns;
+    c->prev = NULL;
+    w->free_conns = c;
+}
+
+/* Entry points end here: free the connection if something asked for it. */
+static void settle(struct el_conn *c)
+{
+    if (c->state == EL_CONN_CLOSED) conn_free(c);
+}
+
+static void conn_abort(struct el_conn *c)
+{
+    c->state = EL_CONN_CLOSED;
+}
+
+static bool aborted(const struct el_conn *c)
+{
+    return c->state == EL_CONN_CLOSED;
+}
+
+static void conn_flush(struct el_conn *c)
+{
+    if (aborted(c)) return;
+    int r = el_buf_write(&c->out, c->fd);
+    if (r == -1) {
+        conn_abort(c);
+        return;
+    }
+    if (r == 0) {
+        if (c->state == EL_CONN_CLOSING) {
+            /* Lingering close: stop sending, read and drop what the client
+             * still sends until it closes or the timer fires, so a reset
+             * does not destroy the answer in flight. */
+            shutdown(c->fd, SHUT_WR);
+            if (c->client_eof) conn_abort(c);
+            return;
+        }
+        if (c->up_paused && c->up) {
+            c->up_paused = false;
+            up_read(c, true);
+        } else if (c->state == EL_CONN_IDLE) {
+            el_buf_release(&c->w->bufs, &c->out); /* idle connections hold no buffers */
+        }
+    } else if (el_buf_used(&c->out) > HIGH_WATER && c->up) {
+        c->up_paused = true;
+    }
+}
+
+/* ---- answers made here ---- */
+
+static void respond(struct el_conn *c, int status, const char *ctype, const char *body,
+                    size_t body_len, const char *cookie, int retry_after, bool close)
+{
+    struct el_buf *o = &c->out;
+    el_buf_alloc(&c->w->bufs, o, EL_BUF_SIZE);
+    out_str(o, "HTTP/1.1 ");
+    out_u64(o, (uint64_t)status);
+    el_buf_append(o, " ", 1);
+    out_str(o, el_http_reason(status));
+    out_str(o, "\r\nServer: einlass\r\nCache-Control: no-store\r\nContent-Type: ");
+    out_str(o, ctype);
+    out_str(o, "\r\nContent-Length: ");
+    out_u64(o, body_len);
+    out_str(o, "\r\n");
+    if (retry_after > 0) {
+        out_str(o, "Retry-After: ");
+        out_u64(o, (uint64_t)retry_after);
+        out_str(o, "\r\n");
+    }
+    if (cookie && cookie[0]) out_header(o, "Set-Cookie", 10, cookie, strlen(cookie));
+    if (close) out_str(o, "Connection: close\r\n");
+    else if (c->req.minor_version == 0) out_str(o, "Connection: keep-alive\r\n");
+    out_str(o, "\r\n");
+    if (!c->head_method) el_buf_append(o, body, body_len);
+    c->resp_status = status;
+    c->resp_bytes = body_len;
+    if (close) c->state = EL_CONN_CLOSING;
+    conn_flush(c);
+}
+
+/* An error answered by einlass; the connection closes after it. */
+static void respond_error(struct el_conn *c, int status, const char *reason)
+{
+    char body[160];
+    int n = snprintf(body, sizeof(body), "%d %s: %s\n", status, el_http_reason(status), reason);
+    el_metrics_count(c->w->id, EL_DECISION_ERROR);
+    respond(c, status, "text/plain; charset=utf-8", body, (size_t)n, NULL, 0, true);
+    timer_set(c, c->w->tv_header);
+}
+
+static void access_log(struct el_conn *c, const char *decision)
+{
+    if (!conn_cfg(c)->access_log) return;
+    uint64_t us = el_now_us() - c->t_start_us;
+    el_log(EL_LOG_INFO, "access %s \"%.*s %.*s\" %d %llu %.3fms %s", c->peer_ip,
+           (int)c->req.method_len, c->req.method, (int)c->req.path_len, c->req.path,
+           c->resp_status, (unsigned long long)c->resp_bytes, (double)us / 1000.0, decision);
+}
+
+static const char *decision_name(enum el_decision d)
+{
+    static const char *names[] = {"forward", "wait", "bypass", "reject", "error"};
+    return names[d];
+}
+
+/* The current request is over: go on with the next one, or close. */
+static void finish_request(struct el_conn *c)
+{
+    if (aborted(c)) return;
+    if (c->state == EL_CONN_CLOSING || !c->req.keep_alive || c->w->draining) {
+        if (c->state != EL_CONN_CLOSING) {
+            c->state = EL_CONN_CLOSING;
+            conn_flush(c);
+        }
+        timer_set(c, c->w->tv_header);
+        return;
+    }
+    c->state = EL_CONN_IDLE;
+    timer_set(c, c->w->tv_idle);
+    if (c->in_run) return; /* conn_run() goes on with the next request itself */
+    if (c->in_more) conn_read(c, false);
+    else conn_run(c);
+    if (c->state == EL_CONN_IDLE && el_buf_used(&c->in) == 0) {
+        el_buf_release(&c->w->bufs, &c->in);
+        if (el_buf_used(&c->out) == 0) el_buf_release(&c->w->bufs, &c->out);
+    }
+}
+
+/* ---- request start ---- */
+
+static void conn_adopt_generation(struct el_conn *c)
+{
+    struct el_generation *g = c->w->gen;
+    if (c->gen == g) return;
+    el_generation_hold(g);
+    if (c->gen) el_generation_drop(c->gen);
+    c->gen = g;
+}
+
+static void act(struct el_conn *c);
+
+static void gate_done(void *arg)
+{
+    struct el_conn *c = arg;
+    c->gate_pending = false;
+    if (c->dead) {
+        c->dead = false;
+        conn_free(c);
+        return;
+    }
+    act(c);
+    settle(c);
+}
+
+static void start_request(struct el_conn *c)
+{
+    struct el_worker *w = c->w;
+    conn_adopt_generation(c);
+    const struct el_config *cfg = conn_cfg(c);
+    c->t_start_us = el_now_us();
+    c->head_method = c->req.method_len == 4 && memcmp(c->req.method, "HEAD", 4) == 0;
+    c->req_remaining = c->req.body == EL_BODY_LENGTH ? c->req.content_length : 0;
+    memset(&c->req_chunk, 0, sizeof(c->req_chunk));
+    c->req_body_bytes = 0;
+    c->req_body_done = c->req.body == EL_BODY_NONE ||
+                       (c->req.body == EL_BODY_LENGTH && c->req.content_length == 0);
+    c->resp_head_done = c->resp_done = false;
+    c->resp_status = 0;
+    c->resp_bytes = 0;
+    c->retries = 0;
+    c->up_paused = c->in_paused = false;
+    event_del(&c->timer);
+
+    if (c->req.body == EL_BODY_LENGTH && c->req.content_length > cfg->max_body_bytes) {
+        respond_error(c, 413, "request body larger than max_body_bytes");
+        return;
+    }
+    c->state = EL_CONN_GATE;
+    c->gate_pending = true;
+    if (el_gate_decide(w->gate, &c->gate, &c->req, (struct sockaddr *)&c->peer, gate_done, c)) {
+        c->gate_pending = false;
+        act(c);
+    }
+}
+
+static void serialize_request(struct el_conn *c, struct el_buf *o)
+{
+    const struct el_http_msg *r = &c->req;
+    el_buf_append(o, r->method, r->method_len);
+    el_buf_append(o, " ", 1);
+    el_buf_append(o, r->target, r->target_len);
+    out_str(o, " HTTP/1.1\r\n");
+    const char *xff[8];
+    size_t xff_len[8], nxff = 0;
+    for (size_t i = 0; i < r->nheaders; i++) {
+        const struct el_http_header *h = &r->headers[i];
+        if (h->flags & (EL_HDR_HOP | EL_HDR_FRAMING)) continue;
+        if (el_strcaseeq(h->name, h->name_len, "x-forwarded-for", 15)) {
+            if (nxff < EL_ARRAY_LEN(xff)) {
+                xff[nxff] = h->value;
+                xff_len[nxff++] = h->value_len;
+            }
+            continue;
+        }
+        if (el_strcaseeq(h->name, h->name_len, "x-forwarded-proto", 17) ||
+            el_strcaseeq(h->name, h->name_len, "expect", 6))
+            continue;
+        out_header(o, h->name, h->name_len, h->value, h->value_len);
+    }
+    out_str(o, "X-Forwarded-For: ");
+    for (size_t i = 0; i < nxff; i++) {
+        el_buf_append(o, xff[i], xff_len[i]);
+        el_buf_append(o, ", ", 2);
+    }
+    el_buf_append(o, c->peer_ip, c->peer_ip_len);
+    out_str(o, c->gate.secure ? "\r\nX-Forwarded-Proto: https\r\n" : "\r\nX-Forwarded-Proto: http\r\n");
+    out_str(o, r->minor_version ? "Via: 1.1 einlass\r\n" : "Via: 1.0 einlass\r\n");
+    if (r->body == EL_BODY_LENGTH) {
+        out_str(o, "Content-Length: ");
+        out_u64(o, r->content_length);
+        out_str(o, "\r\n\r\n");
+    } else if (r->body == EL_BODY_CHUNKED) {
+        out_str(o, "Transfer-Encoding: chunked\r\n\r\n");
+    } else {
+        out_str(o, "\r\n");
+    }
+}
+
+/* Open a new backend connection (non-blocking connect). NULL on failure. */
+static struct el_upconn *up_connect(struct el_worker *w)
+{
+    const struct el_generation *g = w->gen;
+    int fd = socket(g->backend.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1) return NULL;
+    if (g->backend.ss_family != AF_UNIX) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    bool connecting = false;
+    if (connect(fd, (const struct sockaddr *)&g->backend, g->backend_len) == -1) {
+        if (errno != EINPROGRESS) {
+            close(fd);
+            return NULL;
+        }
+        connecting = true;
+    }
+    struct el_upconn *u = w->free_up;
+    if (u) w->free_up = u->next;
+    else u = el_malloc(sizeof(*u));
+    memset(u, 0, sizeof(*u));
+    u->fd = fd;
+    u->w = w;
+    u->gen_id = g->id;
+    u->connecting = connecting;
+    event_assign(&u->ev, w->base, fd, EV_READ | EV_WRITE | EV_ET | EV_PERSIST | EV_CLOSED,
+                 up_event, u);
+    event_add(&u->ev, NULL);
+    return u;
+}
+
+static struct el_upconn *up_acquire(struct el_conn *c)
+{
+    struct el_worker *w = c->w;
+    while (w->idle_up) {
+        struct el_upconn *u = w->idle_up;
+        w->idle_up = u->next;
+        w->nidle_up--;
+        if (u->gen_id != w->gen->id) {
+            up_close(u);
+            continue;
+        }
+        u->owner = c;
+        return u;
+    }
+    struct el_upconn *u = up_connect(w);
+    if (u) u->owner = c;
+    return u;
+}
+
+static void up_flush(struct el_conn *c)
+{
+    struct el_upconn *u = c->up;
+    if (u == NULL || u->connecting || aborted(c)) return;
+    int r = el_buf_write(&u->out, u->fd);
+    if (r == -1) {
+        /* The backend is gone; up_read() sees the EOF and decides. */
+        return;
+    }
+    if (r == 0 && c->in_paused) {
+        c->in_paused = false;
+        conn_read(c, true);
+    }
+}
+
+static void begin_forward(struct el_conn *c)
+{
+    struct el_worker *w = c->w;
+    c->state = EL_CONN_PROXY;
+    c->up = up_acquire(c);
+    if (c->up == NULL) {
+        respond_error(c, 502, "backend unreachable");
+        return;
+    }
+    struct el_upconn *u = c->up;
+    el_buf_alloc(&w->bufs, &u->out, EL_BUF_SIZE);
+    el_buf_alloc(&w->bufs, &u->in, EL_BUF_SIZE);
+    serialize_request(c, &u->out);
+    c->sent_head_len = el_buf_used(&u->out);
+    if (c->req.expect_continue && !c->req_body_done) {
+        el_buf_alloc(&w->bufs, &c->out, EL_BUF_SIZE);
+        out_str(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+        conn_flush(c);
+    }
+    el_buf_consume(&c->in, c->req.head_len);
+    if (!c->counted_inflight) {
+        c->counted_inflight = true;
+        atomic_fetch_add_explicit(&el_metrics_workers[w->id].inflight, 1, memory_order_relaxed);
+    }
+    c->t_sent_us = el_now_us();
+    timer_set(c, u->connecting ? w->tv_connect : w->tv_response);
+    pump_request_body(c);
+    up_flush(c);
+}
+
+static void act(struct el_conn *c)
+{
+    struct el_gate_ctx *g = &c->gate;
+    el_metrics_count(c->w->id, g->decision);
+    if (g->forward) {
+        begin_forward(c);
+        return;
+    }
+    /* Answered here. A request body we did not read makes the connection
+     * unusable for another request: close after the answer. */
+    bool close = !c->req_body_done || !c->req.keep_alive;
+    if (c->req_body_done) el_buf_consume(&c->in, c->req.head_len);
+    respond(c, g->status, g->ctype, g->body, g->body_len, g->cookie, g->retry_after, close);
+    access_log(c, decision_name(g->decision));
+    finish_request(c);
+}
+
+/* ---- request body: client -> backend ---- */
+
+static void pump_request_body(struct el_conn *c)
+{
+    struct el_upconn *u = c->up;
+    if (c->req_body_done || u == NULL || aborted(c)) return;
+    if (c->req.body == EL_BODY_LENGTH) {
+        size_t n = EL_MIN((uint64_t)el_buf_used(&c->in), c->req_remaining);
+        el_buf_append(&u->out, c->in.data + c->in.off, n);
+        el_buf_consume(&c->in, n);
+        c->req_remaining -= n;
+        if (c->req_remaining == 0) c->req_body_done = true;
+    } else {
+        for (;;) {
+            size_t used = 0, dlen = 0;
+            const char *data = NULL;
+            int r = el_chunked_decode(&c->req_chunk, c->in.data + c->in.off,
+                                      el_buf_used(&c->in), &used, &data, &dlen);
+            if (r < 0) {
+                up_release(c, false);
+                inflight_done(c);
+                respond_error(c, 400, "malformed chunked body");
+                return;
+            }
+            if (dlen) {
+                c->req_body_bytes += dlen;
+                if (c->req_body_bytes > conn_cfg(c)->max_body_bytes) {
+                    up_release(c, false);
+                    inflight_done(c);
+                    if (c->resp_head_done) conn_abort(c);
+                    else respond_error(c, 413, "request body larger than max_body_bytes");
+                    return;
+                }
+                char hdr[24];
+                size_t hl = el_chunk_header(hdr, dlen);
+                el_buf_append(&u->out, hdr, hl);
+                el_buf_append(&u->out, data, dlen);
+                el_buf_append(&u->out, "\r\n", 2);
+            }
+            el_buf_consume(&c->in, used);
+            if (r == 1) {
+                el_buf_append(&u->out, "0\r\n\r\n", 5);
+                c->req_body_done = true;
+                break;
+            }
+            if (used == 0) break;
+        }
+    }
+    if (el_buf_used(&u->out) > HIGH_WATER) c->in_paused = true;
+    if (c->req_body_done && c->resp_done) exchange_done(c);
+}
+
+/* ---- client input ---- */
+
+static void conn_run_once(struct el_conn *c);
+
+static void conn_run(struct el_conn *c)
+{
+    if (c->in_run) return;
+    c->in_run = true;
+    conn_run_once(c);
+    c->in_run = false;
+}
+
+static void conn_run_once(struct el_conn *c)
+{
+    while (!aborted(c)) {
+        switch (c->state) {
+        case EL_CONN_IDLE:
+        case EL_CONN_HEAD: {
+            if (el_buf_used(&c->in) == 0) {
+                if (c->client_eof) conn_abort(c);
+                return;
+            }
+            const struct el_config *cfg = c->w->gen->cfg;
+            int r = el_http_parse_request(c->in.data + c->in.off, el_buf_used(&c->in),
+                                          cfg->max_header_bytes, &c->req);
+            if (r == EL_HTTP_INCOMPLETE) {
+                if (c->client_eof) {
+                    conn_abort(c);
+                    return;
+                }
+                if (c->state == EL_CONN_IDLE) {
+                    c->state = EL_CONN_HEAD;
+                    timer_set(c, c->w->tv_header);
+                }
+                return;
+            }
+            if (r < 0) {
+                conn_adopt_generation(c);
+                c->req.keep_alive = false;
+                c->head_method = false;
+                c->t_start_us = el_now_us();
+                if (r == EL_HTTP_TOO_LARGE)
+                    respond_error(c, 431, "request header fields too large");
+                else if (r == EL_HTTP_VERSION)
+                    respond_error(c, 505, "only HTTP/1.0 and HTTP/1.1 are served");
+                else
+                    respond_error(c, 400, "malformed or ambiguous request");
+                return;
+            }
+            start_request(c);
+            break; /* a local answer loops to the next pipelined request */
+        }
+        case EL_CONN_PROXY:
+            pump_request_body(c);
+            up_flush(c);
+            return;
+        default:
+            return;
+        }
+    }
+}
+
+static void conn_read(struct el_conn *c, bool drain)
+{
+    for (int round = 0; round < 64 && !aborted(c); round++) {
+        if (c->in_paused) return;
+        if (c->state == EL_CONN_CLOSING) { /* lingering close: discard */
+            char sink[4096];
+            ssize_t n;
+            while ((n = read(c->fd, sink, sizeof(sink))) > 0) {
+            }
+            if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) conn_abort(c);
+            return;
+        }
+        size_t max_head = c->w->gen->cfg->max_header_bytes;
+        el_buf_alloc(&c->w->bufs, &c->in, (uint32_t)EL_MAX(EL_BUF_SIZE, max_head));
+        bool eof = false;
+        ssize_t n = el_buf_read(&c->in, c->fd, drain, &eof);
+        if (n == -1) {
+            conn_abort(c);
+            return;
+        }
+        if (eof) c->client_eof = true;
+        c->in_more = n == -3 || c->in.len == c->in.cap;
+        uint32_t before = el_buf_used(&c->in);
+        conn_run(c);
+        if (c->client_eof && c->state == EL_CONN_PROXY && !c->req_body_done) {
+            conn_abort(c); /* the client gave up mid-body */
+            return;
+        }
+        if (!c->in_more || eof) return;
+        if (el_buf_used(&c->in) == before) return; /* no room now: finish_request reads on */
+    }
+}
+
+static void conn_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct el_conn *c = arg;
+    if (what & EV_WRITE) conn_flush(c);
+    if (what & (EV_READ | EV_CLOSED)) conn_read(c, (what & EV_CLOSED) != 0);
+    settle(c);
+}
+
+/* ---- backend side ---- */
+
+static void up_fail(struct el_conn *c, int status, const char *reason)
+{
+    inflight_done(c);
+    up_release(c, false);
+    if (c->resp_head_done) {
+        conn_abort(c); /* the head is out: the truncation is the message */
+        return;
+    }
+    respond_error(c, status, reason);
+    access_log(c, "error");
+}
+
+static bool idempotent(const struct el_http_msg *r)
+{
+    static const char *m[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"};
+    for (size_t i = 0; i < EL_ARRAY_LEN(m); i++)
+        if (r->method_len == strlen(m[i]) && memcmp(r->method, m[i], r->method_len) == 0)
+            return true;
+    return false;
+}
+
+/* A pooled connection the backend had closed: send the same head on a fresh
+ * one, once, and only for an idempotent request without a body. */
+static bool try_retry(struct el_conn *c)
+{
+    struct el_upconn *old = c->up;
+    if (!old->reused || c->retries > 0 || el_buf_used(&old->in) > 0 ||
+        c->req.body != EL_BODY_NONE || !idempotent(&c->req))
+        return false;
+    c->retries++;
+    struct el_upconn *u = up_connect(c->w);
+    if (u == NULL) return false;
+    u->owner = c;
+    el_buf_alloc(&c->w->bufs, &u->out, EL_BUF_SIZE);
+    el_buf_alloc(&c->w->bufs, &u->in, EL_BUF_SIZE);
+    /* The head is still at the start of the old buffer: a request without a
+     * body appends nothing after it, and sending only moves the indices. */
+    el_buf_append(&u->out, old->out.data, c->sent_head_len);
+    up_release(c, false);
+    c->up = u;
+    timer_set(c, u->connecting ? c->w->tv_connect : c->w->tv_response);
+    up_flush(c);
+    return true;
+}
+
+static void record_latency(struct el_conn *c, const struct el_http_msg *resp)
+{
+    const struct el_config *cfg = conn_cfg(c);
+    double ms = -1;
+    size_t mlen = strlen(cfg->latency_metric);
+    for (size_t i = 0; i < resp->nheaders && ms < 0; i++) {
+        const struct el_http_header *h = &resp->headers[i];
+        double d;
+        if (el_strcaseeq(h->name, h->name_len, "server-timing", 13) &&
+            el_server_timing_dur(h->value, h->value_len, cfg->latency_metric, mlen, &d))
+            ms = d;
+    }
+    if (ms < 0) ms = (double)(el_now_us() - c->t_sent_us) / 1000.0;
+    el_latency_add(c->w->latency, el_now_ms(), ms);
+    el_metrics_observe(c->w->id, ms);
+}
+
+static void forward_response_head(struct el_conn *c, const struct el_http_msg *resp)
+{
+    struct el_buf *o = &c->out;
+    el_buf_alloc(&c->w->bufs, o, EL_BUF_SIZE);
+    bool client11 = c->req.minor_version == 1;
+    bool close = !c->req.keep_alive || c->w->draining || !c->req_body_done;
+    out_str(o, "HTTP/1.1 ");
+    out_u64(o, (uint64_t)resp->status);
+    el_buf_append(o, " ", 1);
+    el_buf_append(o, resp->reason, resp->reason_len);
+    out_str(o, "\r\n");
+    const char *cl = NULL;
+    size_t cl_len = 0;
+    for (size_t i = 0; i < resp->nheaders; i++) {
+        const struct el_http_header *h = &resp->headers[i];
+        if (h->flags & EL_HDR_FRAMING) {
+            if (h->name_len == 14 && !cl) { /* Content-Length */
+                cl = h->value;
+                cl_len = h->value_len;
+            }
+            continue;
+        }
+        if (h->flags & EL_HDR_HOP) continue;
+        out_header(o, h->name, h->name_len, h->value, h->value_len);
+    }
+    out_str(o, "Via: 1.1 einlass\r\n");
+    const char *cookie = el_gate_response(c->w->gate, &c->gate, resp);
+    if (cookie[0]) out_header(o, "Set-Cookie", 10, cookie, strlen(cookie));
+    c->resp_body = (uint8_t)resp->body;
+    c->resp_chunk_out = false;
+    switch (resp->body) {
+    case EL_BODY_NONE:
+        /* HEAD and 304 keep the length the backend announced. */
+        if (cl && resp->status != 204 && (resp->status < 100 || resp->status >= 200))
+            out_header(o, "Content-Length", 14, cl, cl_len);
+        break;
+    case EL_BODY_LENGTH:
+        out_str(o, "Content-Length: ");
+        out_u64(o, resp->content_length);
+        out_str(o, "\r\n");
+        c->resp_remaining = resp->content_length;
+        break;
+    case EL_BODY_CHUNKED:
+    case EL_BODY_CLOSE:
+        memset(&c->resp_chunk, 0, sizeof(c->resp_chunk));
+        if (client11) {
+            out_str(o, "Transfer-Encoding: chunked\r\n");
+            c->resp_chunk_out = true;
+        } else {
+            close = true; /* an HTTP/1.0 client reads to the close */
+        }
+        break;
+    }
+    if (close) {
+        out_str(o, "Connection: close\r\n");
+        c->req.keep_alive = false;
+    } else if (!client11) {
+        out_str(o, "Connection: keep-alive\r\n");
+    }
+    out_str(o, "\r\n");
+    c->resp_status = resp->status;
+    c->resp_keepalive = resp->keep_alive && resp->body != EL_BODY_CLOSE;
+    c->resp_head_done = true;
+}
+
+static void body_out(struct el_conn *c, const char *p, size_t n)
+{
+    c->resp_bytes += n;
+    if (c->head_method) return;
+    if (c->resp_chunk_out) {
+        char hdr[24];
+        size_t hl = el_chunk_header(hdr, n);
+        el_buf_append(&c->out, hdr, hl);
+        el_buf_append(&c->out, p, n);
+        el_buf_append(&c->out, "\r\n", 2);
+    } else {
+        el_buf_append(&c->out, p, n);
+    }
+}
+
+/* Move response body bytes from the backend buffer to the client buffer.
+ * Returns -1 on a malformed body. */
+static int pump_response_body(struct el_conn *c, bool eof)
+{
+    struct el_upconn *u = c->up;
+    switch (c->resp_body) {
+    case EL_BODY_NONE:
+        c->resp_done = true;
+        return 0;
+    case EL_BODY_LENGTH: {
+        size_t n = EL_MIN((uint64_t)el_buf_used(&u->in), c->resp_remaining);
+        if (n) body_out(c, u->in.data + u->in.off, n);
+        el_buf_consume(&u->in, n);
+        c->resp_remaining -= n;
+        if (c->resp_remaining == 0) c->resp_done = true;
+        return 0;
+    }
+    case EL_BODY_CHUNKED:
+        for (;;) {
+            size_t used = 0, dlen = 0;
+            const char *data = NULL;
+            int r = el_chunked_decode(&c->resp_chunk, u->in.data + u->in.off, el_buf_used(&u->in),
+                                      &used, &data, &dlen);
+            if (r < 0) return -1;
+            if (dlen) body_out(c, data, dlen);
+            el_buf_consume(&u->in, used);
+            if (r == 1) {
+                c->resp_done = true;
+                break;
+            }
+            if (used == 0) break;
+        }
+        if (c->resp_done && c->resp_chunk_out && !c->head_method)
+            el_buf_append(&c->out, "0\r\n\r\n", 5);
+        return 0;
+    case EL_BODY_CLOSE:
+        if (el_buf_used(&u->in)) body_out(c, u->in.data + u->in.off, el_buf_used(&u->in));
+        el_buf_consume(&u->in, el_buf_used(&u->in));
+        if (eof) {
+            c->resp_done = true;
+            if (c->resp_chunk_out && !c->head_method) el_buf_append(&c->out, "0\r\n\r\n", 5);
+        }
+        return 0;
+    }
+    return -1;
+}
+
+static void up_read(struct el_conn *c, bool drain)
+{
+    struct el_upconn *u = c->up;
+    for (int round = 0; round < 64 && u && !aborted(c) && !c->resp_done; round++) {
+        if (c->up_paused) return;
+        bool eof = false;
+        ssize_t n = el_buf_read(&u->in, u->fd, drain, &eof);
+        if (n == -2 && !eof) return;
+        if (n == -1 && !c->resp_head_done && el_buf_used(&u->in) == 0) {
+            if (!try_retry(c)) up_fail(c, 502, "backend connection failed");
+            return;
+        }
+        if (n == -1) eof = true;
+        bool full = u->in.len == u->in.cap;
+        while (!c->resp_head_done) {
+            int r = el_http_parse_response(u->in.data + u->in.off, el_buf_used(&u->in),
+                                           conn_cfg(c)->max_header_bytes, c->head_method,
+                                           &resp_msg);
+            if (r == EL_HTTP_INCOMPLETE) {
+                if (!eof && !(n == -3)) break;
+                if (eof && el_buf_used(&u->in) == 0 && try_retry(c)) return;
+                up_fail(c, 502, eof ? "backend closed the connection" : "backend head too large");
+                return;
+            }
+            if (r < 0) {
+                up_fail(c, 502, "malformed backend response");
+                return;
+            }
+            if (resp_msg.status < 200) {
+                if (resp_msg.status == 101) {
+                    up_fail(c, 502, "backend switched protocols");
+                    return;
+                }
+                el_buf_consume(&u->in, (size_t)r); /* interim: not forwarded */
+                continue;
+            }
+            record_latency(c, &resp_msg);
+            forward_response_head(c, &resp_msg);
+            el_buf_consume(&u->in, (size_t)r);
+            timer_set(c, c->w->tv_idle);
+        }
+        if (!c->resp_head_done) return;
+        if (pump_response_body(c, eof) < 0) {
+            c->resp_keepalive = false;
+            conn_flush(c);
+            up_fail(c, 502, "malformed backend body");
+            return;
+        }
+        if (eof && !c->resp_done) { /* truncated by the backend */
+            conn_flush(c);
+            up_fail(c, 502, "backend closed mid-body");
+            return;
+        }
+        if (c->resp_done && (eof || el_buf_used(&u->in) > 0)) c->resp_keepalive = false;
+        conn_flush(c);
+        if (c->resp_done) {
+            if (c->req_body_done) exchange_done(c);
+            else c->req.keep_alive = false; /* finish reading the body, then close */
+            return;
+        }
+        if (!full) return;
+    }
+}
+
+static void exchange_done(struct el_conn *c)
+{
+    if (aborted(c) || c->up == NULL) return;
+    inflight_done(c);
+    up_release(c, c->resp_keepalive && c->req_body_done);
+    access_log(c, decision_name(c->gate.decision));
+    finish_request(c);
+}
+
+static void up_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct el_upconn *u = arg;
+    struct el_conn *c = u->owner;
+    if (c == NULL) { /* idle in the pool: the backend closed it, or sent garbage */
+        pool_remove(u->w, u);
+        up_close(u);
+        return;
+    }
+    if (u->connecting) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1) err = errno;
+        if (err == EINPROGRESS) return;
+        if (err != 0) {
+            up_fail(c, 502, "backend unreachable");
+            settle(c);
+            return;
+        }
+        u->connecting = false;
+        timer_set(c, c->w->tv_response);
+        up_flush(c);
+    } else if (what & EV_WRITE) {
+        up_flush(c);
+    }
+    if (!aborted(c) && c->up == u && (what & (EV_READ | EV_CLOSED))) up_read(c, (what & EV_CLOSED) != 0);
+    settle(c);
+}
+
+static void conn_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct el_conn *c = arg;
+    if (c->state == EL_CONN_PROXY && !c->resp_head_done && c->up) {
+        bool connecting = c->up->connecting;
+        up_fail(c, connecting ? 502 : 504,
+                connecting ? "backend connect timed out" : "backend response timed out");
+    } else {
+        conn_abort(c); /* idle, slow head, stalled transfer, or lingering close */
+    }
+    settle(c);
+}
+
+/* ---- accept ---- */
+
+static void conn_open(struct el_worker *w, int fd, const struct sockaddr_storage *peer)
+{
+    struct el_conn *c = w->free_conns;
+    if (c) w->free_conns = c->next;
+    else c = el_malloc(sizeof(*c));
+    memset(c, 0, offsetof(struct el_conn, req));
+    memset(&c->gate, 0, sizeof(c->gate));
+    c->up = NULL;
+    c->counted_inflight = false;
+    c->fd = fd;
+    c->w = w;
+    c->peer = *peer;
+    if (peer->ss_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, c->peer_ip,
+                  sizeof(c->peer_ip));
+    } else if (peer->ss_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr, c->peer_ip,
+                  sizeof(c->peer_ip));
+    } else {
+        strcpy(c->peer_ip, "unix");
+    }
+    c->peer_ip_len = (uint8_t)strlen(c->peer_ip);
+    c->state = EL_CONN_HEAD;
+    c->next = w->conns;
+    c->prev = NULL;
+    if (w->conns) w->conns->prev = c;
+    w->conns = c;
+    atomic_fetch_add_explicit(&el_metrics_workers[w->id].connections, 1, memory_order_relaxed);
+    event_assign(&c->ev, w->base, fd, EV_READ | EV_WRITE | EV_ET | EV_PERSIST | EV_CLOSED,
+                 conn_event, c);
+    event_assign(&c->timer, w->base, -1, 0, conn_timeout, c);
+    event_add(&c->ev, NULL);
+    timer_set(c, w->tv_header);
+    /* TCP_DEFER_ACCEPT: the request is usually here already. */
+    conn_read(c, false);
+    settle(c);
+}
+
+void el_conn_accept(evutil_socket_t lfd, short what, void *arg)
+{
+    struct el_worker *w = arg;
+    for (int i = 0; i < 64; i++) {
+        struct sockaddr_storage peer;
+        socklen_t plen = sizeof(peer);
+        int fd = accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd == -1) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                el_warn("worker %d: accept: %s", w->id, strerror(errno));
+            return;
+        }
+        if (peer.ss_family != AF_UNIX) {
+            int one = 1;
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        }
+        conn_open(w, fd, &peer);
+    }
+}
+
+int el_conn_drain(struct el_worker *w)
+{
+    int busy = 0;
+    struct el_conn *c = w->conns, *next;
+    for (; c; c = next) {
+        next = c->next;
+        if (c->fd < 0) continue;
+        if ((c->state == EL_CONN_IDLE || c->state == EL_CONN_HEAD) && el_buf_used(&c->in) == 0) {
+            conn_abort(c);
+            settle(c);
+        } else {
+            busy++;
+        }
+    }
+    while (w->idle_up) {
+        struct el_upconn *u = w->idle_up;
+        w->idle_up = u->next;
+        w->nidle_up--;
+        up_close(u);
+    }
+    return busy;
+}
+
+void el_conn_worker_free(struct el_worker *w)
+{
+    while (w->conns) {
+        struct el_conn *c = w->conns;
+        c->gate_pending = false;
+        conn_abort(c);
+        conn_free(c);
+    }
+    el_conn_drain(w);
+    while (w->free_conns) {
+        struct el_conn *c = w->free_conns;
+        w->free_conns = c->next;
+        free(c);
+    }
+    while (w->free_up) {
+        struct el_upconn *u = w->free_up;
+        w->free_up = u->next;
+        free(u);
+    }
+    el_buf_pool_clear(&w->bufs);
+}

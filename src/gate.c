@@ -1,0 +1,307 @@
+/* gate.c - the per-request decision (see gate.h for the order of rules).
+ *
+ * Invariants: a pass is verified locally (HMAC, no store round trip); a
+ * ticket is only ever exchanged through the room (which records the
+ * exchange atomically, so a copied ticket yields one pass); every path ends
+ * in exactly one completion: synchronous (el_gate_decide returns 1) or one
+ * call of ctx->done. Local answers are rendered into the gate's scratch
+ * buffer, valid until the next decision on this worker. */
+#include "einlass/gate.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#include "einlass/common.h"
+#include "einlass/config.h"
+#include "einlass/http.h"
+#include "einlass/page.h"
+#include "einlass/room.h"
+#include "einlass/route.h"
+#include "einlass/server.h"
+#include "einlass/token.h"
+
+#define STATUS_PATH "/_einlass/status"
+#define TICKET_LIFETIME_S (6 * 3600) /* a place is kept by polling; this only bounds replay */
+
+struct el_gate {
+    struct el_worker *w;
+    struct el_token_keys *keys; /* for the generation below */
+    uint32_t keys_gen;          /* generation id the keys were made for */
+    uint64_t rng;               /* xorshift state for session ids */
+    char scratch[EL_PAGE_MAX];  /* the local answer's body */
+};
+
+struct el_gate *el_gate_new(struct el_worker *w)
+{
+    struct el_gate *g = el_calloc(1, sizeof(*g));
+    g->w = w;
+    if (RAND_bytes((unsigned char *)&g->rng, sizeof(g->rng)) != 1 || g->rng == 0)
+        g->rng = el_now_us() | 1;
+    return g;
+}
+
+void el_gate_free(struct el_gate *g)
+{
+    if (g == NULL) return;
+    el_token_keys_free(g->keys);
+    free(g);
+}
+
+static uint64_t next_session_id(struct el_gate *g)
+{
+    uint64_t x = g->rng; /* xorshift64*: ids need to be distinct, not secret (the MAC is) */
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    g->rng = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+static const struct el_config *gate_cfg(const struct el_gate *g)
+{
+    return g->w->gen->cfg;
+}
+
+static void refresh_keys(struct el_gate *g)
+{
+    const struct el_generation *gen = g->w->gen;
+    if (g->keys && g->keys_gen == gen->id) return;
+    el_token_keys_free(g->keys);
+    const struct el_config *cfg = gen->cfg;
+    g->keys = el_token_keys_new(cfg->room_name, cfg->secret,
+                                cfg->has_previous_secret ? cfg->previous_secret : NULL);
+    g->keys_gen = gen->id;
+}
+
+static void set_cookie(struct el_gate *g, struct el_gate_ctx *ctx, const char *name,
+                       const struct el_token *t)
+{
+    char tok[EL_TOKEN_TEXT_MAX];
+    el_token_encode(g->keys, t, tok);
+    snprintf(ctx->cookie, sizeof(ctx->cookie), "%s=%s; Path=/; HttpOnly; SameSite=Lax%s", name,
+             tok, ctx->secure ? "; Secure" : "");
+}
+
+static void give_pass(struct el_gate *g, struct el_gate_ctx *ctx)
+{
+    uint64_t now = el_wall_s();
+    struct el_token t = {.kind = EL_TOKEN_PASS,
+                         .num = next_session_id(g),
+                         .issued = (uint32_t)now,
+                         .expires = (uint32_t)(now + (uint64_t)gate_cfg(g)->session_s)};
+    set_cookie(g, ctx, "einlass_pass", &t);
+}
+
+static void give_ticket(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_room_answer *a)
+{
+    uint64_t now = el_wall_s();
+    struct el_token t = {.kind = EL_TOKEN_TICKET,
+                         .lane = a->place.lane,
+                         .flags = a->local ? EL_TOKEN_LOCAL : 0,
+                         .num = a->place.num,
+                         .issued = (uint32_t)now,
+                         .expires = (uint32_t)(now + TICKET_LIFETIME_S)};
+    set_cookie(g, ctx, "einlass_ticket", &t);
+}
+
+static void forward(struct el_gate_ctx *ctx, enum el_decision d)
+{
+    ctx->decision = d;
+    ctx->forward = true;
+    ctx->completed = true;
+}
+
+static void answer(struct el_gate_ctx *ctx, enum el_decision d, int status, const char *ctype,
+                   const char *body, size_t len)
+{
+    ctx->decision = d;
+    ctx->forward = false;
+    ctx->status = status;
+    ctx->ctype = ctype;
+    ctx->body = body;
+    ctx->body_len = len;
+    ctx->completed = true;
+}
+
+static void answer_state(struct el_gate *g, struct el_gate_ctx *ctx, const char *state)
+{
+    size_t n = el_page_json_state(state, g->scratch, sizeof(g->scratch));
+    answer(ctx, EL_DECISION_FORWARD, 200, "application/json", g->scratch, n);
+}
+
+static void answer_wait(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_room_answer *a)
+{
+    const struct el_config *cfg = gate_cfg(g);
+    size_t n;
+    if (ctx->html && !ctx->status_path) {
+        n = el_page_html(g->w->gen->page, (enum el_lang)ctx->lang, a->place.position, a->eta_s,
+                         cfg->poll_s, g->scratch, sizeof(g->scratch));
+        answer(ctx, EL_DECISION_WAIT, 503, "text/html; charset=utf-8", g->scratch, n);
+    } else {
+        n = el_page_json_waiting(a->place.position, a->eta_s, cfg->poll_s, g->scratch,
+                                 sizeof(g->scratch));
+        answer(ctx, EL_DECISION_WAIT, ctx->status_path ? 200 : 503, "application/json",
+               g->scratch, n);
+    }
+    ctx->retry_after = cfg->poll_s;
+}
+
+static void complete(struct el_gate_ctx *ctx)
+{
+    if (!ctx->in_decide) ctx->done(ctx->arg);
+}
+
+static void room_answer(void *arg, const struct el_room_answer *a)
+{
+    struct el_gate_ctx *ctx = arg;
+    struct el_gate *g = ctx->gate;
+    switch (a->place.state) {
+    case EL_PLACE_WAITING:
+        if (ctx->joined) give_ticket(g, ctx, a);
+        answer_wait(g, ctx, a);
+        break;
+    case EL_PLACE_ADMITTED:
+        give_pass(g, ctx);
+        if (ctx->status_path) answer_state(g, ctx, "admitted");
+        else forward(ctx, EL_DECISION_FORWARD);
+        break;
+    case EL_PLACE_USED: /* a copy of a ticket already exchanged: counts as none */
+    case EL_PLACE_GONE: /* abandoned: a new place at the back */
+        if (!ctx->joined) {
+            ctx->joined = true;
+            el_room_join(g->w->room, ctx->lane, room_answer, ctx);
+            return;
+        }
+        /* a fresh join never comes back used or gone; be safe: wait */
+        answer_wait(g, ctx, a);
+        break;
+    }
+    complete(ctx);
+}
+
+static const struct el_http_header *find(const struct el_http_msg *m, const char *name)
+{
+    return el_http_find(m, name, strlen(name));
+}
+
+/* Verify the named cookie as a token of kind; false if absent or invalid. */
+static bool cookie_token(struct el_gate *g, const struct el_http_msg *req, const char *name,
+                         uint8_t kind, uint64_t now, struct el_token *t)
+{
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const struct el_http_header *h = &req->headers[i];
+        const char *v;
+        size_t len;
+        if (!el_strcaseeq(h->name, h->name_len, "cookie", 6)) continue;
+        if (!el_cookie_find(h->value, h->value_len, name, &v, &len)) continue;
+        return el_token_decode(g->keys, v, len, now, t) == 0 && t->kind == kind;
+    }
+    return false;
+}
+
+static bool loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family == AF_INET6)
+        return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+    return sa->sa_family == AF_UNIX;
+}
+
+int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_http_msg *req,
+                   const struct sockaddr *peer, void (*done)(void *arg), void *arg)
+{
+    struct el_server *srv = g->w->srv;
+    const struct el_config *cfg = gate_cfg(g);
+    memset(ctx, 0, offsetof(struct el_gate_ctx, cookie) + 1);
+    ctx->status = 0;
+    ctx->body = NULL;
+    ctx->retry_after = 0;
+    ctx->gate = g;
+    ctx->done = done;
+    ctx->arg = arg;
+    ctx->joined = false;
+    ctx->completed = false;
+    ctx->status_path = req->path_len == sizeof(STATUS_PATH) - 1 &&
+                       memcmp(req->path, STATUS_PATH, req->path_len) == 0;
+
+    int mode = atomic_load_explicit(&srv->state.mode, memory_order_relaxed);
+    if (mode == EL_MODE_OFF) { /* a plain proxy: no cookies */
+        if (ctx->status_path) answer_state(g, ctx, "open");
+        else forward(ctx, EL_DECISION_FORWARD);
+        return 1;
+    }
+    refresh_keys(g);
+    /* Behind a TLS terminator on this host, cookies get Secure. */
+    const struct el_http_header *xfp = find(req, "x-forwarded-proto");
+    ctx->secure = xfp && loopback(peer) && el_strcaseeq(xfp->value, xfp->value_len, "https", 5);
+
+    const struct el_route *route =
+        el_route_find(cfg, req->method, req->method_len, req->path, req->path_len);
+    if (!ctx->status_path && ((route && route->action == EL_ROUTE_BYPASS) ||
+                              (cfg->nbypass_from && el_config_bypass_addr(cfg, peer)))) {
+        forward(ctx, EL_DECISION_BYPASS);
+        return 1;
+    }
+
+    uint64_t now = el_wall_s();
+    struct el_token t;
+    if (cookie_token(g, req, "einlass_pass", EL_TOKEN_PASS, now, &t)) {
+        ctx->had_pass = true;
+        /* The expiry slides: a fresh pass at most every session_s / 10. */
+        uint64_t step = (uint64_t)EL_MAX(1, cfg->session_s / 10);
+        if (now >= (uint64_t)t.issued + step) give_pass(g, ctx);
+        if (ctx->status_path) answer_state(g, ctx, "admitted");
+        else forward(ctx, EL_DECISION_FORWARD);
+        return 1;
+    }
+    if (!ctx->status_path && route && route->action == EL_ROUTE_REJECT) {
+        static const char body[] = "403 Forbidden: this path is closed\n";
+        answer(ctx, EL_DECISION_REJECT, 403, "text/plain; charset=utf-8", body, sizeof(body) - 1);
+        return 1;
+    }
+    if (!atomic_load_explicit(&srv->state.queueing, memory_order_relaxed)) {
+        /* Open: whoever comes in now keeps going once the room queues. */
+        give_pass(g, ctx);
+        if (ctx->status_path) answer_state(g, ctx, "open");
+        else forward(ctx, EL_DECISION_FORWARD);
+        return 1;
+    }
+
+    /* The room queues: ask for the place, or join. */
+    const struct el_http_header *accept = find(req, "accept");
+    ctx->html = accept && el_page_wants_html(accept->value, accept->value_len);
+    const struct el_http_header *al = find(req, "accept-language");
+    ctx->lang = (uint8_t)(al ? el_page_lang(al->value, al->value_len) : EL_LANG_EN);
+    ctx->lane = route && route->action == EL_ROUTE_PRIORITY ? 1 : 0;
+    ctx->in_decide = true;
+    if (cookie_token(g, req, "einlass_ticket", EL_TOKEN_TICKET, now, &t)) {
+        el_room_check(g->w->room, t.lane, t.num, (t.flags & EL_TOKEN_LOCAL) != 0, room_answer,
+                      ctx);
+    } else {
+        ctx->joined = true;
+        el_room_join(g->w->room, ctx->lane, room_answer, ctx);
+    }
+    ctx->in_decide = false;
+    return ctx->completed ? 1 : 0;
+}
+
+const char *el_gate_response(struct el_gate *g, struct el_gate_ctx *ctx,
+                             const struct el_http_msg *resp)
+{
+    if (ctx->decision == EL_DECISION_BYPASS && !ctx->had_pass) return ctx->cookie;
+    const struct el_http_header *rel = find(resp, "einlass-release");
+    if (rel && rel->value_len == 1 && rel->value[0] == '1' &&
+        (ctx->had_pass || strncmp(ctx->cookie, "einlass_pass=", 13) == 0)) {
+        el_room_release(g->w->room);
+        snprintf(ctx->cookie, sizeof(ctx->cookie),
+                 "einlass_pass=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax%s",
+                 ctx->secure ? "; Secure" : "");
+    }
+    return ctx->cookie;
+}

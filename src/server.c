@@ -1,0 +1,725 @@
+/* server.c - worker threads, listeners, generations, the control loop,
+ * the probe, reload and drain.
+ *
+ * Invariants:
+ *  - srv->gen is the current generation; the main thread holds one
+ *    reference to it, each worker one to the generation it runs on, each
+ *    request one to the generation it started on.
+ *  - A worker adopts a new generation only on its own thread, when the main
+ *    thread nudges its eventfd; so nothing on the hot path reads shared
+ *    pointers.
+ *  - A worker owns its listener fd; when a reload changes the listen
+ *    address, the worker closes its old fd as it adopts the new one.
+ *  - The control loop is the only writer of srv->state. */
+#include "einlass/server.h"
+
+#include <errno.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#ifdef EL_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#include "einlass/admin.h"
+#include "einlass/common.h"
+#include "einlass/config.h"
+#include "einlass/conn.h"
+#include "einlass/control.h"
+#include "einlass/gate.h"
+#include "einlass/http.h"
+#include "einlass/latency.h"
+#include "einlass/metrics.h"
+#include "einlass/page.h"
+#include "einlass/room.h"
+
+#define CONTROL_PERIOD_MS 100
+
+static void notify(const char *state)
+{
+#ifdef EL_HAVE_SYSTEMD
+    sd_notify(0, state);
+#else
+    (void)state;
+#endif
+}
+
+/* ---- generations ---- */
+
+void el_generation_hold(struct el_generation *g)
+{
+    atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
+}
+
+void el_generation_drop(struct el_generation *g)
+{
+    if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1) return;
+    el_page_free(g->page);
+    el_config_free(g->cfg);
+    free(g);
+}
+
+static int open_listener(const struct sockaddr_storage *ss, unsigned len, char **err)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1) goto fail;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1) goto fail;
+    if (bind(fd, (const struct sockaddr *)ss, len) == -1) goto fail;
+    if (listen(fd, 4096) == -1) goto fail;
+    int defer = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof(defer));
+    return fd;
+fail:
+    *err = el_sprintf("cannot listen: %s", strerror(errno));
+    if (fd != -1) close(fd);
+    return -1;
+}
+
+static void addr_text(const struct sockaddr_storage *ss, char *out, size_t cap)
+{
+    char host[64] = "?";
+    int port = 0;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        port = ntohs(in->sin_port);
+        snprintf(out, cap, "%s:%d", host, port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        port = ntohs(in6->sin6_port);
+        snprintf(out, cap, "[%s]:%d", host, port);
+    } else {
+        snprintf(out, cap, "unix");
+    }
+}
+
+/* Open one SO_REUSEPORT socket per worker on cfg->listen (port 0: the first
+ * socket picks the port, the others join it). */
+static int open_listeners(struct el_server *s, const struct el_config *cfg, int *fds, char **err)
+{
+    struct sockaddr_storage ss;
+    unsigned len;
+    const char *why;
+    if (el_parse_addr(cfg->listen, &ss, &len, &why) == -1) {
+        *err = el_sprintf("listen %s: %s", cfg->listen, why);
+        return -1;
+    }
+    for (int i = 0; i < s->nworkers; i++) {
+        fds[i] = open_listener(&ss, len, err);
+        if (fds[i] == -1) {
+            while (i-- > 0) close(fds[i]);
+            char *e = *err;
+            *err = el_sprintf("listen %s: %s", cfg->listen, e);
+            free(e);
+            return -1;
+        }
+        if (i == 0) {
+            socklen_t sl = sizeof(ss);
+            getsockname(fds[0], (struct sockaddr *)&ss, &sl);
+        }
+    }
+    char text[96];
+    addr_text(&ss, text, sizeof(text));
+    el_notice("listening on %s (%d workers)", text, s->nworkers);
+    return 0;
+}
+
+static struct el_generation *generation_new(struct el_server *s, struct el_config *cfg,
+                                            const struct el_generation *old, char **err)
+{
+    struct el_generation *g = el_calloc(1, sizeof(*g));
+    const char *why;
+    atomic_init(&g->refs, 1);
+    g->cfg = cfg;
+    if (el_parse_addr(cfg->backend_address, &g->backend, &g->backend_len, &why) == -1) {
+        *err = el_sprintf("%s:0: [backend] address %s: %s", cfg->path, cfg->backend_address, why);
+        goto fail;
+    }
+    char *perr = NULL;
+    g->page = el_page_load(cfg->template_path, &perr);
+    if (g->page == NULL) {
+        *err = el_sprintf("%s:0: [room] template: %s", cfg->path, perr);
+        free(perr);
+        goto fail;
+    }
+    if (old && strcmp(old->cfg->listen, cfg->listen) == 0) {
+        memcpy(g->listen_fds, old->listen_fds, sizeof(g->listen_fds));
+    } else {
+        char *lerr = NULL;
+        if (open_listeners(s, cfg, g->listen_fds, &lerr) == -1) {
+            *err = el_sprintf("%s:0: %s", cfg->path, lerr);
+            free(lerr);
+            goto fail;
+        }
+    }
+    g->id = ++s->next_gen_id;
+    return g;
+fail:
+    el_page_free(g->page);
+    free(g);
+    return NULL;
+}
+
+/* ---- workers ---- */
+
+static void worker_adopt(struct el_worker *w, struct el_generation *g)
+{
+    if (w->gen == g) return;
+    el_generation_hold(g);
+    struct el_generation *old = w->gen;
+    w->gen = g;
+    const struct el_config *cfg = g->cfg;
+    struct timeval tv;
+#define COMMON(field, ms)                                                                          \
+    tv.tv_sec = (ms) / 1000;                                                                       \
+    tv.tv_usec = ((ms) % 1000) * 1000;                                                             \
+    w->field = event_base_init_common_timeout(w->base, &tv)
+    COMMON(tv_header, cfg->header_timeout_ms);
+    COMMON(tv_idle, cfg->idle_timeout_ms);
+    COMMON(tv_response, cfg->response_timeout_ms);
+    COMMON(tv_connect, cfg->connect_timeout_ms);
+#undef COMMON
+    int fd = g->listen_fds[w->id];
+    if (!w->draining && fd != w->listen_fd) {
+        if (w->listen_fd >= 0) {
+            event_del(&w->listen_ev);
+            close(w->listen_fd);
+        }
+        w->listen_fd = fd;
+        event_assign(&w->listen_ev, w->base, fd, EV_READ | EV_PERSIST, el_conn_accept, w);
+        event_add(&w->listen_ev, NULL);
+    }
+    if (old) el_generation_drop(old);
+}
+
+static void worker_check_drained(struct el_worker *w)
+{
+    if (el_conn_drain(w) == 0) event_base_loopexit(w->base, NULL);
+}
+
+static void worker_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+    worker_check_drained(arg);
+}
+
+static void worker_wake(evutil_socket_t fd, short what, void *arg)
+{
+    struct el_worker *w = arg;
+    uint64_t v;
+    if (read(fd, &v, sizeof(v)) != sizeof(v)) return;
+    struct el_server *s = w->srv;
+    if (v >= (1u << 20)) { /* forced stop: the drain timeout passed */
+        event_base_loopbreak(w->base);
+        return;
+    }
+    struct el_generation *g = atomic_load_explicit(&s->gen, memory_order_acquire);
+    worker_adopt(w, g);
+    if (atomic_load(&s->stopping) && !w->draining) {
+        w->draining = true;
+        if (w->listen_fd >= 0) {
+            event_del(&w->listen_ev);
+            w->listen_fd = -1; /* the main thread closes listener fds at exit */
+        }
+        struct event *tick = event_new(w->base, -1, EV_PERSIST, worker_drain_tick, w);
+        struct timeval tv = {0, 50 * 1000};
+        event_add(tick, &tv);
+        worker_check_drained(w);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    struct el_worker *w = arg;
+    event_base_dispatch(w->base);
+    el_conn_worker_free(w);
+    return NULL;
+}
+
+static void wake_workers(struct el_server *s, uint64_t v)
+{
+    for (int i = 0; i < s->nworkers; i++) {
+        if (write(s->workers[i].wake_fd, &v, sizeof(v)) != sizeof(v))
+            el_warn("worker %d: cannot wake: %s", i, strerror(errno));
+    }
+}
+
+static struct event_base *new_base(void)
+{
+    struct event_config *ec = event_config_new();
+    event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
+    event_config_require_features(ec, EV_FEATURE_ET | EV_FEATURE_EARLY_CLOSE);
+    struct event_base *b = event_base_new_with_config(ec);
+    event_config_free(ec);
+    if (b == NULL) {
+        el_err("libevent: no backend with edge-triggered and early-close events");
+        abort();
+    }
+    return b;
+}
+
+static void start_workers(struct el_server *s, struct el_generation *g)
+{
+    s->workers = el_calloc((size_t)s->nworkers, sizeof(struct el_worker));
+    for (int i = 0; i < s->nworkers; i++) {
+        struct el_worker *w = &s->workers[i];
+        w->id = i;
+        w->srv = s;
+        w->base = new_base();
+        w->listen_fd = -1;
+        w->bufs.max = 1024;
+        w->latency = el_latency_new();
+        w->room = el_room_new(s->room_shared, w->base);
+        w->gate = el_gate_new(w);
+        w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (w->wake_fd == -1) {
+            el_err("eventfd: %s", strerror(errno));
+            abort();
+        }
+        event_assign(&w->wake_ev, w->base, w->wake_fd, EV_READ | EV_PERSIST, worker_wake, w);
+        event_add(&w->wake_ev, NULL);
+        worker_adopt(w, g);
+    }
+    for (int i = 0; i < s->nworkers; i++) {
+        struct el_worker *w = &s->workers[i];
+        int rc = pthread_create(&w->thread, NULL, worker_main, w);
+        if (rc != 0) {
+            el_err("pthread_create: %s", strerror(rc));
+            abort();
+        }
+    }
+}
+
+/* ---- control loop ---- */
+
+struct control {
+    struct event timer;
+    struct el_trigger trig;          /* latency trigger with hysteresis */
+    struct el_rate_ctl rate;         /* adaptive admission rate */
+    bool rate_running;               /* the controller is steering (queueing, adapt) */
+    int mode_override;               /* -1, or a mode set by POST /mode */
+    double rate_override;            /* 0, or a rate set by POST /rate */
+    double rate_now;                 /* the rate the meter runs at */
+    bool queueing;                   /* published state */
+    struct el_latency_summary lat;   /* the last merged window */
+    struct el_latency **lats;        /* workers' histograms and the probe's */
+};
+
+static const struct el_config *cur_cfg(struct el_server *s)
+{
+    return atomic_load_explicit(&s->gen, memory_order_relaxed)->cfg;
+}
+
+static void control_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct el_server *s = arg;
+    struct control *ct = s->control;
+    const struct el_config *cfg = cur_cfg(s);
+    uint64_t now = el_now_ms();
+    el_latency_merge(ct->lats, (size_t)s->nworkers + 1, now, (uint32_t)cfg->window_ms,
+                     cfg->percentile, &ct->lat);
+    int64_t inflight = el_metrics_inflight();
+    uint64_t waiting = el_room_waiting(s->room_shared);
+    int mode = ct->mode_override >= 0 ? ct->mode_override : (int)cfg->mode;
+
+    struct el_trigger_params tp = {
+        .queue_above_ms = cfg->queue_above_ms,
+        .release_below_ms = cfg->release_below_ms,
+        .release_hold_ms = (uint32_t)cfg->release_hold_ms,
+        .min_samples = (uint32_t)cfg->min_samples,
+        .max_inflight = (uint32_t)cfg->max_inflight,
+    };
+    if (mode == EL_MODE_AUTO &&
+        el_trigger_update(&ct->trig, &tp, now, ct->lat.pctl, ct->lat.count,
+                          inflight > 0 ? (uint64_t)inflight : 0, waiting)) {
+        el_notice("trigger: %s (%s)", ct->trig.queueing ? "queueing" : "released",
+                  ct->trig.reason ? ct->trig.reason : "");
+    }
+    bool queueing = mode == EL_MODE_ON || (mode == EL_MODE_AUTO && (ct->trig.queueing || waiting > 0));
+    if (queueing != ct->queueing) {
+        atomic_fetch_add(&el_metrics_global.room_state_changes, 1);
+        el_notice("room: %s (mode %s, p%g %.1f ms over %llu samples, %lld in flight, %llu waiting)",
+                  queueing ? "queueing newcomers" : "open",
+                  mode == EL_MODE_ON ? "on" : mode == EL_MODE_OFF ? "off" : "auto",
+                  cfg->percentile, ct->lat.pctl, (unsigned long long)ct->lat.count,
+                  (long long)inflight, (unsigned long long)waiting);
+        ct->queueing = queueing;
+    }
+
+    struct el_rate_params rp = {.min_per_s = cfg->min_admit_per_s,
+                                .max_per_s = cfg->max_admit_per_s,
+                                .target_ms = cfg->queue_above_ms,
+                                .low_ms = cfg->release_below_ms};
+    if (ct->rate_override > 0) {
+        ct->rate_now = ct->rate_override;
+    } else if (cfg->adapt && queueing) {
+        if (!ct->rate_running) {
+            el_rate_init(&ct->rate, &rp, cfg->admit_per_s);
+            ct->rate_running = true;
+        }
+        ct->rate_now = el_rate_update(&ct->rate, &rp, now, ct->lat.pctl, ct->lat.count);
+    } else {
+        ct->rate_running = false;
+        ct->rate_now = cfg->admit_per_s;
+    }
+    atomic_store_explicit(&s->state.mode, mode, memory_order_relaxed);
+    atomic_store_explicit(&s->state.queueing, queueing, memory_order_relaxed);
+    if (mode != EL_MODE_OFF) el_room_tick(s->room, ct->rate_now);
+}
+
+static void admin_status(void *ctx, struct el_status *st)
+{
+    struct el_server *s = ctx;
+    struct control *ct = s->control;
+    memset(st, 0, sizeof(*st));
+    st->mode = atomic_load(&s->state.mode);
+    st->queueing = ct->queueing;
+    st->waiting = el_room_waiting(s->room_shared);
+    st->admitted_total = el_room_admitted_total(s->room_shared);
+    st->admit_per_s = ct->rate_now;
+    st->p50_ms = ct->lat.p50;
+    st->p95_ms = ct->lat.p95;
+    st->p99_ms = ct->lat.p99;
+    st->samples = ct->lat.count;
+    st->inflight = el_metrics_inflight();
+    st->store = el_room_store_state(s->room_shared);
+    st->store_up = strcmp(st->store, "fallback") != 0;
+}
+
+static void admin_set_mode(void *ctx, int mode)
+{
+    struct el_server *s = ctx;
+    struct control *ct = s->control;
+    ct->mode_override = mode;
+    el_notice("admin: mode set to %s until the next reload",
+              mode == EL_MODE_ON ? "on" : mode == EL_MODE_OFF ? "off" : "auto");
+    control_tick(-1, 0, s);
+}
+
+static void admin_set_rate(void *ctx, double per_s)
+{
+    struct el_server *s = ctx;
+    struct control *ct = s->control;
+    ct->rate_override = per_s;
+    el_notice("admin: admission rate set to %g/s until the next reload", per_s);
+    control_tick(-1, 0, s);
+}
+
+static const struct el_admin_ops admin_ops = {admin_status, admin_set_mode, admin_set_rate};
+
+/* ---- probe: GET probe_path every probe_interval_ms ---- */
+
+struct probe {
+    struct event timer;       /* period */
+    struct event io;          /* the probe's socket */
+    int fd;                   /* -1 when idle */
+    uint64_t t_sent_us;       /* request written */
+    uint64_t deadline_ms;     /* give up after response_timeout_ms */
+    struct el_buf in;         /* response head */
+    struct el_buf_pool pool;  /* for in */
+    char req[512];            /* the request, until sent */
+    size_t req_len;           /* bytes of req still to send (0: sent) */
+};
+
+static void probe_close(struct probe *p)
+{
+    if (p->fd < 0) return;
+    event_del(&p->io);
+    close(p->fd);
+    p->fd = -1;
+    el_buf_release(&p->pool, &p->in);
+}
+
+static void probe_io(evutil_socket_t fd, short what, void *arg)
+{
+    struct el_server *s = arg;
+    struct probe *p = s->probe;
+    const struct el_config *cfg = cur_cfg(s);
+    if ((what & EV_WRITE) && p->req_len > 0) {
+        ssize_t n = send(fd, p->req, p->req_len, MSG_NOSIGNAL);
+        if (n == (ssize_t)p->req_len) {
+            p->req_len = 0;
+            p->t_sent_us = el_now_us();
+        } else if (n != -1 || (errno != EAGAIN && errno != ENOTCONN)) {
+            probe_close(p); /* refused, or a partial write of a tiny request */
+            return;
+        }
+    }
+    if (!(what & EV_READ) || p->req_len > 0) return;
+    bool eof = false;
+    ssize_t n = el_buf_read(&p->in, fd, true, &eof);
+    if (n == -2 && !eof) return;
+    static struct el_http_msg m;
+    int r = el_http_parse_response(p->in.data, p->in.len, p->in.cap, false, &m);
+    if (r > 0) {
+        double ms = -1, d;
+        size_t mlen = strlen(cfg->latency_metric);
+        for (size_t i = 0; i < m.nheaders && ms < 0; i++)
+            if (el_strcaseeq(m.headers[i].name, m.headers[i].name_len, "server-timing", 13) &&
+                el_server_timing_dur(m.headers[i].value, m.headers[i].value_len,
+                                     cfg->latency_metric, mlen, &d))
+                ms = d;
+        if (ms < 0) ms = (double)(el_now_us() - p->t_sent_us) / 1000.0;
+        el_latency_add(s->probe_latency, el_now_ms(), ms);
+        probe_close(p);
+    } else if (r < 0 || eof || n == -1 || n == -3) {
+        el_debug("probe: no usable answer from the backend");
+        probe_close(p);
+    }
+}
+
+static void probe_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct el_server *s = arg;
+    struct probe *p = s->probe;
+    const struct el_generation *g = atomic_load(&s->gen);
+    const struct el_config *cfg = g->cfg;
+    if (p->fd >= 0) {
+        if (el_now_ms() < p->deadline_ms) goto rearm;
+        /* No answer within response_timeout_ms: that is a sample too. */
+        el_latency_add(s->probe_latency, el_now_ms(), (double)cfg->response_timeout_ms);
+        probe_close(p);
+    }
+    if (cfg->probe_path[0] == '\0') goto rearm;
+    p->fd = socket(g->backend.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (p->fd == -1) goto rearm;
+    if (connect(p->fd, (const struct sockaddr *)&g->backend, g->backend_len) == -1 &&
+        errno != EINPROGRESS) {
+        close(p->fd);
+        p->fd = -1;
+        goto rearm;
+    }
+    el_buf_alloc(&p->pool, &p->in, 8192);
+    int n = snprintf(p->req, sizeof(p->req),
+                     "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: einlass-probe\r\n"
+                     "Connection: close\r\n\r\n",
+                     cfg->probe_path, cfg->backend_address);
+    p->req_len = (size_t)EL_MIN(n, (int)sizeof(p->req) - 1);
+    p->t_sent_us = el_now_us();
+    p->deadline_ms = el_now_ms() + (uint64_t)cfg->response_timeout_ms;
+    event_assign(&p->io, s->base, p->fd, EV_READ | EV_WRITE | EV_PERSIST | EV_ET, probe_io, s);
+    event_add(&p->io, NULL);
+rearm:;
+    struct timeval tv = {cfg->probe_interval_ms / 1000, (cfg->probe_interval_ms % 1000) * 1000};
+    event_add(&p->timer, &tv);
+}
+
+/* ---- signals, reload, stop ---- */
+
+static void set_log_level(const struct el_config *cfg)
+{
+    static const char *names[] = {"err", "warn", "notice", "info", "debug"};
+    for (size_t i = 0; i < EL_ARRAY_LEN(names); i++)
+        if (strcmp(cfg->log_level, names[i]) == 0) el_log_level = EL_LOG_ERR + (int)i;
+}
+
+static void reload(struct el_server *s)
+{
+    notify("RELOADING=1");
+    struct el_generation *old = atomic_load(&s->gen);
+    struct el_config *cfg = NULL;
+    char *err = NULL;
+    if (el_config_load(s->conf_path, &cfg, &err) == -1) goto fail;
+    if (cfg->workers != s->nworkers) {
+        el_warn("reload: workers = %d needs a restart; keeping %d", cfg->workers, s->nworkers);
+        cfg->workers = s->nworkers;
+    }
+    /* A new secret keeps the old one for verification (key rotation). */
+    if (memcmp(cfg->secret, old->cfg->secret, EL_SECRET_LEN) != 0 && !cfg->has_previous_secret) {
+        memcpy(cfg->previous_secret, old->cfg->secret, EL_SECRET_LEN);
+        cfg->has_previous_secret = true;
+    }
+    if (strcmp(cfg->admin_listen, old->cfg->admin_listen) != 0) {
+        struct el_admin *a = el_admin_new(s->base, cfg->admin_listen, cfg->admin_token,
+                                          &admin_ops, s, &err);
+        if (a == NULL) {
+            char *e = el_sprintf("%s:0: [server] admin_listen: %s", cfg->path, err);
+            free(err);
+            err = e;
+            goto fail;
+        }
+        el_admin_free(s->admin);
+        s->admin = a;
+    } else {
+        el_admin_set_token(s->admin, cfg->admin_token);
+    }
+    struct el_generation *g = generation_new(s, cfg, old, &err);
+    if (g == NULL) goto fail;
+    cfg = NULL;
+    el_room_shared_configure(s->room_shared, g->cfg);
+    struct control *ct = s->control;
+    ct->mode_override = -1;
+    ct->rate_override = 0;
+    set_log_level(g->cfg);
+    atomic_store_explicit(&s->gen, g, memory_order_release);
+    wake_workers(s, 1);
+    el_generation_drop(old);
+    atomic_fetch_add(&el_metrics_global.reloads_ok, 1);
+    el_notice("reload: %s is in effect for new requests", s->conf_path);
+    control_tick(-1, 0, s);
+    notify("READY=1");
+    return;
+fail:
+    el_config_free(cfg);
+    atomic_fetch_add(&el_metrics_global.reloads_failed, 1);
+    el_err("reload failed, the running configuration stays: %s", err ? err : "?");
+    free(err);
+    notify("READY=1");
+}
+
+static void drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct el_server *s = arg;
+    el_warn("drain: timeout passed with requests in flight; stopping them");
+    wake_workers(s, 1u << 20);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct el_server *s = arg;
+    if (sig == SIGHUP) {
+        if (!atomic_load(&s->stopping)) reload(s);
+        return;
+    }
+    if (atomic_exchange(&s->stopping, true)) return;
+    notify("STOPPING=1");
+    el_notice("stopping: no new connections; draining requests in flight (up to %d ms)",
+              cur_cfg(s)->drain_timeout_ms);
+    wake_workers(s, 1);
+    int ms = cur_cfg(s)->drain_timeout_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    event_base_once(s->base, -1, EV_TIMEOUT, drain_timeout, s, &tv);
+}
+
+/* The main loop runs until every worker has exited: a thread that joins
+ * them without blocking the loop would need more machinery than this poll. */
+static void join_poll(evutil_socket_t fd, short what, void *arg)
+{
+    struct el_server *s = arg;
+    if (!atomic_load(&s->stopping)) return;
+    for (int i = 0; i < s->nworkers; i++) {
+        if (pthread_tryjoin_np(s->workers[i].thread, NULL) == EBUSY) return;
+        s->workers[i].thread = 0;
+    }
+    event_base_loopexit(s->base, NULL);
+}
+
+int el_server_start(struct el_server *s, const char *conf_path)
+{
+    struct el_config *cfg = NULL;
+    char *err = NULL;
+    s->conf_path = conf_path;
+    s->exit_code = 0;
+    if (el_config_load(conf_path, &cfg, &err) == -1) {
+        fprintf(stderr, "%s\n", err);
+        free(err);
+        return -1;
+    }
+    set_log_level(cfg);
+    signal(SIGPIPE, SIG_IGN);
+    s->base = new_base();
+    s->nworkers = EL_MIN(cfg->workers, EL_MAX_WORKERS);
+    struct el_generation *g = generation_new(s, cfg, NULL, &err);
+    if (g == NULL) {
+        fprintf(stderr, "%s\n", err);
+        free(err);
+        el_config_free(cfg);
+        return -1;
+    }
+    atomic_init(&s->gen, g);
+    s->admin = el_admin_new(s->base, cfg->admin_listen, cfg->admin_token, &admin_ops, s, &err);
+    if (s->admin == NULL) {
+        fprintf(stderr, "%s:0: [server] admin_listen %s: %s\n", cfg->path, cfg->admin_listen, err);
+        free(err);
+        return -1;
+    }
+    el_notice("admin API on %s:%d", strncmp(cfg->admin_listen, "[", 1) ? "127.0.0.1" : "::1",
+              el_admin_port(s->admin));
+
+    s->room_shared = el_room_shared_new(cfg);
+    s->room = el_room_new(s->room_shared, s->base);
+    s->probe_latency = el_latency_new();
+    atomic_init(&s->state.mode, (int)cfg->mode);
+    atomic_init(&s->state.queueing, cfg->mode == EL_MODE_ON);
+
+    struct control *ct = el_calloc(1, sizeof(*ct));
+    ct->mode_override = -1;
+    ct->rate_now = cfg->admit_per_s;
+    ct->queueing = cfg->mode == EL_MODE_ON;
+    s->control = ct;
+    start_workers(s, g);
+    ct->lats = el_calloc((size_t)s->nworkers + 1, sizeof(*ct->lats));
+    for (int i = 0; i < s->nworkers; i++) ct->lats[i] = s->workers[i].latency;
+    ct->lats[s->nworkers] = s->probe_latency;
+    event_assign(&ct->timer, s->base, -1, EV_PERSIST, control_tick, s);
+    struct timeval tv = {0, CONTROL_PERIOD_MS * 1000};
+    event_add(&ct->timer, &tv);
+
+    struct probe *p = el_calloc(1, sizeof(*p));
+    p->fd = -1;
+    p->pool.max = 1;
+    s->probe = p;
+    evtimer_assign(&p->timer, s->base, probe_tick, s);
+    struct timeval ptv = {0, 1000};
+    event_add(&p->timer, &ptv);
+
+    static const int sigs[] = {SIGHUP, SIGTERM, SIGINT};
+    for (size_t i = 0; i < EL_ARRAY_LEN(sigs); i++) {
+        struct event *ev = evsignal_new(s->base, sigs[i], on_signal, s);
+        event_add(ev, NULL);
+    }
+    struct event *jp = event_new(s->base, -1, EV_PERSIST, join_poll, s);
+    struct timeval jtv = {0, 20 * 1000};
+    event_add(jp, &jtv);
+    el_notice("einlass %s started: backend %s, mode %s, store %s", EL_VERSION,
+              cfg->backend_address,
+              cfg->mode == EL_MODE_ON ? "on" : cfg->mode == EL_MODE_OFF ? "off" : "auto",
+              cfg->store == EL_STORE_REDIS ? "redis" : "memory");
+    notify("READY=1");
+    return 0;
+}
+
+int el_server_run(struct el_server *s)
+{
+    event_base_dispatch(s->base);
+    struct el_generation *g = atomic_load(&s->gen);
+    for (int i = 0; i < s->nworkers; i++) {
+        struct el_worker *w = &s->workers[i];
+        if (w->thread) pthread_join(w->thread, NULL);
+        el_gate_free(w->gate);
+        el_room_free(w->room);
+        el_latency_free(w->latency);
+        if (w->gen) el_generation_drop(w->gen);
+        close(w->wake_fd);
+        close(g->listen_fds[i]);
+        event_base_free(w->base);
+    }
+    struct probe *p = s->probe;
+    probe_close(p);
+    el_buf_pool_clear(&p->pool);
+    free(p);
+    el_admin_free(s->admin);
+    el_room_free(s->room);
+    el_room_shared_free(s->room_shared);
+    el_latency_free(s->probe_latency);
+    struct control *ct = s->control;
+    free(ct->lats);
+    free(ct);
+    free(s->workers);
+    el_generation_drop(g);
+    el_notice("stopped");
+    return s->exit_code;
+}
