@@ -1,0 +1,346 @@
+/* room.c - the waiting room over a store, with the local fallback (room.h).
+ *
+ * Invariants:
+ *   - the shared part holds the one memory store: the room itself with
+ *     store = memory, the local fallback queue with store = redis. Its
+ *     figures are atomics written by the main thread's tick, read anywhere.
+ *   - each thread's room holds its own Redis store (store = redis) and the
+ *     configuration generation it was made for; a reload that changes the
+ *     store kind, Redis address, room name or poll_s bumps sh->gen, and the
+ *     thread's room remakes its Redis store on its next use.
+ *   - every join/check answers exactly once and never with an error: when
+ *     Redis is configured but down (or an op fails), the newcomer, or the
+ *     holder of a Redis ticket, joins the local queue (answer.local = true).
+ *     Local tickets are checked against the memory store.
+ *   - rates: the tick meters the Redis queue at rate and the local queue at
+ *     the same full rate, independently (they do not share it). While Redis
+ *     is down the local queue is all this instance can meter; with N
+ *     instances in fallback the whole site admits up to N x rate, and for the
+ *     short time both queues hold people after Redis returns, each gets rate.
+ *     That is the price of never opening the door and never answering 5xx.
+ *   - eta uses the measured rate of the store that answered, falling back to
+ *     the last tick's rate, then to the configured admit_per_s. */
+#include "einlass/room.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "einlass/common.h"
+#include "einlass/config.h"
+#include "einlass/store.h"
+
+#define REDIS_TIMEOUT_MS 500
+
+enum store_state { STATE_MEMORY = 0, STATE_REDIS, STATE_FALLBACK };
+
+struct el_room_shared {
+    struct el_store *mem;            /* memory store: the room, or the fallback queue */
+    pthread_mutex_t lock;            /* guards the strings and use_redis/poll_s below */
+    bool use_redis;                  /* store = redis */
+    char *redis;                     /* Redis address */
+    char *room;                      /* room name */
+    int poll_s;                      /* generation length / 3 */
+    _Atomic unsigned gen;            /* bumped when the Redis store must be remade */
+    _Atomic uint64_t waiting;        /* figures from the last tick */
+    _Atomic uint64_t admitted_total; /* ... */
+    _Atomic uint64_t rate_bits;      /* measured rate (double bits) */
+    _Atomic uint64_t conf_rate_bits; /* configured admit_per_s (double bits) */
+    _Atomic uint64_t tick_rate_bits; /* the last tick's rate (double bits) */
+    _Atomic int state;               /* enum store_state */
+};
+
+struct el_room {
+    struct el_room_shared *sh;    /* the process-wide part */
+    struct event_base *base;      /* this thread's loop */
+    struct el_store *redis;       /* this thread's Redis store, or NULL */
+    unsigned gen;                 /* sh->gen that redis was made for */
+    bool advancing;               /* tick: a Redis advance is in flight */
+    bool redis_known;             /* redis_st holds an answer */
+    struct el_store_stats mem_st; /* tick: the local queue's last stats */
+    struct el_store_stats redis_st; /* tick: the Redis store's last stats */
+};
+
+/* One join or check waiting for the Redis store. */
+struct req {
+    struct el_room *r; /* whose */
+    uint8_t lane;      /* for the fallback join */
+    el_room_cb cb;     /* the caller's */
+    void *arg;         /* ... and its argument */
+};
+
+static uint64_t dbits(double v)
+{
+    uint64_t b;
+    memcpy(&b, &v, sizeof(b));
+    return b;
+}
+
+static double bitsd(uint64_t b)
+{
+    double v;
+    memcpy(&v, &b, sizeof(v));
+    return v;
+}
+
+uint64_t el_room_eta(uint64_t position, double rate, double fallback_rate)
+{
+    double r = rate > 0 && isfinite(rate) ? rate : fallback_rate;
+    if (!(r > 0) || !isfinite(r)) r = 1; /* nothing known: one a second */
+    if (position == 0) return 0;
+    double s = ceil((double)position / r - 1e-9);
+    if (s < 0) return 0;
+    if (s > 1e12) return (uint64_t)1e12;
+    return (uint64_t)s;
+}
+
+static double fallback_rate(const struct el_room_shared *sh)
+{
+    double t = bitsd(atomic_load(&sh->tick_rate_bits));
+    return t > 0 ? t : bitsd(atomic_load(&sh->conf_rate_bits));
+}
+
+static void answer(struct el_room *r, const struct el_place *p, bool local, el_room_cb cb,
+                   void *arg)
+{
+    struct el_room_answer a = {.place = *p, .local = local};
+    if (p->state == EL_PLACE_WAITING)
+        a.eta_s = el_room_eta(p->position, p->rate, fallback_rate(r->sh));
+    cb(arg, &a);
+}
+
+/* The memory store answers synchronously: this carries its answer out. */
+struct sync_place {
+    int err;               /* the store's err */
+    struct el_place place; /* its answer */
+};
+
+static void sync_place_cb(void *arg, int err, const struct el_place *p)
+{
+    struct sync_place *sp = arg;
+    sp->err = err;
+    if (p) sp->place = *p;
+}
+
+static void local_join(struct el_room *r, uint8_t lane, bool local, el_room_cb cb, void *arg)
+{
+    struct sync_place sp = {.err = -1, .place = {.state = EL_PLACE_GONE, .lane = lane}};
+    r->sh->mem->ops->join(r->sh->mem, lane, el_now_ms(), sync_place_cb, &sp);
+    answer(r, &sp.place, local, cb, arg);
+}
+
+static void ensure_store(struct el_room *r)
+{
+    struct el_room_shared *sh = r->sh;
+    unsigned gen = atomic_load(&sh->gen);
+    if (gen == r->gen) return;
+    pthread_mutex_lock(&sh->lock);
+    bool want = sh->use_redis && r->base != NULL;
+    struct el_store_params p = {.room = sh->room, .poll_s = sh->poll_s, .redis = sh->redis,
+                                .timeout_ms = REDIS_TIMEOUT_MS};
+    struct el_store *old = r->redis;
+    r->redis = want ? el_store_redis_new(r->base, &p) : NULL;
+    r->gen = gen;
+    r->redis_known = false;
+    pthread_mutex_unlock(&sh->lock);
+    if (old) old->ops->free(old); /* its waiting ops fall back to the local queue */
+}
+
+static bool redis_usable(struct el_room *r)
+{
+    return r->redis != NULL && el_store_redis_up(r->redis);
+}
+
+static void redis_place_cb(void *arg, int err, const struct el_place *p)
+{
+    struct req *q = arg;
+    if (err) local_join(q->r, q->lane, true, q->cb, q->arg);
+    else answer(q->r, p, false, q->cb, q->arg);
+    free(q);
+}
+
+static struct req *new_req(struct el_room *r, uint8_t lane, el_room_cb cb, void *arg)
+{
+    struct req *q = el_malloc(sizeof(*q));
+    *q = (struct req){.r = r, .lane = lane & 1, .cb = cb, .arg = arg};
+    return q;
+}
+
+void el_room_join(struct el_room *r, uint8_t lane, el_room_cb cb, void *arg)
+{
+    ensure_store(r);
+    if (redis_usable(r)) {
+        r->redis->ops->join(r->redis, lane & 1, el_now_ms(), redis_place_cb,
+                            new_req(r, lane, cb, arg));
+        return;
+    }
+    local_join(r, lane & 1, r->redis != NULL, cb, arg);
+}
+
+void el_room_check(struct el_room *r, uint8_t lane, uint64_t num, bool local, el_room_cb cb,
+                   void *arg)
+{
+    ensure_store(r);
+    if (local || r->redis == NULL) {
+        struct sync_place sp = {.err = -1, .place = {.state = EL_PLACE_GONE, .lane = lane, .num = num}};
+        r->sh->mem->ops->check(r->sh->mem, lane & 1, num, el_now_ms(), sync_place_cb, &sp);
+        answer(r, &sp.place, local, cb, arg);
+        return;
+    }
+    if (redis_usable(r)) {
+        r->redis->ops->check(r->redis, lane & 1, num, el_now_ms(), redis_place_cb,
+                             new_req(r, lane, cb, arg));
+        return;
+    }
+    local_join(r, lane & 1, true, cb, arg); /* Redis ticket, Redis down: wait here */
+}
+
+void el_room_release(struct el_room *r)
+{
+    ensure_store(r);
+    if (redis_usable(r)) r->redis->ops->release(r->redis);
+    else r->sh->mem->ops->release(r->sh->mem);
+}
+
+/* Tick: combine both stores' figures into the shared ones. */
+static void publish(struct el_room *r)
+{
+    struct el_room_shared *sh = r->sh;
+    bool up = redis_usable(r);
+    uint64_t waiting = r->mem_st.waiting, admitted = r->mem_st.admitted_total;
+    double rate = r->mem_st.rate;
+    if (r->redis_known) {
+        waiting += r->redis_st.waiting;
+        admitted += r->redis_st.admitted_total;
+        if (up) rate += r->redis_st.rate;
+    }
+    atomic_store(&sh->waiting, waiting);
+    atomic_store(&sh->admitted_total, admitted);
+    atomic_store(&sh->rate_bits, dbits(rate));
+    atomic_store(&sh->state, r->redis == NULL ? STATE_MEMORY : up ? STATE_REDIS : STATE_FALLBACK);
+}
+
+static void mem_stats_cb(void *arg, int err, const struct el_store_stats *st)
+{
+    struct el_room *r = arg;
+    if (err == 0 && st) r->mem_st = *st;
+}
+
+static void redis_stats_cb(void *arg, int err, const struct el_store_stats *st)
+{
+    struct el_room *r = arg;
+    r->advancing = false;
+    if (err == 0 && st) {
+        r->redis_st = *st;
+        r->redis_known = true;
+    }
+    publish(r);
+}
+
+void el_room_tick(struct el_room *r, double rate)
+{
+    ensure_store(r);
+    atomic_store(&r->sh->tick_rate_bits, dbits(rate));
+    r->sh->mem->ops->advance(r->sh->mem, rate, el_now_ms(), mem_stats_cb, r);
+    if (redis_usable(r) && !r->advancing) {
+        r->advancing = true;
+        r->redis->ops->advance(r->redis, rate, el_now_ms(), redis_stats_cb, r);
+        return;
+    }
+    publish(r);
+}
+
+uint64_t el_room_waiting(const struct el_room_shared *sh)
+{
+    return atomic_load(&sh->waiting);
+}
+
+uint64_t el_room_admitted_total(const struct el_room_shared *sh)
+{
+    return atomic_load(&sh->admitted_total);
+}
+
+double el_room_measured_rate(const struct el_room_shared *sh)
+{
+    return bitsd(atomic_load(&sh->rate_bits));
+}
+
+const char *el_room_store_state(const struct el_room_shared *sh)
+{
+    switch (atomic_load(&sh->state)) {
+    case STATE_REDIS: return "redis";
+    case STATE_FALLBACK: return "fallback";
+    default: return "memory";
+    }
+}
+
+static bool str_changed(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "") != 0;
+}
+
+void el_room_shared_configure(struct el_room_shared *sh, const struct el_config *cfg)
+{
+    bool use_redis = cfg->store == EL_STORE_REDIS;
+    int poll_s = cfg->poll_s > 0 ? cfg->poll_s : 1;
+    pthread_mutex_lock(&sh->lock);
+    bool changed = use_redis != sh->use_redis || poll_s != sh->poll_s ||
+                   str_changed(cfg->redis, sh->redis) || str_changed(cfg->room_name, sh->room);
+    if (changed) {
+        free(sh->redis);
+        free(sh->room);
+        sh->redis = el_strdup(cfg->redis ? cfg->redis : "");
+        sh->room = el_strdup(cfg->room_name ? cfg->room_name : "");
+        sh->use_redis = use_redis;
+        sh->poll_s = poll_s;
+        atomic_fetch_add(&sh->gen, 1);
+    }
+    struct el_store_params p = {.room = sh->room, .poll_s = poll_s};
+    el_store_memory_configure(sh->mem, &p);
+    if (!use_redis) atomic_store(&sh->state, STATE_MEMORY);
+    else if (changed) atomic_store(&sh->state, STATE_FALLBACK); /* until a tick sees it up */
+    pthread_mutex_unlock(&sh->lock);
+    atomic_store(&sh->conf_rate_bits, dbits(cfg->admit_per_s));
+}
+
+struct el_room_shared *el_room_shared_new(const struct el_config *cfg)
+{
+    struct el_room_shared *sh = el_calloc(1, sizeof(*sh));
+    pthread_mutex_init(&sh->lock, NULL);
+    struct el_store_params p = {.room = cfg->room_name, .poll_s = cfg->poll_s};
+    sh->mem = el_store_memory_new(&p);
+    sh->poll_s = -1; /* forces the first configure to take everything */
+    el_room_shared_configure(sh, cfg);
+    return sh;
+}
+
+void el_room_shared_free(struct el_room_shared *sh)
+{
+    if (sh == NULL) return;
+    sh->mem->ops->free(sh->mem);
+    free(sh->redis);
+    free(sh->room);
+    pthread_mutex_destroy(&sh->lock);
+    free(sh);
+}
+
+struct el_room *el_room_new(struct el_room_shared *sh, struct event_base *base)
+{
+    struct el_room *r = el_calloc(1, sizeof(*r));
+    r->sh = sh;
+    r->base = base;
+    r->gen = atomic_load(&sh->gen) - 1; /* the first use makes the store */
+    ensure_store(r);
+    return r;
+}
+
+void el_room_free(struct el_room *r)
+{
+    if (r == NULL) return;
+    struct el_store *s = r->redis;
+    r->redis = NULL;
+    if (s) s->ops->free(s); /* its waiting ops answer from the local queue */
+    free(r);
+}
