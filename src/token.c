@@ -19,10 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PAYLOAD_LEN 21                    /* version..expires */
-#define TAG_LEN 16                        /* truncated HMAC-SHA256 */
-#define RAW_LEN (PAYLOAD_LEN + TAG_LEN)   /* 37 bytes */
-#define TEXT_LEN ((RAW_LEN * 4 + 2) / 3)  /* 50 base64url characters */
+#define PAYLOAD_LEN 21                   /* version..expires */
+#define TAG_LEN 16                       /* truncated HMAC-SHA256 */
+#define RAW_LEN (PAYLOAD_LEN + TAG_LEN)  /* 37 bytes */
+#define TEXT_LEN ((RAW_LEN * 4 + 2) / 3) /* 50 base64url characters */
 
 _Static_assert(TEXT_LEN < EL_TOKEN_TEXT_MAX, "token text must fit EL_TOKEN_TEXT_MAX");
 
@@ -32,11 +32,11 @@ struct key {
 };
 
 struct el_token_keys {
-    EVP_MAC *mac;     /* the fetched HMAC implementation, shared by both keys */
-    struct key cur;   /* signs and verifies */
-    struct key prev;  /* verifies only (rotation); ctx NULL without previous_secret */
-    char *room;       /* room name, MACed after the payload */
-    size_t room_len;  /* strlen(room) */
+    EVP_MAC *mac;    /* the fetched HMAC implementation, shared by both keys */
+    struct key cur;  /* signs and verifies */
+    struct key prev; /* verifies only (rotation); ctx NULL without previous_secret */
+    char *room;      /* room name, MACed after the payload */
+    size_t room_len; /* strlen(room) */
 };
 
 static void die(const char *what)
@@ -107,7 +107,8 @@ static void put_be(uint8_t *p, uint64_t v, int n)
 static uint64_t get_be(const uint8_t *p, int n)
 {
     uint64_t v = 0;
-    for (int i = 0; i < n; i++) v = (v << 8) | p[i];
+    for (int i = 0; i < n; i++)
+        v = (v << 8) | p[i];
     return v;
 }
 
@@ -239,18 +240,23 @@ bool el_cookie_find(const char *hdr, size_t hdr_len, const char *name, const cha
     while (i < hdr_len) {
         /* One "name=value" pair up to the next ';' (or the end). */
         size_t start = i;
-        while (i < hdr_len && hdr[i] != ';') i++;
+        while (i < hdr_len && hdr[i] != ';')
+            i++;
         size_t end = i;
         if (i < hdr_len) i++; /* skip ';' */
-        while (start < end && is_ows(hdr[start])) start++;
-        while (end > start && is_ows(hdr[end - 1])) end--;
+        while (start < end && is_ows(hdr[start]))
+            start++;
+        while (end > start && is_ows(hdr[end - 1]))
+            end--;
         const char *eq = memchr(hdr + start, '=', end - start);
         if (eq == NULL) continue; /* not a pair: ignore */
         size_t nend = (size_t)(eq - hdr);
-        while (nend > start && is_ows(hdr[nend - 1])) nend--;
+        while (nend > start && is_ows(hdr[nend - 1]))
+            nend--;
         if (nend - start != name_len || memcmp(hdr + start, name, name_len) != 0) continue;
         size_t vstart = (size_t)(eq - hdr) + 1;
-        while (vstart < end && is_ows(hdr[vstart])) vstart++;
+        while (vstart < end && is_ows(hdr[vstart]))
+            vstart++;
         *val = hdr + vstart;
         *len = end - vstart;
         return true;

@@ -9,7 +9,12 @@
  *   {{eta_s}}     the wait in seconds
  *   {{poll_s}}    seconds between refreshes (meta refresh and script)
  *   {{t:KEY}}     a text in the page's language: title, heading, intro,
- *                 place_label, wait_label, keep_open, no_js, admitted
+ *                 place_label, wait_label, keep_open, no_js, admitted,
+ *                 note ("the estimate can change"), and the wait phrases for
+ *                 the page's script: eta_lt, eta_1m, eta_nm, eta_nh ("{n}"
+ *                 in the last two stands for the number)
+ * A "{{" must close with "}}" on the same line; anything else is an error.
+ * Output is UTF-8 (serve as text/html; charset=utf-8).
  * The built-in template (used when template is empty) is conf/waiting-room.html
  * compiled in. */
 #ifndef EL_PAGE_H
@@ -33,7 +38,9 @@ void el_page_free(struct el_page *p);
 
 /* German if Accept-Language prefers de (by q-value, then order), else English. */
 enum el_lang el_page_lang(const char *accept_language, size_t len);
-/* True if Accept lists text/html (or text/*, not with q=0). */
+/* True if Accept explicitly lists text/html or the range "text" "/" "*" with
+ * q > 0. A bare wildcard (curl's default) is not enough: API clients get JSON.
+ * Malformed or absent headers give false. */
 bool el_page_wants_html(const char *accept, size_t len);
 
 /* Render the waiting page into out (cap >= EL_PAGE_MAX). Returns its length. */

@@ -14,12 +14,12 @@
 
 #include "einlass/token.h"
 
-static const uint8_t secret_a[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
-                                     17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
-static const uint8_t secret_b[32] = {0xb0, 0xb1, 0xb2, 0xb3, 0xb4, 0xb5, 0xb6, 0xb7,
-                                     0xb8, 0xb9, 0xba, 0xbb, 0xbc, 0xbd, 0xbe, 0xbf,
-                                     0xc0, 0xc1, 0xc2, 0xc3, 0xc4, 0xc5, 0xc6, 0xc7,
-                                     0xc8, 0xc9, 0xca, 0xcb, 0xcc, 0xcd, 0xce, 0xcf};
+static const uint8_t secret_a[32] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
+                                     12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
+                                     23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
+static const uint8_t secret_b[32] = {
+    0xb0, 0xb1, 0xb2, 0xb3, 0xb4, 0xb5, 0xb6, 0xb7, 0xb8, 0xb9, 0xba, 0xbb, 0xbc, 0xbd, 0xbe, 0xbf,
+    0xc0, 0xc1, 0xc2, 0xc3, 0xc4, 0xc5, 0xc6, 0xc7, 0xc8, 0xc9, 0xca, 0xcb, 0xcc, 0xcd, 0xce, 0xcf};
 
 #define NOW 1700000000u
 
@@ -78,9 +78,12 @@ static void payload_of(const struct el_token *t, uint8_t version, uint8_t key_id
     p[2] = key_id;
     p[3] = t->lane;
     p[4] = t->flags;
-    for (int i = 0; i < 8; i++) p[5 + i] = (uint8_t)(t->num >> (56 - 8 * i));
-    for (int i = 0; i < 4; i++) p[13 + i] = (uint8_t)(t->issued >> (24 - 8 * i));
-    for (int i = 0; i < 4; i++) p[17 + i] = (uint8_t)(t->expires >> (24 - 8 * i));
+    for (int i = 0; i < 8; i++)
+        p[5 + i] = (uint8_t)(t->num >> (56 - 8 * i));
+    for (int i = 0; i < 4; i++)
+        p[13 + i] = (uint8_t)(t->issued >> (24 - 8 * i));
+    for (int i = 0; i < 4; i++)
+        p[17 + i] = (uint8_t)(t->expires >> (24 - 8 * i));
 }
 
 static void round_trip(uint8_t kind)
@@ -307,12 +310,12 @@ static void test_cookie_find(void **state)
     expect_cookie("a=1; b=2", "c", NULL);
     expect_cookie("", "a", NULL);
     expect_cookie("a=first; a=second", "a", "first");
-    expect_cookie("xa=1; a=2", "a", "2");      /* names compared exactly */
-    expect_cookie("A=1; a=2", "a", "2");       /* case matters */
+    expect_cookie("xa=1; a=2", "a", "2"); /* names compared exactly */
+    expect_cookie("A=1; a=2", "a", "2");  /* case matters */
     expect_cookie("ab=1; a=2", "a", "2");
-    expect_cookie("a; a=3", "a", "3");         /* a bare word is not a pair */
+    expect_cookie("a; a=3", "a", "3"); /* a bare word is not a pair */
     expect_cookie("a=", "a", "");
-    expect_cookie("a=x=y; b=2", "a", "x=y");   /* value may contain '=' */
+    expect_cookie("a=x=y; b=2", "a", "x=y"); /* value may contain '=' */
     expect_cookie(";;; a=1 ;;", "a", "1");
     expect_cookie("einlass_ticket=abc-_; einlass_pass=def", "einlass_pass", "def");
 

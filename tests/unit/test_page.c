@@ -1,0 +1,339 @@
+/* test_page.c - waiting page: language choice, HTML-or-JSON choice, template
+ * loading and its errors, rendering of the built-in page, the wait in words,
+ * bounded output, and the exact JSON answers. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "einlass/page.h"
+
+/* Header values are handed over in an exactly-sized heap copy without a NUL,
+ * so ASan catches any read past len. */
+static char *heap_copy(const char *s, size_t n)
+{
+    char *copy = malloc(n ? n : 1);
+    memcpy(copy, s, n);
+    return copy;
+}
+
+static enum el_lang lang_of(const char *s)
+{
+    char *copy = heap_copy(s, strlen(s));
+    enum el_lang l = el_page_lang(copy, strlen(s));
+    free(copy);
+    return l;
+}
+
+static bool html_of(const char *s)
+{
+    char *copy = heap_copy(s, strlen(s));
+    bool b = el_page_wants_html(copy, strlen(s));
+    free(copy);
+    return b;
+}
+
+static void test_lang(void **state)
+{
+    assert_int_equal(lang_of("en-US,en;q=0.9,de;q=0.8"), EL_LANG_EN);
+    assert_int_equal(lang_of("de-DE,de;q=0.9"), EL_LANG_DE);
+    assert_int_equal(lang_of("fr, de;q=0.5"), EL_LANG_DE);
+    assert_int_equal(lang_of("*"), EL_LANG_EN);
+    assert_int_equal(lang_of("de"), EL_LANG_DE);
+    assert_int_equal(lang_of("DE-at"), EL_LANG_DE);
+    assert_int_equal(lang_of("de-CH-1996"), EL_LANG_DE);
+    assert_int_equal(lang_of("de;q=0.5, en;q=0.9"), EL_LANG_EN);
+    assert_int_equal(lang_of("en;q=0.5, de;q=0.9"), EL_LANG_DE);
+    assert_int_equal(lang_of("en, de"), EL_LANG_EN); /* equal q: order decides */
+    assert_int_equal(lang_of("de, en"), EL_LANG_DE);
+    assert_int_equal(lang_of("fr;q=1, de;q=0.001"), EL_LANG_DE);
+    assert_int_equal(lang_of("de;q=0"), EL_LANG_EN);
+    assert_int_equal(lang_of("fr, it"), EL_LANG_EN);
+    assert_int_equal(lang_of("*;q=0.9, de;q=0.8"), EL_LANG_EN);
+    assert_int_equal(lang_of("  de ; q=1.0 ,en;q=0.3"), EL_LANG_DE);
+    assert_int_equal(lang_of(",, de,"), EL_LANG_DE);
+    assert_int_equal(lang_of("dex"), EL_LANG_EN); /* primary subtag compared whole */
+    assert_int_equal(lang_of(""), EL_LANG_EN);
+    assert_int_equal(el_page_lang(NULL, 0), EL_LANG_EN);
+    /* Malformed: English. */
+    assert_int_equal(lang_of("de;q=2"), EL_LANG_EN);
+    assert_int_equal(lang_of("de;q=abc"), EL_LANG_EN);
+    assert_int_equal(lang_of("de;q=0.5000"), EL_LANG_EN);
+    assert_int_equal(lang_of("de;q="), EL_LANG_EN);
+    assert_int_equal(lang_of("de;"), EL_LANG_EN);
+    assert_int_equal(lang_of("de en"), EL_LANG_EN);
+    assert_int_equal(lang_of("de/x"), EL_LANG_EN);
+    assert_int_equal(lang_of("de\x01"), EL_LANG_EN);
+    /* Only len bytes count. */
+    assert_int_equal(el_page_lang("de-DE,en", 5), EL_LANG_DE);
+    assert_int_equal(el_page_lang("de", 0), EL_LANG_EN);
+    assert_int_equal(el_page_lang("en;q=0.1, de", 9), EL_LANG_EN);
+}
+
+static void test_wants_html(void **state)
+{
+    assert_true(html_of("text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,"
+                        "image/webp,*/*;q=0.8"));
+    assert_true(html_of("text/html, */*"));
+    assert_true(html_of("text/*"));
+    assert_true(html_of("TEXT/HTML"));
+    assert_true(html_of("application/json, text/html;level=1;q=0.5"));
+    assert_true(html_of("text/html;foo=\"a,b;c\";q=0.4"));
+    assert_true(html_of("text/html;q=0.001"));
+    assert_false(html_of("*/*"));
+    assert_false(html_of("application/json"));
+    assert_false(html_of("application/json, */*;q=0.1"));
+    assert_false(html_of("text/html;q=0"));
+    assert_false(html_of("text/html;q=0.000, */*"));
+    assert_false(html_of("text/plain"));
+    assert_false(html_of("text/htmlx"));
+    assert_false(html_of(""));
+    assert_false(el_page_wants_html(NULL, 0));
+    /* Malformed: JSON. */
+    assert_false(html_of("text/html;q=x"));
+    assert_false(html_of("text/html;foo=\"unterminated"));
+    assert_false(html_of("text/html junk"));
+    assert_false(el_page_wants_html("text/html", 8));
+}
+
+static char *write_temp(const char *content, size_t len)
+{
+    char *path = strdup("/tmp/el_test_page_XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, content, len), (ssize_t)len);
+    close(fd);
+    return path;
+}
+
+static struct el_page *load_text(const char *content, char **err)
+{
+    char *path = write_temp(content, strlen(content));
+    struct el_page *p = el_page_load(path, err);
+    unlink(path);
+    free(path);
+    return p;
+}
+
+static char out[EL_PAGE_MAX];
+
+static void test_builtin_english(void **state)
+{
+    char *err = NULL;
+    struct el_page *p = el_page_load(NULL, &err);
+    assert_non_null(p);
+    assert_null(err);
+    size_t n = el_page_html(p, EL_LANG_EN, 42, 180, 5, out, sizeof(out));
+    assert_int_equal(strlen(out), n);
+    assert_true(n < 32 * 1024);
+    assert_non_null(strstr(out, "<html lang=\"en\">"));
+    assert_non_null(strstr(out, "id=\"place\">42<"));
+    assert_non_null(strstr(out, ">about 3 minutes<"));
+    assert_non_null(strstr(out, "data-eta-s=\"180\""));
+    assert_non_null(strstr(out, "<meta http-equiv=\"refresh\" content=\"5\">"));
+    assert_non_null(strstr(out, "var poll = 5;"));
+    assert_non_null(strstr(out, "aria-live=\"polite\""));
+    assert_non_null(strstr(out, "name=\"viewport\""));
+    assert_non_null(strstr(out, "/_einlass/status"));
+    assert_non_null(strstr(out, "Your place in line"));
+    assert_non_null(strstr(out, "can change"));
+    assert_null(strstr(out, "{{"));
+    assert_null(strstr(out, "Warteschlange"));
+    el_page_free(p);
+}
+
+static void test_builtin_german(void **state)
+{
+    char *err = NULL;
+    struct el_page *p = el_page_load("", &err);
+    assert_non_null(p);
+    size_t n = el_page_html(p, EL_LANG_DE, 7, 30, 10, out, sizeof(out));
+    assert_true(n < 32 * 1024);
+    assert_non_null(strstr(out, "<html lang=\"de\">"));
+    assert_non_null(strstr(out, "id=\"place\">7<"));
+    assert_non_null(strstr(out, ">weniger als eine Minute<"));
+    assert_non_null(strstr(out, "content=\"10\""));
+    assert_non_null(strstr(out, "Ihr Platz in der Warteschlange"));
+    assert_non_null(strstr(out, "kann sich \xc3\xa4ndern")); /* UTF-8 */
+    assert_non_null(strstr(out, "data-mn=\"etwa {n} Minuten\""));
+    assert_null(strstr(out, "{{"));
+    assert_null(strstr(out, "Your place"));
+    /* The largest numbers still fit well under the limit. */
+    n = el_page_html(p, EL_LANG_DE, UINT64_MAX, UINT64_MAX, 2147483647, out, sizeof(out));
+    assert_true(n < 32 * 1024);
+    assert_non_null(strstr(out, "18446744073709551615"));
+    el_page_free(p);
+}
+
+static void expect_eta(struct el_page *p, enum el_lang lang, uint64_t eta_s, const char *want)
+{
+    char buf[256];
+    el_page_html(p, lang, 1, eta_s, 5, buf, sizeof(buf));
+    assert_string_equal(buf, want);
+}
+
+static void test_eta_words(void **state)
+{
+    char *err = NULL;
+    struct el_page *p = load_text("{{eta}}", &err);
+    assert_non_null(p);
+    expect_eta(p, EL_LANG_EN, 0, "less than a minute");
+    expect_eta(p, EL_LANG_EN, 59, "less than a minute");
+    expect_eta(p, EL_LANG_EN, 60, "about 1 minute");
+    expect_eta(p, EL_LANG_EN, 89, "about 1 minute");
+    expect_eta(p, EL_LANG_EN, 90, "about 2 minutes");
+    expect_eta(p, EL_LANG_EN, 600, "about 10 minutes");
+    expect_eta(p, EL_LANG_EN, 5400, "about 90 minutes");
+    expect_eta(p, EL_LANG_EN, 5401, "about 2 hours");
+    expect_eta(p, EL_LANG_EN, 3 * 3600 + 1799, "about 3 hours");
+    expect_eta(p, EL_LANG_EN, 3 * 3600 + 1800, "about 4 hours");
+    expect_eta(p, EL_LANG_DE, 59, "weniger als eine Minute");
+    expect_eta(p, EL_LANG_DE, 60, "etwa 1 Minute");
+    expect_eta(p, EL_LANG_DE, 150, "etwa 3 Minuten");
+    expect_eta(p, EL_LANG_DE, 7200, "etwa 2 Stunden");
+    el_page_free(p);
+}
+
+static void test_custom_template(void **state)
+{
+    char *err = NULL;
+    struct el_page *p = load_text("<{{lang}}|{{position}}|{{eta_s}}|{{poll_s}}|{{t:title}}|"
+                                  "{{position}}>\n{{t:admitted}}",
+                                  &err);
+    assert_non_null(p);
+    assert_null(err);
+    char buf[512];
+    size_t n = el_page_html(p, EL_LANG_EN, 12, 345, 6, buf, sizeof(buf));
+    const char *want = "<en|12|345|6|Waiting room|12>\nIt is your turn. Loading\xe2\x80\xa6";
+    assert_string_equal(buf, want);
+    assert_int_equal(n, strlen(want));
+    el_page_free(p);
+
+    p = load_text("no placeholders at all { } }} {", &err);
+    assert_non_null(p);
+    el_page_html(p, EL_LANG_DE, 1, 1, 1, buf, sizeof(buf));
+    assert_string_equal(buf, "no placeholders at all { } }} {");
+    el_page_free(p);
+
+    p = load_text("", &err);
+    assert_non_null(p);
+    assert_int_equal(el_page_html(p, EL_LANG_EN, 1, 1, 1, buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "");
+    el_page_free(p);
+}
+
+static void expect_load_error(const char *content, const char *part1, const char *part2)
+{
+    char *err = NULL;
+    struct el_page *p = load_text(content, &err);
+    assert_null(p);
+    assert_non_null(err);
+    assert_non_null(strstr(err, part1));
+    if (part2 != NULL) assert_non_null(strstr(err, part2));
+    free(err);
+}
+
+static void test_placeholder_errors(void **state)
+{
+    expect_load_error("<p>\n<p>\n{{position}} {{nope}}\n", ":3: ", "{{nope}}");
+    expect_load_error("{{t:nope}}", ":1: ", "{{t:nope}}");
+    expect_load_error("{{t:}}", ":1: ", "{{t:}}");
+    expect_load_error("{{}}", ":1: ", "{{}}");
+    expect_load_error("{{Lang}}", ":1: ", "{{Lang}}");
+    expect_load_error("x\n{{eta", ":2: ", "unterminated");
+    expect_load_error("{{eta\n}}", ":1: ", "unterminated");
+    expect_load_error("{{eta}", ":1: ", "unterminated");
+
+    char *err = NULL;
+    assert_null(el_page_load("/nonexistent/el-waiting.html", &err));
+    assert_non_null(strstr(err, "/nonexistent/el-waiting.html"));
+    free(err);
+}
+
+static void test_size_limit(void **state)
+{
+    size_t n = 32 * 1024;
+    char *big = malloc(n + 1);
+    memset(big, 'x', n + 1);
+    char *err = NULL;
+    char *path = write_temp(big, n);
+    struct el_page *p = el_page_load(path, &err);
+    assert_non_null(p); /* exactly 32 KiB is allowed */
+    el_page_free(p);
+    unlink(path);
+    free(path);
+    path = write_temp(big, n + 1);
+    assert_null(el_page_load(path, &err));
+    assert_non_null(strstr(err, "larger"));
+    free(err);
+    unlink(path);
+    free(path);
+    free(big);
+}
+
+static void test_truncation(void **state)
+{
+    char *err = NULL;
+    struct el_page *p = el_page_load(NULL, &err);
+    assert_non_null(p);
+    size_t full = el_page_html(p, EL_LANG_EN, 3, 100, 5, out, sizeof(out));
+    for (size_t cap = 1; cap < 64; cap += 7) {
+        char *buf = malloc(cap); /* exact size: ASan catches any overflow */
+        size_t n = el_page_html(p, EL_LANG_EN, 3, 100, 5, buf, cap);
+        assert_int_equal(n, cap - 1);
+        assert_int_equal(buf[n], '\0');
+        assert_memory_equal(buf, out, n);
+        free(buf);
+    }
+    assert_int_equal(el_page_html(p, EL_LANG_EN, 3, 100, 5, NULL, 0), 0);
+    char small[16];
+    assert_int_equal(el_page_json_waiting(1, 2, 3, small, sizeof(small)), 15);
+    assert_string_equal(small, "{\"state\":\"waiti");
+    assert_true(full > 64);
+    el_page_free(p);
+}
+
+static void test_json(void **state)
+{
+    char buf[128];
+    size_t n = el_page_json_waiting(1, 0, 5, buf, sizeof(buf));
+    assert_string_equal(buf, "{\"state\":\"waiting\",\"position\":1,\"eta_s\":0,\"poll_s\":5}");
+    assert_int_equal(n, strlen(buf));
+    n = el_page_json_waiting(1234567, 86400, 30, buf, sizeof(buf));
+    assert_string_equal(
+        buf, "{\"state\":\"waiting\",\"position\":1234567,\"eta_s\":86400,\"poll_s\":30}");
+    assert_int_equal(n, strlen(buf));
+    el_page_json_waiting(UINT64_MAX, UINT64_MAX, 2147483647, buf, sizeof(buf));
+    assert_string_equal(buf, "{\"state\":\"waiting\",\"position\":18446744073709551615,"
+                             "\"eta_s\":18446744073709551615,\"poll_s\":2147483647}");
+    n = el_page_json_state("open", buf, sizeof(buf));
+    assert_string_equal(buf, "{\"state\":\"open\"}");
+    assert_int_equal(n, 16);
+    n = el_page_json_state("admitted", buf, sizeof(buf));
+    assert_string_equal(buf, "{\"state\":\"admitted\"}");
+    assert_int_equal(n, strlen(buf));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lang),
+        cmocka_unit_test(test_wants_html),
+        cmocka_unit_test(test_builtin_english),
+        cmocka_unit_test(test_builtin_german),
+        cmocka_unit_test(test_eta_words),
+        cmocka_unit_test(test_custom_template),
+        cmocka_unit_test(test_placeholder_errors),
+        cmocka_unit_test(test_size_limit),
+        cmocka_unit_test(test_truncation),
+        cmocka_unit_test(test_json),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
