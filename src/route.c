@@ -22,7 +22,8 @@ bool el_route_glob(const char *glob, const char *path, size_t path_len)
     while (t < path_len) {
         if (g < glen && glob[g] == '*') {
             size_t run = g;
-            while (run < glen && glob[run] == '*') run++;
+            while (run < glen && glob[run] == '*')
+                run++;
             if (run - g >= 2) {
                 dstar = true;
                 dstar_g = run;
@@ -58,7 +59,8 @@ bool el_route_glob(const char *glob, const char *path, size_t path_len)
         }
         return false;
     }
-    while (g < glen && glob[g] == '*') g++;
+    while (g < glen && glob[g] == '*')
+        g++;
     return g == glen;
 }
 

@@ -64,7 +64,7 @@ struct el_config {
 
     /* [trigger] */
     char *latency_metric;      /* Server-Timing metric name */
-    double percentile;         /* 50..99.9 */
+    double percentile;         /* 1..99.9 */
     int window_ms;             /* sliding window of samples */
     int min_samples;           /* fewer never open the room */
     double queue_above_ms;     /* queue above this percentile latency */
@@ -109,6 +109,11 @@ void el_config_free(struct el_config *cfg);
 /* Write the documented default configuration (the key table) to f. */
 struct _IO_FILE;
 void el_config_print_defaults(struct _IO_FILE *f);
+
+/* The name of the first key that cannot change without a restart (listen,
+ * workers, admin_listen) whose value differs between old and new, or NULL.
+ * For reload: server.c keeps the old value or warns. */
+const char *el_config_restart_key(const struct el_config *old, const struct el_config *new_);
 
 /* True if addr (AF_INET/AF_INET6 sockaddr) is inside one of cfg->bypass_from. */
 bool el_config_bypass_addr(const struct el_config *cfg, const struct sockaddr *addr);

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 #include <string.h>
 
@@ -20,7 +21,8 @@ static bool ref_match(const char *g, const char *p, size_t n)
     if (*g == '\0') return n == 0;
     if (g[0] == '*') {
         size_t run = 0;
-        while (g[run] == '*') run++;
+        while (g[run] == '*')
+            run++;
         for (size_t k = 0; k <= n; k++) {
             if (ref_match(g + run, p + k, n - k)) return true;
             if (k < n && run == 1 && p[k] == '/') return false;
@@ -118,15 +120,19 @@ static void test_agrees_with_reference(void **state)
     unsigned checked = 0, matched = 0;
     for (int gl = 0; gl <= 6; gl++) {
         int gcount = 1;
-        for (int i = 0; i < gl; i++) gcount *= 3;
+        for (int i = 0; i < gl; i++)
+            gcount *= 3;
         for (int gi = 0; gi < gcount; gi++) {
-            for (int i = 0, v = gi; i < gl; i++, v /= 3) g[i] = galpha[v % 3];
+            for (int i = 0, v = gi; i < gl; i++, v /= 3)
+                g[i] = galpha[v % 3];
             g[gl] = '\0';
             for (int pl = 0; pl <= 6; pl++) {
                 int pcount = 1;
-                for (int i = 0; i < pl; i++) pcount *= 3;
+                for (int i = 0; i < pl; i++)
+                    pcount *= 3;
                 for (int pi = 0; pi < pcount; pi++) {
-                    for (int i = 0, v = pi; i < pl; i++, v /= 3) p[i] = palpha[v % 3];
+                    for (int i = 0, v = pi; i < pl; i++, v /= 3)
+                        p[i] = palpha[v % 3];
                     p[pl] = '\0';
                     bool want = ref_match(g, p, (size_t)pl);
                     if (el_route_glob(g, p, (size_t)pl) != want)

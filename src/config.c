@@ -1,0 +1,1075 @@
+/* config.c - the key table, INI parsing, validation and FILE:LINE errors.
+ *
+ * Invariants: one table (keys[]) names every key with its section, type,
+ * default, bounds, reloadability and help; parsing, bounds checks, messages,
+ * el_config_print_defaults(), el_config_free() and el_config_restart_key()
+ * all walk it, so a key added there is complete. Defaults are applied by
+ * parsing the table's default text with the same setters as the file, so a
+ * default can never be something the file could not say.
+ *
+ * inih does the key = value splitting; our line reader in front of it counts
+ * lines (the handler of Debian's inih 55 gets no line number), drops comment
+ * lines, cuts inline comments (';' or '#' after whitespace; inih itself only
+ * knows ';'), strips indentation (so inih's multi-line continuation never
+ * fires), handles section headers itself (inih does not report a section
+ * without keys) and takes over lines longer than inih's buffer. The first
+ * error wins: once one is recorded the reader ends the parse. */
+#include "einlass/config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ini.h>
+#include <limits.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <openssl/rand.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "einlass/common.h"
+
+enum key_type {
+    T_STR,         /* any text, "" allowed */
+    T_TOKEN,       /* non-empty HTTP token (RFC 9110 tchar) */
+    T_INT,         /* int within [min, max] */
+    T_WORKERS,     /* "auto" (online cores) or an int within [min, max] */
+    T_DOUBLE,      /* finite double within [min, max] */
+    T_SIZE,        /* size_t within [min, max] */
+    T_U64,         /* uint64_t within [min, max] */
+    T_BOOL,        /* on/off, true/false, yes/no, 1/0 */
+    T_ENUM,        /* one of words[], stored as its index (an enum) */
+    T_WORD,        /* one of words[], stored as an allocated string */
+    T_ADDR,        /* host:port or [v6]:port, stored as given */
+    T_ADDR_UNIX,   /* ... or unix:/path */
+    T_URLPATH,     /* "" or an absolute URL path */
+    T_SECRET,      /* "" or 64 hex digits; flag_off marks it present */
+    T_SECRET_FILE, /* "" or a file holding 64 hex digits, read into the secret */
+    T_FILE,        /* "" or a readable file, stored resolved */
+    T_CIDRS,       /* comma-separated CIDR list into bypass_from */
+    T_MATCH,       /* route: METHOD PATH-GLOB */
+    T_ACTION,      /* route: bypass | priority | queue | reject */
+};
+
+static const char *const mode_words[] = {"auto", "on", "off", NULL};
+static const char *const store_words[] = {"memory", "redis", NULL};
+static const char *const level_words[] = {"err", "warn", "notice", "info", "debug", NULL};
+/* In enum el_route_action order. */
+static const char *const action_words[] = {"queue", "bypass", "priority", "reject", NULL};
+
+struct key {
+    const char *section;      /* "server", "backend", "trigger", "room" or "route" */
+    const char *name;         /* key name in the file */
+    enum key_type type;       /* how the value is parsed and stored */
+    const char *def;          /* default, parsed like a value from the file */
+    double min, max;          /* bounds of numeric types */
+    const char *const *words; /* T_ENUM, T_WORD, T_ACTION: allowed words */
+    bool reloadable;          /* false: a change needs a restart */
+    const char *example;      /* non-NULL: printed as a commented-out example */
+    size_t off;               /* field in struct el_config (el_route for "route") */
+    size_t flag_off;          /* T_SECRET, T_SECRET_FILE: the bool saying "present" */
+    const char *help;         /* one line */
+};
+
+#define F(field) offsetof(struct el_config, field)
+#define MS_MAX 3600000.0 /* one hour */
+
+static const struct key keys[] = {
+    {"server", "listen", T_ADDR, "127.0.0.1:8080", 0, 0, NULL, false, NULL, F(listen), 0,
+     "public listener (host:port or [v6]:port)"},
+    {"server", "workers", T_WORKERS, "auto", 1, 64, NULL, false, NULL, F(workers), 0,
+     "worker threads; auto = number of cores"},
+    {"server", "admin_listen", T_ADDR, "127.0.0.1:9090", 0, 0, NULL, false, NULL, F(admin_listen),
+     0, "admin API (host:port; keep it on loopback)"},
+    {"server", "admin_token", T_STR, "", 0, 0, NULL, true, NULL, F(admin_token), 0,
+     "if set, admin POSTs need \"Authorization: Bearer <token>\""},
+    {"server", "header_timeout_ms", T_INT, "10000", 1, MS_MAX, NULL, true, NULL,
+     F(header_timeout_ms), 0, "a request head must arrive within this"},
+    {"server", "idle_timeout_ms", T_INT, "60000", 1, MS_MAX, NULL, true, NULL, F(idle_timeout_ms),
+     0, "idle keep-alive connections close after this"},
+    {"server", "max_header_bytes", T_SIZE, "16384", 1024, 1048576, NULL, true, NULL,
+     F(max_header_bytes), 0, "larger heads get 431"},
+    {"server", "max_body_bytes", T_U64, "10485760", 0, 1099511627776.0, NULL, true, NULL,
+     F(max_body_bytes), 0, "larger bodies get 413"},
+    {"server", "drain_timeout_ms", T_INT, "10000", 0, MS_MAX, NULL, true, NULL, F(drain_timeout_ms),
+     0, "how long SIGTERM waits for requests in flight"},
+    {"server", "access_log", T_BOOL, "off", 0, 0, NULL, true, NULL, F(access_log), 0,
+     "one line per request on stderr"},
+    {"server", "log_level", T_WORD, "info", 0, 0, level_words, true, NULL, F(log_level), 0,
+     "lines above this level are dropped"},
+
+    {"backend", "address", T_ADDR, "127.0.0.1:3000", 0, 0, NULL, true, NULL, F(backend_address), 0,
+     "the booking portal (host:port)"},
+    {"backend", "connect_timeout_ms", T_INT, "2000", 1, MS_MAX, NULL, true, NULL,
+     F(connect_timeout_ms), 0, "unreachable backend: 502 after this"},
+    {"backend", "response_timeout_ms", T_INT, "30000", 1, MS_MAX, NULL, true, NULL,
+     F(response_timeout_ms), 0, "no response head: 504 after this"},
+    {"backend", "keepalive", T_INT, "64", 0, 10000, NULL, true, NULL, F(keepalive), 0,
+     "idle backend connections kept per worker"},
+
+    {"trigger", "latency_metric", T_TOKEN, "db", 0, 0, NULL, true, NULL, F(latency_metric), 0,
+     "Server-Timing metric read from backend responses (else time to first byte)"},
+    {"trigger", "percentile", T_DOUBLE, "95", 1, 99.9, NULL, true, NULL, F(percentile), 0,
+     "latency percentile compared with the thresholds"},
+    {"trigger", "window_ms", T_INT, "5000", 100, MS_MAX, NULL, true, NULL, F(window_ms), 0,
+     "sliding window of latency samples"},
+    {"trigger", "min_samples", T_INT, "20", 1, 1000000, NULL, true, NULL, F(min_samples), 0,
+     "fewer samples in the window never open the room"},
+    {"trigger", "queue_above_ms", T_DOUBLE, "300", 1, 600000, NULL, true, NULL, F(queue_above_ms),
+     0, "the room starts queueing above this"},
+    {"trigger", "release_below_ms", T_DOUBLE, "150", 0, 600000, NULL, true, NULL,
+     F(release_below_ms), 0, "... and may stop once nobody waits and latency stays below this"},
+    {"trigger", "release_hold_ms", T_INT, "10000", 0, 86400000, NULL, true, NULL,
+     F(release_hold_ms), 0, "... for this long"},
+    {"trigger", "max_inflight", T_INT, "0", 0, 1000000, NULL, true, NULL, F(max_inflight), 0,
+     "> 0: also queue when more backend requests are in flight"},
+    {"trigger", "probe_path", T_URLPATH, "", 0, 0, NULL, true, "/healthz", F(probe_path), 0,
+     "optional path fetched every probe_interval_ms"},
+    {"trigger", "probe_interval_ms", T_INT, "1000", 100, MS_MAX, NULL, true, NULL,
+     F(probe_interval_ms), 0, "how often probe_path is fetched"},
+
+    {"room", "mode", T_ENUM, "auto", 0, 0, mode_words, true, NULL, F(mode), 0,
+     "auto (latency decides) | on (everyone new waits) | off (never)"},
+    {"room", "store", T_ENUM, "memory", 0, 0, store_words, true, NULL, F(store), 0,
+     "memory (one instance) | redis (shared by every instance)"},
+    {"room", "redis", T_ADDR_UNIX, "127.0.0.1:6379", 0, 0, NULL, true, NULL, F(redis), 0,
+     "host:port or unix:/path"},
+    {"room", "name", T_TOKEN, "portal", 0, 0, NULL, true, NULL, F(room_name), 0,
+     "room name; instances with the same name, secret and redis are one room"},
+    {"room", "secret", T_SECRET, "", 0, 0, NULL, true, "<64 hex digits from: openssl rand -hex 32>",
+     F(secret), F(has_secret), "HMAC key for tickets and passes (or secret_file)"},
+    {"room", "secret_file", T_SECRET_FILE, "", 0, 0, NULL, true, "/var/lib/einlass/secret",
+     F(secret), F(has_secret), "file holding the secret's 64 hex digits"},
+    {"room", "previous_secret", T_SECRET, "", 0, 0, NULL, true, NULL, F(previous_secret),
+     F(has_previous_secret), "still accepted for verification (key rotation)"},
+    {"room", "session_s", T_INT, "600", 1, 604800, NULL, true, NULL, F(session_s), 0,
+     "a pass lives this long after its last use"},
+    {"room", "admit_per_s", T_DOUBLE, "10", 0.01, 100000, NULL, true, NULL, F(admit_per_s), 0,
+     "admissions per second (starting value when adapt = on)"},
+    {"room", "min_admit_per_s", T_DOUBLE, "1", 0.01, 100000, NULL, true, NULL, F(min_admit_per_s),
+     0, "adapt never goes below this"},
+    {"room", "max_admit_per_s", T_DOUBLE, "100", 0.01, 100000, NULL, true, NULL, F(max_admit_per_s),
+     0, "adapt never goes above this"},
+    {"room", "adapt", T_BOOL, "on", 0, 0, NULL, true, NULL, F(adapt), 0,
+     "on: the rate follows database latency; off: fixed admit_per_s"},
+    {"room", "poll_s", T_INT, "5", 1, 3600, NULL, true, NULL, F(poll_s), 0,
+     "how often waiting clients come back (Retry-After)"},
+    {"room", "template", T_FILE, "", 0, 0, NULL, true, "waiting-room.html", F(template_path), 0,
+     "the waiting page; empty = built-in; relative to this file's directory"},
+    {"room", "bypass_from", T_CIDRS, "", 0, 0, NULL, true, "10.20.0.0/16, 2001:db8:20::/48",
+     F(bypass_from), 0, "client networks that never wait (comma-separated CIDRs)"},
+
+    {"route", "match", T_MATCH, "", 0, 0, NULL, true, "POST /appointments/*/cancel", 0, 0,
+     "METHOD (or *) and a path glob: * within a segment, ** across"},
+    {"route", "action", T_ACTION, "queue", 0, 0, action_words, true, "bypass",
+     offsetof(struct el_route, action), 0, "bypass | priority | queue | reject"},
+};
+
+#define NKEYS EL_ARRAY_LEN(keys)
+
+enum { SECT_NONE = -1 };
+
+struct parse {
+    const char *file;       /* path as given, for messages */
+    struct el_config *cfg;  /* being built */
+    FILE *f;                /* the file */
+    char *buf;              /* getline buffer */
+    size_t cap;             /* its size */
+    int line;               /* number of the line last handed to inih */
+    int secret_line;        /* line of a non-empty secret or secret_file */
+    const char *section;    /* current section kind ("route" for routes), NULL before any */
+    struct el_route *route; /* current route section, or NULL */
+    bool route_has_match;   /* the current route set match */
+    int key_line[NKEYS];    /* line where each key was set; 0 = default */
+    char *err;              /* first error, "FILE:LINE: message" */
+    int err_line;           /* its line */
+};
+
+static void failv(struct parse *ps, int line, const char *fmt, va_list ap)
+{
+    if (ps->err != NULL) return;
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    ps->err = el_sprintf("%s:%d: %s", ps->file, line, msg);
+    ps->err_line = line;
+}
+
+__attribute__((format(printf, 3, 4))) static void fail(struct parse *ps, int line, const char *fmt,
+                                                       ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    failv(ps, line, fmt, ap);
+    va_end(ap);
+}
+
+/* A message about key k: "[section] name: ..." ("[route NAME] ..." for routes). */
+__attribute__((format(printf, 4, 5))) static void
+key_fail(struct parse *ps, int line, const struct key *k, const char *fmt, ...)
+{
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    if (strcmp(k->section, "route") == 0 && ps->route != NULL)
+        fail(ps, line, "[route %s] %s: %s", ps->route->name, k->name, what);
+    else
+        fail(ps, line, "[%s] %s: %s", k->section, k->name, what);
+}
+
+/* Numbers in messages: integers without exponent, others as short as %g. */
+static const char *num_text(double v, char *buf, size_t n)
+{
+    if (v == floor(v) && fabs(v) < 9007199254740992.0)
+        snprintf(buf, n, "%.0f", v);
+    else
+        snprintf(buf, n, "%g", v);
+    return buf;
+}
+
+static int check_bounds(struct parse *ps, int line, const struct key *k, double v, const char *text)
+{
+    char b[64];
+    if (v < k->min) {
+        key_fail(ps, line, k, "%s is below the minimum %s", text, num_text(k->min, b, sizeof(b)));
+        return -1;
+    }
+    if (v > k->max) {
+        key_fail(ps, line, k, "%s is above the maximum %s", text, num_text(k->max, b, sizeof(b)));
+        return -1;
+    }
+    return 0;
+}
+
+static const char *range_text(const struct key *k, char *buf, size_t n)
+{
+    char lo[64], hi[64];
+    snprintf(buf, n, "%s..%s", num_text(k->min, lo, sizeof(lo)), num_text(k->max, hi, sizeof(hi)));
+    return buf;
+}
+
+static int parse_integer(struct parse *ps, int line, const struct key *k, const char *v,
+                         long long *out)
+{
+    char r[140];
+    const char *s = v[0] == '-' ? v + 1 : v;
+    bool digits = *s != '\0';
+    for (; *s; s++)
+        if (*s < '0' || *s > '9') digits = false;
+    errno = 0;
+    long long x = digits ? strtoll(v, NULL, 10) : 0;
+    if (!digits || errno == ERANGE) {
+        key_fail(ps, line, k, "'%s' is not an integer (allowed: %s%s)", v,
+                 k->type == T_WORKERS ? "auto or " : "", range_text(k, r, sizeof(r)));
+        return -1;
+    }
+    if (check_bounds(ps, line, k, (double)x, v) == -1) return -1;
+    *out = x;
+    return 0;
+}
+
+static int word_index(const char *const *words, const char *v)
+{
+    for (int i = 0; words[i] != NULL; i++)
+        if (el_strcaseeq(words[i], strlen(words[i]), v, strlen(v))) return i;
+    return -1;
+}
+
+static const char *words_text(const char *const *words, char *buf, size_t n)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; words[i] != NULL && used < n; i++)
+        used += (size_t)snprintf(buf + used, n - used, "%s%s", i ? ", " : "", words[i]);
+    return buf;
+}
+
+static bool is_tchar(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+static int hex_secret(const char *s, size_t len, uint8_t out[EL_SECRET_LEN])
+{
+    if (len != 2 * EL_SECRET_LEN) return -1;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0) return -1;
+        if (i % 2 == 0)
+            out[i / 2] = (uint8_t)(d << 4);
+        else
+            out[i / 2] |= (uint8_t)d;
+    }
+    return 0;
+}
+
+/* path as is when absolute, else relative to the config file's directory. */
+static char *resolve(const struct el_config *cfg, const char *path)
+{
+    if (path[0] == '/') return el_strdup(path);
+    return el_sprintf("%s/%s", cfg->dir, path);
+}
+
+static int read_secret_file(struct parse *ps, int line, const struct key *k, const char *v,
+                            uint8_t out[EL_SECRET_LEN])
+{
+    char *path = resolve(ps->cfg, v);
+    char buf[256];
+    size_t n = 0;
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        key_fail(ps, line, k, "cannot read %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    bool bad = ferror(f) != 0;
+    fclose(f);
+    if (bad) {
+        key_fail(ps, line, k, "cannot read %s", path);
+        goto fail;
+    }
+    buf[n] = '\0';
+    char *s = buf;
+    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
+        s++;
+    size_t len = strlen(s);
+    while (len > 0 && strchr(" \t\r\n", s[len - 1]) != NULL)
+        len--;
+    if (hex_secret(s, len, out) == -1) {
+        key_fail(ps, line, k, "%s must hold exactly 64 hex digits (openssl rand -hex 32)", path);
+        goto fail;
+    }
+    free(path);
+    return 0;
+fail:
+    free(path);
+    return -1;
+}
+
+static int readable_file(struct parse *ps, int line, const struct key *k, const char *path)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1) {
+        key_fail(ps, line, k, "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    int r = fstat(fd, &st);
+    close(fd);
+    if (r == -1 || !S_ISREG(st.st_mode)) {
+        key_fail(ps, line, k, "%s is not a regular file", path);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_cidr(const char *s, struct el_cidr *c)
+{
+    char host[INET6_ADDRSTRLEN + 1];
+    const char *slash = strchr(s, '/');
+    size_t hlen = slash ? (size_t)(slash - s) : strlen(s);
+    if (hlen == 0 || hlen >= sizeof(host)) return -1;
+    memcpy(host, s, hlen);
+    host[hlen] = '\0';
+    memset(c, 0, sizeof(*c));
+    unsigned maxbits;
+    if (inet_pton(AF_INET, host, c->addr) == 1) {
+        c->family = AF_INET;
+        maxbits = 32;
+    } else if (inet_pton(AF_INET6, host, c->addr) == 1) {
+        c->family = AF_INET6;
+        maxbits = 128;
+    } else {
+        return -1;
+    }
+    unsigned bits = maxbits;
+    if (slash != NULL) {
+        const char *p = slash + 1;
+        if (*p == '\0' || strlen(p) > 3) return -1;
+        bits = 0;
+        for (; *p; p++) {
+            if (*p < '0' || *p > '9') return -1;
+            bits = bits * 10 + (unsigned)(*p - '0');
+        }
+        if (bits > maxbits) return -1;
+    }
+    c->prefix = (uint8_t)bits;
+    /* Host bits are cleared, so "10.1.2.3/8" means 10.0.0.0/8. */
+    for (unsigned i = 0; i < 16; i++) {
+        unsigned keep = bits > i * 8 ? EL_MIN(bits - i * 8, 8u) : 0;
+        c->addr[i] &= (uint8_t)(0xff00u >> keep);
+    }
+    return 0;
+}
+
+static int parse_cidrs(struct parse *ps, int line, const struct key *k, const char *v)
+{
+    struct el_config *cfg = ps->cfg;
+    cfg->nbypass_from = 0;
+    if (*v == '\0') return 0;
+    char *copy = el_strdup(v), *next = copy;
+    while (next != NULL) {
+        char *tok = next, *comma = strchr(tok, ',');
+        next = comma != NULL ? comma + 1 : NULL;
+        if (comma != NULL) *comma = '\0';
+        while (*tok == ' ' || *tok == '\t')
+            tok++;
+        size_t len = strlen(tok);
+        while (len > 0 && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
+            tok[--len] = '\0';
+        if (len == 0) {
+            key_fail(ps, line, k, "empty entry in the list");
+            goto fail;
+        }
+        if (cfg->nbypass_from == EL_MAX_CIDRS) {
+            key_fail(ps, line, k, "more than %d networks", EL_MAX_CIDRS);
+            goto fail;
+        }
+        if (parse_cidr(tok, &cfg->bypass_from[cfg->nbypass_from]) == -1) {
+            key_fail(ps, line, k,
+                     "'%s' is not an IPv4 or IPv6 network (e.g. 10.0.0.0/8, "
+                     "2001:db8::/32)",
+                     tok);
+            goto fail;
+        }
+        cfg->nbypass_from++;
+    }
+    free(copy);
+    return 0;
+fail:
+    free(copy);
+    return -1;
+}
+
+static int parse_match(struct parse *ps, int line, const struct key *k, const char *v,
+                       struct el_route *r)
+{
+    const char *sp = v;
+    while (*sp && *sp != ' ' && *sp != '\t')
+        sp++;
+    const char *g = sp;
+    while (*g == ' ' || *g == '\t')
+        g++;
+    bool method_ok = sp > v;
+    if (!(sp - v == 1 && v[0] == '*'))
+        for (const char *p = v; p < sp; p++)
+            if (!is_tchar((unsigned char)*p) || *p == '*') method_ok = false;
+    bool glob_ok = *g == '/';
+    for (const char *p = g; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f) glob_ok = false;
+    if (!method_ok || !glob_ok) {
+        key_fail(ps, line, k,
+                 "'%s' must be METHOD PATH-GLOB (METHOD a token or *, the glob "
+                 "starting with '/', e.g. POST /appointments/*/cancel)",
+                 v);
+        return -1;
+    }
+    free(r->method);
+    free(r->glob);
+    r->method = el_strndup(v, (size_t)(sp - v));
+    r->glob = el_strdup(g);
+    return 0;
+}
+
+/* Parse value v for key k into base (the config, or the route). Returns 0,
+ * or -1 with the error recorded. line 0 means the table's default. */
+static int set_value(struct parse *ps, const struct key *k, void *base, const char *v, int line)
+{
+    char *field = (char *)base + k->off;
+    char r[160];
+    long long ll;
+    switch (k->type) {
+    case T_STR:
+        break;
+    case T_TOKEN:
+        if (*v == '\0') {
+            key_fail(ps, line, k, "must not be empty");
+            return -1;
+        }
+        for (const char *p = v; *p; p++)
+            if (!is_tchar((unsigned char)*p)) {
+                key_fail(ps, line, k, "'%s' may hold only letters, digits and !#$%%&'*+-.^_`|~", v);
+                return -1;
+            }
+        break;
+    case T_INT:
+        if (parse_integer(ps, line, k, v, &ll) == -1) return -1;
+        *(int *)field = (int)ll;
+        return 0;
+    case T_WORKERS:
+        if (strcmp(v, "auto") == 0) {
+            long n = sysconf(_SC_NPROCESSORS_ONLN);
+            *(int *)field = (int)(n < 1 ? 1 : n > (long)k->max ? (long)k->max : n);
+            return 0;
+        }
+        if (parse_integer(ps, line, k, v, &ll) == -1) return -1;
+        *(int *)field = (int)ll;
+        return 0;
+    case T_DOUBLE: {
+        char *end;
+        bool ok = *v != '\0' && strspn(v, "0123456789.eE+-") == strlen(v);
+        errno = 0;
+        double d = ok ? strtod(v, &end) : 0;
+        if (!ok || *end != '\0' || errno == ERANGE || !isfinite(d)) {
+            key_fail(ps, line, k, "'%s' is not a number (allowed: %s)", v,
+                     range_text(k, r, sizeof(r)));
+            return -1;
+        }
+        if (check_bounds(ps, line, k, d, v) == -1) return -1;
+        *(double *)field = d;
+        return 0;
+    }
+    case T_SIZE:
+    case T_U64: {
+        bool ok = *v != '\0' && strspn(v, "0123456789") == strlen(v);
+        errno = 0;
+        unsigned long long u = ok ? strtoull(v, NULL, 10) : 0;
+        if (!ok || errno == ERANGE) {
+            key_fail(ps, line, k, "'%s' is not a whole number of bytes (allowed: %s)", v,
+                     range_text(k, r, sizeof(r)));
+            return -1;
+        }
+        if (check_bounds(ps, line, k, (double)u, v) == -1) return -1;
+        if (k->type == T_SIZE)
+            *(size_t *)field = (size_t)u;
+        else
+            *(uint64_t *)field = (uint64_t)u;
+        return 0;
+    }
+    case T_BOOL: {
+        static const char *const yes[] = {"on", "true", "yes", "1", NULL};
+        static const char *const no[] = {"off", "false", "no", "0", NULL};
+        if (word_index(yes, v) >= 0) {
+            *(bool *)field = true;
+        } else if (word_index(no, v) >= 0) {
+            *(bool *)field = false;
+        } else {
+            key_fail(ps, line, k,
+                     "'%s' is not a boolean (allowed: on, off, true, false, yes, "
+                     "no, 1, 0)",
+                     v);
+            return -1;
+        }
+        return 0;
+    }
+    case T_ENUM:
+    case T_WORD:
+    case T_ACTION: {
+        int i = word_index(k->words, v);
+        if (i < 0) {
+            key_fail(ps, line, k, "'%s' is not one of %s", v, words_text(k->words, r, sizeof(r)));
+            return -1;
+        }
+        if (k->type != T_WORD) {
+            *(int *)field = i;
+            return 0;
+        }
+        v = k->words[i];
+        break;
+    }
+    case T_ADDR:
+    case T_ADDR_UNIX: {
+        struct sockaddr_storage ss;
+        unsigned sslen;
+        const char *why = "unix sockets are not allowed here";
+        if ((k->type == T_ADDR && strncmp(v, "unix:", 5) == 0) ||
+            el_parse_addr(v, &ss, &sslen, &why) == -1) {
+            key_fail(ps, line, k, "'%s': %s", v, why);
+            return -1;
+        }
+        break;
+    }
+    case T_URLPATH:
+        for (const char *p = v; *p; p++)
+            if ((unsigned char)*p <= ' ' || *p == 0x7f || v[0] != '/') {
+                key_fail(ps, line, k, "'%s' must be empty or a path starting with '/'", v);
+                return -1;
+            }
+        break;
+    case T_SECRET:
+    case T_SECRET_FILE: {
+        bool *present = (bool *)((char *)base + k->flag_off);
+        if (*v == '\0') return 0; /* "secret =" leaves a secret_file's key alone */
+        uint8_t key[EL_SECRET_LEN];
+        if (k->off == offsetof(struct el_config, secret)) {
+            if (ps->secret_line != 0) {
+                key_fail(ps, line, k,
+                         "set either secret or secret_file, not both (the other "
+                         "is on line %d)",
+                         ps->secret_line);
+                return -1;
+            }
+            ps->secret_line = line;
+        }
+        if (k->type == T_SECRET && hex_secret(v, strlen(v), key) == -1) {
+            key_fail(ps, line, k,
+                     "must be exactly 64 hex digits (got %zu characters; make one "
+                     "with: openssl rand -hex 32)",
+                     strlen(v));
+            return -1;
+        }
+        if (k->type == T_SECRET_FILE && read_secret_file(ps, line, k, v, key) == -1) return -1;
+        memcpy(field, key, EL_SECRET_LEN);
+        *present = true;
+        return 0;
+    }
+    case T_FILE: {
+        char *path = *v ? resolve(ps->cfg, v) : el_strdup("");
+        if (*v && readable_file(ps, line, k, path) == -1) {
+            free(path);
+            return -1;
+        }
+        free(*(char **)field);
+        *(char **)field = path;
+        return 0;
+    }
+    case T_CIDRS:
+        return parse_cidrs(ps, line, k, v);
+    case T_MATCH:
+        return parse_match(ps, line, k, v, base);
+    }
+    /* The string types. */
+    free(*(char **)field);
+    *(char **)field = el_strdup(v);
+    return 0;
+}
+
+static bool is_string_type(enum key_type t)
+{
+    return t == T_STR || t == T_TOKEN || t == T_WORD || t == T_ADDR || t == T_ADDR_UNIX ||
+           t == T_URLPATH || t == T_FILE;
+}
+
+static const char *known_keys(const char *section, char *buf, size_t n)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < NKEYS && used < n; i++)
+        if (strcmp(keys[i].section, section) == 0)
+            used += (size_t)snprintf(buf + used, n - used, "%s%s", used ? ", " : "", keys[i].name);
+    return buf;
+}
+
+/* inih's handler. The section argument is ignored: the reader tracks it. */
+static int on_key(void *user, const char *section, const char *name, const char *value)
+{
+    struct parse *ps = user;
+    int line = ps->line;
+    (void)section;
+    if (ps->err != NULL) return 0;
+    if (ps->section == NULL) {
+        fail(ps, line, "key '%s' outside of any section", name);
+        return 0;
+    }
+    size_t i = 0;
+    while (i < NKEYS &&
+           (strcmp(keys[i].section, ps->section) != 0 || strcmp(keys[i].name, name) != 0))
+        i++;
+    char where[128];
+    if (ps->route != NULL)
+        snprintf(where, sizeof(where), "[route %s]", ps->route->name);
+    else
+        snprintf(where, sizeof(where), "[%s]", ps->section);
+    if (i == NKEYS) {
+        char list[600];
+        fail(ps, line, "%s unknown key '%s' (known: %s)", where, name,
+             known_keys(ps->section, list, sizeof(list)));
+        return 0;
+    }
+    if (ps->key_line[i] != 0) {
+        fail(ps, line, "%s %s: duplicate key (first set on line %d)", where, name, ps->key_line[i]);
+        return 0;
+    }
+    ps->key_line[i] = line;
+    void *base = ps->route != NULL ? (void *)ps->route : (void *)ps->cfg;
+    if (set_value(ps, &keys[i], base, value, line) == -1) return 0;
+    if (keys[i].type == T_MATCH) ps->route_has_match = true;
+    return 1;
+}
+
+/* The end of a section: a route must have said what it matches. */
+static void end_section(struct parse *ps)
+{
+    if (ps->route != NULL && !ps->route_has_match)
+        fail(ps, ps->route->line, "[route %s] has no match (e.g. match = GET /healthz)",
+             ps->route->name);
+    ps->route = NULL;
+    ps->section = NULL;
+}
+
+static void begin_section(struct parse *ps, char *name)
+{
+    static const char *const plain[] = {"server", "backend", "trigger", "room"};
+    struct el_config *cfg = ps->cfg;
+    end_section(ps);
+    for (size_t i = 0; i < EL_ARRAY_LEN(plain); i++)
+        if (strcmp(name, plain[i]) == 0) {
+            ps->section = plain[i];
+            return;
+        }
+    if (strncmp(name, "route", 5) != 0 || (name[5] != '\0' && name[5] != ' ' && name[5] != '\t')) {
+        fail(ps, ps->line,
+             "unknown section [%s] (allowed: server, backend, trigger, room, "
+             "route NAME)",
+             name);
+        return;
+    }
+    char *rname = name + 5;
+    while (*rname == ' ' || *rname == '\t')
+        rname++;
+    if (*rname == '\0') {
+        fail(ps, ps->line, "a route section needs a name: [route NAME]");
+        return;
+    }
+    for (const char *p = rname; *p; p++)
+        if ((unsigned char)*p <= ' ') {
+            fail(ps, ps->line, "route name '%s' must not contain spaces", rname);
+            return;
+        }
+    for (size_t i = 0; i < cfg->nroutes; i++)
+        if (strcmp(cfg->routes[i].name, rname) == 0) {
+            fail(ps, ps->line, "duplicate section [route %s] (first on line %d)", rname,
+                 cfg->routes[i].line);
+            return;
+        }
+    if (cfg->nroutes == EL_MAX_ROUTES) {
+        fail(ps, ps->line, "more than %d route sections", EL_MAX_ROUTES);
+        return;
+    }
+    struct el_route *r = &cfg->routes[cfg->nroutes++];
+    r->name = el_strdup(rname);
+    r->method = el_strdup("*");
+    r->glob = el_strdup("/**");
+    r->action = EL_ROUTE_QUEUE;
+    r->line = ps->line;
+    ps->route = r;
+    ps->route_has_match = false;
+    ps->section = "route";
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].section, "route") == 0) ps->key_line[i] = 0;
+}
+
+static bool is_blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
+}
+
+/* inih's line reader: see the invariants at the top. Hands inih one line
+ * per call, as an empty line when the line is ours to handle. */
+static char *read_line(char *str, int num, void *stream)
+{
+    struct parse *ps = stream;
+    if (ps->err != NULL) return NULL;
+    ssize_t n = getline(&ps->buf, &ps->cap, ps->f);
+    if (n == -1) return NULL;
+    ps->line++;
+    char *s = ps->buf;
+    if (ps->line == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0) s += 3;
+    if ((size_t)n != strlen(ps->buf)) {
+        fail(ps, ps->line, "NUL byte in line");
+        return NULL;
+    }
+    while (is_blank(*s))
+        s++;
+    if (*s == ';' || *s == '#' || *s == '\0') {
+        str[0] = '\0';
+        return str;
+    }
+    for (char *p = s + 1; *p; p++)
+        if ((*p == ';' || *p == '#') && is_blank(p[-1])) {
+            *p = '\0';
+            break;
+        }
+    size_t len = strlen(s);
+    while (len > 0 && is_blank(s[len - 1]))
+        s[--len] = '\0';
+
+    if (*s == '[') {
+        char *close = strchr(s, ']');
+        if (close == NULL || close[1] != '\0') {
+            fail(ps, ps->line, "a section header must be [NAME] alone on its line");
+            return NULL;
+        }
+        *close = '\0';
+        char *name = s + 1;
+        while (is_blank(*name))
+            name++;
+        size_t nlen = strlen(name);
+        while (nlen > 0 && is_blank(name[nlen - 1]))
+            name[--nlen] = '\0';
+        begin_section(ps, name);
+        str[0] = '\0';
+        return str;
+    }
+    if (len + 2 <= (size_t)num) {
+        memcpy(str, s, len);
+        str[len] = '\n';
+        str[len + 1] = '\0';
+        return str;
+    }
+    /* Longer than inih's buffer: split key = value here. */
+    char *eq = strchr(s, '=');
+    if (eq == NULL) {
+        fail(ps, ps->line, "expected key = value, [section] or a comment");
+        return NULL;
+    }
+    char *val = eq + 1;
+    while (eq > s && is_blank(eq[-1]))
+        eq--;
+    *eq = '\0';
+    while (is_blank(*val))
+        val++;
+    on_key(ps, NULL, s, val);
+    str[0] = '\0';
+    return str;
+}
+
+static size_t key_index(const char *name)
+{
+    size_t i = 0;
+    while (strcmp(keys[i].name, name) != 0)
+        i++; /* only called with names in the table */
+    return i;
+}
+
+/* Checks between keys, reported at the line of the later key. */
+static void cross_check(struct parse *ps)
+{
+    struct el_config *cfg = ps->cfg;
+    int *kl = ps->key_line;
+    char a[64], b[64];
+#define LINE_OF(name) kl[key_index(name)]
+    int qa = LINE_OF("queue_above_ms"), rb = LINE_OF("release_below_ms");
+    if (cfg->release_below_ms > cfg->queue_above_ms)
+        fail(ps, EL_MAX(qa, rb),
+             "[trigger] release_below_ms (%s) must not be above "
+             "queue_above_ms (%s)",
+             num_text(cfg->release_below_ms, a, sizeof(a)),
+             num_text(cfg->queue_above_ms, b, sizeof(b)));
+    int mn = LINE_OF("min_admit_per_s"), ad = LINE_OF("admit_per_s"),
+        mx = LINE_OF("max_admit_per_s");
+    if (cfg->min_admit_per_s > cfg->admit_per_s)
+        fail(ps, EL_MAX(mn, ad), "[room] min_admit_per_s (%s) must not be above admit_per_s (%s)",
+             num_text(cfg->min_admit_per_s, a, sizeof(a)),
+             num_text(cfg->admit_per_s, b, sizeof(b)));
+    if (cfg->admit_per_s > cfg->max_admit_per_s)
+        fail(ps, EL_MAX(ad, mx), "[room] admit_per_s (%s) must not be above max_admit_per_s (%s)",
+             num_text(cfg->admit_per_s, a, sizeof(a)),
+             num_text(cfg->max_admit_per_s, b, sizeof(b)));
+#undef LINE_OF
+}
+
+/* The directory of path, absolute when it can be resolved. */
+static char *dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash == NULL   ? el_strdup(".")
+                : slash == path ? el_strdup("/")
+                                : el_strndup(path, (size_t)(slash - path));
+    char *abs = realpath(dir, NULL);
+    if (abs == NULL) return dir;
+    free(dir);
+    char *copy = el_strdup(abs); /* realpath's memory is not ours to mix with el_ */
+    free(abs);
+    return copy;
+}
+
+static void apply_defaults(struct parse *ps)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (strcmp(keys[i].section, "route") == 0) continue;
+        if (set_value(ps, &keys[i], ps->cfg, keys[i].def, 0) == -1) {
+            el_err("config: bad built-in default: %s", ps->err);
+            abort();
+        }
+    }
+}
+
+int el_config_load(const char *path, struct el_config **out, char **err)
+{
+    struct parse ps;
+    memset(&ps, 0, sizeof(ps));
+    ps.file = path;
+    ps.cfg = el_calloc(1, sizeof(*ps.cfg));
+    ps.cfg->path = el_strdup(path);
+    ps.cfg->dir = dir_of(path);
+    apply_defaults(&ps);
+
+    ps.f = fopen(path, "r");
+    if (ps.f == NULL) {
+        fail(&ps, 0, "cannot open: %s", strerror(errno));
+        goto fail;
+    }
+    int first = ini_parse_stream(read_line, &ps, on_key, &ps);
+    if (ps.err == NULL && ferror(ps.f)) fail(&ps, ps.line, "read error: %s", strerror(errno));
+    fclose(ps.f);
+    free(ps.buf);
+    /* inih's own complaints (a line without '=') come with its line number,
+     * which is ours too since the reader hands it one line per call. */
+    if (first > 0 && (ps.err == NULL || first < ps.err_line)) {
+        free(ps.err);
+        ps.err = NULL;
+        fail(&ps, first, "expected key = value, [section] or a comment");
+    }
+    if (ps.err != NULL) goto fail;
+    end_section(&ps);
+    cross_check(&ps);
+    if (ps.err != NULL) goto fail;
+
+    struct el_config *cfg = ps.cfg;
+    if (!cfg->has_secret) {
+        if (cfg->mode != EL_MODE_OFF) {
+            fail(&ps, 0,
+                 "[room] no secret: set secret or secret_file (make one with: openssl "
+                 "rand -hex 32)");
+            goto fail;
+        }
+        /* mode = off sets no cookies; a random key still lets an admin turn
+         * the room on for this one instance. */
+        if (RAND_bytes(cfg->secret, EL_SECRET_LEN) != 1) {
+            fail(&ps, 0, "[room] cannot generate a random secret");
+            goto fail;
+        }
+    }
+    *out = cfg;
+    return 0;
+fail:
+    el_config_free(ps.cfg);
+    *err = ps.err;
+    return -1;
+}
+
+void el_config_free(struct el_config *cfg)
+{
+    if (cfg == NULL) return;
+    for (size_t i = 0; i < NKEYS; i++)
+        if (is_string_type(keys[i].type)) free(*(char **)((char *)cfg + keys[i].off));
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        free(cfg->routes[i].name);
+        free(cfg->routes[i].method);
+        free(cfg->routes[i].glob);
+    }
+    free(cfg->path);
+    free(cfg->dir);
+    free(cfg);
+}
+
+/* What a value may be, for the printed defaults; NULL where the help says it. */
+static const char *allowed_text(const struct key *k, char *buf, size_t n)
+{
+    char r[160];
+    switch (k->type) {
+    case T_INT:
+    case T_DOUBLE:
+    case T_SIZE:
+    case T_U64:
+        return range_text(k, buf, n);
+    case T_WORKERS:
+        snprintf(buf, n, "auto or %s", range_text(k, r, sizeof(r)));
+        return buf;
+    case T_BOOL:
+        return "on or off";
+    case T_WORD:
+        return words_text(k->words, buf, n);
+    case T_SECRET:
+        return "64 hex digits";
+    default:
+        return NULL;
+    }
+}
+
+void el_config_print_defaults(FILE *f)
+{
+    const char *section = "";
+    fprintf(f, "; einlass configuration: every key with its default.\n"
+               "; Comments start with ';' or '#'. Relative paths start at this file's "
+               "directory.\n"
+               "; SIGHUP re-reads the file.\n");
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct key *k = &keys[i];
+        char allowed[200];
+        if (strcmp(section, k->section) != 0) {
+            section = k->section;
+            if (strcmp(section, "route") == 0)
+                fprintf(f, "\n; Any number of [route NAME] sections; the first match wins.\n"
+                           "; [route cancel]\n");
+            else
+                fprintf(f, "\n[%s]\n", section);
+        }
+        const char *what = allowed_text(k, allowed, sizeof(allowed));
+        fprintf(f, "; %s%s%s%s\n", k->help, what ? " (" : "", what ? what : "", what ? ")" : "");
+        if (!k->reloadable) fprintf(f, "; (takes effect on restart, not on reload)\n");
+        if (k->example != NULL && (k->def[0] == '\0' || strcmp(k->section, "route") == 0))
+            fprintf(f, "; %s = %s\n", k->name, k->example);
+        else
+            fprintf(f, "%s =%s%s\n", k->name, k->def[0] ? " " : "", k->def);
+    }
+}
+
+static bool fields_equal(const struct key *k, const struct el_config *a, const struct el_config *b)
+{
+    const char *x = (const char *)a + k->off, *y = (const char *)b + k->off;
+    if (is_string_type(k->type)) return strcmp(*(char *const *)x, *(char *const *)y) == 0;
+    switch (k->type) {
+    case T_INT:
+    case T_WORKERS:
+    case T_ENUM:
+        return *(const int *)x == *(const int *)y;
+    case T_DOUBLE:
+        return *(const double *)x == *(const double *)y;
+    case T_SIZE:
+        return *(const size_t *)x == *(const size_t *)y;
+    case T_U64:
+        return *(const uint64_t *)x == *(const uint64_t *)y;
+    case T_BOOL:
+        return *(const bool *)x == *(const bool *)y;
+    default:
+        return memcmp(x, y, k->type == T_CIDRS ? sizeof(a->bypass_from) : EL_SECRET_LEN) == 0;
+    }
+}
+
+const char *el_config_restart_key(const struct el_config *old, const struct el_config *new_)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (!keys[i].reloadable && !fields_equal(&keys[i], old, new_)) return keys[i].name;
+    return NULL;
+}
+
+static bool prefix_match(const uint8_t *addr, const struct el_cidr *c)
+{
+    unsigned bits = c->prefix, full = bits / 8, rest = bits % 8;
+    if (memcmp(addr, c->addr, full) != 0) return false;
+    if (rest == 0) return true;
+    uint8_t mask = (uint8_t)(0xff00u >> rest);
+    return (addr[full] & mask) == c->addr[full];
+}
+
+bool el_config_bypass_addr(const struct el_config *cfg, const struct sockaddr *addr)
+{
+    static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    const uint8_t *a4 = NULL, *a6 = NULL;
+    if (addr->sa_family == AF_INET) {
+        a4 = (const uint8_t *)&((const struct sockaddr_in *)(const void *)addr)->sin_addr;
+    } else if (addr->sa_family == AF_INET6) {
+        a6 = ((const struct sockaddr_in6 *)(const void *)addr)->sin6_addr.s6_addr;
+        if (memcmp(a6, v4mapped, sizeof(v4mapped)) == 0) a4 = a6 + 12; /* dual-stack socket */
+    } else {
+        return false;
+    }
+    for (size_t i = 0; i < cfg->nbypass_from; i++) {
+        const struct el_cidr *c = &cfg->bypass_from[i];
+        if (c->family == AF_INET && a4 != NULL && prefix_match(a4, c)) return true;
+        if (c->family == AF_INET6 && a6 != NULL && prefix_match(a6, c)) return true;
+    }
+    return false;
+}
