@@ -173,6 +173,28 @@ static int conn_elem(const char *p, size_t n, void *arg)
     return 0;
 }
 
+/* First byte in [p, e) outside class k, or e. Eight bytes at a time while
+ * none is below lo or DEL (the bytes that end a value, target or reason on
+ * a valid line); the table decides the rest, so HTAB just takes the slow
+ * step for that word. lo is at most 0x21, where the word test is exact. */
+static inline const char *scan(const char *p, const char *e, uint8_t lo, uint8_t k)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    for (;;) {
+        while (e - p >= 8) {
+            uint64_t x, y;
+            memcpy(&x, p, 8);
+            y = x ^ (ones * 0x7f);
+            if ((((x - ones * lo) & ~x) | ((y - ones) & ~y)) & highs) break;
+            p += 8;
+        }
+        const char *stop = e - p >= 8 ? p + 8 : e;
+        for (; p < stop; p++)
+            if (!IS(*p, k)) return p;
+        if (p == e) return e;
+    }
+}
+
 /* What a head needs that the caller has not sent yet: more bytes, or, when
  * max_head bytes are already there, nothing more will do. */
 static int need_more(size_t len, size_t max_head)
@@ -249,7 +271,7 @@ static int parse_request_line(const char *s, const char *e, struct el_http_msg *
     msg->method = s;
     msg->method_len = (uint16_t)(p - s);
     const char *t = ++p;
-    while (IS(*p, C_TARGET)) p++;
+    p = scan(p, e, 0x21, C_TARGET);
     if (p == t || *p != ' ') return EL_HTTP_BAD;
     if (p - t > UINT16_MAX || p - s > UINT16_MAX) return EL_HTTP_TOO_LARGE;
     msg->target = t;
@@ -276,9 +298,7 @@ static int parse_status_line(const char *s, const char *e, struct el_http_msg *m
         if (*r != ' ') return EL_HTTP_BAD;
         r++;
     }
-    const char *p = r;
-    while (IS(*p, C_FVALUE)) p++;
-    if (p != e) return EL_HTTP_BAD;
+    if (scan(r, e, 0x20, C_FVALUE) != e) return EL_HTTP_BAD;
     if (e - r > UINT16_MAX) return EL_HTTP_TOO_LARGE;
     msg->reason = r;
     msg->reason_len = (uint16_t)(e - r);
@@ -305,7 +325,7 @@ static int parse_field(const char *s, const char *e, struct el_http_msg *msg,
     p++;
     while (IS(*p, C_WS)) p++;
     const char *v = p;
-    while (IS(*p, C_FVALUE)) p++;
+    p = scan(p, e, 0x20, C_FVALUE);
     if (p != e) return EL_HTTP_BAD; /* CTL, NUL or bare CR inside */
     while (p > v && IS(p[-1], C_WS)) p--;
     size_t vlen = (size_t)(p - v);

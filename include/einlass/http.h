@@ -6,7 +6,17 @@
  * so that einlass and the backend can never disagree on message boundaries:
  * Content-Length with Transfer-Encoding, any Transfer-Encoding but exactly
  * "chunked", differing/negative/non-numeric Content-Length, whitespace before
- * a colon, obs-fold, NUL, bare CR or LF in a field, malformed start lines. */
+ * a colon, obs-fold, NUL, bare CR or LF in a field, malformed start lines.
+ *
+ * Choices where RFC 9112 leaves room: lines end in CRLF only (bare LF is
+ * EL_HTTP_BAD); one CRLF before a request line is skipped (head_len counts
+ * it), a second is EL_HTTP_BAD; repeated Content-Length fields or lists of
+ * one identical value ("5, 5") are accepted as one; Content-Length above
+ * 2^63-1 and Transfer-Encoding in HTTP/1.0 are EL_HTTP_BAD; "*" only with
+ * OPTIONS; a Connection token never marks Host or the framing fields
+ * hop-by-hop; an absolute-form target without a path gets path "/" (a static
+ * string, not inside buf). Every prefix of a valid head is
+ * EL_HTTP_INCOMPLETE, so callers may re-parse from the start on each read. */
 #ifndef EL_HTTP_H
 #define EL_HTTP_H
 
