@@ -394,7 +394,7 @@ static void test_bypass_from(void **state)
         {"::ffff:10.20.3.4", true}, {"::ffff:9.9.9.9", false}, /* v4 on a dual-stack socket */
     };
     for (size_t i = 0; i < EL_ARRAY_LEN(cases); i++) {
-        const struct sockaddr *sa;
+        const struct sockaddr *sa = NULL;
         if (inet_pton(AF_INET, cases[i].addr, &in4.sin_addr) == 1)
             sa = (const struct sockaddr *)&in4;
         else if (inet_pton(AF_INET6, cases[i].addr, &in6.sin6_addr) == 1)
