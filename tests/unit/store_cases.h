@@ -3,6 +3,7 @@
  *   static struct el_store *drv_open(int poll_s);   a new, empty room
  *   static void drv_wait(bool *done);               run until *done
  *   static uint64_t drv_now;                        now_ms passed to ops
+ *   static void drv_sleep(unsigned ms);             let ms pass on the store's clock
  * The cases meter by release credits at rate 0, so they hold on any clock. */
 #ifndef EL_TEST_STORE_CASES_H
 #define EL_TEST_STORE_CASES_H
@@ -168,9 +169,32 @@ static void case_no_banking(void **state)
     s->ops->free(s);
 }
 
+/* A ticket not seen for two generations is stepped over without taking an
+ * admission. poll_s = 1: L = 3 s (real seconds on Redis: about 7 s). */
+static void case_abandoned_skipped(void **state)
+{
+    struct el_store *s = drv_open(1);
+    advance_ok(s, 0);
+    struct el_place a = join_ok(s, 0), b = join_ok(s, 0), c = join_ok(s, 0);
+    assert_int_equal(c.position, 3);
+    for (int i = 0; i < 7; i++) { /* b and c come back every second, a never */
+        drv_sleep(1000);
+        assert_int_equal(check_ok(s, 0, b.num).state, EL_PLACE_WAITING);
+        assert_int_equal(check_ok(s, 0, c.num).state, EL_PLACE_WAITING);
+        advance_ok(s, 0);
+    }
+    assert_int_equal(check_ok(s, 0, c.num).position, 2);
+    struct el_store_stats st = admit(s, 1);
+    assert_int_equal(st.waiting, 1);
+    assert_int_equal(check_ok(s, 0, b.num).state, EL_PLACE_ADMITTED);
+    assert_int_equal(check_ok(s, 0, a.num).state, EL_PLACE_GONE);
+    assert_int_equal(check_ok(s, 0, c.num).position, 1);
+    s->ops->free(s);
+}
+
 #define STORE_CASES                                                                                \
     cmocka_unit_test(case_fifo_25), cmocka_unit_test(case_copied_ticket),                         \
         cmocka_unit_test(case_priority_first), cmocka_unit_test(case_unknown_ticket),             \
-        cmocka_unit_test(case_no_banking)
+        cmocka_unit_test(case_no_banking), cmocka_unit_test(case_abandoned_skipped)
 
 #endif
