@@ -15,6 +15,7 @@
  * Usage: backend PORT   (0 picks a free port; prints "backend listening on
  * 127.0.0.1:PORT" and flushes). Build: gcc -O2 -o backend backend.c
  */
+#define _GNU_SOURCE /* accept4, memmem */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>

@@ -19,7 +19,7 @@ class BackendTest(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory()
         binary = os.path.join(cls.tmp.name, "backend")
-        subprocess.run(["gcc", "-O2", "-std=c11", "-D_GNU_SOURCE", "-Wall", "-Werror", "-o",
+        subprocess.run(["gcc", "-O2", "-std=c11", "-Wall", "-Werror", "-o",
                         binary, os.path.join(SRC, "bench", "backend.c")], check=True)
         cls.proc = subprocess.Popen([binary, "0"], stdout=subprocess.PIPE, text=True)
         m = re.fullmatch(r"backend listening on 127\.0\.0\.1:(\d+)\n", cls.proc.stdout.readline())
