@@ -611,8 +611,10 @@ static void join_poll(evutil_socket_t fd, short what, void *arg)
     struct el_server *s = arg;
     if (!atomic_load(&s->stopping)) return;
     for (int i = 0; i < s->nworkers; i++) {
-        if (pthread_tryjoin_np(s->workers[i].thread, NULL) == EBUSY) return;
-        s->workers[i].thread = 0;
+        struct el_worker *w = &s->workers[i];
+        if (w->joined) continue;
+        if (pthread_tryjoin_np(w->thread, NULL) != 0) return;
+        w->joined = true;
     }
     event_base_loopexit(s->base, NULL);
 }
@@ -698,7 +700,7 @@ int el_server_run(struct el_server *s)
     struct el_generation *g = atomic_load(&s->gen);
     for (int i = 0; i < s->nworkers; i++) {
         struct el_worker *w = &s->workers[i];
-        if (w->thread) pthread_join(w->thread, NULL);
+        if (!w->joined) pthread_join(w->thread, NULL);
         el_gate_free(w->gate);
         el_room_free(w->room);
         el_latency_free(w->latency);

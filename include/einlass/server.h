@@ -54,6 +54,7 @@ struct el_worker {
     struct el_server *srv;        /* the process */
     struct event_base *base;      /* this thread's loop */
     pthread_t thread;
+    bool joined;                  /* the main thread has joined it */
     struct el_generation *gen;    /* generation new requests use */
     int listen_fd;                /* -1 when not accepting */
     struct event listen_ev;       /* EV_READ|EV_PERSIST on listen_fd */

@@ -295,11 +295,16 @@ def test_drain_lets_slow_request_finish():
         result = {}
 
         def slow():
-            result["r"] = get(e.port, "/slow?ms=1000")[0]
+            try:
+                result["r"] = get(e.port, "/slow?ms=1000")[0]
+            except Exception as ex:  # reported by the assertion below
+                result["error"] = repr(ex)
 
+        before = b2_requests(B)
         t = threading.Thread(target=slow)
         t.start()
-        time.sleep(0.3)
+        # SIGTERM only once the slow request is at the backend (in flight)
+        wait_until(lambda: b2_requests(B) >= before + 2, what="slow request at the backend")
         t0 = time.time()
         e.proc.kill_with(signal.SIGTERM)
         time.sleep(0.2)
@@ -311,6 +316,7 @@ def test_drain_lets_slow_request_finish():
             refused = True
         assert refused
         t.join(10)
+        assert "r" in result, result
         assert result["r"].status == 200 and result["r"].body == b"slow done\n"
         assert e.proc.p.wait(10) == 0
         assert time.time() - t0 < 5
