@@ -31,6 +31,7 @@
 #include "einlass/latency.h"
 #include "einlass/metrics.h"
 #include "einlass/server.h"
+#include "einlass/upstream.h"
 
 #define HIGH_WATER (256 * 1024) /* pause the other side above this many buffered bytes */
 
@@ -38,7 +39,6 @@ static _Thread_local struct el_http_msg resp_msg; /* response head being parsed 
 
 static void conn_event(evutil_socket_t fd, short what, void *arg);
 static void conn_timeout(evutil_socket_t fd, short what, void *arg);
-static void up_event(evutil_socket_t fd, short what, void *arg);
 static void conn_run(struct el_conn *c);
 static void conn_read(struct el_conn *c, bool drain);
 static void up_read(struct el_conn *c, bool drain);
@@ -84,48 +84,12 @@ static void timer_set(struct el_conn *c, const struct timeval *tv)
     event_add(&c->timer, tv);
 }
 
-static void up_close(struct el_upconn *u)
-{
-    struct el_worker *w = u->w;
-    event_del(&u->ev);
-    close(u->fd);
-    el_buf_release(&w->bufs, &u->in);
-    el_buf_release(&w->bufs, &u->out);
-    u->owner = NULL;
-    u->next = w->free_up;
-    w->free_up = u;
-}
-
-/* Take an idle backend connection out of the pool. */
-static void pool_remove(struct el_worker *w, struct el_upconn *u)
-{
-    for (struct el_upconn **pp = &w->idle_up; *pp; pp = &(*pp)->next) {
-        if (*pp == u) {
-            *pp = u->next;
-            w->nidle_up--;
-            return;
-        }
-    }
-}
-
 static void up_release(struct el_conn *c, bool keep)
 {
     struct el_upconn *u = c->up;
-    struct el_worker *w = c->w;
     if (u == NULL) return;
     c->up = NULL;
-    u->owner = NULL;
-    if (keep && !w->draining && u->gen_id == w->gen->id && el_buf_used(&u->in) == 0 &&
-        w->nidle_up < w->gen->cfg->keepalive) {
-        el_buf_release(&w->bufs, &u->in);
-        el_buf_release(&w->bufs, &u->out);
-        u->reused = true;
-        u->next = w->idle_up;
-        w->idle_up = u;
-        w->nidle_up++;
-        return;
-    }
-    up_close(u);
+    el_upstream_release(u, keep);
 }
 
 static void inflight_done(struct el_conn *c)
@@ -390,57 +354,6 @@ static void serialize_request(struct el_conn *c, struct el_buf *o)
     }
 }
 
-/* Open a new backend connection (non-blocking connect). NULL on failure. */
-static struct el_upconn *up_connect(struct el_worker *w)
-{
-    const struct el_generation *g = w->gen;
-    int fd = socket(g->backend.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd == -1) return NULL;
-    if (g->backend.ss_family != AF_UNIX) {
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    }
-    bool connecting = false;
-    if (connect(fd, (const struct sockaddr *)&g->backend, g->backend_len) == -1) {
-        if (errno != EINPROGRESS) {
-            close(fd);
-            return NULL;
-        }
-        connecting = true;
-    }
-    struct el_upconn *u = w->free_up;
-    if (u) w->free_up = u->next;
-    else u = el_malloc(sizeof(*u));
-    memset(u, 0, sizeof(*u));
-    u->fd = fd;
-    u->w = w;
-    u->gen_id = g->id;
-    u->connecting = connecting;
-    event_assign(&u->ev, w->base, fd, EV_READ | EV_WRITE | EV_ET | EV_PERSIST | EV_CLOSED,
-                 up_event, u);
-    event_add(&u->ev, NULL);
-    return u;
-}
-
-static struct el_upconn *up_acquire(struct el_conn *c)
-{
-    struct el_worker *w = c->w;
-    while (w->idle_up) {
-        struct el_upconn *u = w->idle_up;
-        w->idle_up = u->next;
-        w->nidle_up--;
-        if (u->gen_id != w->gen->id) {
-            up_close(u);
-            continue;
-        }
-        u->owner = c;
-        return u;
-    }
-    struct el_upconn *u = up_connect(w);
-    if (u) u->owner = c;
-    return u;
-}
-
 static void up_flush(struct el_conn *c)
 {
     struct el_upconn *u = c->up;
@@ -460,7 +373,7 @@ static void begin_forward(struct el_conn *c)
 {
     struct el_worker *w = c->w;
     c->state = EL_CONN_PROXY;
-    c->up = up_acquire(c);
+    c->up = el_upstream_acquire(c->w, c);
     if (c->up == NULL) {
         respond_error(c, 502, "backend unreachable");
         return;
@@ -690,9 +603,8 @@ static bool try_retry(struct el_conn *c)
         c->req.body != EL_BODY_NONE || !idempotent(&c->req))
         return false;
     c->retries++;
-    struct el_upconn *u = up_connect(c->w);
+    struct el_upconn *u = el_upstream_connect(c->w, c);
     if (u == NULL) return false;
-    u->owner = c;
     el_buf_alloc(&c->w->bufs, &u->out, EL_BUF_SIZE);
     el_buf_alloc(&c->w->bufs, &u->in, EL_BUF_SIZE);
     /* The head is still at the start of the old buffer: a request without a
@@ -922,13 +834,13 @@ static void exchange_done(struct el_conn *c)
     finish_request(c);
 }
 
-static void up_event(evutil_socket_t fd, short what, void *arg)
+void el_conn_upstream_event(evutil_socket_t fd, short what, void *arg)
 {
     struct el_upconn *u = arg;
     struct el_conn *c = u->owner;
     if (c == NULL) { /* idle in the pool: the backend closed it, or sent garbage */
-        pool_remove(u->w, u);
-        up_close(u);
+        el_upstream_pool_remove(u);
+        el_upstream_close(u);
         return;
     }
     if (u->connecting) {
@@ -1043,7 +955,7 @@ int el_conn_drain(struct el_worker *w)
         struct el_upconn *u = w->idle_up;
         w->idle_up = u->next;
         w->nidle_up--;
-        up_close(u);
+        el_upstream_close(u);
     }
     return busy;
 }

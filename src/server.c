@@ -138,6 +138,31 @@ static int open_listeners(struct el_server *s, const struct el_config *cfg, int 
     return 0;
 }
 
+/* Does cfg->listen name the address old's sockets are bound to? Port 0
+ * ("any") matches whatever port they have, so a reload never moves them. */
+static bool same_listener(const struct el_generation *old, const struct el_config *cfg)
+{
+    struct sockaddr_storage want, have;
+    unsigned len;
+    socklen_t hl = sizeof(have);
+    const char *why;
+    if (strcmp(old->cfg->listen, cfg->listen) == 0) return true;
+    if (el_parse_addr(cfg->listen, &want, &len, &why) == -1) return false;
+    if (getsockname(old->listen_fds[0], (struct sockaddr *)&have, &hl) == -1) return false;
+    if (want.ss_family != have.ss_family) return false;
+    if (want.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const void *)&want, *b = (const void *)&have;
+        return a->sin_addr.s_addr == b->sin_addr.s_addr &&
+               (a->sin_port == 0 || a->sin_port == b->sin_port);
+    }
+    if (want.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const void *)&want, *b = (const void *)&have;
+        return memcmp(&a->sin6_addr, &b->sin6_addr, sizeof(a->sin6_addr)) == 0 &&
+               (a->sin6_port == 0 || a->sin6_port == b->sin6_port);
+    }
+    return false;
+}
+
 static struct el_generation *generation_new(struct el_server *s, struct el_config *cfg,
                                             const struct el_generation *old, char **err)
 {
@@ -156,7 +181,7 @@ static struct el_generation *generation_new(struct el_server *s, struct el_confi
         free(perr);
         goto fail;
     }
-    if (old && strcmp(old->cfg->listen, cfg->listen) == 0) {
+    if (old && same_listener(old, cfg)) {
         memcpy(g->listen_fds, old->listen_fds, sizeof(g->listen_fds));
     } else {
         char *lerr = NULL;
@@ -196,6 +221,8 @@ static void worker_adopt(struct el_worker *w, struct el_generation *g)
     int fd = g->listen_fds[w->id];
     if (!w->draining && fd != w->listen_fd) {
         if (w->listen_fd >= 0) {
+            /* Take in what waits in the old queue before closing it. */
+            el_conn_accept(w->listen_fd, EV_READ, w);
             event_del(&w->listen_ev);
             close(w->listen_fd);
         }

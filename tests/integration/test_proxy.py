@@ -279,6 +279,36 @@ def test_reload_to_new_backend_and_bad_reload():
         b2.stop()
 
 
+def test_reload_refuses_no_connection():
+    e = proxy()
+    try:
+        stop = threading.Event()
+        stats = {"ok": 0, "errors": []}
+
+        def hammer():
+            while not stop.is_set():
+                try:
+                    r, _ = get(e.port, "/echo")
+                    assert r.status == 200, r.status
+                    stats["ok"] += 1
+                except Exception as ex:
+                    stats["errors"].append(repr(ex))
+
+        threads = [threading.Thread(target=hammer) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for _ in range(5):
+            time.sleep(0.2)
+            assert "in effect" in e.reload().group(0)
+        time.sleep(0.2)
+        stop.set()
+        for t in threads:
+            t.join()
+        assert stats["ok"] > 20 and not stats["errors"], stats
+    finally:
+        e.stop()
+
+
 def b2_requests(b):
     r, _ = get_direct(b.port, "/_stats")
     import json
@@ -364,7 +394,8 @@ if __name__ == "__main__":
              test_head_204_304, test_pipelined_requests, test_expect_continue,
              test_ambiguous_requests_refused, test_body_limit_413, test_502_when_backend_down,
              test_504_on_slow_backend, test_slowloris_header_timeout, test_idle_timeout,
-             test_reload_to_new_backend_and_bad_reload, test_drain_lets_slow_request_finish,
+             test_reload_to_new_backend_and_bad_reload, test_reload_refuses_no_connection,
+             test_drain_lets_slow_request_finish,
              test_check_flag, test_shipped_config_checks])
     finally:
         B.stop()
