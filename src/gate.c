@@ -162,7 +162,10 @@ static void room_answer(void *arg, const struct el_room_answer *a)
     struct el_gate *g = ctx->gate;
     switch (a->place.state) {
     case EL_PLACE_WAITING:
-        if (ctx->joined) give_ticket(g, ctx, a);
+        /* A local answer to a Redis ticket is a new place in the fallback
+         * queue: without its ticket the next poll would join again at the
+         * back (re-signing a local ticket on its own check is harmless). */
+        if (ctx->joined || a->local) give_ticket(g, ctx, a);
         answer_wait(g, ctx, a);
         break;
     case EL_PLACE_ADMITTED:
