@@ -261,9 +261,9 @@ static void worker_wake(evutil_socket_t fd, short what, void *arg)
             event_del(&w->listen_ev);
             w->listen_fd = -1; /* the main thread closes listener fds at exit */
         }
-        struct event *tick = event_new(w->base, -1, EV_PERSIST, worker_drain_tick, w);
         struct timeval tv = {0, 50 * 1000};
-        event_add(tick, &tv);
+        event_assign(&w->drain_ev, w->base, -1, EV_PERSIST, worker_drain_tick, w);
+        event_add(&w->drain_ev, &tv);
         worker_check_drained(w);
     }
 }
@@ -707,12 +707,12 @@ int el_server_start(struct el_server *s, const char *conf_path)
 
     static const int sigs[] = {SIGHUP, SIGTERM, SIGINT};
     for (size_t i = 0; i < EL_ARRAY_LEN(sigs); i++) {
-        struct event *ev = evsignal_new(s->base, sigs[i], on_signal, s);
-        event_add(ev, NULL);
+        evsignal_assign(&s->signal_ev[i], s->base, sigs[i], on_signal, s);
+        event_add(&s->signal_ev[i], NULL);
     }
-    struct event *jp = event_new(s->base, -1, EV_PERSIST, join_poll, s);
+    event_assign(&s->join_ev, s->base, -1, EV_PERSIST, join_poll, s);
     struct timeval jtv = {0, 20 * 1000};
-    event_add(jp, &jtv);
+    event_add(&s->join_ev, &jtv);
     el_notice("einlass %s started: backend %s, mode %s, store %s", EL_VERSION,
               cfg->backend_address,
               cfg->mode == EL_MODE_ON ? "on" : cfg->mode == EL_MODE_OFF ? "off" : "auto",
@@ -724,10 +724,17 @@ int el_server_start(struct el_server *s, const char *conf_path)
 int el_server_run(struct el_server *s)
 {
     event_base_dispatch(s->base);
+    struct control *ct = s->control;
+    struct probe *p = s->probe;
+    for (size_t i = 0; i < EL_ARRAY_LEN(s->signal_ev); i++) event_del(&s->signal_ev[i]);
+    event_del(&s->join_ev);
+    event_del(&ct->timer);
+    event_del(&p->timer);
     struct el_generation *g = atomic_load(&s->gen);
     for (int i = 0; i < s->nworkers; i++) {
         struct el_worker *w = &s->workers[i];
         if (!w->joined) pthread_join(w->thread, NULL);
+        if (w->draining) event_del(&w->drain_ev);
         el_gate_free(w->gate);
         el_room_free(w->room);
         el_latency_free(w->latency);
@@ -736,7 +743,6 @@ int el_server_run(struct el_server *s)
         close(g->listen_fds[i]);
         event_base_free(w->base);
     }
-    struct probe *p = s->probe;
     probe_close(p);
     el_buf_pool_clear(&p->pool);
     free(p);
@@ -744,11 +750,11 @@ int el_server_run(struct el_server *s)
     el_room_free(s->room);
     el_room_shared_free(s->room_shared);
     el_latency_free(s->probe_latency);
-    struct control *ct = s->control;
     free(ct->lats);
     free(ct);
     free(s->workers);
     el_generation_drop(g);
+    event_base_free(s->base);
     el_notice("stopped");
     return s->exit_code;
 }

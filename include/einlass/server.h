@@ -60,6 +60,7 @@ struct el_worker {
     struct event listen_ev;       /* EV_READ|EV_PERSIST on listen_fd */
     int wake_fd;                  /* eventfd: the main thread's nudge */
     struct event wake_ev;
+    struct event drain_ev;        /* while draining: close idle connections, exit when none */
     struct el_gate *gate;         /* per-request decisions */
     struct el_room *room;         /* this thread's room handle */
     struct el_latency *latency;   /* backend latency samples (written here only) */
@@ -94,6 +95,8 @@ struct el_server {
     void *control;                /* control loop state (server.c) */
     void *admin;                  /* struct el_admin */
     void *probe;                  /* probe state (server.c) */
+    struct event signal_ev[3];    /* HUP, TERM, INT */
+    struct event join_ev;         /* while stopping: join finished workers */
     _Atomic bool stopping;        /* SIGTERM seen */
     int exit_code;
 };
