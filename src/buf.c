@@ -85,6 +85,26 @@ void el_buf_append_str(struct el_buf *b, const char *s)
     el_buf_append(b, s, strlen(s));
 }
 
+void el_buf_append_u64(struct el_buf *b, uint64_t v)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp);
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    el_buf_append(b, tmp + i, sizeof(tmp) - i);
+}
+
+void el_buf_append_header(struct el_buf *b, const char *name, size_t name_len, const char *value,
+                          size_t value_len)
+{
+    el_buf_append(b, name, name_len);
+    el_buf_append(b, ": ", 2);
+    el_buf_append(b, value, value_len);
+    el_buf_append(b, "\r\n", 2);
+}
+
 ssize_t el_buf_read(struct el_buf *b, int fd, bool drain, bool *eof)
 {
     size_t room = el_buf_compact(b, 4096);

@@ -30,6 +30,7 @@
 #include "einlass/config.h"
 #include "einlass/latency.h"
 #include "einlass/metrics.h"
+#include "einlass/rewrite.h"
 #include "einlass/server.h"
 #include "einlass/upstream.h"
 
@@ -44,33 +45,6 @@ static void conn_read(struct el_conn *c, bool drain);
 static void up_read(struct el_conn *c, bool drain);
 static void pump_request_body(struct el_conn *c);
 static void exchange_done(struct el_conn *c);
-
-/* ---- small writers: no printf on the request path ---- */
-
-static void out_str(struct el_buf *b, const char *s)
-{
-    el_buf_append(b, s, strlen(s));
-}
-
-static void out_u64(struct el_buf *b, uint64_t v)
-{
-    char tmp[24];
-    int i = sizeof(tmp);
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    el_buf_append(b, tmp + i, sizeof(tmp) - (size_t)i);
-}
-
-static void out_header(struct el_buf *b, const char *name, size_t nlen, const char *val,
-                       size_t vlen)
-{
-    el_buf_append(b, name, nlen);
-    el_buf_append(b, ": ", 2);
-    el_buf_append(b, val, vlen);
-    el_buf_append(b, "\r\n", 2);
-}
 
 static inline const struct el_config *conn_cfg(const struct el_conn *c)
 {
@@ -181,24 +155,24 @@ static void respond(struct el_conn *c, int status, const char *ctype, const char
 {
     struct el_buf *o = &c->out;
     el_buf_alloc(&c->w->bufs, o, EL_BUF_SIZE);
-    out_str(o, "HTTP/1.1 ");
-    out_u64(o, (uint64_t)status);
+    el_buf_append_str(o, "HTTP/1.1 ");
+    el_buf_append_u64(o, (uint64_t)status);
     el_buf_append(o, " ", 1);
-    out_str(o, el_http_reason(status));
-    out_str(o, "\r\nServer: einlass\r\nCache-Control: no-store\r\nContent-Type: ");
-    out_str(o, ctype);
-    out_str(o, "\r\nContent-Length: ");
-    out_u64(o, body_len);
-    out_str(o, "\r\n");
+    el_buf_append_str(o, el_http_reason(status));
+    el_buf_append_str(o, "\r\nServer: einlass\r\nCache-Control: no-store\r\nContent-Type: ");
+    el_buf_append_str(o, ctype);
+    el_buf_append_str(o, "\r\nContent-Length: ");
+    el_buf_append_u64(o, body_len);
+    el_buf_append_str(o, "\r\n");
     if (retry_after > 0) {
-        out_str(o, "Retry-After: ");
-        out_u64(o, (uint64_t)retry_after);
-        out_str(o, "\r\n");
+        el_buf_append_str(o, "Retry-After: ");
+        el_buf_append_u64(o, (uint64_t)retry_after);
+        el_buf_append_str(o, "\r\n");
     }
-    if (cookie && cookie[0]) out_header(o, "Set-Cookie", 10, cookie, strlen(cookie));
-    if (close) out_str(o, "Connection: close\r\n");
-    else if (c->req.minor_version == 0) out_str(o, "Connection: keep-alive\r\n");
-    out_str(o, "\r\n");
+    if (cookie && cookie[0]) el_buf_append_header(o, "Set-Cookie", 10, cookie, strlen(cookie));
+    if (close) el_buf_append_str(o, "Connection: close\r\n");
+    else if (c->req.minor_version == 0) el_buf_append_str(o, "Connection: keep-alive\r\n");
+    el_buf_append_str(o, "\r\n");
     if (!c->head_method) el_buf_append(o, body, body_len);
     c->resp_status = status;
     c->resp_bytes = body_len;
@@ -311,49 +285,6 @@ static void start_request(struct el_conn *c)
     }
 }
 
-static void serialize_request(struct el_conn *c, struct el_buf *o)
-{
-    const struct el_http_msg *r = &c->req;
-    el_buf_append(o, r->method, r->method_len);
-    el_buf_append(o, " ", 1);
-    el_buf_append(o, r->target, r->target_len);
-    out_str(o, " HTTP/1.1\r\n");
-    const char *xff[8];
-    size_t xff_len[8], nxff = 0;
-    for (size_t i = 0; i < r->nheaders; i++) {
-        const struct el_http_header *h = &r->headers[i];
-        if (h->flags & (EL_HDR_HOP | EL_HDR_FRAMING)) continue;
-        if (el_strcaseeq(h->name, h->name_len, "x-forwarded-for", 15)) {
-            if (nxff < EL_ARRAY_LEN(xff)) {
-                xff[nxff] = h->value;
-                xff_len[nxff++] = h->value_len;
-            }
-            continue;
-        }
-        if (el_strcaseeq(h->name, h->name_len, "x-forwarded-proto", 17) ||
-            el_strcaseeq(h->name, h->name_len, "expect", 6))
-            continue;
-        out_header(o, h->name, h->name_len, h->value, h->value_len);
-    }
-    out_str(o, "X-Forwarded-For: ");
-    for (size_t i = 0; i < nxff; i++) {
-        el_buf_append(o, xff[i], xff_len[i]);
-        el_buf_append(o, ", ", 2);
-    }
-    el_buf_append(o, c->peer_ip, c->peer_ip_len);
-    out_str(o, c->gate.secure ? "\r\nX-Forwarded-Proto: https\r\n" : "\r\nX-Forwarded-Proto: http\r\n");
-    out_str(o, r->minor_version ? "Via: 1.1 einlass\r\n" : "Via: 1.0 einlass\r\n");
-    if (r->body == EL_BODY_LENGTH) {
-        out_str(o, "Content-Length: ");
-        out_u64(o, r->content_length);
-        out_str(o, "\r\n\r\n");
-    } else if (r->body == EL_BODY_CHUNKED) {
-        out_str(o, "Transfer-Encoding: chunked\r\n\r\n");
-    } else {
-        out_str(o, "\r\n");
-    }
-}
-
 static void up_flush(struct el_conn *c)
 {
     struct el_upconn *u = c->up;
@@ -381,11 +312,11 @@ static void begin_forward(struct el_conn *c)
     struct el_upconn *u = c->up;
     el_buf_alloc(&w->bufs, &u->out, EL_BUF_SIZE);
     el_buf_alloc(&w->bufs, &u->in, EL_BUF_SIZE);
-    serialize_request(c, &u->out);
+    el_rewrite_request(&c->req, c->peer_ip, c->peer_ip_len, c->gate.secure, &u->out);
     c->sent_head_len = el_buf_used(&u->out);
     if (c->req.expect_continue && !c->req_body_done) {
         el_buf_alloc(&w->bufs, &c->out, EL_BUF_SIZE);
-        out_str(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+        el_buf_append_str(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
         conn_flush(c);
     }
     el_buf_consume(&c->in, c->req.head_len);
@@ -636,64 +567,17 @@ static void record_latency(struct el_conn *c, const struct el_http_msg *resp)
 
 static void forward_response_head(struct el_conn *c, const struct el_http_msg *resp)
 {
-    struct el_buf *o = &c->out;
-    el_buf_alloc(&c->w->bufs, o, EL_BUF_SIZE);
-    bool client11 = c->req.minor_version == 1;
+    el_buf_alloc(&c->w->bufs, &c->out, EL_BUF_SIZE);
     bool close = !c->req.keep_alive || c->w->draining || !c->req_body_done;
-    out_str(o, "HTTP/1.1 ");
-    out_u64(o, (uint64_t)resp->status);
-    el_buf_append(o, " ", 1);
-    el_buf_append(o, resp->reason, resp->reason_len);
-    out_str(o, "\r\n");
-    const char *cl = NULL;
-    size_t cl_len = 0;
-    for (size_t i = 0; i < resp->nheaders; i++) {
-        const struct el_http_header *h = &resp->headers[i];
-        if (h->flags & EL_HDR_FRAMING) {
-            if (h->name_len == 14 && !cl) { /* Content-Length */
-                cl = h->value;
-                cl_len = h->value_len;
-            }
-            continue;
-        }
-        if (h->flags & EL_HDR_HOP) continue;
-        out_header(o, h->name, h->name_len, h->value, h->value_len);
-    }
-    out_str(o, "Via: 1.1 einlass\r\n");
     const char *cookie = el_gate_response(c->w->gate, &c->gate, resp);
-    if (cookie[0]) out_header(o, "Set-Cookie", 10, cookie, strlen(cookie));
+    enum el_rewrite_framing f =
+        el_rewrite_response(resp, c->req.minor_version == 1, &close, cookie, &c->out);
     c->resp_body = (uint8_t)resp->body;
-    c->resp_chunk_out = false;
-    switch (resp->body) {
-    case EL_BODY_NONE:
-        /* HEAD and 304 keep the length the backend announced. */
-        if (cl && resp->status != 204 && (resp->status < 100 || resp->status >= 200))
-            out_header(o, "Content-Length", 14, cl, cl_len);
-        break;
-    case EL_BODY_LENGTH:
-        out_str(o, "Content-Length: ");
-        out_u64(o, resp->content_length);
-        out_str(o, "\r\n");
-        c->resp_remaining = resp->content_length;
-        break;
-    case EL_BODY_CHUNKED:
-    case EL_BODY_CLOSE:
+    c->resp_chunk_out = f == EL_REWRITE_CHUNKED;
+    if (resp->body == EL_BODY_LENGTH) c->resp_remaining = resp->content_length;
+    if (resp->body == EL_BODY_CHUNKED || resp->body == EL_BODY_CLOSE)
         memset(&c->resp_chunk, 0, sizeof(c->resp_chunk));
-        if (client11) {
-            out_str(o, "Transfer-Encoding: chunked\r\n");
-            c->resp_chunk_out = true;
-        } else {
-            close = true; /* an HTTP/1.0 client reads to the close */
-        }
-        break;
-    }
-    if (close) {
-        out_str(o, "Connection: close\r\n");
-        c->req.keep_alive = false;
-    } else if (!client11) {
-        out_str(o, "Connection: keep-alive\r\n");
-    }
-    out_str(o, "\r\n");
+    if (close) c->req.keep_alive = false;
     c->resp_status = resp->status;
     c->resp_keepalive = resp->keep_alive && resp->body != EL_BODY_CLOSE;
     c->resp_head_done = true;

@@ -45,6 +45,11 @@ size_t el_buf_compact(struct el_buf *b, size_t want);
 /* Append (the caller made sure it fits, or it is grown with el_realloc). */
 void el_buf_append(struct el_buf *b, const void *p, size_t n);
 void el_buf_append_str(struct el_buf *b, const char *s);
+/* Append v in decimal (no printf: these serve the request path). */
+void el_buf_append_u64(struct el_buf *b, uint64_t v);
+/* Append "name: value\r\n". */
+void el_buf_append_header(struct el_buf *b, const char *name, size_t name_len, const char *value,
+                          size_t value_len);
 
 /* read() into the free space until it is full or the socket is drained
  * (a short read counts as drained unless drain is set: the peer shut down

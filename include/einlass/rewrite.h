@@ -1,0 +1,40 @@
+/* rewrite.h - the heads einlass sends on: a request toward the backend and a
+ * response toward the client. Pure: writes into a buffer, no I/O.
+ *
+ * Request: method, target and fields unchanged but for hop-by-hop fields
+ * (Connection and what it names, Keep-Alive, TE, Trailer, Upgrade,
+ * Proxy-Connection) and Expect (einlass answers 100-continue itself);
+ * X-Forwarded-For gets the peer appended to what the client sent;
+ * X-Forwarded-Proto is set; Via is added; the framing is einlass's own
+ * (Content-Length, or chunked), so the backend sees the message boundaries
+ * einlass parsed and no others.
+ * Response: status and fields unchanged but for hop-by-hop fields and
+ * framing; Via is added, a Set-Cookie from the gate appended; the body is
+ * re-framed for the client (see enum el_rewrite_framing). */
+#ifndef EL_REWRITE_H
+#define EL_REWRITE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "einlass/buf.h"
+#include "einlass/http.h"
+
+/* Append the request head for the backend to o. */
+void el_rewrite_request(const struct el_http_msg *req, const char *peer_ip, size_t peer_ip_len,
+                        bool https, struct el_buf *o);
+
+enum el_rewrite_framing {
+    EL_REWRITE_AS_IS,   /* no body, or Content-Length: copy the body bytes */
+    EL_REWRITE_CHUNKED, /* re-encode the body as chunks (an HTTP/1.1 client) */
+    EL_REWRITE_TO_CLOSE, /* raw body, the connection closes after it (HTTP/1.0) */
+};
+
+/* Append the response head for the client to o. client11: the client speaks
+ * HTTP/1.1. *close: in, the connection closes after this response; out, it
+ * must (an HTTP/1.0 client reading a body of unknown length). cookie: a
+ * Set-Cookie value, or "". Returns how the body is to be framed. */
+enum el_rewrite_framing el_rewrite_response(const struct el_http_msg *resp, bool client11,
+                                            bool *close, const char *cookie, struct el_buf *o);
+
+#endif

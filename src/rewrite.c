@@ -1,0 +1,97 @@
+/* rewrite.c - the forwarded request head and the returned response head
+ * (see rewrite.h). Nothing here allocates but the buffer's growth, and
+ * nothing formats with printf: these run for every proxied request. */
+#include "einlass/rewrite.h"
+
+#include <string.h>
+
+#include "einlass/common.h"
+
+void el_rewrite_request(const struct el_http_msg *r, const char *peer_ip, size_t peer_ip_len,
+                        bool https, struct el_buf *o)
+{
+    el_buf_append(o, r->method, r->method_len);
+    el_buf_append(o, " ", 1);
+    el_buf_append(o, r->target, r->target_len);
+    el_buf_append_str(o, " HTTP/1.1\r\n");
+    const struct el_http_header *xff[8];
+    size_t nxff = 0;
+    for (size_t i = 0; i < r->nheaders; i++) {
+        const struct el_http_header *h = &r->headers[i];
+        if (h->flags & (EL_HDR_HOP | EL_HDR_FRAMING)) continue;
+        if (el_strcaseeq(h->name, h->name_len, "x-forwarded-for", 15)) {
+            if (nxff < EL_ARRAY_LEN(xff)) xff[nxff++] = h;
+            continue;
+        }
+        if (el_strcaseeq(h->name, h->name_len, "x-forwarded-proto", 17) ||
+            el_strcaseeq(h->name, h->name_len, "expect", 6))
+            continue;
+        el_buf_append_header(o, h->name, h->name_len, h->value, h->value_len);
+    }
+    el_buf_append_str(o, "X-Forwarded-For: ");
+    for (size_t i = 0; i < nxff; i++) {
+        el_buf_append(o, xff[i]->value, xff[i]->value_len);
+        el_buf_append(o, ", ", 2);
+    }
+    el_buf_append(o, peer_ip, peer_ip_len);
+    el_buf_append_str(o, https ? "\r\nX-Forwarded-Proto: https\r\n" : "\r\nX-Forwarded-Proto: http\r\n");
+    el_buf_append_str(o, r->minor_version ? "Via: 1.1 einlass\r\n" : "Via: 1.0 einlass\r\n");
+    if (r->body == EL_BODY_LENGTH) {
+        el_buf_append_str(o, "Content-Length: ");
+        el_buf_append_u64(o, r->content_length);
+        el_buf_append_str(o, "\r\n\r\n");
+    } else if (r->body == EL_BODY_CHUNKED) {
+        el_buf_append_str(o, "Transfer-Encoding: chunked\r\n\r\n");
+    } else {
+        el_buf_append_str(o, "\r\n");
+    }
+}
+
+enum el_rewrite_framing el_rewrite_response(const struct el_http_msg *resp, bool client11,
+                                            bool *close, const char *cookie, struct el_buf *o)
+{
+    enum el_rewrite_framing f = EL_REWRITE_AS_IS;
+    el_buf_append_str(o, "HTTP/1.1 ");
+    el_buf_append_u64(o, (uint64_t)resp->status);
+    el_buf_append(o, " ", 1);
+    el_buf_append(o, resp->reason, resp->reason_len);
+    el_buf_append_str(o, "\r\n");
+    const struct el_http_header *cl = NULL;
+    for (size_t i = 0; i < resp->nheaders; i++) {
+        const struct el_http_header *h = &resp->headers[i];
+        if (h->flags & EL_HDR_FRAMING) {
+            if (!cl && el_strcaseeq(h->name, h->name_len, "content-length", 14)) cl = h;
+            continue;
+        }
+        if (h->flags & EL_HDR_HOP) continue;
+        el_buf_append_header(o, h->name, h->name_len, h->value, h->value_len);
+    }
+    el_buf_append_str(o, "Via: 1.1 einlass\r\n");
+    if (cookie && cookie[0]) el_buf_append_header(o, "Set-Cookie", 10, cookie, strlen(cookie));
+    switch (resp->body) {
+    case EL_BODY_NONE:
+        /* HEAD and 304 keep the length the backend announced; 1xx and 204 have none. */
+        if (cl && resp->status >= 200 && resp->status != 204)
+            el_buf_append_header(o, "Content-Length", 14, cl->value, cl->value_len);
+        break;
+    case EL_BODY_LENGTH:
+        el_buf_append_str(o, "Content-Length: ");
+        el_buf_append_u64(o, resp->content_length);
+        el_buf_append_str(o, "\r\n");
+        break;
+    case EL_BODY_CHUNKED:
+    case EL_BODY_CLOSE:
+        if (client11) {
+            el_buf_append_str(o, "Transfer-Encoding: chunked\r\n");
+            f = EL_REWRITE_CHUNKED;
+        } else {
+            *close = true; /* an HTTP/1.0 client reads to the close */
+            f = EL_REWRITE_TO_CLOSE;
+        }
+        break;
+    }
+    if (*close) el_buf_append_str(o, "Connection: close\r\n");
+    else if (!client11) el_buf_append_str(o, "Connection: keep-alive\r\n");
+    el_buf_append_str(o, "\r\n");
+    return f;
+}

@@ -1,0 +1,177 @@
+/* test_rewrite.c - the heads einlass forwards: hop-by-hop fields removed,
+ * X-Forwarded-For appended, X-Forwarded-Proto and Via set, framing redone. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "einlass/buf.h"
+#include "einlass/http.h"
+#include "einlass/rewrite.h"
+
+static struct el_buf_pool pool = {.max = 4};
+
+static char *rewrite_req(const char *raw, const char *ip, bool https)
+{
+    static struct el_http_msg m;
+    assert_true(el_http_parse_request(raw, strlen(raw), 16384, &m) > 0);
+    struct el_buf o = {0};
+    el_buf_alloc(&pool, &o, EL_BUF_SIZE);
+    el_rewrite_request(&m, ip, strlen(ip), https, &o);
+    char *s = strndup(o.data + o.off, el_buf_used(&o));
+    el_buf_release(&pool, &o);
+    return s;
+}
+
+static char *rewrite_resp(const char *raw, bool head, bool client11, bool *close,
+                          const char *cookie, enum el_rewrite_framing *f)
+{
+    static struct el_http_msg m;
+    assert_true(el_http_parse_response(raw, strlen(raw), 16384, head, &m) > 0);
+    struct el_buf o = {0};
+    el_buf_alloc(&pool, &o, EL_BUF_SIZE);
+    *f = el_rewrite_response(&m, client11, close, cookie, &o);
+    char *s = strndup(o.data + o.off, el_buf_used(&o));
+    el_buf_release(&pool, &o);
+    return s;
+}
+
+static void request_hop_by_hop_and_forwarding(void **state)
+{
+    char *s = rewrite_req("GET /a?b=1 HTTP/1.1\r\nHost: portal\r\nConnection: keep-alive, X-Drop\r\n"
+                          "X-Drop: 1\r\nKeep-Alive: 5\r\nTE: trailers\r\nUpgrade: h2c\r\n"
+                          "Proxy-Connection: x\r\nX-Forwarded-For: 10.0.0.1\r\n"
+                          "X-Forwarded-Proto: https\r\nCookie: a=1\r\n\r\n",
+                          "192.0.2.7", false);
+    assert_string_equal(s, "GET /a?b=1 HTTP/1.1\r\nHost: portal\r\nCookie: a=1\r\n"
+                           "X-Forwarded-For: 10.0.0.1, 192.0.2.7\r\nX-Forwarded-Proto: http\r\n"
+                           "Via: 1.1 einlass\r\n\r\n");
+    free(s);
+}
+
+static void request_several_xff_fields_merge(void **state)
+{
+    char *s = rewrite_req("GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.1.1.1\r\n"
+                          "X-Forwarded-For: 2.2.2.2, 3.3.3.3\r\n\r\n",
+                          "::1", true);
+    assert_non_null(strstr(s, "X-Forwarded-For: 1.1.1.1, 2.2.2.2, 3.3.3.3, ::1\r\n"));
+    assert_non_null(strstr(s, "X-Forwarded-Proto: https\r\n"));
+    free(s);
+}
+
+static void request_reframed(void **state)
+{
+    char *s = rewrite_req("POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n"
+                          "Expect: 100-continue\r\n\r\n", "1.2.3.4", false);
+    assert_null(strstr(s, "Expect"));
+    assert_non_null(strstr(s, "\r\nContent-Length: 5\r\n\r\n"));
+    free(s);
+    s = rewrite_req("POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n", "1.2.3.4",
+                    false);
+    assert_non_null(strstr(s, "\r\nTransfer-Encoding: chunked\r\n\r\n"));
+    free(s);
+    /* HTTP/1.0 in, HTTP/1.1 to the backend, and Via names what was received */
+    s = rewrite_req("GET / HTTP/1.0\r\n\r\n", "1.2.3.4", false);
+    assert_true(strncmp(s, "GET / HTTP/1.1\r\n", 16) == 0);
+    assert_non_null(strstr(s, "Via: 1.0 einlass\r\n"));
+    free(s);
+}
+
+static void response_fields_cookie_and_length(void **state)
+{
+    bool close = false;
+    enum el_rewrite_framing f;
+    char *s = rewrite_resp("HTTP/1.1 200 OK\r\nServer-Timing: db;dur=3\r\nConnection: x-hop\r\n"
+                           "X-Hop: 1\r\nContent-Length: 12\r\n\r\n",
+                           false, true, &close, "einlass_pass=abc; Path=/", &f);
+    assert_string_equal(s, "HTTP/1.1 200 OK\r\nServer-Timing: db;dur=3\r\nVia: 1.1 einlass\r\n"
+                           "Set-Cookie: einlass_pass=abc; Path=/\r\nContent-Length: 12\r\n\r\n");
+    assert_int_equal(f, EL_REWRITE_AS_IS);
+    assert_false(close);
+    free(s);
+}
+
+static void response_chunked_and_close_delimited(void **state)
+{
+    bool close = false;
+    enum el_rewrite_framing f;
+    char *s = rewrite_resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false, true,
+                           &close, "", &f);
+    assert_int_equal(f, EL_REWRITE_CHUNKED);
+    assert_non_null(strstr(s, "Transfer-Encoding: chunked\r\n"));
+    assert_false(close);
+    free(s);
+    /* a close-delimited body becomes chunked for a 1.1 client: keep-alive survives */
+    s = rewrite_resp("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", false, true, &close, "", &f);
+    assert_int_equal(f, EL_REWRITE_CHUNKED);
+    assert_false(close);
+    free(s);
+    /* ... and is read to the close by a 1.0 client */
+    close = false;
+    s = rewrite_resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false, false, &close,
+                     "", &f);
+    assert_int_equal(f, EL_REWRITE_TO_CLOSE);
+    assert_true(close);
+    assert_non_null(strstr(s, "Connection: close\r\n"));
+    assert_null(strstr(s, "Transfer-Encoding"));
+    free(s);
+}
+
+static void response_head_304_204_keep_announced_length(void **state)
+{
+    bool close = false;
+    enum el_rewrite_framing f;
+    char *s = rewrite_resp("HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n", true, true, &close, "",
+                           &f);
+    assert_non_null(strstr(s, "Content-Length: 99\r\n")); /* HEAD: what GET would send */
+    free(s);
+    s = rewrite_resp("HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\n", false, true,
+                     &close, "", &f);
+    assert_non_null(strstr(s, "Content-Length: 99\r\n"));
+    free(s);
+    s = rewrite_resp("HTTP/1.1 204 No Content\r\n\r\n", false, true, &close, "", &f);
+    assert_null(strstr(s, "Content-Length"));
+    free(s);
+    /* a 1.0 client that keeps alive is told so */
+    s = rewrite_resp("HTTP/1.1 204 No Content\r\n\r\n", false, false, &close, "", &f);
+    assert_non_null(strstr(s, "Connection: keep-alive\r\n"));
+    free(s);
+}
+
+static void buf_numbers_and_growth(void **state)
+{
+    struct el_buf b = {0};
+    el_buf_alloc(&pool, &b, EL_BUF_SIZE);
+    el_buf_append_u64(&b, 0);
+    el_buf_append_str(&b, " ");
+    el_buf_append_u64(&b, UINT64_MAX);
+    assert_int_equal(el_buf_used(&b), 22);
+    assert_memory_equal(b.data, "0 18446744073709551615", 22);
+    char big[40000];
+    memset(big, 'x', sizeof(big));
+    el_buf_append(&b, big, sizeof(big)); /* grows past the pooled size */
+    assert_int_equal(el_buf_used(&b), 22 + sizeof(big));
+    el_buf_consume(&b, el_buf_used(&b));
+    assert_int_equal(b.off, 0);
+    assert_int_equal(b.len, 0);
+    el_buf_release(&pool, &b);
+    el_buf_pool_clear(&pool);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(request_hop_by_hop_and_forwarding),
+        cmocka_unit_test(request_several_xff_fields_merge),
+        cmocka_unit_test(request_reframed),
+        cmocka_unit_test(response_fields_cookie_and_length),
+        cmocka_unit_test(response_chunked_and_close_delimited),
+        cmocka_unit_test(response_head_304_204_keep_announced_length),
+        cmocka_unit_test(buf_numbers_and_growth),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
