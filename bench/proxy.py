@@ -214,8 +214,7 @@ def write(path, text):
     return path
 
 
-def table(targets, args):
-    rows = []
+def table(targets):
     med = {}
     for t in targets:
         if not t.runs:
@@ -319,7 +318,7 @@ def main():
             s.stop()
         shutil.rmtree(work, ignore_errors=True)
     text = ("%s\n\nMedians of %d rounds; `wrk -t%d -c%d -d%ds --latency`; %s; %s.\n" % (
-        table(targets, args), args.rounds, args.threads, args.connections, args.duration,
+        table(targets), args.rounds, args.threads, args.connections, args.duration,
         machine(), time.strftime("%Y-%m-%d")))
     print()
     print(text)
