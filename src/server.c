@@ -501,6 +501,7 @@ static void probe_io(evutil_socket_t fd, short what, void *arg)
                 ms = d;
         if (ms < 0) ms = (double)(el_now_us() - p->t_sent_us) / 1000.0;
         el_latency_add(s->probe_latency, el_now_ms(), ms);
+        el_metrics_observe(EL_METRICS_MAIN, ms);
         probe_close(p);
     } else if (r < 0 || eof || n == -1 || n == -3) {
         el_debug("probe: no usable answer from the backend");
@@ -660,7 +661,7 @@ int el_server_start(struct el_server *s, const char *conf_path)
     set_log_level(cfg);
     signal(SIGPIPE, SIG_IGN);
     s->base = new_base();
-    s->nworkers = EL_MIN(cfg->workers, EL_MAX_WORKERS);
+    s->nworkers = EL_MIN(cfg->workers, EL_METRICS_MAIN);
     struct el_generation *g = generation_new(s, cfg, NULL, &err);
     if (g == NULL) {
         fprintf(stderr, "%s\n", err);

@@ -12,6 +12,9 @@
 #include <stdint.h>
 
 #define EL_MAX_WORKERS 64
+/* The main thread's block (the probe's samples): never a worker's id, since
+ * workers are capped one below it. */
+#define EL_METRICS_MAIN (EL_MAX_WORKERS - 1)
 
 enum el_decision {
     EL_DECISION_FORWARD = 0, /* proxied (with or without a pass) */

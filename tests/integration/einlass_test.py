@@ -307,6 +307,30 @@ def get(port, path, headers=(), cookies=None):
         c.close()
 
 
+class Poller:
+    """Keeps a waiting client's ticket live: polls /_einlass/status."""
+
+    def __init__(self, port, cookies):
+        self.port, self.cookies = port, dict(cookies)
+        self.state = None
+        self.stopped = threading.Event()
+        self.t = threading.Thread(target=self._loop, daemon=True)
+        self.t.start()
+
+    def _loop(self):
+        while not self.stopped.is_set():
+            try:
+                r, self.cookies = get(self.port, "/_einlass/status", cookies=self.cookies)
+                self.state = r.json()
+            except (OSError, ValueError):
+                pass
+            self.stopped.wait(0.3)
+
+    def stop(self):
+        self.stopped.set()
+        self.t.join(10)
+
+
 def wait_until(fn, timeout=10, interval=0.05, what="condition"):
     deadline = time.time() + timeout
     last = None

@@ -23,9 +23,8 @@ import subprocess
 import tempfile
 import time
 
-from einlass_test import (BIN, SRC, Client, Einlass, conf_text, run, start_backend, wait_until,
+from einlass_test import (BIN, SRC, Client, Einlass, Poller, conf_text, run, start_backend, wait_until,
                           write_conf)
-from test_trigger import Poller
 
 PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
 

@@ -16,7 +16,7 @@ import re
 import threading
 import time
 
-from einlass_test import (Client, Einlass, conf_text, get, run, start_backend, wait_until,
+from einlass_test import (Client, Einlass, Poller, conf_text, get, run, start_backend, wait_until,
                           write_conf)
 
 JSON = [("Accept", "application/json")]
@@ -75,30 +75,6 @@ class Load:
         self.stopped.set()
         for t in self.threads:
             t.join(10)
-
-
-class Poller:
-    """Keeps a waiting client's ticket live: polls /_einlass/status."""
-
-    def __init__(self, port, cookies):
-        self.port, self.cookies = port, dict(cookies)
-        self.state = None
-        self.stopped = threading.Event()
-        self.t = threading.Thread(target=self._loop, daemon=True)
-        self.t.start()
-
-    def _loop(self):
-        while not self.stopped.is_set():
-            try:
-                r, self.cookies = get(self.port, "/_einlass/status", cookies=self.cookies)
-                self.state = r.json()
-            except (OSError, ValueError):
-                pass
-            self.stopped.wait(0.3)
-
-    def stop(self):
-        self.stopped.set()
-        self.t.join(10)
 
 
 def insider(e):
