@@ -131,6 +131,7 @@ def test_fifo_order_over_25_clients():
         rounds = admitted_in_rounds(e.port, tickets)
         assert rounds == sorted(rounds), rounds
         assert rounds[-1] > rounds[0], rounds  # metered, not all at once
+        assert e.stop() == 0  # a clean exit (sanitizer builds: no leak)
     finally:
         e.stop()
 
@@ -157,6 +158,7 @@ def test_metered_rate():
         st = e.status()
         assert st["admitted_total"] == len(admitted), (st, len(admitted))
         assert st["queueing"] is True and st["mode"] == "on"
+        assert e.stop() == 0  # a clean exit (sanitizer builds: no leak)
     finally:
         e.stop()
 
@@ -192,6 +194,7 @@ def test_copied_ticket_yields_one_pass():
         # and a third try with the copy never gets in either
         r, ck = request(e.port, "GET", "/page", ticket)
         assert r.status == 503 and "einlass_pass" not in ck
+        assert e.stop() == 0  # a clean exit (sanitizer builds: no leak)
     finally:
         e.stop()
 
@@ -231,6 +234,7 @@ def test_wait_answers_json_html_languages_and_headers():
         # behind a TLS terminator on loopback: Secure
         r, _ = join(e.port, "/book", [("X-Forwarded-Proto", "https")])
         assert "Secure" in cookie_attrs(r, "einlass_ticket")
+        assert e.stop() == 0  # a clean exit (sanitizer builds: no leak)
     finally:
         e.stop()
 
@@ -270,6 +274,7 @@ def test_status_path_never_forwarded_three_states():
         r, ck = request(e.port, "GET", "/_einlass/status")
         assert r.json() == {"state": "open"} and not ck
         assert backend_requests() == n2 + 1
+        assert e.stop() == 0  # a clean exit (sanitizer builds: no leak)
     finally:
         e.stop()
 
@@ -299,6 +304,7 @@ def test_tampered_ticket_or_pass_counts_as_none():
         assert r.status == 200
         r, _ = request(e.port, "GET", "/page", a)
         assert r.status == 503 and r.json()["position"] == 1, r.body
+        assert e.stop() == 0  # a clean exit (sanitizer builds: no leak)
     finally:
         e.stop()
 
@@ -336,6 +342,7 @@ def test_routes_bypass_reject_priority():
         r, _ = request(e.port, "DELETE", "/internal/y/z")
         assert r.status == 403
         assert backend_requests() == n0 + 3
+        assert e.stop() == 0  # a clean exit (sanitizer builds: no leak)
     finally:
         e.stop()
 
@@ -360,6 +367,7 @@ def test_auto_pass_survives_mode_on_newcomer_waits():
             assert r.status == 200 and b"portal content" in r.body
         r, ck = request(e.port, "GET", "/page")
         assert r.status == 503 and "einlass_ticket" in ck and "einlass_pass" not in ck
+        assert e.stop() == 0  # a clean exit (sanitizer builds: no leak)
     finally:
         e.stop()
 
@@ -373,6 +381,7 @@ def test_mode_off_sets_no_cookies():
         r, ck = request(e.port, "GET", "/_einlass/status")
         assert r.json() == {"state": "open"} and not ck
         assert e.status()["queueing"] is False
+        assert e.stop() == 0  # a clean exit (sanitizer builds: no leak)
     finally:
         e.stop()
 
@@ -400,6 +409,7 @@ def test_release_clears_pass_and_admits_next():
         assert r.status == 503  # a newcomer does not reach /release at all
         time.sleep(1.0)
         assert poll(e.port, w2)[0]["state"] == "waiting"
+        assert e.stop() == 0  # a clean exit (sanitizer builds: no leak)
     finally:
         e.stop()
 
@@ -442,6 +452,7 @@ def test_admin_token_mode_rate_status_metrics():
         r, ck = request(e.port, "GET", "/page")
         assert r.status == 200 and not ck
         assert e.status()["queueing"] is False
+        assert e.stop() == 0  # a clean exit (sanitizer builds: no leak)
     finally:
         e.stop()
 
@@ -480,6 +491,7 @@ def test_reload_new_secret_keeps_passes_and_places():
         assert r.status == 503, r.status
         doc, _ = poll(e.port, ck)  # signed with NEW_SECRET, now the previous one
         assert doc["state"] == "waiting" and doc["position"] == 4, doc
+        assert e.stop() == 0  # a clean exit (sanitizer builds: no leak)
     finally:
         e.stop()
 
