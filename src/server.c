@@ -336,7 +336,6 @@ struct control {
     struct event timer;
     struct el_trigger trig;          /* latency trigger with hysteresis */
     struct el_rate_ctl rate;         /* adaptive admission rate */
-    bool rate_running;               /* the controller is steering (queueing, adapt) */
     int mode_override;               /* -1, or a mode set by POST /mode */
     double rate_override;            /* 0, or a rate set by POST /rate */
     double rate_now;                 /* the rate the meter runs at */
@@ -348,6 +347,15 @@ struct control {
 static const struct el_config *cur_cfg(struct el_server *s)
 {
     return atomic_load_explicit(&s->gen, memory_order_relaxed)->cfg;
+}
+
+static struct el_rate_params rate_params(const struct el_config *cfg)
+{
+    struct el_rate_params rp = {.min_per_s = cfg->min_admit_per_s,
+                                .max_per_s = cfg->max_admit_per_s,
+                                .target_ms = cfg->queue_above_ms,
+                                .low_ms = cfg->release_below_ms};
+    return rp;
 }
 
 static void control_tick(evutil_socket_t fd, short what, void *arg)
@@ -386,20 +394,15 @@ static void control_tick(evutil_socket_t fd, short what, void *arg)
         ct->queueing = queueing;
     }
 
-    struct el_rate_params rp = {.min_per_s = cfg->min_admit_per_s,
-                                .max_per_s = cfg->max_admit_per_s,
-                                .target_ms = cfg->queue_above_ms,
-                                .low_ms = cfg->release_below_ms};
+    struct el_rate_params rp = rate_params(cfg);
     if (ct->rate_override > 0) {
         ct->rate_now = ct->rate_override;
-    } else if (cfg->adapt && queueing) {
-        if (!ct->rate_running) {
-            el_rate_init(&ct->rate, &rp, cfg->admit_per_s);
-            ct->rate_running = true;
-        }
-        ct->rate_now = el_rate_update(&ct->rate, &rp, now, ct->lat.pctl, ct->lat.count);
+    } else if (cfg->adapt) {
+        /* The controller steers only while the room queues, and keeps what
+         * it learned (the rate, the knee) from one episode to the next. */
+        if (queueing) el_rate_update(&ct->rate, &rp, now, ct->lat.pctl, ct->lat.count);
+        ct->rate_now = ct->rate.rate;
     } else {
-        ct->rate_running = false;
         ct->rate_now = cfg->admit_per_s;
     }
     atomic_store_explicit(&s->state.mode, mode, memory_order_relaxed);
@@ -591,6 +594,12 @@ static void reload(struct el_server *s)
     struct control *ct = s->control;
     ct->mode_override = -1;
     ct->rate_override = 0;
+    const struct el_config *oc = old->cfg, *nc = g->cfg;
+    if (oc->admit_per_s != nc->admit_per_s || oc->min_admit_per_s != nc->min_admit_per_s ||
+        oc->max_admit_per_s != nc->max_admit_per_s) {
+        struct el_rate_params rp = rate_params(nc);
+        el_rate_init(&ct->rate, &rp, nc->admit_per_s);
+    }
     set_log_level(g->cfg);
     atomic_store_explicit(&s->gen, g, memory_order_release);
     wake_workers(s, 1);
@@ -688,6 +697,8 @@ int el_server_start(struct el_server *s, const char *conf_path)
     struct control *ct = el_calloc(1, sizeof(*ct));
     ct->mode_override = -1;
     ct->rate_now = cfg->admit_per_s;
+    struct el_rate_params rp = rate_params(cfg);
+    el_rate_init(&ct->rate, &rp, cfg->admit_per_s);
     ct->queueing = cfg->mode == EL_MODE_ON;
     s->control = ct;
     start_workers(s, g);
