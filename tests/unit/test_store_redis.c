@@ -365,6 +365,210 @@ static void test_killed_redis_comes_back(void **state)
     s->ops->free(s);
 }
 
+/* Many ops in flight at once (a window of them), answered in order. */
+struct bulk {
+    struct el_store *s;   /* the store */
+    uint8_t lane;         /* of every op */
+    const uint64_t *nums; /* check these numbers; NULL: join */
+    uint64_t n;           /* ops wanted */
+    uint64_t sent;        /* ops issued */
+    uint64_t answered;    /* ops answered */
+    uint64_t bad;         /* answers with err, not WAITING, or with the wrong number */
+    uint64_t first;       /* join: the first number handed out */
+    bool progress;        /* an answer came since the last wait */
+};
+
+static void bulk_cb(void *arg, int err, const struct el_place *p)
+{
+    struct bulk *b = arg;
+    uint64_t i = b->answered++;
+    b->progress = true;
+    if (err) {
+        b->bad++;
+        return;
+    }
+    if (b->nums == NULL && i == 0) b->first = p->num;
+    uint64_t want = b->nums ? b->nums[i] : b->first + i;
+    if (p->state != EL_PLACE_WAITING || p->num != want) b->bad++;
+}
+
+static void run_bulk(struct bulk *b)
+{
+    while (b->answered < b->n) {
+        b->progress = false;
+        while (b->sent < b->n && b->sent - b->answered < 512) {
+            uint64_t i = b->sent++;
+            if (b->nums) b->s->ops->check(b->s, b->lane, b->nums[i], drv_now, bulk_cb, b);
+            else b->s->ops->join(b->s, b->lane, drv_now, bulk_cb, b);
+        }
+        drv_wait(&b->progress);
+    }
+    assert_int_equal(b->bad, 0);
+}
+
+/* A synchronous connection to look at (and age) the room's keys. */
+static redisContext *peek_open(void)
+{
+    struct timeval tv = {.tv_sec = 2, .tv_usec = 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
+    assert_true(c && !c->err);
+    return c;
+}
+
+/* An integer answer (a missing hash field counts 0). */
+static long long peek_int(redisContext *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    assert_non_null(r);
+    long long v = 0;
+    if (r->type == REDIS_REPLY_INTEGER) v = r->integer;
+    else if (r->type == REDIS_REPLY_STRING) v = atoll(r->str);
+    else assert_int_equal(r->type, REDIS_REPLY_NIL);
+    freeReplyObject(r);
+    return v;
+}
+
+static void peek_cmd(redisContext *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    assert_non_null(r);
+    assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+}
+
+/* Make the room's generation look gens generations old, so the next script
+ * rolls it once (1) or wipes both bitmaps as after a long pause (2). */
+static void age_generation(redisContext *c, int poll_s, int gens)
+{
+    redisReply *r = redisCommand(c, "TIME");
+    assert_true(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
+    long long now = atoll(r->element[0]->str) * 1000 + atoll(r->element[1]->str) / 1000;
+    freeReplyObject(r);
+    peek_cmd(c, "HSET einlass:{%s}:meter gt %lld", room, now - (long long)gens * poll_s * 3000);
+}
+
+/* Every block count equals its block's popcount, in all four bitmaps. */
+static void assert_counts_exact(redisContext *c)
+{
+    for (int k = 0; k < 4; k++) {
+        int p = k / 2, l = k % 2;
+        long long nb = (peek_int(c, "STRLEN einlass:{%s}:live:%d:%d", room, p, l) + 8191) / 8192;
+        assert_true(peek_int(c, "HLEN einlass:{%s}:blk:%d:%d", room, p, l) <= nb);
+        for (long long b = 0; b < nb; b++) {
+            long long want = peek_int(c, "BITCOUNT einlass:{%s}:live:%d:%d %lld %lld", room, p, l,
+                                      b * 8192, b * 8192 + 8191);
+            assert_int_equal(peek_int(c, "HGET einlass:{%s}:blk:%d:%d %lld", room, p, l, b), want);
+        }
+    }
+}
+
+#define BLK_N (4 * 65536 + 4000) /* lane-0 tickets: five blocks */
+#define BLK_HEAD 70000           /* the first admission moves head here */
+
+/* Kept polling through the generation roll. */
+static bool blk_kept(uint64_t num)
+{
+    return num % 7 == 0 || (num >= 196000 && num < 197000);
+}
+
+/* Expected position of a live kept ticket: kept tickets in [head, num]. */
+static uint64_t blk_rank(uint64_t head, uint64_t num)
+{
+    uint64_t n = 0;
+    for (uint64_t k = head; k <= num; k++) n += blk_kept(k);
+    return n;
+}
+
+/* Positions stay exact when the waiting tickets span several 65536-number
+ * blocks: the scripts count whole blocks from their per-block counts. */
+static void test_positions_across_blocks(void **state)
+{
+    static const uint64_t samples[] = {BLK_HEAD, 100000, 131071, 131072, 196500,
+                                       200004,   262143, 262144, BLK_N - 1};
+    struct el_store *s = drv_open(60);
+    redisContext *c = peek_open();
+    advance_ok(s, 0);
+    struct bulk b = {.s = s, .lane = 0, .n = BLK_N};
+    run_bulk(&b);
+    assert_int_equal(b.first, 0);
+    join_ok(s, 1);
+    join_ok(s, 1);
+    assert_counts_exact(c);
+    assert_int_equal(check_ok(s, 0, 0).position, 3); /* behind the two priority tickets */
+    assert_int_equal(check_ok(s, 0, 65535).position, 65535 + 3);
+    for (size_t i = 0; i < EL_ARRAY_LEN(samples); i++) {
+        struct el_place p = check_ok(s, 0, samples[i]);
+        assert_int_equal(p.state, EL_PLACE_WAITING);
+        assert_int_equal(p.position, samples[i] + 3);
+        assert_int_equal(p.waiting, BLK_N + 2);
+    }
+
+    /* the meter admits both priority tickets and lane 0 up to BLK_HEAD */
+    assert_int_equal(admit(s, 2 + BLK_HEAD).waiting, BLK_N - BLK_HEAD);
+    assert_int_equal(check_ok(s, 0, 69999).state, EL_PLACE_ADMITTED);
+    assert_int_equal(check_ok(s, 0, 65536).state, EL_PLACE_ADMITTED);
+    for (size_t i = 0; i < EL_ARRAY_LEN(samples); i++)
+        assert_int_equal(check_ok(s, 0, samples[i]).position, samples[i] - BLK_HEAD + 1);
+    assert_counts_exact(c);
+
+    /* one generation later only the kept tickets come back; the next roll
+     * drops everyone else */
+    uint64_t *keep = el_calloc(BLK_N, sizeof(*keep)), nkeep = 0;
+    for (uint64_t k = BLK_HEAD; k < BLK_N; k++)
+        if (blk_kept(k)) keep[nkeep++] = k;
+    age_generation(c, 60, 1);
+    struct bulk kb = {.s = s, .lane = 0, .nums = keep, .n = nkeep};
+    run_bulk(&kb);
+    age_generation(c, 60, 1);
+    assert_int_equal(advance_ok(s, 0).waiting, nkeep);
+    assert_counts_exact(c);
+    assert_int_equal(check_ok(s, 0, BLK_HEAD + 1).state, EL_PLACE_GONE);
+    assert_int_equal(check_ok(s, 0, 262145).state, EL_PLACE_GONE);
+    for (size_t i = 0; i < EL_ARRAY_LEN(samples); i++) {
+        uint64_t num = samples[i] - samples[i] % 7;
+        struct el_place p = check_ok(s, 0, num);
+        assert_int_equal(p.state, EL_PLACE_WAITING);
+        assert_int_equal(p.position, blk_rank(BLK_HEAD, num));
+        assert_int_equal(p.waiting, nkeep);
+    }
+
+    /* the meter steps over the dropped tickets: 10000 admissions take the
+     * first 10000 kept ones */
+    assert_int_equal(admit(s, 10000).waiting, nkeep - 10000);
+    uint64_t head = keep[10000 - 1] + 1;
+    for (size_t i = 0; i < EL_ARRAY_LEN(samples); i++) {
+        uint64_t num = samples[i] - samples[i] % 7;
+        if (num < head) continue;
+        assert_int_equal(check_ok(s, 0, num).position, blk_rank(head, num));
+    }
+    assert_counts_exact(c);
+
+    /* a room from before the block counts: rebuilt once from the bitmaps */
+    peek_cmd(c, "HDEL einlass:{%s}:meter bc", room);
+    for (int k = 0; k < 4; k++) peek_cmd(c, "DEL einlass:{%s}:blk:%d:%d", room, k / 2, k % 2);
+    assert_int_equal(check_ok(s, 0, 200004).position, blk_rank(head, 200004));
+    assert_int_equal(check_ok(s, 0, 266140).position, blk_rank(head, 266140));
+    assert_counts_exact(c);
+
+    /* after a long pause nobody is live, and a newcomer is first */
+    age_generation(c, 60, 2);
+    assert_int_equal(advance_ok(s, 0).waiting, 0);
+    assert_int_equal(check_ok(s, 0, 200004).state, EL_PLACE_GONE);
+    struct el_place p = join_ok(s, 0);
+    assert_int_equal(p.num, BLK_N);
+    assert_int_equal(p.position, 1);
+    assert_counts_exact(c);
+    free(keep);
+    redisFree(c);
+    s->ops->free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -372,6 +576,7 @@ int main(void)
         cmocka_unit_test(test_metering),
         cmocka_unit_test(test_two_instances),
         cmocka_unit_test(test_restart_keeps_places),
+        cmocka_unit_test(test_positions_across_blocks),
         cmocka_unit_test(test_noscript_falls_back_to_eval),
         cmocka_unit_test(test_free_calls_back_once),
         cmocka_unit_test(test_free_inside_callback),
