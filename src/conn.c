@@ -463,8 +463,16 @@ static void conn_run_once(struct el_conn *c)
 
 static void conn_read(struct el_conn *c, bool drain)
 {
-    for (int round = 0; round < 64 && !aborted(c); round++) {
-        if (c->in_paused) return;
+    if (c->in_run) { /* called back from inside conn_run(): the loop below reads on */
+        c->in_more = true;
+        return;
+    }
+    for (int round = 0;; round++) {
+        if (aborted(c) || c->in_paused) return;
+        if (round == 64) { /* fairness: go on in the next loop iteration */
+            event_active(&c->ev, EV_READ, 0);
+            return;
+        }
         if (c->state == EL_CONN_CLOSING) { /* lingering close: discard */
             char sink[4096];
             ssize_t n;
@@ -648,8 +656,12 @@ static int pump_response_body(struct el_conn *c, bool eof)
 static void up_read(struct el_conn *c, bool drain)
 {
     struct el_upconn *u = c->up;
-    for (int round = 0; round < 64 && u && !aborted(c) && !c->resp_done; round++) {
+    for (int round = 0; u && !aborted(c) && !c->resp_done; round++) {
         if (c->up_paused) return;
+        if (round == 64) { /* fairness: go on in the next loop iteration */
+            event_active(&u->ev, EV_READ, 0);
+            return;
+        }
         bool eof = false;
         ssize_t n = el_buf_read(&u->in, u->fd, drain, &eof);
         if (n == -2 && !eof) return;

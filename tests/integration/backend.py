@@ -4,6 +4,8 @@ server on 127.0.0.1 (port 0 unless given) that prints "backend listening on
 127.0.0.1:PORT" and answers by path:
 
   /echo...            JSON of method, path, headers and body (any method)
+  /big?mb=N           N MiB of a repeating byte pattern
+  /sum                JSON of the request body's length and SHA-256
   /slow?ms=N          waits N ms, then answers
   /chunked            answers with a chunked body
   /close              answers without framing, closing the connection
@@ -77,6 +79,19 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(200, b"ok\n")
         if path.startswith("/_stats"):
             return self.send(200, json.dumps(STATE).encode(), "application/json")
+        if path.startswith("/big"):  # /big?mb=N: N MiB of a known pattern
+            n = int(path.split("mb=")[1]) << 20
+            block = bytes(range(256)) * 4096
+            self.send_response(200)
+            self.send_header("Content-Length", str(n))
+            self.end_headers()
+            for off in range(0, n, len(block)):
+                self.wfile.write(block[:min(len(block), n - off)])
+            return
+        if path.startswith("/sum"):  # the body's length and a checksum
+            import hashlib
+            doc = {"len": len(body), "sha256": hashlib.sha256(body).hexdigest(), "framing": framing}
+            return self.send(200, json.dumps(doc).encode(), "application/json")
         if path.startswith("/echo"):
             doc = {"method": self.command, "path": path, "headers": list(self.headers.items()),
                    "body": body.decode("latin-1"), "framing": framing}

@@ -206,7 +206,7 @@ class Client:
 
     def __init__(self, port, timeout=10):
         self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.buf = b""
+        self.buf = bytearray()  # appends are amortised O(1): large bodies stay cheap
         self.cookies = {}
 
     def close(self):
@@ -239,6 +239,7 @@ class Client:
         while b"\r\n\r\n" not in self.buf:
             self._fill()
         head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        head = bytes(head)
         lines = head.decode("latin-1").split("\r\n")
         parts = lines[0].split(" ", 2)
         status = int(parts[1])
@@ -255,7 +256,7 @@ class Client:
         te = r.header("Transfer-Encoding")
         cl = r.header("Content-Length")
         if te == "chunked":
-            body = b""
+            body = bytearray()
             while True:
                 while b"\r\n" not in self.buf:
                     self._fill()
@@ -270,19 +271,19 @@ class Client:
                     self._fill()
                 body += self.buf[:n]
                 self.buf = self.buf[n + 2:]
-            r.body = body
+            r.body = bytes(body)
         elif cl is not None:
             n = int(cl)
             while len(self.buf) < n:
                 self._fill()
-            r.body, self.buf = self.buf[:n], self.buf[n:]
+            r.body, self.buf = bytes(self.buf[:n]), self.buf[n:]
         else:
             try:
                 while True:
                     self._fill()
             except EOFError:
                 pass
-            r.body, self.buf = self.buf, b""
+            r.body, self.buf = bytes(self.buf), bytearray()
         return r
 
     def request(self, method, path, headers=(), body=None, cookies=True):

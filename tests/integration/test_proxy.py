@@ -113,6 +113,54 @@ def test_head_204_304():
         e.stop()
 
 
+def test_large_bodies_stream_both_ways():
+    """Bodies far beyond the buffers, read slowly: back-pressure both ways.
+    A stalled transfer (a lost wake-up once the backend side drained) would
+    end in the 10 s response timeout, a 504, long before it could pass."""
+    import hashlib
+    e = proxy(backend="response_timeout_ms = 10000")
+    try:
+        c = Client(e.port, timeout=60)
+        c.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        c.send(b"GET /big?mb=24 HTTP/1.1\r\nHost: t\r\n\r\n")
+        time.sleep(1.0)  # einlass must stop reading the backend, not buffer 24 MiB
+        r = c.read_response()
+        block = bytes(range(256)) * 4096
+        assert len(r.body) == 24 << 20
+        assert r.body == block * 24
+        # upload 8 MiB (under max_body_bytes) chunked in odd-sized pieces,
+        # then with Content-Length
+        data = bytes((i * 7) & 0xFF for i in range(1 << 16)) * 128
+        c.send(b"POST /sum HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+        off = 0
+        while off < len(data):
+            n = min(100003, len(data) - off)
+            c.send(b"%x\r\n" % n + data[off:off + n] + b"\r\n")
+            off += n
+        c.send(b"0\r\n\r\n")
+        d = c.read_response().json()
+        assert d == {"len": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                     "framing": "chunked"}, d
+        c.close()
+        code, text = e.admin("GET", "/metrics")
+        assert "einlass_inflight 0" in text
+    finally:
+        assert e.stop() == 0
+    # The same upload with Content-Length through an einlass whose response
+    # timeout is 3 s: it takes well under a second on loopback, while a lost
+    # wake-up used to stall it for 5-30 s (until a TCP window probe).
+    e = proxy(backend="response_timeout_ms = 3000")
+    try:
+        for _ in range(3):
+            c = Client(e.port, timeout=60)
+            r = c.request("POST", "/sum", body=data)
+            assert r.status == 200, r.status
+            assert r.json()["sha256"] == hashlib.sha256(data).hexdigest()
+            c.close()
+    finally:
+        assert e.stop() == 0
+
+
 def test_pipelined_requests():
     e = proxy()
     try:
@@ -391,7 +439,7 @@ if __name__ == "__main__":
     try:
         run([test_get_and_keepalive, test_hop_by_hop_removed_and_xff_appended,
              test_post_body_and_chunked_request, test_chunked_and_close_delimited_responses,
-             test_head_204_304, test_pipelined_requests, test_expect_continue,
+             test_head_204_304, test_large_bodies_stream_both_ways, test_pipelined_requests, test_expect_continue,
              test_ambiguous_requests_refused, test_body_limit_413, test_502_when_backend_down,
              test_504_on_slow_backend, test_slowloris_header_timeout, test_idle_timeout,
              test_reload_to_new_backend_and_bad_reload, test_reload_refuses_no_connection,
