@@ -104,6 +104,17 @@ static void conn_free(struct el_conn *c)
     w->free_conns = c;
 }
 
+/* Read and drop input until EAGAIN; the client's EOF (or an error) ends the
+ * connection. */
+static void linger_read(struct el_conn *c)
+{
+    char sink[4096];
+    ssize_t n;
+    while ((n = read(c->fd, sink, sizeof(sink))) > 0) {
+    }
+    if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) c->client_eof = true;
+}
+
 /* Entry points end here: free the connection if something asked for it. */
 static void settle(struct el_conn *c)
 {
@@ -133,7 +144,11 @@ static void conn_flush(struct el_conn *c)
             /* Lingering close: stop sending, read and drop what the client
              * still sends until it closes or the timer fires, so a reset
              * does not destroy the answer in flight. */
-            shutdown(c->fd, SHUT_WR);
+            if (!c->shut_wr) {
+                c->shut_wr = true;
+                shutdown(c->fd, SHUT_WR);
+                linger_read(c); /* what waits already raised its edge */
+            }
             if (c->client_eof) conn_abort(c);
             return;
         }
@@ -176,7 +191,10 @@ static void respond(struct el_conn *c, int status, const char *ctype, const char
     if (!c->head_method) el_buf_append(o, body, body_len);
     c->resp_status = status;
     c->resp_bytes = body_len;
-    if (close) c->state = EL_CONN_CLOSING;
+    if (close) {
+        c->state = EL_CONN_CLOSING;
+        c->in_paused = false; /* what the client still sends is read and dropped */
+    }
     conn_flush(c);
 }
 
@@ -194,9 +212,9 @@ static void access_log(struct el_conn *c, const char *decision)
 {
     if (!conn_cfg(c)->access_log) return;
     uint64_t us = el_now_us() - c->t_start_us;
-    el_log(EL_LOG_INFO, "access %s \"%.*s %.*s\" %d %llu %.3fms %s", c->peer_ip,
-           (int)c->req.method_len, c->req.method, (int)c->req.path_len, c->req.path,
-           c->resp_status, (unsigned long long)c->resp_bytes, (double)us / 1000.0, decision);
+    el_log(EL_LOG_INFO, "access %s \"%s\" %d %llu %.3fms upstream %.3fms %s", c->peer_ip,
+           c->log_req, c->resp_status, (unsigned long long)c->resp_bytes, (double)us / 1000.0,
+           (double)c->upstream_us / 1000.0, decision);
 }
 
 static const char *decision_name(enum el_decision d)
@@ -212,6 +230,7 @@ static void finish_request(struct el_conn *c)
     if (c->state == EL_CONN_CLOSING || !c->req.keep_alive || c->w->draining) {
         if (c->state != EL_CONN_CLOSING) {
             c->state = EL_CONN_CLOSING;
+            c->in_paused = false;
             conn_flush(c);
         }
         timer_set(c, c->w->tv_header);
@@ -251,7 +270,17 @@ static void gate_done(void *arg)
         return;
     }
     act(c);
+    if (c->in_more && !aborted(c)) conn_read(c, false); /* what came while deciding */
     settle(c);
+}
+
+static bool idempotent(const struct el_http_msg *r)
+{
+    static const char *m[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"};
+    for (size_t i = 0; i < EL_ARRAY_LEN(m); i++)
+        if (r->method_len == strlen(m[i]) && memcmp(r->method, m[i], r->method_len) == 0)
+            return true;
+    return false;
 }
 
 static void start_request(struct el_conn *c)
@@ -261,6 +290,10 @@ static void start_request(struct el_conn *c)
     const struct el_config *cfg = conn_cfg(c);
     c->t_start_us = el_now_us();
     c->head_method = c->req.method_len == 4 && memcmp(c->req.method, "HEAD", 4) == 0;
+    c->idempotent = idempotent(&c->req);
+    if (cfg->access_log) /* the head's bytes are reused once it is forwarded */
+        snprintf(c->log_req, sizeof(c->log_req), "%.*s %.*s", (int)c->req.method_len,
+                 c->req.method, (int)c->req.path_len, c->req.path);
     c->req_remaining = c->req.body == EL_BODY_LENGTH ? c->req.content_length : 0;
     memset(&c->req_chunk, 0, sizeof(c->req_chunk));
     c->req_body_bytes = 0;
@@ -269,6 +302,7 @@ static void start_request(struct el_conn *c)
     c->resp_head_done = c->resp_done = false;
     c->resp_status = 0;
     c->resp_bytes = 0;
+    c->upstream_us = 0;
     c->retries = 0;
     c->up_paused = c->in_paused = false;
     event_del(&c->timer);
@@ -467,6 +501,10 @@ static void conn_read(struct el_conn *c, bool drain)
         c->in_more = true;
         return;
     }
+    if (c->state == EL_CONN_GATE) { /* the head must not move while the room decides */
+        c->in_more = true;
+        return;
+    }
     for (int round = 0;; round++) {
         if (aborted(c) || c->in_paused) return;
         if (round == 64) { /* fairness: go on in the next loop iteration */
@@ -474,11 +512,8 @@ static void conn_read(struct el_conn *c, bool drain)
             return;
         }
         if (c->state == EL_CONN_CLOSING) { /* lingering close: discard */
-            char sink[4096];
-            ssize_t n;
-            while ((n = read(c->fd, sink, sizeof(sink))) > 0) {
-            }
-            if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) conn_abort(c);
+            linger_read(c);
+            if (c->client_eof && c->shut_wr) conn_abort(c);
             return;
         }
         size_t max_head = c->w->gen->cfg->max_header_bytes;
@@ -524,22 +559,13 @@ static void up_fail(struct el_conn *c, int status, const char *reason)
     access_log(c, "error");
 }
 
-static bool idempotent(const struct el_http_msg *r)
-{
-    static const char *m[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"};
-    for (size_t i = 0; i < EL_ARRAY_LEN(m); i++)
-        if (r->method_len == strlen(m[i]) && memcmp(r->method, m[i], r->method_len) == 0)
-            return true;
-    return false;
-}
-
 /* A pooled connection the backend had closed: send the same head on a fresh
  * one, once, and only for an idempotent request without a body. */
 static bool try_retry(struct el_conn *c)
 {
     struct el_upconn *old = c->up;
     if (!old->reused || c->retries > 0 || el_buf_used(&old->in) > 0 ||
-        c->req.body != EL_BODY_NONE || !idempotent(&c->req))
+        c->req.body != EL_BODY_NONE || !c->idempotent)
         return false;
     c->retries++;
     struct el_upconn *u = el_upstream_connect(c->w, c);
@@ -558,17 +584,8 @@ static bool try_retry(struct el_conn *c)
 
 static void record_latency(struct el_conn *c, const struct el_http_msg *resp)
 {
-    const struct el_config *cfg = conn_cfg(c);
-    double ms = -1;
-    size_t mlen = strlen(cfg->latency_metric);
-    for (size_t i = 0; i < resp->nheaders && ms < 0; i++) {
-        const struct el_http_header *h = &resp->headers[i];
-        double d;
-        if (el_strcaseeq(h->name, h->name_len, "server-timing", 13) &&
-            el_server_timing_dur(h->value, h->value_len, cfg->latency_metric, mlen, &d))
-            ms = d;
-    }
-    if (ms < 0) ms = (double)(el_now_us() - c->t_sent_us) / 1000.0;
+    c->upstream_us = el_now_us() - c->t_sent_us;
+    double ms = el_latency_sample(resp, conn_cfg(c)->latency_metric, (double)c->upstream_us / 1000.0);
     el_latency_add(c->w->latency, el_now_ms(), ms);
     el_metrics_observe(c->w->id, ms);
 }

@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "einlass/common.h"
+#include "einlass/http.h"
 
 #define SUB 32                     /* linear sub-buckets per octave */
 #define OCTAVES 24                 /* 0.01 ms * 2^24 = ~167 s */
@@ -319,4 +320,17 @@ bool el_server_timing_dur(const char *value, size_t len, const char *metric, siz
         if (p < end) p++; /* the ',' */
     }
     return false;
+}
+
+double el_latency_sample(const struct el_http_msg *resp, const char *metric, double ttfb_ms)
+{
+    size_t mlen = strlen(metric);
+    for (size_t i = 0; i < resp->nheaders; i++) {
+        const struct el_http_header *h = &resp->headers[i];
+        double d;
+        if (el_strcaseeq(h->name, h->name_len, "server-timing", 13) &&
+            el_server_timing_dur(h->value, h->value_len, metric, mlen, &d))
+            return d;
+    }
+    return ttfb_ms;
 }

@@ -495,14 +495,8 @@ static void probe_io(evutil_socket_t fd, short what, void *arg)
     static struct el_http_msg m;
     int r = el_http_parse_response(p->in.data, p->in.len, p->in.cap, false, &m);
     if (r > 0) {
-        double ms = -1, d;
-        size_t mlen = strlen(cfg->latency_metric);
-        for (size_t i = 0; i < m.nheaders && ms < 0; i++)
-            if (el_strcaseeq(m.headers[i].name, m.headers[i].name_len, "server-timing", 13) &&
-                el_server_timing_dur(m.headers[i].value, m.headers[i].value_len,
-                                     cfg->latency_metric, mlen, &d))
-                ms = d;
-        if (ms < 0) ms = (double)(el_now_us() - p->t_sent_us) / 1000.0;
+        double ms = el_latency_sample(&m, cfg->latency_metric,
+                                      (double)(el_now_us() - p->t_sent_us) / 1000.0);
         el_latency_add(s->probe_latency, el_now_ms(), ms);
         el_metrics_observe(EL_METRICS_MAIN, ms);
         probe_close(p);

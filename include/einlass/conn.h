@@ -62,6 +62,7 @@ struct el_conn {
     enum el_conn_state state;
     bool close_after;          /* close once out is flushed */
     bool client_eof;           /* the client shut down its side */
+    bool shut_wr;              /* lingering close: our side is shut down */
     bool gate_pending;         /* a gate callback is still due */
     bool dead;                 /* closed while gate_pending: free when it comes */
     bool in_paused;            /* stopped reading: backend side is full */
@@ -76,8 +77,11 @@ struct el_conn {
     uint64_t req_body_bytes;   /* body bytes seen (max_body_bytes) */
     bool req_body_done;        /* the request body is completely forwarded */
     bool head_method;          /* HEAD: the response has no body */
+    bool idempotent;           /* the method may be retried on a fresh connection */
+    char log_req[160];         /* "METHOD path" for the access log (access_log = on) */
     uint64_t t_start_us;       /* head complete */
     uint64_t t_sent_us;        /* head sent to the backend */
+    uint64_t upstream_us;      /* backend time to the response head (access log) */
     struct el_gate_ctx gate;   /* the decision */
 
     /* the response */

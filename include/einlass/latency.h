@@ -21,6 +21,12 @@
 bool el_server_timing_dur(const char *value, size_t len, const char *metric, size_t metric_len,
                           double *dur_ms);
 
+struct el_http_msg;
+
+/* The sample a backend response gives: the dur of the first Server-Timing
+ * field carrying metric, else ttfb_ms (the upstream time to first byte). */
+double el_latency_sample(const struct el_http_msg *resp, const char *metric, double ttfb_ms);
+
 struct el_latency;
 
 struct el_latency *el_latency_new(void);

@@ -39,14 +39,14 @@ class Handler(BaseHTTPRequestHandler):
         te = self.headers.get("Transfer-Encoding")
         if te:
             assert te.lower() == "chunked", te
-            out = b""
+            out = bytearray()  # appends stay linear for large bodies
             while True:
                 line = self.rfile.readline()
                 size = int(line.split(b";")[0].strip(), 16)
                 if size == 0:
                     while self.rfile.readline() not in (b"\r\n", b"\n", b""):
                         pass
-                    return out, "chunked"
+                    return bytes(out), "chunked"
                 out += self.rfile.read(size)
                 self.rfile.readline()
         n = int(self.headers.get("Content-Length") or 0)

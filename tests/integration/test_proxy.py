@@ -249,6 +249,47 @@ def test_body_limit_413():
         e.stop()
 
 
+def test_504_with_unread_body_lingers_quietly():
+    """A backend that never reads nor answers: 504 while the client is still
+    uploading. einlass must linger (read and drop) without spinning: this
+    once looped on EPOLLOUT at 100% CPU until the lingering timer fired."""
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(5)
+    held = []
+    threading.Thread(target=lambda: [held.append(ls.accept()) for _ in range(3)],
+                     daemon=True).start()
+    e = Einlass(write_conf(conf_text(ls.getsockname()[1], room="mode = off",
+                                     backend="response_timeout_ms = 500")))
+    try:
+        c = Client(e.port, timeout=30)
+        c.send(b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 8000000\r\n\r\n")
+
+        def upload():
+            try:
+                c.s.sendall(b"x" * 8000000)
+            except OSError:
+                pass
+
+        threading.Thread(target=upload, daemon=True).start()
+        r = c.read_response()
+        assert r.status == 504 and r.header("Connection") == "close", r.status
+        time.sleep(0.3)
+        ticks = cpu_ticks(e.proc.p.pid)
+        time.sleep(2.0)
+        spent = cpu_ticks(e.proc.p.pid) - ticks
+        assert spent < os.sysconf("SC_CLK_TCK") // 2, "einlass spun at %d ticks in 2 s" % spent
+    finally:
+        e.stop()
+        ls.close()
+
+
+def cpu_ticks(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
 def test_502_when_backend_down():
     port = free_port()
     e = Einlass(write_conf(conf_text(port, room="mode = off", backend="connect_timeout_ms = 500")))
@@ -440,7 +481,8 @@ if __name__ == "__main__":
         run([test_get_and_keepalive, test_hop_by_hop_removed_and_xff_appended,
              test_post_body_and_chunked_request, test_chunked_and_close_delimited_responses,
              test_head_204_304, test_large_bodies_stream_both_ways, test_pipelined_requests, test_expect_continue,
-             test_ambiguous_requests_refused, test_body_limit_413, test_502_when_backend_down,
+             test_ambiguous_requests_refused, test_body_limit_413, test_504_with_unread_body_lingers_quietly,
+             test_502_when_backend_down,
              test_504_on_slow_backend, test_slowloris_header_timeout, test_idle_timeout,
              test_reload_to_new_backend_and_bad_reload, test_reload_refuses_no_connection,
              test_drain_lets_slow_request_finish,
