@@ -52,6 +52,27 @@ def test_fifo_over_22_clients():
         e.stop()
 
 
+def test_pipelined_joins_while_redis_answers():
+    """Pipelined newcomers, each decided by a Redis round trip while more
+    requests keep arriving (60 padded requests overflow the 16 KiB input
+    buffer): every one is answered, in order, with its own place."""
+    from einlass_test import Client
+    e = start(conf("pipeline", rate=0.01))
+    try:
+        c = Client(e.port, timeout=20)
+        pad = "x" * 400
+        c.send(b"".join(("GET /p/%d HTTP/1.1\r\nHost: t\r\nAccept: application/json\r\n"
+                         "X-Pad: %s\r\n\r\n" % (i, pad)).encode() for i in range(60)))
+        positions = [c.read_response() for _ in range(60)]
+        assert all(r.status == 503 for r in positions), [r.status for r in positions]
+        got = [r.json()["position"] for r in positions]
+        assert got == list(range(1, 61)), got
+        c.close()
+        assert e.stop() == 0
+    finally:
+        e.stop()
+
+
 def test_two_instances_one_fifo_one_rate():
     path = conf("shared", rate=3)
     a, b = start(path), start(path)
@@ -180,7 +201,7 @@ if __name__ == "__main__":
     B = start_backend()
     R = Redis()
     try:
-        run([test_fifo_over_22_clients, test_two_instances_one_fifo_one_rate,
+        run([test_fifo_over_22_clients, test_pipelined_joins_while_redis_answers, test_two_instances_one_fifo_one_rate,
              test_restart_keeps_places, test_redis_down_fallback_and_back])
     finally:
         R.stop()
