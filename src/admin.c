@@ -247,7 +247,7 @@ static void answer_post(struct el_admin *a, struct evhttp_request *req, enum rou
             reply_text(req, 400, "mode must be auto, on or off");
             return;
         }
-        el_notice("admin: mode set to %s", mode_name(mode));
+        el_notice("admin: mode set to %s until the next reload", mode_name(mode));
         if (a->ops != NULL && a->ops->set_mode != NULL) a->ops->set_mode(a->ctx, mode);
     } else {
         double rate;
@@ -256,7 +256,7 @@ static void answer_post(struct el_admin *a, struct evhttp_request *req, enum rou
             return;
         }
         char num[EL_METRICS_NUM_LEN];
-        el_notice("admin: admit_per_s set to %s", el_metrics_fmt_num(num, rate));
+        el_notice("admin: admit_per_s set to %s until the next reload", el_metrics_fmt_num(num, rate));
         if (a->ops != NULL && a->ops->set_rate != NULL) a->ops->set_rate(a->ctx, rate);
     }
     evhttp_send_reply(req, HTTP_NOCONTENT, NULL, NULL);

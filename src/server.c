@@ -433,9 +433,7 @@ static void admin_set_mode(void *ctx, int mode)
 {
     struct el_server *s = ctx;
     struct control *ct = s->control;
-    ct->mode_override = mode;
-    el_notice("admin: mode set to %s until the next reload",
-              mode == EL_MODE_ON ? "on" : mode == EL_MODE_OFF ? "off" : "auto");
+    ct->mode_override = mode; /* admin.c logs the change */
     control_tick(-1, 0, s);
 }
 
@@ -443,8 +441,7 @@ static void admin_set_rate(void *ctx, double per_s)
 {
     struct el_server *s = ctx;
     struct control *ct = s->control;
-    ct->rate_override = per_s;
-    el_notice("admin: admission rate set to %g/s until the next reload", per_s);
+    ct->rate_override = per_s; /* admin.c logs the change */
     control_tick(-1, 0, s);
 }
 
