@@ -441,7 +441,7 @@ static void admin_set_rate(void *ctx, double per_s)
 {
     struct el_server *s = ctx;
     struct control *ct = s->control;
-    ct->rate_override = per_s; /* admin.c logs the change */
+    ct->rate_override = EL_MIN(per_s, 1e6); /* admin.c logs the change */
     control_tick(-1, 0, s);
 }
 
