@@ -873,15 +873,24 @@ int el_conn_drain(struct el_worker *w)
     return busy;
 }
 
-void el_conn_worker_free(struct el_worker *w)
+void el_conn_close_all(struct el_worker *w)
 {
-    while (w->conns) {
-        struct el_conn *c = w->conns;
-        c->gate_pending = false;
+    struct el_conn *c = w->conns, *next;
+    for (; c; c = next) {
+        next = c->next;
         conn_abort(c);
-        conn_free(c);
+        conn_free(c); /* one still owed a room answer stays, marked dead */
     }
     el_conn_drain(w);
+}
+
+void el_conn_worker_free(struct el_worker *w)
+{
+    while (w->conns) { /* none should be left: the room answered them all */
+        struct el_conn *c = w->conns;
+        c->gate_pending = false;
+        conn_free(c);
+    }
     while (w->free_conns) {
         struct el_conn *c = w->free_conns;
         w->free_conns = c->next;

@@ -272,6 +272,13 @@ static void *worker_main(void *arg)
 {
     struct el_worker *w = arg;
     event_base_dispatch(w->base);
+    /* Connections first, then the room: freeing it answers every pending
+     * store op, which frees the connections that were waiting for one. */
+    el_conn_close_all(w);
+    el_room_free(w->room);
+    w->room = NULL;
+    el_gate_free(w->gate);
+    w->gate = NULL;
     el_conn_worker_free(w);
     return NULL;
 }
@@ -738,8 +745,6 @@ int el_server_run(struct el_server *s)
         struct el_worker *w = &s->workers[i];
         if (!w->joined) pthread_join(w->thread, NULL);
         if (w->draining) event_del(&w->drain_ev);
-        el_gate_free(w->gate);
-        el_room_free(w->room);
         el_latency_free(w->latency);
         if (w->gen) el_generation_drop(w->gen);
         close(w->wake_fd);

@@ -106,7 +106,10 @@ struct el_conn {
 void el_conn_accept(evutil_socket_t fd, short what, void *arg);
 /* Close idle connections (drain); returns the number still busy. */
 int el_conn_drain(struct el_worker *w);
-/* Free the worker's pools (at thread exit). */
+/* At thread exit: close every connection. One still owed a room answer is
+ * kept (dead) until el_room_free() answers it. */
+void el_conn_close_all(struct el_worker *w);
+/* Then free what is left and the worker's pools. */
 void el_conn_worker_free(struct el_worker *w);
 
 #endif
