@@ -9,39 +9,40 @@
  *                          claimed), r0 r1 (tail per lane at the last roll),
  *                          pf (set once the block counts below are kept)
  *   einlass:{R}:live:P:L   liveness bitmap of generation parity P, lane L
- *   einlass:{R}:blk:P:L    block counts of live:P:L (blocks of B = 65536
- *                          ticket numbers, 8 KB of bitmap): while P is the
- *                          current generation, field b = set bits in block b;
- *                          while P is the previous one, field i = set bits
- *                          below min(i * B, rL) (prefix sums)
+ *   einlass:{R}:blk:P:L    block counts of live:P:L below rL (blocks of B =
+ *                          65536 ticket numbers, 8 KB of bitmap): while P is
+ *                          the current generation, field b = set bits in
+ *                          block b; while P is the previous one, field i =
+ *                          set bits below min(i * B, rL) (prefix sums)
  *   einlass:{R}:x:L        exchange bitmap of lane L
  *
  * Positions in O(1). A waiting ticket's position is the number of live
  * (prev) bits in [head, num]; a plain BITCOUNT over that range reads
  * (num - head) / 8 bytes, 1.25 MB per poll at 10 million waiting (about 250
- * us of Redis time). Instead:
- *   - cur changes in place (joins, checks and admissions set its bits), so
- *     its blk hash counts set bits per block, exactly: wherever a cur bit goes
- *     0 -> 1 (SETBIT answers the old bit) its block's count goes up by one,
- *     and bits never go 1 -> 0 except by deleting bitmap and hash together.
- *   - prev only ever gains bits by joins, which take the numbers from rL (the
- *     tail when it became prev) upwards in order. So prev = S + [rL, tail),
- *     where S, its bits below rL, is frozen at the roll. The roll turns S's
- *     per-block counts (they were cur's) into prefix sums, once: O(n / B)
- *     fields, 153 at 10 million, in one script per generation (L seconds).
- * So live bits in [a, b] = BITCOUNT over a's partial block + prefix(bb) -
- * prefix(ba + 1) (one HMGET of two fields) + BITCOUNT over b's partial block
- * (at most 2 x 8 KB) + the part of [a, b] at or above rL, all set: O(1),
+ * us of Redis time). Instead, per lane, with rL the tail at the last roll:
+ *   - joins take the numbers from rL upwards in order and set them in both
+ *     bitmaps, so every number in [rL, tail) is set in cur and in prev.
+ *   - below rL, prev gains no bits: S, its bits there, is frozen at the roll.
+ *     Cur gains bits there by checks and admissions, and its blk hash counts
+ *     them per block, exactly: where such a bit goes 0 -> 1 (SETBIT answers
+ *     the old bit) its block's count goes up by one. Bits never go 1 -> 0
+ *     except by deleting bitmap and hash together. Joins count nothing.
+ *   - the roll (cur becomes prev) adds the joined range to cur's counts and
+ *     turns them into prefix sums, once: O(n / B) fields, 153 at 10 million,
+ *     in one script per generation (L seconds).
+ * So live bits in [a, b] = the part of [a, b] at or above rL (all set) +
+ * BITCOUNT over a's partial block + prefix(bb) - prefix(ba + 1) (one HMGET
+ * of two fields) + BITCOUNT over b's partial block (at most 2 x 8 KB): O(1),
  * about 16 us per check at 10 million waiting, against 10 us with an empty
- * queue. Joins pay one HINCRBY more. The generation roll recounts w0/w1 the
- * same way. The hashes are small: at most one field per block of the tail,
+ * queue; joins cost what they did. The generation roll recounts w0/w1 the
+ * same way. The hashes are small: at most one field per block below rL,
  * about 153 each at 10 million (a few KB), next to the 1.25 MB bitmaps. A
  * room written by a version without them (no pf in the meter) gets them
- * rebuilt from its bitmaps by the first script that runs (about 5 ms at 10
- * million), taking all of prev as S; instances of both versions must not
- * share a room, since the old scripts set bits without counting them. The
- * meter's BITPOS over dead tickets is not bounded this way, but it only
- * moves forward: each number is stepped over once.
+ * built from its bitmaps by the first script that runs (about 5 ms at 10
+ * million), with rL = tail; instances of both versions must not share a
+ * room, since the old scripts set bits without counting them. The meter's
+ * BITPOS over dead tickets is not bounded this way, but it only moves
+ * forward: each number is stepped over once.
  *
  * Every op is one Lua script (EVALSHA, EVAL after NOSCRIPT), so it is atomic
  * across instances; time is Redis TIME, so the meter is one global clock and
@@ -91,8 +92,8 @@
  * ARGV[1] = poll_s. Sets the locals and helpers every script uses, builds
  * missing block counts, and rolls the generation when due. live(CUR, l) /
  * live(PREV, l) name a lane's bitmaps and blk() their block counts; set_cur
- * sets a cur bit and counts it; count_live(l, a, b) counts lane l's live
- * (prev) bits in [a, b]. */
+ * sets a cur bit (at a number below tail) and counts it; count_live(l, a, b)
+ * counts lane l's live (prev) bits in [a, b]. */
 #define LUA_PRELUDE                                                                                \
     "local m = KEYS[1]\n"                                                                          \
     "local B = " EL_STR(BLOCK) "\n"                                                                \
@@ -172,7 +173,6 @@
     "  gt = now\n"                                                                                 \
     "  redis.call('HSET', m, 'g', g, 'gt', gt)\n"                                                  \
     "elseif now - gt >= L then\n"                                                                  \
-    "  r = {tail[1], tail[2]}\n"                                                                   \
     "  if now - gt >= 2 * L then\n"                                                                \
     "    redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5],\n"                                  \
     "      KEYS[8], KEYS[9], KEYS[10], KEYS[11])\n"                                                \
@@ -182,11 +182,19 @@
     "    redis.call('DEL', live(CUR, 0), live(CUR, 1), blk(CUR, 0), blk(CUR, 1))\n"                \
     "    gt = gt + L\n"                                                                            \
     "    for l = 0, 1 do\n"                                                                        \
-    "      local c, kv = {}, redis.call('HGETALL', blk(PREV, l))\n"                                \
+    "      local c, kv, a = {}, redis.call('HGETALL', blk(PREV, l)), r[l + 1]\n"                   \
     "      for i = 1, #kv, 2 do c[tonumber(kv[i])] = tonumber(kv[i + 1]) end\n"                    \
+    "      while a < tail[l + 1] do\n"                                                             \
+    "        local b = math.floor(a / B)\n"                                                        \
+    "        local e = math.min(b * B + B, tail[l + 1])\n"                                         \
+    "        c[b] = (c[b] or 0) + e - a\n"                                                         \
+    "        a = e\n"                                                                              \
+    "      end\n"                                                                                  \
+    "      r[l + 1] = tail[l + 1]\n"                                                               \
     "      set_prefix(l, c)\n"                                                                     \
     "    end\n"                                                                                    \
     "  end\n"                                                                                      \
+    "  r = {tail[1], tail[2]}\n"                                                                   \
     "  for i = 1, 2 do w[i] = count_live(i - 1, head[i], tail[i] - 1) end\n"                       \
     "  redis.call('HSET', m, 'g', g, 'gt', gt, 'w0', w[1], 'w1', w[2], 'r0', r[1], 'r1', r[2])\n"  \
     "end\n"
@@ -197,7 +205,7 @@ static const char lua_join[] = LUA_PRELUDE
     "local num = tail[l + 1]\n"
     "tail[l + 1] = num + 1\n"
     "w[l + 1] = w[l + 1] + 1\n"
-    "set_cur(l, num)\n"
+    "redis.call('SETBIT', live(CUR, l), num, 1)\n"
     "redis.call('SETBIT', live(PREV, l), num, 1)\n"
     "redis.call('HSET', m, 't' .. l, tail[l + 1], 'w' .. l, w[l + 1])\n"
     "local pos = w[2]\n"

@@ -453,30 +453,31 @@ static void age_generation(redisContext *c, int poll_s, int gens)
     peek_cmd(c, "HSET einlass:{%s}:meter gt %lld", room, now - (long long)gens * poll_s * 3000);
 }
 
-/* The count hashes match the bitmaps, per lane: the current generation's
- * holds each block's set bits; the previous one's holds, for i >= 1, the set
- * bits below min(i * 65536, r), and every number in [r, tail) is live. */
+/* The count hashes match the bitmaps, per lane, r being the lane's tail at
+ * the last roll: the current generation's holds each block's set bits below
+ * r; the previous one's holds, for i >= 1, the set bits below
+ * min(i * 65536, r); in both bitmaps every number in [r, tail) is set. */
 static void assert_counts_exact(redisContext *c)
 {
     int g = (int)peek_int(c, "HGET einlass:{%s}:meter g", room);
     for (int l = 0; l < 2; l++) {
         int pc = g % 2, pp = (g + 1) % 2;
-        long long nb = (peek_int(c, "STRLEN einlass:{%s}:live:%d:%d", room, pc, l) + 8191) / 8192;
-        assert_true(peek_int(c, "HLEN einlass:{%s}:blk:%d:%d", room, pc, l) <= nb);
-        for (long long b = 0; b < nb; b++) {
-            long long want = peek_int(c, "BITCOUNT einlass:{%s}:live:%d:%d %lld %lld", room, pc, l,
-                                      b * 8192, b * 8192 + 8191);
-            assert_int_equal(peek_int(c, "HGET einlass:{%s}:blk:%d:%d %lld", room, pc, l, b), want);
-        }
         long long r = peek_int(c, "HGET einlass:{%s}:meter r%d", room, l);
         long long tail = peek_int(c, "HGET einlass:{%s}:meter t%d", room, l);
-        for (long long i = 1; (i - 1) * 65536 < r; i++) {
-            long long end = EL_MIN(i * 65536, r) - 1;
-            long long want = peek_int(c, "BITCOUNT einlass:{%s}:live:%d:%d 0 %lld BIT", room, pp, l, end);
-            assert_int_equal(peek_int(c, "HGET einlass:{%s}:blk:%d:%d %lld", room, pp, l, i), want);
+        long long nb = (r + 65535) / 65536;
+        assert_true(peek_int(c, "HLEN einlass:{%s}:blk:%d:%d", room, pc, l) <= nb);
+        assert_true(peek_int(c, "HLEN einlass:{%s}:blk:%d:%d", room, pp, l) <= nb);
+        for (long long b = 0; b < nb; b++) {
+            long long end = EL_MIN(b * 65536 + 65535, r - 1);
+            long long want = peek_int(c, "BITCOUNT einlass:{%s}:live:%d:%d %lld %lld BIT", room, pc,
+                                      l, b * 65536, end);
+            assert_int_equal(peek_int(c, "HGET einlass:{%s}:blk:%d:%d %lld", room, pc, l, b), want);
+            want = peek_int(c, "BITCOUNT einlass:{%s}:live:%d:%d 0 %lld BIT", room, pp, l, end);
+            assert_int_equal(peek_int(c, "HGET einlass:{%s}:blk:%d:%d %lld", room, pp, l, b + 1),
+                             want);
         }
-        if (tail > r)
-            assert_int_equal(peek_int(c, "BITCOUNT einlass:{%s}:live:%d:%d %lld %lld BIT", room, pp,
+        for (int p = 0; p < 2 && tail > r; p++)
+            assert_int_equal(peek_int(c, "BITCOUNT einlass:{%s}:live:%d:%d %lld %lld BIT", room, p,
                                       l, r, tail - 1),
                              tail - r);
     }
@@ -484,6 +485,7 @@ static void assert_counts_exact(redisContext *c)
 
 #define BLK_N (4 * 65536 + 4000) /* lane-0 tickets: five blocks */
 #define BLK_HEAD 70000           /* the first admission moves head here */
+#define BLK_JOIN2 70000          /* lane-0 tickets joined after two rolls */
 
 /* Kept polling through the generation roll. */
 static bool blk_kept(uint64_t num)
@@ -555,27 +557,55 @@ static void test_positions_across_blocks(void **state)
     /* the meter steps over the dropped tickets: 10000 admissions take the
      * first 10000 kept ones */
     assert_int_equal(admit(s, 10000).waiting, nkeep - 10000);
-    uint64_t head = keep[10000 - 1] + 1;
+    uint64_t head = keep[10000 - 1] + 1, alive[EL_ARRAY_LEN(samples)];
+    size_t nalive = 0; /* the samples checked in this generation */
     for (size_t i = 0; i < EL_ARRAY_LEN(samples); i++) {
         uint64_t num = samples[i] - samples[i] % 7;
-        if (num < head) continue;
+        if (num < head || (nalive > 0 && alive[nalive - 1] == num)) continue;
         assert_int_equal(check_ok(s, 0, num).position, blk_rank(head, num));
+        alive[nalive++] = num;
     }
     assert_counts_exact(c);
 
-    /* a room from before the block counts: rebuilt once from the bitmaps */
-    peek_cmd(c, "HDEL einlass:{%s}:meter pf r0 r1", room);
-    for (int k = 0; k < 4; k++) peek_cmd(c, "DEL einlass:{%s}:blk:%d:%d", room, k / 2, k % 2);
-    assert_int_equal(check_ok(s, 0, 200004).position, blk_rank(head, 200004));
-    assert_int_equal(check_ok(s, 0, 266140).position, blk_rank(head, 266140));
+    /* joins after a roll count as a range, crossing into a sixth block */
+    struct bulk jb = {.s = s, .lane = 0, .n = BLK_JOIN2};
+    run_bulk(&jb);
+    assert_int_equal(jb.first, BLK_N);
+    static const uint64_t fresh[] = {0, 61535, 61536, BLK_JOIN2 - 1}; /* block 5 starts at +61536 */
+    for (size_t i = 0; i < EL_ARRAY_LEN(fresh); i++) {
+        struct el_place p = check_ok(s, 0, BLK_N + fresh[i]);
+        assert_int_equal(p.position, nkeep - 10000 + fresh[i] + 1);
+        assert_int_equal(p.waiting, nkeep - 10000 + BLK_JOIN2);
+    }
     assert_counts_exact(c);
 
-    /* after a long pause nobody is live, and a newcomer is first */
+    /* the next roll keeps what came back since the last one: the checked
+     * samples and the new tickets */
+    age_generation(c, 60, 1);
+    assert_int_equal(advance_ok(s, 0).waiting, nalive + BLK_JOIN2);
+    assert_counts_exact(c);
+    for (size_t i = 0; i < nalive; i++) assert_int_equal(check_ok(s, 0, alive[i]).position, i + 1);
+    for (size_t i = 0; i < EL_ARRAY_LEN(fresh); i++)
+        assert_int_equal(check_ok(s, 0, BLK_N + fresh[i]).position, nalive + fresh[i] + 1);
+    assert_int_equal(check_ok(s, 0, 196000).state, EL_PLACE_GONE); /* kept, but not lately */
+
+    /* a room from before the block counts: they are built from the bitmaps */
+    peek_cmd(c, "HDEL einlass:{%s}:meter pf r0 r1", room);
+    for (int k = 0; k < 4; k++) peek_cmd(c, "DEL einlass:{%s}:blk:%d:%d", room, k / 2, k % 2);
+    for (size_t i = 0; i < nalive; i++) assert_int_equal(check_ok(s, 0, alive[i]).position, i + 1);
+    for (size_t i = 0; i < EL_ARRAY_LEN(fresh); i++)
+        assert_int_equal(check_ok(s, 0, BLK_N + fresh[i]).position, nalive + fresh[i] + 1);
+    assert_counts_exact(c);
+
+    /* after a long pause nobody is live (not even the latest joins), and a
+     * newcomer is first */
+    for (int i = 0; i < 3; i++) join_ok(s, 0);
     age_generation(c, 60, 2);
     assert_int_equal(advance_ok(s, 0).waiting, 0);
-    assert_int_equal(check_ok(s, 0, 200004).state, EL_PLACE_GONE);
+    assert_int_equal(check_ok(s, 0, alive[0]).state, EL_PLACE_GONE);
+    assert_int_equal(check_ok(s, 0, BLK_N + BLK_JOIN2).state, EL_PLACE_GONE);
     struct el_place p = join_ok(s, 0);
-    assert_int_equal(p.num, BLK_N);
+    assert_int_equal(p.num, BLK_N + BLK_JOIN2 + 3);
     assert_int_equal(p.position, 1);
     assert_counts_exact(c);
     free(keep);
