@@ -79,11 +79,11 @@ struct key {
 #define MS_MAX 3600000.0 /* one hour */
 
 static const struct key keys[] = {
-    {"server", "listen", T_ADDR, "127.0.0.1:8080", 0, 0, NULL, false, NULL, F(listen), 0,
+    {"server", "listen", T_ADDR, "127.0.0.1:8080", 0, 0, NULL, true, NULL, F(listen), 0,
      "public listener (host:port or [v6]:port)"},
     {"server", "workers", T_WORKERS, "auto", 1, 64, NULL, false, NULL, F(workers), 0,
      "worker threads; auto = number of cores"},
-    {"server", "admin_listen", T_ADDR, "127.0.0.1:9090", 0, 0, NULL, false, NULL, F(admin_listen),
+    {"server", "admin_listen", T_ADDR, "127.0.0.1:9090", 0, 0, NULL, true, NULL, F(admin_listen),
      0, "admin API (host:port; keep it on loopback)"},
     {"server", "admin_token", T_STR, "", 0, 0, NULL, true, NULL, F(admin_token), 0,
      "if set, admin POSTs need \"Authorization: Bearer <token>\""},

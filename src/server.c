@@ -562,10 +562,11 @@ static void reload(struct el_server *s)
     struct el_config *cfg = NULL;
     char *err = NULL;
     if (el_config_load(s->conf_path, &cfg, &err) == -1) goto fail;
-    if (cfg->workers != s->nworkers) {
-        el_warn("reload: workers = %d needs a restart; keeping %d", cfg->workers, s->nworkers);
-        cfg->workers = s->nworkers;
-    }
+    const char *restart = el_config_restart_key(old->cfg, cfg);
+    if (restart != NULL) /* only workers today: the threads exist */
+        el_warn("reload: a change of [server] %s takes effect on restart; keeping the running one",
+                restart);
+    cfg->workers = s->nworkers;
     /* A new secret keeps the old one for verification (key rotation). */
     if (memcmp(cfg->secret, old->cfg->secret, EL_SECRET_LEN) != 0 && !cfg->has_previous_secret) {
         memcpy(cfg->previous_secret, old->cfg->secret, EL_SECRET_LEN);

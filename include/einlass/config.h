@@ -110,9 +110,9 @@ void el_config_free(struct el_config *cfg);
 struct _IO_FILE;
 void el_config_print_defaults(struct _IO_FILE *f);
 
-/* The name of the first key that cannot change without a restart (listen,
- * workers, admin_listen) whose value differs between old and new, or NULL.
- * For reload: server.c keeps the old value or warns. */
+/* The name of the first key that cannot change without a restart (today
+ * only workers: the threads exist) whose value differs between old and new,
+ * or NULL. On reload, server.c warns and keeps the running value. */
 const char *el_config_restart_key(const struct el_config *old, const struct el_config *new_);
 
 /* True if addr (AF_INET/AF_INET6 sockaddr) is inside one of cfg->bypass_from. */
