@@ -398,6 +398,29 @@ def test_reload_refuses_no_connection():
         e.stop()
 
 
+def test_reload_moves_the_admin_api():
+    path = write_conf(conf_text(B.port, room="mode = off"))
+    e = Einlass(path)
+    try:
+        port = free_port()
+        with open(path) as f:
+            text = f.read()
+        with open(path, "w") as f:
+            f.write(text.replace("admin_listen = 127.0.0.1:0", "admin_listen = 127.0.0.1:%d" % port))
+        assert "in effect" in e.reload().group(0)
+        old = e.admin_port
+        e.admin_port = port
+        assert e.admin("GET", "/status")[0] == 200
+        try:
+            socket.create_connection(("127.0.0.1", old), timeout=2).close()
+            moved = False
+        except OSError:
+            moved = True
+        assert moved, "the old admin port still accepts"
+    finally:
+        e.stop()
+
+
 def b2_requests(b):
     r, _ = get_direct(b.port, "/_stats")
     import json
@@ -485,6 +508,7 @@ if __name__ == "__main__":
              test_502_when_backend_down,
              test_504_on_slow_backend, test_slowloris_header_timeout, test_idle_timeout,
              test_reload_to_new_backend_and_bad_reload, test_reload_refuses_no_connection,
+             test_reload_moves_the_admin_api,
              test_drain_lets_slow_request_finish,
              test_check_flag, test_shipped_config_checks])
     finally:
