@@ -572,23 +572,26 @@ static void reload(struct el_server *s)
         memcpy(cfg->previous_secret, old->cfg->secret, EL_SECRET_LEN);
         cfg->has_previous_secret = true;
     }
-    if (strcmp(cfg->admin_listen, old->cfg->admin_listen) != 0) {
-        struct el_admin *a = el_admin_new(s->base, cfg->admin_listen, cfg->admin_token,
+    struct el_generation *g = generation_new(s, cfg, old, &err);
+    if (g == NULL) goto fail;
+    cfg = NULL; /* g owns it */
+    if (strcmp(g->cfg->admin_listen, old->cfg->admin_listen) != 0) {
+        struct el_admin *a = el_admin_new(s->base, g->cfg->admin_listen, g->cfg->admin_token,
                                           &admin_ops, s, &err);
-        if (a == NULL) {
-            char *e = el_sprintf("%s:0: [server] admin_listen: %s", cfg->path, err);
+        if (a == NULL) { /* all or nothing: undo the new generation */
+            char *e = el_sprintf("%s:0: [server] admin_listen: %s", g->cfg->path, err);
             free(err);
             err = e;
+            if (g->listen_fds[0] != old->listen_fds[0])
+                for (int i = 0; i < s->nworkers; i++) close(g->listen_fds[i]);
+            el_generation_drop(g);
             goto fail;
         }
         el_admin_free(s->admin);
         s->admin = a;
     } else {
-        el_admin_set_token(s->admin, cfg->admin_token);
+        el_admin_set_token(s->admin, g->cfg->admin_token);
     }
-    struct el_generation *g = generation_new(s, cfg, old, &err);
-    if (g == NULL) goto fail;
-    cfg = NULL;
     el_room_shared_configure(s->room_shared, g->cfg);
     struct control *ct = s->control;
     ct->mode_override = -1;

@@ -421,6 +421,30 @@ def test_reload_moves_the_admin_api():
         e.stop()
 
 
+def test_reload_all_or_nothing_when_admin_port_taken():
+    path = write_conf(conf_text(B.port, room="mode = off"))
+    e = Einlass(path)
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    try:
+        with open(path) as f:
+            text = f.read()
+        text = text.replace("admin_listen = 127.0.0.1:0",
+                            "admin_listen = 127.0.0.1:%d" % busy.getsockname()[1])
+        text = text.replace("mode = off", "mode = on")  # would be visible if applied
+        with open(path, "w") as f:
+            f.write(text)
+        assert "failed" in e.reload().group(0)
+        assert e.admin("GET", "/status")[0] == 200  # the old admin API stays
+        assert e.status()["mode"] == "off"
+        r, cookies = get(e.port, "/echo")
+        assert r.status == 200 and not cookies  # still mode off: nothing half-applied
+    finally:
+        busy.close()
+        e.stop()
+
+
 def b2_requests(b):
     r, _ = get_direct(b.port, "/_stats")
     import json
@@ -508,7 +532,7 @@ if __name__ == "__main__":
              test_502_when_backend_down,
              test_504_on_slow_backend, test_slowloris_header_timeout, test_idle_timeout,
              test_reload_to_new_backend_and_bad_reload, test_reload_refuses_no_connection,
-             test_reload_moves_the_admin_api,
+             test_reload_moves_the_admin_api, test_reload_all_or_nothing_when_admin_port_taken,
              test_drain_lets_slow_request_finish,
              test_check_flag, test_shipped_config_checks])
     finally:
