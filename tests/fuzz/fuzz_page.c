@@ -1,0 +1,69 @@
+/* fuzz_page.c - libFuzzer target for the Accept-Language and Accept parsers
+ * of the waiting page. Besides memory errors it checks their promises:
+ *  - el_page_lang gives EL_LANG_EN or EL_LANG_DE, and DE only when "de"
+ *    appears in the header; el_page_wants_html is true only when "text/"
+ *    does (case-insensitively);
+ *  - an entry of weight 0 cannot win: putting one in front or at the end of
+ *    a header that parses changes neither answer (malformed headers stay
+ *    malformed: the appended entry may land inside an open quoted-string);
+ *  - the value is read only within len (the input is not NUL-terminated).
+ *
+ * Input: the header value; both parsers get all of it. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "einlass/page.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static bool contains(const char *s, size_t n, const char *word)
+{
+    size_t w = strlen(word);
+    for (size_t i = 0; i + w <= n; i++)
+        if (strncasecmp(s + i, word, w) == 0) return true;
+    return false;
+}
+
+/* Run parse on pre + s[0..n) + post. */
+static int wrapped(int (*parse)(const char *, size_t), const char *pre, const char *s, size_t n,
+                   const char *post)
+{
+    size_t a = strlen(pre), b = strlen(post);
+    char *buf = malloc(a + n + b + 1);
+    memcpy(buf, pre, a);
+    memcpy(buf + a, s, n);
+    memcpy(buf + a + n, post, b);
+    int r = parse(buf, a + n + b);
+    free(buf);
+    return r;
+}
+
+static int lang_of(const char *s, size_t n)
+{
+    return (int)el_page_lang(s, n);
+}
+
+static int html_of(const char *s, size_t n)
+{
+    return el_page_wants_html(s, n);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const char *s = (const char *)data;
+    enum el_lang lang = el_page_lang(s, size);
+    bool html = el_page_wants_html(s, size);
+    if (lang != EL_LANG_EN && lang != EL_LANG_DE) abort();
+    if (lang == EL_LANG_DE && !contains(s, size, "de")) abort();
+    if (html && !contains(s, size, "text/")) abort();
+    if (el_page_lang(NULL, 0) != EL_LANG_EN || el_page_wants_html(NULL, 0)) abort();
+    if (size > 4096) return 0;
+
+    if (wrapped(lang_of, "de;q=0, ", s, size, "") != (int)lang) abort();
+    if (wrapped(lang_of, "", s, size, ", de-AT;q=0") != (int)lang) abort();
+    if (wrapped(html_of, "text/html;q=0.000, ", s, size, "") != html) abort();
+    if (wrapped(html_of, "", s, size, ", text/*;q=0") != html) abort();
+    return 0;
+}
