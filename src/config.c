@@ -189,7 +189,8 @@ struct parse {
     int err_line;           /* its line */
 };
 
-static void failv(struct parse *ps, int line, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void failv(struct parse *ps, int line, const char *fmt,
+                                                        va_list ap)
 {
     if (ps->err != NULL) return;
     char msg[512];

@@ -359,8 +359,8 @@ static void too_many_fields(void **state)
 static const char *valid_requests[] = {
     "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
     "\r\nGET /x?y HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-    "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\nExpect: 100-continue\r\n"
-    "Cookie: a=b; c=d\r\n\r\n",
+    ("POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\nExpect: 100-continue\r\n"
+     "Cookie: a=b; c=d\r\n\r\n"),
     "PUT http://h/p HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nX-A:\r\n\r\n",
     "GET / HTTP/1.0\r\nConnection: keep-alive, X-T\r\nX-T: 1\r\n\r\n",
     "OPTIONS * HTTP/1.1\r\nHost: a\r\nX-Utf8: \xc3\xa4\t\r\n\r\n",
