@@ -626,6 +626,20 @@ static void drain_timeout(evutil_socket_t fd, short what, void *arg)
     wake_workers(s, 1u << 20);
 }
 
+/* The main loop runs until every worker has exited: a thread that joins
+ * them without blocking the loop would need more machinery than this poll. */
+static void join_poll(evutil_socket_t fd, short what, void *arg)
+{
+    struct el_server *s = arg;
+    for (int i = 0; i < s->nworkers; i++) {
+        struct el_worker *w = &s->workers[i];
+        if (w->joined) continue;
+        if (pthread_tryjoin_np(w->thread, NULL) != 0) return;
+        w->joined = true;
+    }
+    event_base_loopexit(s->base, NULL);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     struct el_server *s = arg;
@@ -641,21 +655,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     int ms = cur_cfg(s)->drain_timeout_ms;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     event_base_once(s->base, -1, EV_TIMEOUT, drain_timeout, s, &tv);
-}
-
-/* The main loop runs until every worker has exited: a thread that joins
- * them without blocking the loop would need more machinery than this poll. */
-static void join_poll(evutil_socket_t fd, short what, void *arg)
-{
-    struct el_server *s = arg;
-    if (!atomic_load(&s->stopping)) return;
-    for (int i = 0; i < s->nworkers; i++) {
-        struct el_worker *w = &s->workers[i];
-        if (w->joined) continue;
-        if (pthread_tryjoin_np(w->thread, NULL) != 0) return;
-        w->joined = true;
-    }
-    event_base_loopexit(s->base, NULL);
+    struct timeval jtv = {0, 20 * 1000};
+    event_add(&s->join_ev, &jtv);
 }
 
 int el_server_start(struct el_server *s, const char *conf_path)
@@ -724,9 +725,7 @@ int el_server_start(struct el_server *s, const char *conf_path)
         evsignal_assign(&s->signal_ev[i], s->base, sigs[i], on_signal, s);
         event_add(&s->signal_ev[i], NULL);
     }
-    event_assign(&s->join_ev, s->base, -1, EV_PERSIST, join_poll, s);
-    struct timeval jtv = {0, 20 * 1000};
-    event_add(&s->join_ev, &jtv);
+    event_assign(&s->join_ev, s->base, -1, EV_PERSIST, join_poll, s); /* armed at stop */
     el_notice("einlass %s started: backend %s, mode %s, store %s", EL_VERSION,
               cfg->backend_address,
               cfg->mode == EL_MODE_ON ? "on" : cfg->mode == EL_MODE_OFF ? "off" : "auto",
