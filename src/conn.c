@@ -829,6 +829,12 @@ static void conn_open(struct el_worker *w, int fd, const struct sockaddr_storage
     settle(c);
 }
 
+static void accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    struct el_worker *w = arg;
+    if (w->listen_fd >= 0 && !w->draining) event_add(&w->listen_ev, NULL);
+}
+
 void el_conn_accept(evutil_socket_t lfd, short what, void *arg)
 {
     struct el_worker *w = arg;
@@ -838,8 +844,14 @@ void el_conn_accept(evutil_socket_t lfd, short what, void *arg)
         int fd = accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd == -1) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                el_warn("worker %d: accept: %s", w->id, strerror(errno));
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+            /* Out of descriptors or memory: the pending connection stays
+             * queued and the listener stays readable, so accepting again at
+             * once would spin. Pause accepting for 100 ms. */
+            el_warn("worker %d: accept: %s; pausing accepts for 100 ms", w->id, strerror(errno));
+            event_del(&w->listen_ev);
+            struct timeval tv = {0, 100 * 1000};
+            event_base_once(w->base, -1, EV_TIMEOUT, accept_resume, w, &tv);
             return;
         }
         if (peer.ss_family != AF_UNIX) {

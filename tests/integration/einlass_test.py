@@ -147,9 +147,9 @@ secret = %s
 
 
 class Einlass:
-    def __init__(self, conf_path, env=None):
+    def __init__(self, conf_path, env=None, wrap=()):
         self.conf = conf_path
-        self.proc = Proc([BIN, "-c", conf_path], env=env)
+        self.proc = Proc(list(wrap) + [BIN, "-c", conf_path], env=env)
         m = self.proc.wait_line(r"listening on 127\.0\.0\.1:(\d+)")
         self.port = int(m.group(1))
         m = self.proc.wait_line(r"admin API on [^:]+:(\d+)")

@@ -284,6 +284,33 @@ def test_504_with_unread_body_lingers_quietly():
         ls.close()
 
 
+def test_out_of_descriptors_pauses_accepts():
+    """With the descriptor limit reached, accept() fails while the listener
+    stays readable: einlass must pause accepting instead of spinning, and
+    serve again once descriptors are free."""
+    e = Einlass(write_conf(conf_text(B.port, room="mode = off")),
+                wrap=["prlimit", "--nofile=48:48"])
+    socks = []
+    try:
+        for _ in range(60):  # more than the limit allows
+            socks.append(socket.create_connection(("127.0.0.1", e.port), timeout=5))
+            socks[-1].sendall(b"GET /echo HTTP/1.1\r\nHost: t\r\n")  # an unfinished head
+        e.proc.wait_line(r"pausing accepts")
+        ticks = cpu_ticks(e.proc.p.pid)
+        time.sleep(1.0)
+        spent = cpu_ticks(e.proc.p.pid) - ticks
+        assert spent < os.sysconf("SC_CLK_TCK") // 2, "einlass spun at %d ticks in 1 s" % spent
+        for s in socks:
+            s.close()
+        socks = []
+        r = wait_until(lambda: get(e.port, "/echo")[0], timeout=10, what="served again")
+        assert r.status == 200
+    finally:
+        for s in socks:
+            s.close()
+        e.stop()
+
+
 def cpu_ticks(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -529,6 +556,7 @@ if __name__ == "__main__":
              test_post_body_and_chunked_request, test_chunked_and_close_delimited_responses,
              test_head_204_304, test_large_bodies_stream_both_ways, test_pipelined_requests, test_expect_continue,
              test_ambiguous_requests_refused, test_body_limit_413, test_504_with_unread_body_lingers_quietly,
+             test_out_of_descriptors_pauses_accepts,
              test_502_when_backend_down,
              test_504_on_slow_backend, test_slowloris_header_timeout, test_idle_timeout,
              test_reload_to_new_backend_and_bad_reload, test_reload_refuses_no_connection,
