@@ -166,11 +166,6 @@ static int parse_mode(const char *s)
     return -1;
 }
 
-static const char *mode_name(int mode)
-{
-    return mode == EL_MODE_ON ? "on" : mode == EL_MODE_OFF ? "off" : "auto";
-}
-
 /* Status from the main loop; fields it leaves alone read as zero/"memory". */
 static void get_status(const struct el_admin *a, struct el_status *st)
 {
@@ -206,7 +201,7 @@ static void answer_status(struct el_admin *a, struct evhttp_request *req)
                         "\"admit_per_s\":%s,\"latency_ms\":{\"p50\":%s,\"p95\":%s,\"p99\":%s},"
                         "\"inflight\":%lld,\"store\":\"%s\",\"samples\":%llu,\"store_up\":%s,"
                         "\"version\":\"%s\"}\n",
-                        mode_name(st.mode), st.queueing ? "true" : "false",
+                        el_mode_name(st.mode), st.queueing ? "true" : "false",
                         (unsigned long long)st.waiting, (unsigned long long)st.admitted_total,
                         json_num(r, st.admit_per_s), json_num(p50, st.p50_ms),
                         json_num(p95, st.p95_ms), json_num(p99, st.p99_ms), (long long)st.inflight,
@@ -247,7 +242,7 @@ static void answer_post(struct el_admin *a, struct evhttp_request *req, enum rou
             reply_text(req, 400, "mode must be auto, on or off");
             return;
         }
-        el_notice("admin: mode set to %s until the next reload", mode_name(mode));
+        el_notice("admin: mode set to %s until the next reload", el_mode_name(mode));
         if (a->ops != NULL && a->ops->set_mode != NULL) a->ops->set_mode(a->ctx, mode);
     } else {
         double rate;

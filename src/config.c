@@ -1039,6 +1039,11 @@ static bool fields_equal(const struct key *k, const struct el_config *a, const s
     }
 }
 
+const char *el_mode_name(int mode)
+{
+    return mode == EL_MODE_ON || mode == EL_MODE_OFF ? mode_words[mode] : mode_words[EL_MODE_AUTO];
+}
+
 const char *el_config_restart_key(const struct el_config *old, const struct el_config *new_)
 {
     for (size_t i = 0; i < NKEYS; i++)

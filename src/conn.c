@@ -217,12 +217,6 @@ static void access_log(struct el_conn *c, const char *decision)
            (double)c->upstream_us / 1000.0, decision);
 }
 
-static const char *decision_name(enum el_decision d)
-{
-    static const char *names[] = {"forward", "wait", "bypass", "reject", "error"};
-    return names[d];
-}
-
 /* The current request is over: go on with the next one, or close. */
 static void finish_request(struct el_conn *c)
 {
@@ -377,7 +371,7 @@ static void act(struct el_conn *c)
     bool close = !c->req_body_done || !c->req.keep_alive;
     if (c->req_body_done) el_buf_consume(&c->in, c->req.head_len);
     respond(c, g->status, g->ctype, g->body, g->body_len, g->cookie, g->retry_after, close);
-    access_log(c, decision_name(g->decision));
+    access_log(c, el_decision_name(g->decision));
     finish_request(c);
 }
 
@@ -743,7 +737,7 @@ static void exchange_done(struct el_conn *c)
     if (aborted(c) || c->up == NULL) return;
     inflight_done(c);
     up_release(c, c->resp_keepalive && c->req_body_done);
-    access_log(c, decision_name(c->gate.decision));
+    access_log(c, el_decision_name(c->gate.decision));
     finish_request(c);
 }
 

@@ -35,6 +35,11 @@ static const char *const decision_names[EL_DECISION__COUNT] = {
     [EL_DECISION_ERROR] = "error",
 };
 
+const char *el_decision_name(enum el_decision d)
+{
+    return decision_names[d];
+}
+
 void el_metrics_observe(int worker, double ms)
 {
     if (worker < 0 || worker >= EL_MAX_WORKERS || isnan(ms)) return;
@@ -134,18 +139,6 @@ static void label_value(char *dst, size_t len, const char *s)
     dst[o] = '\0';
 }
 
-static const char *mode_name(int mode)
-{
-    switch (mode) {
-    case EL_MODE_ON:
-        return "on";
-    case EL_MODE_OFF:
-        return "off";
-    default:
-        return "auto";
-    }
-}
-
 static void render_histogram(struct evbuffer *out)
 {
     uint64_t buckets[EL_LATENCY_BUCKETS + 1] = {0};
@@ -201,7 +194,7 @@ void el_metrics_render(struct evbuffer *out, const struct el_status *st)
     header(out, "einlass_mode", "gauge", "The room's mode: 1 for the mode in force, 0 otherwise.");
     for (int m = EL_MODE_AUTO; m <= EL_MODE_OFF; m++) {
         char labels[32];
-        snprintf(labels, sizeof(labels), "{mode=\"%s\"}", mode_name(m));
+        snprintf(labels, sizeof(labels), "{mode=\"%s\"}", el_mode_name(m));
         sample_u64(out, "einlass_mode", labels, st->mode == m ? 1 : 0);
     }
     single_u64(out, "einlass_queueing", "gauge", "1 while the room queues newcomers.",

@@ -395,7 +395,7 @@ static void control_tick(evutil_socket_t fd, short what, void *arg)
         atomic_fetch_add(&el_metrics_global.room_state_changes, 1);
         el_notice("room: %s (mode %s, p%g %.1f ms over %llu samples, %lld in flight, %llu waiting)",
                   queueing ? "queueing newcomers" : "open",
-                  mode == EL_MODE_ON ? "on" : mode == EL_MODE_OFF ? "off" : "auto",
+                  el_mode_name(mode),
                   cfg->percentile, ct->lat.pctl, (unsigned long long)ct->lat.count,
                   (long long)inflight, (unsigned long long)waiting);
         ct->queueing = queueing;
@@ -728,7 +728,7 @@ int el_server_start(struct el_server *s, const char *conf_path)
     event_assign(&s->join_ev, s->base, -1, EV_PERSIST, join_poll, s); /* armed at stop */
     el_notice("einlass %s started: backend %s, mode %s, store %s", EL_VERSION,
               cfg->backend_address,
-              cfg->mode == EL_MODE_ON ? "on" : cfg->mode == EL_MODE_OFF ? "off" : "auto",
+              el_mode_name(cfg->mode),
               cfg->store == EL_STORE_REDIS ? "redis" : "memory");
     notify("READY=1");
     return 0;

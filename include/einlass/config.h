@@ -103,6 +103,9 @@ struct el_config {
  * cannot be read or the whole is inconsistent); the caller frees *err. */
 int el_config_load(const char *path, struct el_config **out, char **err);
 
+/* "auto", "on" or "off" (anything else reads as "auto"). */
+const char *el_mode_name(int mode);
+
 /* Free a config from el_config_load(). NULL is fine. */
 void el_config_free(struct el_config *cfg);
 

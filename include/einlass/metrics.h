@@ -52,6 +52,9 @@ static inline void el_metrics_count(int worker, enum el_decision d)
     atomic_fetch_add_explicit(&el_metrics_workers[worker].requests[d], 1, memory_order_relaxed);
 }
 
+/* The label of a decision: "forward", "wait", "bypass", "reject", "error". */
+const char *el_decision_name(enum el_decision d);
+
 /* Record one backend latency sample (milliseconds) for worker. */
 void el_metrics_observe(int worker, double ms);
 
