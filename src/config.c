@@ -1039,6 +1039,13 @@ static bool fields_equal(const struct key *k, const struct el_config *a, const s
     }
 }
 
+int el_config_log_level(const struct el_config *cfg)
+{
+    for (int i = 0; level_words[i] != NULL; i++) /* in syslog order from err */
+        if (strcmp(cfg->log_level, level_words[i]) == 0) return EL_LOG_ERR + i;
+    return EL_LOG_INFO;
+}
+
 const char *el_mode_name(int mode)
 {
     return mode == EL_MODE_ON || mode == EL_MODE_OFF ? mode_words[mode] : mode_words[EL_MODE_AUTO];

@@ -548,13 +548,6 @@ rearm:;
 
 /* ---- signals, reload, stop ---- */
 
-static void set_log_level(const struct el_config *cfg)
-{
-    static const char *names[] = {"err", "warn", "notice", "info", "debug"};
-    for (size_t i = 0; i < EL_ARRAY_LEN(names); i++)
-        if (strcmp(cfg->log_level, names[i]) == 0) el_log_level = EL_LOG_ERR + (int)i;
-}
-
 static void reload(struct el_server *s)
 {
     notify("RELOADING=1");
@@ -602,7 +595,7 @@ static void reload(struct el_server *s)
         struct el_rate_params rp = rate_params(nc);
         el_rate_init(&ct->rate, &rp, nc->admit_per_s);
     }
-    set_log_level(g->cfg);
+    el_log_level = el_config_log_level(g->cfg);
     atomic_store_explicit(&s->gen, g, memory_order_release);
     wake_workers(s, 1);
     el_generation_drop(old);
@@ -670,7 +663,7 @@ int el_server_start(struct el_server *s, const char *conf_path)
         free(err);
         return -1;
     }
-    set_log_level(cfg);
+    el_log_level = el_config_log_level(cfg);
     signal(SIGPIPE, SIG_IGN);
     s->base = new_base();
     s->nworkers = EL_MIN(cfg->workers, EL_METRICS_MAIN);

@@ -103,6 +103,9 @@ struct el_config {
  * cannot be read or the whole is inconsistent); the caller frees *err. */
 int el_config_load(const char *path, struct el_config **out, char **err);
 
+/* cfg->log_level as an enum el_log_level (the parser admits only known words). */
+int el_config_log_level(const struct el_config *cfg);
+
 /* "auto", "on" or "off" (anything else reads as "auto"). */
 const char *el_mode_name(int mode);
 
