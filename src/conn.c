@@ -424,7 +424,6 @@ static void pump_request_body(struct el_conn *c)
         }
     }
     if (el_buf_used(&u->out) > HIGH_WATER) c->in_paused = true;
-    if (c->req_body_done && c->resp_done) exchange_done(c);
 }
 
 /* ---- client input ---- */
@@ -724,19 +723,28 @@ static void up_read(struct el_conn *c, bool drain)
         if (c->resp_done && (eof || el_buf_used(&u->in) > 0)) c->resp_keepalive = false;
         conn_flush(c);
         if (c->resp_done) {
-            if (c->req_body_done) exchange_done(c);
-            else c->req.keep_alive = false; /* finish reading the body, then close */
+            exchange_done(c);
             return;
         }
         if (!full) return;
     }
 }
 
+/* The response is complete. The backend connection may serve another
+ * request only if the request went out whole too: its body completely read
+ * from the client and completely written to the backend. A backend that
+ * answered early (before the body) is closed, never pooled: the bytes it
+ * still expects would otherwise be taken from the next client's request.
+ * A client whose body is not completely read is closed after its answer;
+ * the rest of its body is read and dropped by the lingering close (bounded
+ * by header_timeout_ms). */
 static void exchange_done(struct el_conn *c)
 {
     if (aborted(c) || c->up == NULL) return;
+    bool sent = c->req_body_done && el_buf_used(&c->up->out) == 0;
+    if (!c->req_body_done) c->req.keep_alive = false;
     inflight_done(c);
-    up_release(c, c->resp_keepalive && c->req_body_done);
+    up_release(c, c->resp_keepalive && sent);
     access_log(c, el_decision_name(c->gate.decision));
     finish_request(c);
 }

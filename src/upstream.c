@@ -97,7 +97,7 @@ void el_upstream_release(struct el_upconn *u, bool keep)
     struct el_worker *w = u->w;
     u->owner = NULL;
     if (keep && !w->draining && u->gen_id == w->gen->id && el_buf_used(&u->in) == 0 &&
-        w->nidle_up < w->gen->cfg->keepalive) {
+        el_buf_used(&u->out) == 0 && !u->connecting && w->nidle_up < w->gen->cfg->keepalive) {
         el_buf_release(&w->bufs, &u->in);
         el_buf_release(&w->bufs, &u->out);
         u->reused = true;

@@ -22,7 +22,10 @@ struct el_upconn;
 struct el_upconn *el_upstream_acquire(struct el_worker *w, struct el_conn *owner);
 /* Always a new connection (a retry after a stale pooled one). */
 struct el_upconn *el_upstream_connect(struct el_worker *w, struct el_conn *owner);
-/* Done with u: back to the pool if keep and there is room, else closed. */
+/* Done with u: back to the pool if keep, there is room, and u is clean in
+ * both directions (nothing unread from the backend, nothing unsent to it),
+ * else closed. The caller passes keep only when the response was complete
+ * and well framed and the request was completely read and written. */
 void el_upstream_release(struct el_upconn *u, bool keep);
 /* Close u (its struct is recycled). */
 void el_upstream_close(struct el_upconn *u);
