@@ -90,7 +90,7 @@ static const struct key keys[] = {
     {"server", "header_timeout_ms", T_INT, "10000", 1, MS_MAX, NULL, true, NULL,
      F(header_timeout_ms), 0, "a request head must arrive within this"},
     {"server", "idle_timeout_ms", T_INT, "60000", 1, MS_MAX, NULL, true, NULL, F(idle_timeout_ms),
-     0, "idle keep-alive connections close after this"},
+     0, "idle keep-alive connection, or no byte of a body in transfer: close (408 mid-upload)"},
     {"server", "max_header_bytes", T_SIZE, "16384", 1024, 1048576, NULL, true, NULL,
      F(max_header_bytes), 0, "larger heads get 431"},
     {"server", "max_body_bytes", T_U64, "10485760", 0, 1099511627776.0, NULL, true, NULL,
@@ -107,7 +107,7 @@ static const struct key keys[] = {
     {"backend", "connect_timeout_ms", T_INT, "2000", 1, MS_MAX, NULL, true, NULL,
      F(connect_timeout_ms), 0, "unreachable backend: 502 after this"},
     {"backend", "response_timeout_ms", T_INT, "30000", 1, MS_MAX, NULL, true, NULL,
-     F(response_timeout_ms), 0, "no response head: 504 after this"},
+     F(response_timeout_ms), 0, "request sent, no response head (or backend not reading it): 504"},
     {"backend", "keepalive", T_INT, "64", 0, 10000, NULL, true, NULL, F(keepalive), 0,
      "idle backend connections kept per worker"},
 

@@ -134,11 +134,15 @@ static bool aborted(const struct el_conn *c)
 static void conn_flush(struct el_conn *c)
 {
     if (aborted(c)) return;
+    uint32_t before = el_buf_used(&c->out);
     int r = el_buf_write(&c->out, c->fd);
     if (r == -1) {
         conn_abort(c);
         return;
     }
+    if (c->state == EL_CONN_PROXY && c->resp_head_done && !c->resp_done &&
+        el_buf_used(&c->out) != before)
+        timer_set(c, c->w->tv_idle); /* response body: idle_timeout_ms between bytes */
     if (r == 0) {
         if (c->state == EL_CONN_CLOSING) {
             /* Lingering close: stop sending, read and drop what the client
@@ -293,6 +297,7 @@ static void start_request(struct el_conn *c)
     c->req_body_bytes = 0;
     c->req_body_done = c->req.body == EL_BODY_NONE ||
                        (c->req.body == EL_BODY_LENGTH && c->req.content_length == 0);
+    c->req_sent = false;
     c->resp_head_done = c->resp_done = false;
     c->resp_status = 0;
     c->resp_bytes = 0;
@@ -313,14 +318,27 @@ static void start_request(struct el_conn *c)
     }
 }
 
+/* Send what waits for the backend. Sending the request arms the timers:
+ * while it is not completely sent, idle_timeout_ms between bytes if einlass
+ * waits for the client (cut: 408), response_timeout_ms if it waits for the
+ * backend to take them (cut: 504); once it is completely sent,
+ * response_timeout_ms to the response head (cut: 504), not re-armed. */
 static void up_flush(struct el_conn *c)
 {
     struct el_upconn *u = c->up;
     if (u == NULL || u->connecting || aborted(c)) return;
+    uint32_t before = el_buf_used(&u->out);
     int r = el_buf_write(&u->out, u->fd);
     if (r == -1) {
         /* The backend is gone; up_read() sees the EOF and decides. */
         return;
+    }
+    if (!c->req_sent && r == 0 && c->req_body_done) {
+        c->req_sent = true;
+        if (!c->resp_head_done) timer_set(c, c->w->tv_response);
+    } else if (el_buf_used(&u->out) != before) {
+        if (c->resp_head_done) timer_set(c, c->w->tv_idle);
+        else if (!c->req_sent) timer_set(c, r == 1 ? c->w->tv_response : c->w->tv_idle);
     }
     if (r == 0 && c->in_paused) {
         c->in_paused = false;
@@ -353,9 +371,10 @@ static void begin_forward(struct el_conn *c)
         atomic_fetch_add_explicit(&el_metrics_workers[w->id].inflight, 1, memory_order_relaxed);
     }
     c->t_sent_us = el_now_us();
-    timer_set(c, u->connecting ? w->tv_connect : w->tv_response);
+    if (u->connecting) timer_set(c, w->tv_connect);
     pump_request_body(c);
-    up_flush(c);
+    up_flush(c); /* arms the request's timer as bytes go out */
+    if (!event_pending(&c->timer, EV_TIMEOUT, NULL)) timer_set(c, w->tv_response);
 }
 
 static void act(struct el_conn *c)
@@ -570,6 +589,7 @@ static bool try_retry(struct el_conn *c)
     el_buf_append(&u->out, old->out.data, c->sent_head_len);
     up_release(c, false);
     c->up = u;
+    c->req_sent = false; /* the head goes out again */
     timer_set(c, u->connecting ? c->w->tv_connect : c->w->tv_response);
     up_flush(c);
     return true;
@@ -681,6 +701,7 @@ static void up_read(struct el_conn *c, bool drain)
         }
         if (n == -1) eof = true;
         bool full = u->in.len == u->in.cap;
+        bool had_head = c->resp_head_done;
         while (!c->resp_head_done) {
             int r = el_http_parse_response(u->in.data + u->in.off, el_buf_used(&u->in),
                                            conn_cfg(c)->max_header_bytes, c->head_method,
@@ -706,7 +727,6 @@ static void up_read(struct el_conn *c, bool drain)
             record_latency(c, &resp_msg);
             forward_response_head(c, &resp_msg);
             el_buf_consume(&u->in, (size_t)r);
-            timer_set(c, c->w->tv_idle);
         }
         if (!c->resp_head_done) return;
         if (pump_response_body(c, eof) < 0) {
@@ -720,6 +740,8 @@ static void up_read(struct el_conn *c, bool drain)
             up_fail(c, 502, "backend closed mid-body");
             return;
         }
+        if (!c->resp_done && (n > 0 || !had_head))
+            timer_set(c, c->w->tv_idle); /* response body: idle_timeout_ms between bytes */
         if (c->resp_done && (eof || el_buf_used(&u->in) > 0)) c->resp_keepalive = false;
         conn_flush(c);
         if (c->resp_done) {
@@ -778,15 +800,48 @@ void el_conn_upstream_event(evutil_socket_t fd, short what, void *arg)
     settle(c);
 }
 
+/* A timer fired: say which one and why in the log (this is never the hot
+ * path), then answer if the response head is not out yet, else cut. */
 static void conn_timeout(evutil_socket_t fd, short what, void *arg)
 {
     struct el_conn *c = arg;
     if (c->state == EL_CONN_PROXY && !c->resp_head_done && c->up) {
-        bool connecting = c->up->connecting;
-        up_fail(c, connecting ? 502 : 504,
-                connecting ? "backend connect timed out" : "backend response timed out");
+        int status = 504;
+        const char *why = "backend response timed out", *key = "response_timeout_ms";
+        if (c->up->connecting) {
+            status = 502;
+            why = "backend connect timed out";
+            key = "connect_timeout_ms";
+        } else if (c->req_sent) {
+            why = "no response head from the backend";
+        } else if (el_buf_used(&c->up->out) > 0) {
+            why = "backend stopped reading the request body";
+        } else {
+            status = 408;
+            why = "request body timed out";
+            key = "idle_timeout_ms";
+        }
+        el_warn("timeout: %s: %s (%s), answered %d", c->peer_ip, why, key, status);
+        up_fail(c, status, why);
     } else {
-        conn_abort(c); /* idle, slow head, stalled transfer, or lingering close */
+        switch (c->state) {
+        case EL_CONN_PROXY:
+            el_warn("timeout: %s: %s (idle_timeout_ms), connection cut", c->peer_ip,
+                    c->resp_head_done ? "response body stalled" : "exchange stalled");
+            break;
+        case EL_CONN_HEAD:
+            el_info("timeout: %s: request head not complete (header_timeout_ms), closed",
+                    c->peer_ip);
+            break;
+        case EL_CONN_IDLE:
+            el_debug("timeout: %s: idle keep-alive connection (idle_timeout_ms), closed",
+                     c->peer_ip);
+            break;
+        default:
+            el_debug("timeout: %s: lingering close ended (header_timeout_ms)", c->peer_ip);
+            break;
+        }
+        conn_abort(c);
     }
     settle(c);
 }

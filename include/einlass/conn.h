@@ -75,7 +75,8 @@ struct el_conn {
     uint64_t req_remaining;    /* Content-Length bytes still to forward */
     struct el_chunked req_chunk; /* chunked request body decoder */
     uint64_t req_body_bytes;   /* body bytes seen (max_body_bytes) */
-    bool req_body_done;        /* the request body is completely forwarded */
+    bool req_body_done;        /* the request body is completely read from the client */
+    bool req_sent;             /* ... and the whole request written to the backend */
     bool head_method;          /* HEAD: the response has no body */
     bool idempotent;           /* the method may be retried on a fresh connection */
     char log_req[160];         /* "METHOD path" for the access log (access_log = on) */
