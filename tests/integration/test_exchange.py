@@ -194,8 +194,9 @@ def early_then_victim(framing):
         check_backend_log(b, {"/early": ("POST", "attacker", framing, body),
                               "/account": ("GET", "victim", "none", b"")})
     finally:
-        e.stop()
+        rc = e.stop()
         b.close()
+    assert rc == 0, "einlass exited %d" % rc
 
 
 def test_early_answer_does_not_pool_backend_with_body_unsent_content_length():
@@ -292,8 +293,9 @@ def test_random_exchanges_never_mix_clients():
         with b.lock:
             assert len(b.parsed) > 100, len(b.parsed)
     finally:
-        e.stop()
+        rc = e.stop()
         b.close()
+    assert rc == 0, "einlass exited %d" % rc
 
 
 if __name__ == "__main__":

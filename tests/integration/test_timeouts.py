@@ -92,8 +92,9 @@ def with_einlass(fn):
     try:
         fn(e)
     finally:
-        e.stop()
+        rc = e.stop()
         b.close()
+    assert rc == 0, "einlass exited %d" % rc
 
 
 def test_slow_download_with_bytes_flowing_outlives_idle_timeout():
