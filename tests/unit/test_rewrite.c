@@ -21,7 +21,7 @@ static char *rewrite_req(const char *raw, const char *ip, bool https)
     assert_true(el_http_parse_request(raw, strlen(raw), 16384, &m) > 0);
     struct el_buf o = {0};
     el_buf_alloc(&pool, &o, EL_BUF_SIZE);
-    el_rewrite_request(&m, ip, strlen(ip), https, &o);
+    el_rewrite_request(&m, ip, strlen(ip), https, "backend:3000", &o);
     char *s = strndup(o.data + o.off, el_buf_used(&o));
     el_buf_release(&pool, &o);
     return s;
