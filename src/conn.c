@@ -358,7 +358,8 @@ static void begin_forward(struct el_conn *c)
     struct el_upconn *u = c->up;
     el_buf_alloc(&w->bufs, &u->out, EL_BUF_SIZE);
     el_buf_alloc(&w->bufs, &u->in, EL_BUF_SIZE);
-    el_rewrite_request(&c->req, c->peer_ip, c->peer_ip_len, c->gate.secure, &u->out);
+    el_rewrite_request(&c->req, c->peer_ip, c->peer_ip_len, c->gate.secure,
+                       conn_cfg(c)->backend_address, &u->out);
     c->sent_head_len = el_buf_used(&u->out);
     if (c->req.expect_continue && !c->req_body_done) {
         el_buf_alloc(&w->bufs, &c->out, EL_BUF_SIZE);

@@ -34,6 +34,7 @@ struct el_gate {
     uint32_t keys_gen;          /* generation id the keys were made for */
     uint64_t rng;               /* xorshift state for session ids */
     char scratch[EL_PAGE_MAX];  /* the local answer's body */
+    char path[UINT16_MAX];      /* the request's path in normal form, if not its own */
 };
 
 struct el_gate *el_gate_new(struct el_worker *w)
@@ -230,8 +231,10 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
     ctx->arg = arg;
     ctx->joined = false;
     ctx->completed = false;
-    ctx->status_path = req->path_len == sizeof(STATUS_PATH) - 1 &&
-                       memcmp(req->path, STATUS_PATH, req->path_len) == 0;
+    size_t path_len; /* routes match the path the backend will get */
+    const char *path = el_http_norm_path(req, g->path, &path_len);
+    ctx->status_path = path_len == sizeof(STATUS_PATH) - 1 &&
+                       memcmp(path, STATUS_PATH, path_len) == 0;
 
     int mode = atomic_load_explicit(&srv->state.mode, memory_order_relaxed);
     if (mode == EL_MODE_OFF) { /* a plain proxy: no cookies */
@@ -245,7 +248,7 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
     ctx->secure = xfp && loopback(peer) && el_strcaseeq(xfp->value, xfp->value_len, "https", 5);
 
     const struct el_route *route =
-        el_route_find(cfg, req->method, req->method_len, req->path, req->path_len);
+        el_route_find(cfg, req->method, req->method_len, path, path_len);
     if (!ctx->status_path && ((route && route->action == EL_ROUTE_BYPASS) ||
                               (cfg->nbypass_from && el_config_bypass_addr(cfg, peer)))) {
         forward(ctx, EL_DECISION_BYPASS);

@@ -22,7 +22,11 @@
  *     (authority-form) and its path is the whole target;
  *   - a Connection token never marks Host, Content-Length or
  *     Transfer-Encoding hop-by-hop, so a client cannot strip them;
- *   - a status line may omit the SP before an empty reason ("HTTP/1.1 200").
+ *   - a status line may omit the SP before an empty reason ("HTTP/1.1 200");
+ *   - the path is checked once, where the request line is parsed: a plain
+ *     path (no '%', '\\', '#', "//" or "/.") costs one scan and is its own
+ *     normal form; any other goes through el_http_path_normalize() without
+ *     output, to refuse an ambiguous one and to set path_normal.
  *
  * The chunked decoder is a byte-at-a-time state machine for the framing and
  * hands out chunk data as pointers into the input, at most one run per call.
@@ -214,50 +218,196 @@ static int parse_version(const char *p, uint8_t *minor)
     return 0;
 }
 
-/* Set path from the target (see the invariants above). */
+/* ---- the path: normalisation (see http.h for the rules) ---- */
+
+static inline int hexval(unsigned char c)
+{
+    if ((unsigned)(c - '0') < 10u) return c - '0';
+    c = lower(c);
+    if ((unsigned)(c - 'a') < 6u) return c - 'a' + 10;
+    return -1;
+}
+
+static inline bool unreserved(unsigned char c)
+{
+    return (unsigned)(lower(c) - 'a') < 26u || (unsigned)(c - '0') < 10u || c == '-' ||
+           c == '.' || c == '_' || c == '~';
+}
+
+/* Nothing to normalise and nothing to refuse: no '%', '\', '#', and no '/'
+ * followed by '/' or '.' (which covers every dot segment and "//"). One
+ * scan; paths like "/.well-known/" take the slow path and come out as they
+ * went in. */
+static bool path_plain(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (c == '%' || c == '\\' || c == '#') return false;
+        if (c == '/' && i + 1 < n && (p[i + 1] == '/' || p[i + 1] == '.')) return false;
+    }
+    return true;
+}
+
+int el_http_path_normalize(const char *in, size_t len, char *out, size_t *out_len)
+{
+    static const char hexd[] = "0123456789ABCDEF";
+    size_t r = 1, w = 1;
+    bool changed = false;
+#define EMIT(ch)                                                                                   \
+    do {                                                                                           \
+        if (out) out[w] = (char)(ch);                                                              \
+        w++;                                                                                       \
+    } while (0)
+
+    if (len == 0 || in[0] != '/') return -1;
+    if (out) out[0] = '/';
+    for (;;) { /* one segment per round; out[0, w) ends with '/' here */
+        size_t seg_w = w;
+        size_t dots = 0;   /* '.' in the segment, raw or decoded */
+        size_t other = 0;  /* bytes that are not '.' */
+        bool enc_dot = false; /* one of those dots came from %2E */
+        while (r < len && in[r] != '/') {
+            unsigned char c = (unsigned char)in[r];
+            bool encoded = false;
+            if (c == '\\' || c == '#') return -1;
+            if (c == '%') {
+                int hi = len - r >= 3 ? hexval((unsigned char)in[r + 1]) : -1;
+                int lo = hi >= 0 ? hexval((unsigned char)in[r + 2]) : -1;
+                if (lo < 0) return -1; /* not %HH */
+                unsigned v = (unsigned)(hi << 4 | lo);
+                if (v == '/' || v == '\\' || v == 0) return -1;
+                if (unreserved((unsigned char)v)) {
+                    c = (unsigned char)v;
+                    encoded = true;
+                    changed = true;
+                } else {
+                    /* stays encoded; hex digits in upper case (RFC 3986 6.2.2.1) */
+                    if (in[r + 1] != hexd[hi] || in[r + 2] != hexd[lo]) changed = true;
+                    if (v == ';' && other == 0 && (dots == 1 || dots == 2)) return -1;
+                    other++;
+                    EMIT('%');
+                    EMIT(hexd[hi]);
+                    EMIT(hexd[lo]);
+                    r += 3;
+                    continue;
+                }
+                r += 3;
+            } else {
+                r++;
+            }
+            if (c == '.') {
+                dots++;
+                enc_dot |= encoded;
+            } else {
+                /* "..;x": servlet containers drop the parameter, then the dots */
+                if (c == ';' && other == 0 && (dots == 1 || dots == 2)) return -1;
+                other++;
+            }
+            EMIT(c);
+        }
+        bool last = r >= len;
+        if (other == 0 && dots == 0) { /* empty: "//" merges, a final '/' stays */
+            if (!last) changed = true;
+        } else if (other == 0 && dots <= 2) { /* "." or ".." */
+            if (enc_dot) return -1;
+            changed = true;
+            w = seg_w;
+            if (dots == 2 && w > 1) { /* drop the segment before (none above the root) */
+                w--;
+                while (out && w > 1 && out[w - 1] != '/') w--;
+            }
+        } else if (!last) {
+            EMIT('/');
+        }
+        if (last) break;
+        r++; /* the '/' */
+    }
+#undef EMIT
+    if (out_len) *out_len = w;
+    return changed ? 1 : 0;
+}
+
+const char *el_http_norm_path(const struct el_http_msg *m, char *buf, size_t *len)
+{
+    if (m->path_normal) {
+        *len = m->path_len;
+        return m->path;
+    }
+    if (el_http_path_normalize(m->path, m->path_len, buf, len) == -1) { /* not from the parser */
+        *len = m->path_len;
+        return m->path;
+    }
+    return buf;
+}
+
+/* The authority of an absolute-form target: reg-name or IP-literal and an
+ * optional port. Userinfo ('@') is refused (RFC 9110 4.2.4), as is an empty
+ * host. */
+static bool authority_ok(const char *p, size_t n)
+{
+    if (n == 0 || p[0] == ':') return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (unreserved(c) || strchr("!$&'()*+,;=:[]%", c) != NULL) continue;
+        return false; /* '@', and whatever no authority contains */
+    }
+    return true;
+}
+
+/* Set path, query and authority from the target (see the invariants above),
+ * and check the path (path_normal, or EL_HTTP_BAD when ambiguous). */
 static int parse_path(struct el_http_msg *msg)
 {
     const char *t = msg->target, *end = t + msg->target_len;
-    if (t[0] == '/') {
-        const char *q = memchr(t, '?', msg->target_len);
-        msg->path = t;
-        msg->path_len = (uint16_t)((q ? q : end) - t);
-        return 0;
-    }
+    const char *p = t;
+    if (t[0] == '/') goto path;
     if (msg->method_len == 7 && memcmp(msg->method, "CONNECT", 7) == 0) {
         msg->path = t;
         msg->path_len = msg->target_len;
+        msg->path_normal = true;
         return 0;
     }
     if (msg->target_len == 1 && t[0] == '*') {
         if (msg->method_len != 7 || memcmp(msg->method, "OPTIONS", 7) != 0) return EL_HTTP_BAD;
         msg->path = t;
         msg->path_len = 1;
+        msg->path_normal = true;
         return 0;
     }
-    /* absolute-form: scheme "://" authority [ path ] [ "?" query ] */
-    const char *p = t;
-    if ((unsigned)(lower((unsigned char)*p) - 'a') >= 26u) return EL_HTTP_BAD;
-    while (p < end) {
-        unsigned char c = (unsigned char)*p;
-        if (!((unsigned)(lower(c) - 'a') < 26u || (unsigned)(c - '0') < 10u || c == '+' ||
-              c == '-' || c == '.'))
-            break;
-        p++;
+    /* absolute-form: ("http" / "https") "://" authority [ path ] [ "?" query ] */
+    if (msg->target_len >= 7 && ci_eq(t, "http://", 7)) {
+        p = t + 7;
+    } else if (msg->target_len >= 8 && ci_eq(t, "https://", 8)) {
+        p = t + 8;
+    } else {
+        return EL_HTTP_BAD;
     }
-    if (end - p < 3 || memcmp(p, "://", 3) != 0) return EL_HTTP_BAD;
-    p += 3;
     const char *auth = p;
     while (p < end && *p != '/' && *p != '?') p++;
-    if (p == auth) return EL_HTTP_BAD;
+    if (!authority_ok(auth, (size_t)(p - auth))) return EL_HTTP_BAD;
+    msg->authority = auth;
+    msg->authority_len = (uint16_t)(p - auth);
     if (p == end || *p == '?') {
         msg->path = "/";
         msg->path_len = 1;
+        msg->path_normal = true;
+        msg->query = p;
+        msg->query_len = (uint16_t)(end - p);
         return 0;
     }
+path:;
     const char *q = memchr(p, '?', (size_t)(end - p));
     msg->path = p;
     msg->path_len = (uint16_t)((q ? q : end) - p);
+    msg->query = q ? q : end;
+    msg->query_len = (uint16_t)(end - msg->query);
+    if (path_plain(msg->path, msg->path_len)) {
+        msg->path_normal = true;
+        return 0;
+    }
+    int rc = el_http_path_normalize(msg->path, msg->path_len, NULL, NULL);
+    if (rc == -1) return EL_HTTP_BAD;
+    msg->path_normal = rc == 0;
     return 0;
 }
 
@@ -386,6 +536,9 @@ static void msg_reset(struct el_http_msg *msg)
 {
     msg->method = msg->target = msg->path = msg->reason = NULL;
     msg->method_len = msg->target_len = msg->path_len = msg->reason_len = 0;
+    msg->query = msg->authority = NULL;
+    msg->query_len = msg->authority_len = 0;
+    msg->path_normal = false;
     msg->status = 0;
     msg->minor_version = 0;
     msg->keep_alive = msg->expect_continue = msg->has_host = false;

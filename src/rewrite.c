@@ -7,18 +7,42 @@
 
 #include "einlass/common.h"
 
+/* The target in origin-form: the normal form of the path (written in place
+ * over a copy of the received one: it is never longer), then the query. */
+static void append_target(const struct el_http_msg *r, struct el_buf *o)
+{
+    if (r->path[0] != '/') { /* "*", CONNECT's authority */
+        el_buf_append(o, r->target, r->target_len);
+        return;
+    }
+    el_buf_append(o, r->path, r->path_len);
+    if (!r->path_normal) {
+        char *p = o->data + o->len - r->path_len;
+        size_t n;
+        /* cannot fail: the parser refused every path that would */
+        if (el_http_path_normalize(p, r->path_len, p, &n) != -1)
+            o->len -= (uint32_t)(r->path_len - n);
+    }
+    el_buf_append(o, r->query, r->query_len);
+}
+
 void el_rewrite_request(const struct el_http_msg *r, const char *peer_ip, size_t peer_ip_len,
-                        bool https, struct el_buf *o)
+                        bool https, const char *default_host, struct el_buf *o)
 {
     el_buf_append(o, r->method, r->method_len);
     el_buf_append(o, " ", 1);
-    el_buf_append(o, r->target, r->target_len);
+    append_target(r, o);
     el_buf_append_str(o, " HTTP/1.1\r\n");
+    if (r->authority) /* RFC 9112 3.2.2: the target's authority replaces Host */
+        el_buf_append_header(o, "Host", 4, r->authority, r->authority_len);
+    else if (!r->has_host) /* HTTP/1.0 without Host */
+        el_buf_append_header(o, "Host", 4, default_host, strlen(default_host));
     const struct el_http_header *xff[8];
     size_t nxff = 0;
     for (size_t i = 0; i < r->nheaders; i++) {
         const struct el_http_header *h = &r->headers[i];
         if (h->flags & (EL_HDR_HOP | EL_HDR_FRAMING)) continue;
+        if (r->authority && el_strcaseeq(h->name, h->name_len, "host", 4)) continue;
         if (el_strcaseeq(h->name, h->name_len, "x-forwarded-for", 15)) {
             if (nxff < EL_ARRAY_LEN(xff)) xff[nxff++] = h;
             continue;

@@ -16,7 +16,26 @@
  * OPTIONS; a Connection token never marks Host or the framing fields
  * hop-by-hop; an absolute-form target without a path gets path "/" (a static
  * string, not inside buf). Every prefix of a valid head is
- * EL_HTTP_INCOMPLETE, so callers may re-parse from the start on each read. */
+ * EL_HTTP_INCOMPLETE, so callers may re-parse from the start on each read.
+ *
+ * The path of a request (origin-form, or of an absolute-form target) is
+ * checked here and has one normal form, el_http_path_normalize(): routes
+ * match it and the backend receives it, so einlass and the backend cannot
+ * disagree on which path was asked for. A target whose meaning differs
+ * between decoders is EL_HTTP_BAD (400), as ambiguous framing is:
+ *   - an invalid escape ('%' not followed by two hex digits), %00, an
+ *     encoded '/' or '\' (%2F, %5C: nginx decodes them before it removes dot
+ *     segments, other servers keep them as data), a raw '\' (a separator on
+ *     Windows servers), a '#' in the path;
+ *   - a dot segment with an encoded dot ("%2e", ".%2E"): nginx resolves it,
+ *     RFC 3986 does not;
+ *   - "." or ".." followed by ';' (raw or %3B): servlet containers drop the
+ *     parameter and then resolve the dots;
+ *   - an absolute-form target whose scheme is not http or https, or whose
+ *     authority has userinfo ('@') or is empty.
+ * The query is never decoded or changed. The origin-form path may not start
+ * with anything but '/'; "*" (OPTIONS) and CONNECT's authority are left as
+ * they are. */
 #ifndef EL_HTTP_H
 #define EL_HTTP_H
 
@@ -59,10 +78,16 @@ struct el_http_msg {
     /* request line */
     const char *method; /* e.g. "GET" */
     const char *target; /* request-target as received */
-    const char *path;   /* target without query; equals target for origin-form */
+    const char *path;   /* target without query or scheme and authority (as received) */
+    const char *query;  /* from the '?' to the end of the target; query_len 0: none */
+    const char *authority; /* absolute-form: the target's authority (Host toward the
+                              backend); NULL for other forms */
     uint16_t method_len;
     uint16_t target_len;
     uint16_t path_len;
+    uint16_t query_len;
+    uint16_t authority_len;
+    bool path_normal;   /* path is already in normal form (the common case: no copy) */
     /* status line */
     int status;          /* response status code 100..999 */
     const char *reason;  /* reason phrase (may be empty) */
@@ -90,6 +115,25 @@ int el_http_parse_request(const char *buf, size_t len, size_t max_head, struct e
  * A response without Content-Length or chunked has EL_BODY_CLOSE. */
 int el_http_parse_response(const char *buf, size_t len, size_t max_head, bool head_request,
                            struct el_http_msg *msg);
+
+/* Normalise the path in[0..len) (starting with '/') into out, which holds
+ * len bytes and may be in itself (the result is never longer, and is written
+ * behind what is read). out may be NULL: only check. The normal form:
+ *   - %HH of an unreserved character (ALPHA DIGIT - . _ ~) is decoded, other
+ *     escapes stay, their hex digits in upper case;
+ *   - runs of '/' merge into one, as nginx's merge_slashes does (a final
+ *     '/' stays);
+ *   - "." and ".." segments are removed (RFC 3986 5.2.4; ".." never climbs
+ *     above the root).
+ * Returns 0 if the normal form is the input itself, 1 if it differs (with
+ * out, *out_len is its length either way), -1 if the path is ambiguous (see
+ * the top of this file; then out holds garbage). Idempotent: a normal form
+ * returns 0. */
+int el_http_path_normalize(const char *in, size_t len, char *out, size_t *out_len);
+
+/* The normal form of m's path: m->path itself when m->path_normal, else
+ * written into buf (m->path_len bytes). Sets *len. */
+const char *el_http_norm_path(const struct el_http_msg *m, char *buf, size_t *len);
 
 /* Find the first field named name (case-insensitive); NULL if absent. */
 const struct el_http_header *el_http_find(const struct el_http_msg *msg, const char *name,

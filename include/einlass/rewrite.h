@@ -1,9 +1,13 @@
 /* rewrite.h - the heads einlass sends on: a request toward the backend and a
  * response toward the client. Pure: writes into a buffer, no I/O.
  *
- * Request: method, target and fields unchanged but for hop-by-hop fields
- * (Connection and what it names, Keep-Alive, TE, Trailer, Upgrade,
- * Proxy-Connection) and Expect (einlass answers 100-continue itself);
+ * Request: the target in origin-form with the path in its normal form
+ * (el_http_path_normalize(): what the routes matched is what the backend
+ * gets; the query as received); Host from an absolute-form target's
+ * authority in place of any received (RFC 9112 3.2.2), or, for an HTTP/1.0
+ * request without one, default_host; method and fields unchanged but for
+ * hop-by-hop fields (Connection and what it names, Keep-Alive, TE, Trailer,
+ * Upgrade, Proxy-Connection) and Expect (einlass answers 100-continue itself);
  * X-Forwarded-For gets the peer appended to what the client sent;
  * X-Forwarded-Proto is set; Via is added; the framing is einlass's own
  * (Content-Length, or chunked), so the backend sees the message boundaries
@@ -20,9 +24,10 @@
 #include "einlass/buf.h"
 #include "einlass/http.h"
 
-/* Append the request head for the backend to o. */
+/* Append the request head for the backend to o. default_host: the Host for
+ * a request that has none (HTTP/1.0): the [backend] address. */
 void el_rewrite_request(const struct el_http_msg *req, const char *peer_ip, size_t peer_ip_len,
-                        bool https, struct el_buf *o);
+                        bool https, const char *default_host, struct el_buf *o);
 
 enum el_rewrite_framing {
     EL_REWRITE_AS_IS,   /* no body, or Content-Length: copy the body bytes */

@@ -1,8 +1,10 @@
 /* route.h - [route] matching. Pure: no allocation, no I/O.
  * A pattern is METHOD (or "*") and a path glob in which '*' matches any run
  * of characters within one segment (no '/') and '**' matches across
- * segments. Paths are matched without their query string, byte for byte
- * (no percent-decoding: a glob names what the backend receives). */
+ * segments. Paths are matched without their query string, byte for byte;
+ * the gate hands over the path in its normal form (el_http_path_normalize():
+ * unreserved escapes decoded, "//" merged, dot segments removed), which is
+ * also what the backend receives, so a glob names what the backend serves. */
 #ifndef EL_ROUTE_H
 #define EL_ROUTE_H
 

@@ -41,6 +41,13 @@ static void check_head(const char *buf, size_t len, int rc, const struct el_http
         if (m->path_len == 0) abort();
         if (!(m->path_len == 1 && m->path[0] == '/'))
             check_inside(m->path, m->path_len, buf, (size_t)rc);
+        check_inside(m->query, m->query_len, buf, (size_t)rc);
+        check_inside(m->authority, m->authority_len, buf, (size_t)rc);
+        /* an accepted path has a normal form, and path_normal tells the truth */
+        if (m->path[0] == '/') {
+            int nrc = el_http_path_normalize(m->path, m->path_len, NULL, NULL);
+            if (nrc == -1 || (nrc == 0) != m->path_normal) abort();
+        }
         if (m->body == EL_BODY_CLOSE) abort();
     } else {
         if (m->status < 100 || m->status > 999) abort();

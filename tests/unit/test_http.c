@@ -32,6 +32,8 @@ static int req_n(const char *s, size_t n, size_t max_head)
         M.method = rebase(M.method, b, n, s);
         M.target = rebase(M.target, b, n, s);
         M.path = rebase(M.path, b, n, s);
+        M.query = rebase(M.query, b, n, s);
+        M.authority = rebase(M.authority, b, n, s);
         for (size_t i = 0; i < M.nheaders; i++) {
             M.headers[i].name = rebase(M.headers[i].name, b, n, s);
             M.headers[i].value = rebase(M.headers[i].value, b, n, s);
@@ -310,6 +312,124 @@ static void target_forms(void **state)
         assert_span(M.target, M.target_len, cases[i][1]);
         assert_span(M.path, M.path_len, cases[i][2]);
     }
+}
+
+/* The path's normal form: what routes match and what the backend gets. */
+static void path_normal_forms(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        /* received path, normal form */
+        {"/", "/"},
+        {"/booking", "/booking"},
+        {"/static/../booking", "/booking"},
+        {"/static/./app.css", "/static/app.css"},
+        {"/a/b/../../c", "/c"},
+        {"/..", "/"},
+        {"/../../x", "/x"}, /* never above the root */
+        {"/a/.", "/a/"},
+        {"/a/..", "/"},
+        {"/a/./", "/a/"},
+        {"//a///b//", "/a/b/"}, /* runs of '/' merge, a final one stays */
+        {"/static//../booking", "/booking"}, /* merged first, as nginx does */
+        {"/%7euser/%41%62%2D%5f%2e", "/~user/Ab-_."},
+        {"/file%2ecss", "/file.css"},     /* an encoded dot inside a segment: data */
+        {"/%2e%2e%2e", "/..."},           /* three dots are no dot segment */
+        {"/a%20b/%c3%a4", "/a%20b/%C3%A4"}, /* other escapes stay, upper case */
+        {"/a%25/b", "/a%25/b"},
+        {"/.well-known/x", "/.well-known/x"},
+        {"/.a/..b/b..", "/.a/..b/b.."},
+        {"/a;b/x..;y/...;z", "/a;b/x..;y/...;z"}, /* ';' after more than dots: data */
+    };
+    char out[64];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *in = cases[i][0], *want = cases[i][1];
+        size_t n = 0;
+        int rc = el_http_path_normalize(in, strlen(in), out, &n);
+        if (rc == -1 || !eq(out, n, want))
+            fail_msg("'%s': rc %d, got '%.*s', want '%s'", in, rc, (int)n, out, want);
+        assert_int_equal(rc, strcmp(in, want) != 0);
+        /* idempotent, and in place gives the same */
+        assert_int_equal(el_http_path_normalize(out, n, NULL, NULL), 0);
+        char copy[64];
+        strcpy(copy, in);
+        assert_int_equal(el_http_path_normalize(copy, strlen(copy), copy, &n), rc);
+        assert_true(eq(copy, n, want));
+    }
+}
+
+/* Targets whose meaning differs between decoders are refused (400). */
+static void test_ambiguous_target_is_refused(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "/static/%2e%2e/booking", "/static/..%2fbooking", "/static/%2E%2e/booking",
+        "/appointments/%2e%2e%2fbook/cancel", "/a/%2e", "/a/.%2E", "/a/%2e./b",
+        "/a%2Fb", "/a%2fb", "/a%5cb", "/a%5Cb", "/a%00b", "/a\\b", "/static/..\\booking",
+        "/a%", "/a%4", "/a%g0", "/a%0g", "/a%%41", "/a#b", "/static/..;/booking",
+        "/static/.;x/booking", "/static/..%3b/booking", "/static/%2e%2e;/booking",
+    };
+    char buf[256];
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (el_http_path_normalize(bad[i], strlen(bad[i]), NULL, NULL) != -1)
+            fail_msg("path '%s' not refused", bad[i]);
+        snprintf(buf, sizeof(buf), "GET %s?q HTTP/1.1\r\n" H "\r\n", bad[i]);
+        if (req(buf) != EL_HTTP_BAD)
+            fail_msg("target '%s' not refused", bad[i]);
+        snprintf(buf, sizeof(buf), "GET http://portal%s HTTP/1.1\r\n" H "\r\n", bad[i]);
+        if (req(buf) != EL_HTTP_BAD) fail_msg("absolute '%s' not refused", bad[i]);
+    }
+    /* the query is not the path: nothing in it is refused or changed */
+    assert_true(req("GET /a?x=%2e%2e%2f..%5c\\&y=%00 HTTP/1.1\r\n" H "\r\n") > 0);
+    assert_true(M.path_normal);
+    assert_span(M.query, M.query_len, "?x=%2e%2e%2f..%5c\\&y=%00");
+}
+
+static void path_normal_flag_and_norm_path(void **state)
+{
+    (void)state;
+    char buf[64];
+    size_t n;
+    assert_true(req("GET /static/app.css?v=1 HTTP/1.1\r\n" H "\r\n") > 0);
+    assert_true(M.path_normal);
+    assert_true(el_http_norm_path(&M, buf, &n) == M.path);
+    assert_true(req("GET /.well-known/x HTTP/1.1\r\n" H "\r\n") > 0);
+    assert_true(M.path_normal); /* the slow scan, and still its own normal form */
+    assert_true(req("GET /static/../booking?v=1 HTTP/1.1\r\n" H "\r\n") > 0);
+    assert_false(M.path_normal);
+    assert_span(M.path, M.path_len, "/static/../booking");
+    const char *p = el_http_norm_path(&M, buf, &n);
+    assert_true(p == buf);
+    assert_true(eq(p, n, "/booking"));
+}
+
+/* RFC 9112 3.2.2: an absolute-form target's authority is the Host. */
+static void absolute_form_authority_and_query(void **state)
+{
+    (void)state;
+    assert_true(req("GET http://portal:8080/a/../b?x=1 HTTP/1.1\r\nHost: evil.example\r\n\r\n") >
+                0);
+    assert_span(M.authority, M.authority_len, "portal:8080");
+    assert_span(M.path, M.path_len, "/a/../b");
+    assert_false(M.path_normal);
+    assert_span(M.query, M.query_len, "?x=1");
+    assert_true(req("GET HTTPS://[::1]:8443?x HTTP/1.1\r\n" H "\r\n") > 0);
+    assert_span(M.authority, M.authority_len, "[::1]:8443");
+    assert_span(M.path, M.path_len, "/");
+    assert_span(M.query, M.query_len, "?x");
+    assert_true(req("GET http://portal HTTP/1.0\r\n\r\n") > 0); /* 1.0: Host may be absent */
+    assert_span(M.authority, M.authority_len, "portal");
+    assert_int_equal(M.query_len, 0);
+    assert_true(req("GET /a HTTP/1.1\r\n" H "\r\n") > 0);
+    assert_null(M.authority);
+    assert_int_equal(M.query_len, 0);
+    /* userinfo, an empty host, a scheme that is not http(s), a bad byte */
+    assert_int_equal(req("GET http://user@portal/ HTTP/1.1\r\n" H "\r\n"), EL_HTTP_BAD);
+    assert_int_equal(req("GET http://:80/ HTTP/1.1\r\n" H "\r\n"), EL_HTTP_BAD);
+    assert_int_equal(req("GET ftp://portal/ HTTP/1.1\r\n" H "\r\n"), EL_HTTP_BAD);
+    assert_int_equal(req("GET http://por\"tal/ HTTP/1.1\r\n" H "\r\n"), EL_HTTP_BAD);
+    /* HTTP/1.1 needs a Host even with an absolute-form target */
+    assert_int_equal(req("GET http://portal/ HTTP/1.1\r\n\r\n"), EL_HTTP_BAD);
 }
 
 static void leading_crlf_skipped(void **state)
@@ -800,6 +920,8 @@ int main(void)
         T(reject_nul_in_value), T(accept_simple_get), T(accept_value_chars),
         T(accept_content_length), T(accept_content_length_repeated_same), T(accept_chunked),
         T(keep_alive_rules), T(hop_by_hop_flags), T(expect_continue), T(target_forms),
+        T(path_normal_forms), T(test_ambiguous_target_is_refused),
+        T(path_normal_flag_and_norm_path), T(absolute_form_authority_and_query),
         T(leading_crlf_skipped), T(too_large_head), T(too_many_fields), T(split_at_every_byte),
         T(response_content_length), T(response_reason_forms), T(response_body_none),
         T(response_chunked_and_close), T(response_rejects), T(chunked_good_whole_and_bytewise),

@@ -21,7 +21,7 @@ static char *rewrite_req(const char *raw, const char *ip, bool https)
     assert_true(el_http_parse_request(raw, strlen(raw), 16384, &m) > 0);
     struct el_buf o = {0};
     el_buf_alloc(&pool, &o, EL_BUF_SIZE);
-    el_rewrite_request(&m, ip, strlen(ip), https, &o);
+    el_rewrite_request(&m, ip, strlen(ip), https, "backend:3000", &o);
     char *s = strndup(o.data + o.off, el_buf_used(&o));
     el_buf_release(&pool, &o);
     return s;
@@ -78,6 +78,52 @@ static void request_reframed(void **state)
     s = rewrite_req("GET / HTTP/1.0\r\n\r\n", "1.2.3.4", false);
     assert_true(strncmp(s, "GET / HTTP/1.1\r\n", 16) == 0);
     assert_non_null(strstr(s, "Via: 1.0 einlass\r\n"));
+    free(s);
+}
+
+/* Routes match the path in normal form: the backend gets that same path, so
+ * the two never disagree on what was asked for; the query is untouched. */
+static void request_target_in_normal_form(void **state)
+{
+    char *s = rewrite_req("GET /static/../booking/%7e%41//x/.?q=/../%2e HTTP/1.1\r\nHost: h\r\n\r\n",
+                          "1.2.3.4", false);
+    assert_true(strncmp(s, "GET /booking/~A/x/?q=/../%2e HTTP/1.1\r\n", 39) == 0);
+    free(s);
+    s = rewrite_req("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", "1.2.3.4", false);
+    assert_true(strncmp(s, "OPTIONS * HTTP/1.1\r\n", 20) == 0);
+    free(s);
+}
+
+/* RFC 9112 3.2.2: an absolute-form target goes on in origin-form, and its
+ * authority replaces whatever Host the client sent. */
+static void test_absolute_form_host_replaces_client_host(void **state)
+{
+    char *s = rewrite_req("GET http://portal/a/./b?x=1 HTTP/1.1\r\nHost: evil.example\r\n"
+                          "X-A: 1\r\n\r\n", "1.2.3.4", false);
+    assert_string_equal(s, "GET /a/b?x=1 HTTP/1.1\r\nHost: portal\r\nX-A: 1\r\n"
+                           "X-Forwarded-For: 1.2.3.4\r\nX-Forwarded-Proto: http\r\n"
+                           "Via: 1.1 einlass\r\n\r\n");
+    free(s);
+    s = rewrite_req("GET https://portal:8443?x HTTP/1.0\r\n\r\n", "1.2.3.4", false);
+    assert_true(strncmp(s, "GET /?x HTTP/1.1\r\nHost: portal:8443\r\n", 37) == 0);
+    assert_null(strstr(s, "backend:3000"));
+    free(s);
+}
+
+/* An HTTP/1.0 request without Host gets one toward the backend (HTTP/1.1
+ * requires it): the backend address. One that has a Host keeps it. */
+static void test_http10_without_host_gets_default_host(void **state)
+{
+    char *s = rewrite_req("GET /x HTTP/1.0\r\n\r\n", "1.2.3.4", false);
+    assert_true(strncmp(s, "GET /x HTTP/1.1\r\nHost: backend:3000\r\n", 37) == 0);
+    free(s);
+    s = rewrite_req("GET /x HTTP/1.0\r\nHost: mine\r\n\r\n", "1.2.3.4", false);
+    assert_non_null(strstr(s, "\r\nHost: mine\r\n"));
+    assert_null(strstr(s, "backend:3000"));
+    free(s);
+    s = rewrite_req("GET /x HTTP/1.1\r\nHost: mine\r\n\r\n", "1.2.3.4", false);
+    assert_string_equal(s, "GET /x HTTP/1.1\r\nHost: mine\r\nX-Forwarded-For: 1.2.3.4\r\n"
+                           "X-Forwarded-Proto: http\r\nVia: 1.1 einlass\r\n\r\n");
     free(s);
 }
 
@@ -168,6 +214,9 @@ int main(void)
         cmocka_unit_test(request_hop_by_hop_and_forwarding),
         cmocka_unit_test(request_several_xff_fields_merge),
         cmocka_unit_test(request_reframed),
+        cmocka_unit_test(request_target_in_normal_form),
+        cmocka_unit_test(test_absolute_form_host_replaces_client_host),
+        cmocka_unit_test(test_http10_without_host_gets_default_host),
         cmocka_unit_test(response_fields_cookie_and_length),
         cmocka_unit_test(response_chunked_and_close_delimited),
         cmocka_unit_test(response_head_304_204_keep_announced_length),
