@@ -308,7 +308,11 @@ static bool proxy_header(struct el_conn *c)
     const struct el_config *cfg = c->w->gen->cfg;
     struct el_proxy_v2 pp;
     const char *why = "expected a PROXY protocol v2 header";
-    int r = el_proxy_v2_parse((const uint8_t *)c->in.data + c->in.off, el_buf_used(&c->in), &pp);
+    int r = EL_PROXY_V2_BAD;
+    if (!el_config_trusted_addr(cfg, (const struct sockaddr *)&c->peer))
+        why = "PROXY header expected from a peer in trusted_proxies only";
+    else
+        r = el_proxy_v2_parse((const uint8_t *)c->in.data + c->in.off, el_buf_used(&c->in), &pp);
     if (r == EL_PROXY_V2_INCOMPLETE) {
         if (c->client_eof) {
             conn_abort(c);
@@ -316,8 +320,6 @@ static bool proxy_header(struct el_conn *c)
         }
         if (c->in.len < c->in.cap) return false;
         why = "PROXY header larger than the input buffer";
-    } else if (r > 0 && !el_config_trusted_addr(cfg, (const struct sockaddr *)&c->peer)) {
-        why = "PROXY header from a peer not in trusted_proxies";
         r = EL_PROXY_V2_BAD;
     }
     if (r <= 0) {

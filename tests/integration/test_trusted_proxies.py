@@ -151,6 +151,18 @@ def test_proxy_protocol_refuses_connection_without_header():
         assert e.stop() == 0
 
 
+def test_proxy_v2_header_from_untrusted_peer_refused():
+    e = start(server="proxy_protocol = v2\ntrusted_proxies = 10.0.0.0/8")
+    try:
+        c = Client(e.port)
+        r = get_raw(c, pp2())
+        assert r.status == 400 and b"trusted_proxies" in r.body, (r.status, r.body)
+        assert c.closed()
+        c.close()
+    finally:
+        assert e.stop() == 0
+
+
 def test_proxy_protocol_needs_trusted_proxies():
     import subprocess
     from einlass_test import BIN
@@ -170,4 +182,5 @@ if __name__ == "__main__":
          test_access_log_shows_client_behind_trusted_proxy,
          test_proxy_v2_header_sets_client_address,
          test_proxy_protocol_refuses_connection_without_header,
+         test_proxy_v2_header_from_untrusted_peer_refused,
          test_proxy_protocol_needs_trusted_proxies])
