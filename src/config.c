@@ -50,7 +50,7 @@ enum key_type {
     T_SECRET,      /* "" or 64 hex digits; flag_off marks it present */
     T_SECRET_FILE, /* "" or a file holding 64 hex digits, read into the secret */
     T_FILE,        /* "" or a readable file, stored resolved */
-    T_CIDRS,       /* comma-separated CIDR list into bypass_from */
+    T_CIDRS,       /* comma-separated CIDR list: off the array, flag_off its size_t count */
     T_MATCH,       /* route: METHOD PATH-GLOB */
     T_ACTION,      /* route: bypass | priority | queue | reject */
 };
@@ -58,6 +58,8 @@ enum key_type {
 static const char *const mode_words[] = {"auto", "on", "off", NULL};
 static const char *const store_words[] = {"memory", "redis", NULL};
 static const char *const level_words[] = {"err", "warn", "notice", "info", "debug", NULL};
+/* In enum el_proxy_protocol order. */
+static const char *const proxy_protocol_words[] = {"off", "v2", NULL};
 /* In enum el_route_action order. */
 static const char *const action_words[] = {"queue", "bypass", "priority", "reject", NULL};
 
@@ -71,7 +73,8 @@ struct key {
     bool reloadable;          /* false: a change needs a restart */
     const char *example;      /* non-NULL: printed as a commented-out example */
     size_t off;               /* field in struct el_config (el_route for "route") */
-    size_t flag_off;          /* T_SECRET, T_SECRET_FILE: the bool saying "present" */
+    size_t flag_off;          /* T_SECRET, T_SECRET_FILE: the bool saying "present";
+                                 T_CIDRS: the count */
     const char *help;         /* one line */
 };
 
@@ -101,6 +104,12 @@ static const struct key keys[] = {
      "one line per request on stderr"},
     {"server", "log_level", T_WORD, "info", 0, 0, level_words, true, NULL, F(log_level), 0,
      "lines above this level are dropped"},
+    {"server", "trusted_proxies", T_CIDRS, "", 0, 0, NULL, true, "127.0.0.1/32, ::1/128",
+     F(trusted_proxies), F(ntrusted_proxies),
+     "proxies in front of einlass (CIDRs): their X-Forwarded-For names the client"},
+    {"server", "proxy_protocol", T_ENUM, "off", 0, 0, proxy_protocol_words, true, NULL,
+     F(proxy_protocol), 0,
+     "off | v2: every connection starts with a PROXY v2 header from a trusted proxy"},
 
     {"backend", "address", T_ADDR, "127.0.0.1:3000", 0, 0, NULL, true, NULL, F(backend_address), 0,
      "the booking portal (host:port)"},
@@ -161,7 +170,7 @@ static const struct key keys[] = {
     {"room", "template", T_FILE, "", 0, 0, NULL, true, "waiting-room.html", F(template_path), 0,
      "the waiting page; empty = built-in; relative to this file's directory"},
     {"room", "bypass_from", T_CIDRS, "", 0, 0, NULL, true, "10.20.0.0/16, 2001:db8:20::/48",
-     F(bypass_from), 0, "client networks that never wait (comma-separated CIDRs)"},
+     F(bypass_from), F(nbypass_from), "client networks that never wait (comma-separated CIDRs)"},
 
     {"route", "match", T_MATCH, "", 0, 0, NULL, true, "POST /appointments/*/cancel", 0, 0,
      "METHOD (or *) and a path glob: * within a segment, ** across"},
@@ -374,49 +383,11 @@ static int readable_file(struct parse *ps, int line, const struct key *k, const 
     return 0;
 }
 
-static int parse_cidr(const char *s, struct el_cidr *c)
-{
-    char host[INET6_ADDRSTRLEN + 1];
-    const char *slash = strchr(s, '/');
-    size_t hlen = slash ? (size_t)(slash - s) : strlen(s);
-    if (hlen == 0 || hlen >= sizeof(host)) return -1;
-    memcpy(host, s, hlen);
-    host[hlen] = '\0';
-    memset(c, 0, sizeof(*c));
-    unsigned maxbits;
-    if (inet_pton(AF_INET, host, c->addr) == 1) {
-        c->family = AF_INET;
-        maxbits = 32;
-    } else if (inet_pton(AF_INET6, host, c->addr) == 1) {
-        c->family = AF_INET6;
-        maxbits = 128;
-    } else {
-        return -1;
-    }
-    unsigned bits = maxbits;
-    if (slash != NULL) {
-        const char *p = slash + 1;
-        if (*p == '\0' || strlen(p) > 3) return -1;
-        bits = 0;
-        for (; *p; p++) {
-            if (*p < '0' || *p > '9') return -1;
-            bits = bits * 10 + (unsigned)(*p - '0');
-        }
-        if (bits > maxbits) return -1;
-    }
-    c->prefix = (uint8_t)bits;
-    /* Host bits are cleared, so "10.1.2.3/8" means 10.0.0.0/8. */
-    for (unsigned i = 0; i < 16; i++) {
-        unsigned keep = bits > i * 8 ? EL_MIN(bits - i * 8, 8u) : 0;
-        c->addr[i] &= (uint8_t)(0xff00u >> keep);
-    }
-    return 0;
-}
-
 static int parse_cidrs(struct parse *ps, int line, const struct key *k, const char *v)
 {
-    struct el_config *cfg = ps->cfg;
-    cfg->nbypass_from = 0;
+    struct el_cidr *list = (struct el_cidr *)(void *)((char *)ps->cfg + k->off);
+    size_t *n = (size_t *)(void *)((char *)ps->cfg + k->flag_off);
+    *n = 0;
     if (*v == '\0') return 0;
     char *copy = el_strdup(v), *next = copy;
     while (next != NULL) {
@@ -432,18 +403,18 @@ static int parse_cidrs(struct parse *ps, int line, const struct key *k, const ch
             key_fail(ps, line, k, "empty entry in the list");
             goto fail;
         }
-        if (cfg->nbypass_from == EL_MAX_CIDRS) {
+        if (*n == EL_MAX_CIDRS) {
             key_fail(ps, line, k, "more than %d networks", EL_MAX_CIDRS);
             goto fail;
         }
-        if (parse_cidr(tok, &cfg->bypass_from[cfg->nbypass_from]) == -1) {
+        if (el_proxy_cidr_parse(tok, len, &list[*n]) == -1) {
             key_fail(ps, line, k,
                      "'%s' is not an IPv4 or IPv6 network (e.g. 10.0.0.0/8, "
                      "2001:db8::/32)",
                      tok);
             goto fail;
         }
-        cfg->nbypass_from++;
+        (*n)++;
     }
     free(copy);
     return 0;
@@ -867,6 +838,10 @@ static void cross_check(struct parse *ps)
         fail(ps, EL_MAX(ad, mx), "[room] admit_per_s (%s) must not be above max_admit_per_s (%s)",
              num_text(cfg->admit_per_s, a, sizeof(a)),
              num_text(cfg->max_admit_per_s, b, sizeof(b)));
+    if (cfg->proxy_protocol == EL_PROXY_PROTOCOL_V2 && cfg->ntrusted_proxies == 0)
+        fail(ps, LINE_OF("proxy_protocol"),
+             "[server] proxy_protocol = v2 needs trusted_proxies (the addresses of the "
+             "proxies allowed to send the header)");
 #undef LINE_OF
 }
 
@@ -1058,31 +1033,12 @@ const char *el_config_restart_key(const struct el_config *old, const struct el_c
     return NULL;
 }
 
-static bool prefix_match(const uint8_t *addr, const struct el_cidr *c)
-{
-    unsigned bits = c->prefix, full = bits / 8, rest = bits % 8;
-    if (memcmp(addr, c->addr, full) != 0) return false;
-    if (rest == 0) return true;
-    uint8_t mask = (uint8_t)(0xff00u >> rest);
-    return (addr[full] & mask) == c->addr[full];
-}
-
 bool el_config_bypass_addr(const struct el_config *cfg, const struct sockaddr *addr)
 {
-    static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    const uint8_t *a4 = NULL, *a6 = NULL;
-    if (addr->sa_family == AF_INET) {
-        a4 = (const uint8_t *)&((const struct sockaddr_in *)(const void *)addr)->sin_addr;
-    } else if (addr->sa_family == AF_INET6) {
-        a6 = ((const struct sockaddr_in6 *)(const void *)addr)->sin6_addr.s6_addr;
-        if (memcmp(a6, v4mapped, sizeof(v4mapped)) == 0) a4 = a6 + 12; /* dual-stack socket */
-    } else {
-        return false;
-    }
-    for (size_t i = 0; i < cfg->nbypass_from; i++) {
-        const struct el_cidr *c = &cfg->bypass_from[i];
-        if (c->family == AF_INET && a4 != NULL && prefix_match(a4, c)) return true;
-        if (c->family == AF_INET6 && a6 != NULL && prefix_match(a6, c)) return true;
-    }
-    return false;
+    return el_proxy_addr_match(cfg->bypass_from, cfg->nbypass_from, addr);
+}
+
+bool el_config_trusted_addr(const struct el_config *cfg, const struct sockaddr *addr)
+{
+    return el_proxy_addr_match(cfg->trusted_proxies, cfg->ntrusted_proxies, addr);
 }

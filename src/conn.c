@@ -30,6 +30,7 @@
 #include "einlass/config.h"
 #include "einlass/latency.h"
 #include "einlass/metrics.h"
+#include "einlass/proxy.h"
 #include "einlass/rewrite.h"
 #include "einlass/server.h"
 #include "einlass/upstream.h"
@@ -45,6 +46,7 @@ static void conn_read(struct el_conn *c, bool drain);
 static void up_read(struct el_conn *c, bool drain);
 static void pump_request_body(struct el_conn *c);
 static void exchange_done(struct el_conn *c);
+static uint8_t addr_text(const struct sockaddr_storage *ss, char *buf);
 
 static inline const struct el_config *conn_cfg(const struct el_conn *c)
 {
@@ -281,6 +283,69 @@ static bool idempotent(const struct el_http_msg *r)
     return false;
 }
 
+/* The client of the current request: the peer itself, unless the peer is a
+ * trusted proxy; then the rightmost X-Forwarded-For hop that is not one (see
+ * el_proxy_xff_client; with no usable hop, the peer). Runs per request, as a
+ * proxy's kept-alive connection carries many clients. */
+static void resolve_client(struct el_conn *c, const struct el_config *cfg)
+{
+    bool was = c->peer_trusted;
+    c->peer_trusted = el_config_trusted_addr(cfg, (const struct sockaddr *)&c->peer);
+    if (c->peer_trusted &&
+        el_proxy_xff_client(c->req.headers, c->req.nheaders, cfg->trusted_proxies,
+                            cfg->ntrusted_proxies, &c->client) != EL_PROXY_XFF_NONE) {
+        c->peer_ip_len = addr_text(&c->client, c->peer_ip);
+        return;
+    }
+    if (c->peer_trusted) c->client = c->peer;
+    if (c->peer_trusted || was) { /* the peer itself, after a request that named another */
+        memcpy(c->peer_ip, c->hop_ip, sizeof(c->peer_ip));
+        c->peer_ip_len = c->hop_ip_len;
+    }
+}
+
+/* Before the first head, with proxy_protocol = v2: the PROXY header from a
+ * trusted proxy. Returns true once it is consumed; false while it is
+ * incomplete, or after answering 400 to anything else. */
+static bool proxy_header(struct el_conn *c)
+{
+    const struct el_config *cfg = c->w->gen->cfg;
+    struct el_proxy_v2 pp;
+    const char *why = "expected a PROXY protocol v2 header";
+    int r = EL_PROXY_V2_BAD;
+    if (!el_config_trusted_addr(cfg, (const struct sockaddr *)&c->peer))
+        why = "PROXY header expected from a peer in trusted_proxies only";
+    else
+        r = el_proxy_v2_parse((const uint8_t *)c->in.data + c->in.off, el_buf_used(&c->in), &pp);
+    if (r == EL_PROXY_V2_INCOMPLETE) {
+        if (c->client_eof) {
+            conn_abort(c);
+            return false;
+        }
+        if (c->in.len < c->in.cap) return false;
+        why = "PROXY header larger than the input buffer";
+        r = EL_PROXY_V2_BAD;
+    }
+    if (r <= 0) {
+        conn_adopt_generation(c);
+        c->req.keep_alive = false;
+        c->head_method = false;
+        c->t_start_us = el_now_us();
+        respond_error(c, 400, why);
+        return false;
+    }
+    el_buf_consume(&c->in, (size_t)r);
+    c->proxy_hdr = false;
+    c->peer_local = true; /* a trusted proxy speaks for its X-Forwarded-Proto too */
+    if (!pp.local) {
+        c->peer = pp.src;
+        c->peer_ip_len = addr_text(&c->peer, c->peer_ip);
+        memcpy(c->hop_ip, c->peer_ip, sizeof(c->hop_ip));
+        c->hop_ip_len = c->peer_ip_len;
+    }
+    return true;
+}
+
 static void start_request(struct el_conn *c)
 {
     struct el_worker *w = c->w;
@@ -310,9 +375,13 @@ static void start_request(struct el_conn *c)
         respond_error(c, 413, "request body larger than max_body_bytes");
         return;
     }
+    if (cfg->ntrusted_proxies || c->peer_trusted) resolve_client(c, cfg);
     c->state = EL_CONN_GATE;
     c->gate_pending = true;
-    if (el_gate_decide(w->gate, &c->gate, &c->req, (struct sockaddr *)&c->peer, gate_done, c)) {
+    c->gate.proxied = c->peer_local || c->peer_trusted;
+    const struct sockaddr *client =
+        (const struct sockaddr *)(c->peer_trusted ? &c->client : &c->peer);
+    if (el_gate_decide(w->gate, &c->gate, &c->req, client, gate_done, c)) {
         c->gate_pending = false;
         act(c);
     }
@@ -358,7 +427,7 @@ static void begin_forward(struct el_conn *c)
     struct el_upconn *u = c->up;
     el_buf_alloc(&w->bufs, &u->out, EL_BUF_SIZE);
     el_buf_alloc(&w->bufs, &u->in, EL_BUF_SIZE);
-    el_rewrite_request(&c->req, c->peer_ip, c->peer_ip_len, c->gate.secure,
+    el_rewrite_request(&c->req, c->hop_ip, c->hop_ip_len, c->peer_trusted, c->gate.secure,
                        conn_cfg(c)->backend_address, &u->out);
     c->sent_head_len = el_buf_used(&u->out);
     if (c->req.expect_continue && !c->req_body_done) {
@@ -468,6 +537,7 @@ static void conn_run_once(struct el_conn *c)
                 if (c->client_eof) conn_abort(c);
                 return;
             }
+            if (c->proxy_hdr && !proxy_header(c)) return;
             const struct el_config *cfg = c->w->gen->cfg;
             int r = el_http_parse_request(c->in.data + c->in.off, el_buf_used(&c->in),
                                           cfg->max_header_bytes, &c->req);
@@ -849,6 +919,18 @@ static void conn_timeout(evutil_socket_t fd, short what, void *arg)
 
 /* ---- accept ---- */
 
+/* ss as text into buf[48] ("unix" for a unix socket); returns the length. */
+static uint8_t addr_text(const struct sockaddr_storage *ss, char *buf)
+{
+    if (ss->ss_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, buf, 48);
+    else if (ss->ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, buf, 48);
+    else
+        strcpy(buf, "unix");
+    return (uint8_t)strlen(buf);
+}
+
 static void conn_open(struct el_worker *w, int fd, const struct sockaddr_storage *peer)
 {
     struct el_conn *c = w->free_conns;
@@ -861,16 +943,11 @@ static void conn_open(struct el_worker *w, int fd, const struct sockaddr_storage
     c->fd = fd;
     c->w = w;
     c->peer = *peer;
-    if (peer->ss_family == AF_INET) {
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, c->peer_ip,
-                  sizeof(c->peer_ip));
-    } else if (peer->ss_family == AF_INET6) {
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr, c->peer_ip,
-                  sizeof(c->peer_ip));
-    } else {
-        strcpy(c->peer_ip, "unix");
-    }
-    c->peer_ip_len = (uint8_t)strlen(c->peer_ip);
+    c->peer_ip_len = addr_text(peer, c->peer_ip);
+    memcpy(c->hop_ip, c->peer_ip, sizeof(c->hop_ip));
+    c->hop_ip_len = c->peer_ip_len;
+    c->peer_local = el_proxy_is_local((const struct sockaddr *)peer);
+    c->proxy_hdr = w->gen->cfg->proxy_protocol == EL_PROXY_PROTOCOL_V2;
     c->state = EL_CONN_HEAD;
     c->next = w->conns;
     c->prev = NULL;

@@ -208,15 +208,6 @@ static bool cookie_token(struct el_gate *g, const struct el_http_msg *req, const
     return false;
 }
 
-static bool loopback(const struct sockaddr *sa)
-{
-    if (sa->sa_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
-    if (sa->sa_family == AF_INET6)
-        return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)sa)->sin6_addr);
-    return sa->sa_family == AF_UNIX;
-}
-
 int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_http_msg *req,
                    const struct sockaddr *peer, void (*done)(void *arg), void *arg)
 {
@@ -243,9 +234,9 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
         return 1;
     }
     refresh_keys(g);
-    /* Behind a TLS terminator on this host, cookies get Secure. */
+    /* Behind a TLS terminator on this host or a trusted proxy, cookies get Secure. */
     const struct el_http_header *xfp = find(req, "x-forwarded-proto");
-    ctx->secure = xfp && loopback(peer) && el_strcaseeq(xfp->value, xfp->value_len, "https", 5);
+    ctx->secure = xfp && ctx->proxied && el_strcaseeq(xfp->value, xfp->value_len, "https", 5);
 
     const struct el_route *route =
         el_route_find(cfg, req->method, req->method_len, path, path_len);

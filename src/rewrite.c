@@ -7,6 +7,11 @@
 
 #include "einlass/common.h"
 
+static bool is_xff(const struct el_http_header *h)
+{
+    return el_strcaseeq(h->name, h->name_len, "x-forwarded-for", 15);
+}
+
 /* The target in origin-form: the normal form of the path (written in place
  * over a copy of the received one: it is never longer), then the query. */
 static void append_target(const struct el_http_msg *r, struct el_buf *o)
@@ -27,7 +32,7 @@ static void append_target(const struct el_http_msg *r, struct el_buf *o)
 }
 
 void el_rewrite_request(const struct el_http_msg *r, const char *peer_ip, size_t peer_ip_len,
-                        bool https, const char *default_host, struct el_buf *o)
+                        bool keep_xff, bool https, const char *default_host, struct el_buf *o)
 {
     el_buf_append(o, r->method, r->method_len);
     el_buf_append(o, " ", 1);
@@ -37,26 +42,22 @@ void el_rewrite_request(const struct el_http_msg *r, const char *peer_ip, size_t
         el_buf_append_header(o, "Host", 4, r->authority, r->authority_len);
     else if (!r->has_host) /* HTTP/1.0 without Host */
         el_buf_append_header(o, "Host", 4, default_host, strlen(default_host));
-    const struct el_http_header *xff[8];
-    size_t nxff = 0;
     for (size_t i = 0; i < r->nheaders; i++) {
         const struct el_http_header *h = &r->headers[i];
         if (h->flags & (EL_HDR_HOP | EL_HDR_FRAMING)) continue;
         if (r->authority && el_strcaseeq(h->name, h->name_len, "host", 4)) continue;
-        if (el_strcaseeq(h->name, h->name_len, "x-forwarded-for", 15)) {
-            if (nxff < EL_ARRAY_LEN(xff)) xff[nxff++] = h;
-            continue;
-        }
-        if (el_strcaseeq(h->name, h->name_len, "x-forwarded-proto", 17) ||
+        if (is_xff(h) || el_strcaseeq(h->name, h->name_len, "x-forwarded-proto", 17) ||
             el_strcaseeq(h->name, h->name_len, "expect", 6))
             continue;
         el_buf_append_header(o, h->name, h->name_len, h->value, h->value_len);
     }
     el_buf_append_str(o, "X-Forwarded-For: ");
-    for (size_t i = 0; i < nxff; i++) {
-        el_buf_append(o, xff[i]->value, xff[i]->value_len);
-        el_buf_append(o, ", ", 2);
-    }
+    if (keep_xff) /* a trusted proxy's chain, every field in order */
+        for (size_t i = 0; i < r->nheaders; i++)
+            if (is_xff(&r->headers[i]) && r->headers[i].value_len > 0) {
+                el_buf_append(o, r->headers[i].value, r->headers[i].value_len);
+                el_buf_append(o, ", ", 2);
+            }
     el_buf_append(o, peer_ip, peer_ip_len);
     el_buf_append_str(o, https ? "\r\nX-Forwarded-Proto: https\r\n" : "\r\nX-Forwarded-Proto: http\r\n");
     el_buf_append_str(o, r->minor_version ? "Via: 1.1 einlass\r\n" : "Via: 1.0 einlass\r\n");

@@ -12,12 +12,15 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "einlass/proxy.h"
+
 #define EL_SECRET_LEN 32 /* HMAC key bytes: 64 hex digits */
 #define EL_MAX_ROUTES 64
 #define EL_MAX_CIDRS 32
 
 enum el_mode { EL_MODE_AUTO = 0, EL_MODE_ON = 1, EL_MODE_OFF = 2 };
 enum el_store_kind { EL_STORE_MEMORY = 0, EL_STORE_REDIS = 1 };
+enum el_proxy_protocol { EL_PROXY_PROTOCOL_OFF = 0, EL_PROXY_PROTOCOL_V2 = 1 };
 enum el_route_action {
     EL_ROUTE_QUEUE = 0, /* the default: goes through the room */
     EL_ROUTE_BYPASS,    /* never waits, never needs a pass */
@@ -31,12 +34,6 @@ struct el_route {
     char *glob;                  /* path glob: '*' within a segment, '**' across */
     enum el_route_action action; /* what a match does */
     int line;                    /* line of the section header, for messages */
-};
-
-struct el_cidr {
-    int family;              /* AF_INET or AF_INET6 */
-    uint8_t addr[16];        /* network address, bytes in network order */
-    uint8_t prefix;          /* prefix length in bits */
 };
 
 struct el_config {
@@ -55,6 +52,10 @@ struct el_config {
     int drain_timeout_ms;      /* SIGTERM waits this long for requests in flight */
     bool access_log;           /* one line per request on stderr */
     char *log_level;           /* err | warn | notice | info | debug */
+    struct el_cidr trusted_proxies[EL_MAX_CIDRS]; /* peers whose X-Forwarded-For or PROXY
+                                                     header names the client */
+    size_t ntrusted_proxies;   /* 0: every peer is the client itself */
+    enum el_proxy_protocol proxy_protocol; /* v2: a connection starts with a PROXY v2 header */
 
     /* [backend] */
     char *backend_address;     /* host:port of the portal */
@@ -123,5 +124,8 @@ const char *el_config_restart_key(const struct el_config *old, const struct el_c
 
 /* True if addr (AF_INET/AF_INET6 sockaddr) is inside one of cfg->bypass_from. */
 bool el_config_bypass_addr(const struct el_config *cfg, const struct sockaddr *addr);
+
+/* True if addr is inside one of cfg->trusted_proxies. */
+bool el_config_trusted_addr(const struct el_config *cfg, const struct sockaddr *addr);
 
 #endif

@@ -56,9 +56,16 @@ struct el_conn {
     struct el_generation *gen; /* generation of the current request (held) */
     struct el_buf in;          /* bytes from the client */
     struct el_buf out;         /* bytes to the client not yet sent */
-    struct sockaddr_storage peer;
-    char peer_ip[48];          /* text form for X-Forwarded-For and logs */
+    struct sockaddr_storage peer; /* the socket peer, or the source a PROXY v2 header names */
+    char peer_ip[48];          /* the current request's client, as text: logs */
     uint8_t peer_ip_len;
+    char hop_ip[48];           /* peer as text: appended to X-Forwarded-For */
+    uint8_t hop_ip_len;
+    struct sockaddr_storage client; /* the client a trusted peer names (peer_trusted) */
+    bool peer_trusted;         /* peer is in trusted_proxies: its X-Forwarded-For counts */
+    bool peer_local;           /* the socket peer is on this host or sent a PROXY header:
+                                  its X-Forwarded-Proto counts */
+    bool proxy_hdr;            /* a PROXY v2 header must come before the first head */
     enum el_conn_state state;
     bool close_after;          /* close once out is flushed */
     bool client_eof;           /* the client shut down its side */

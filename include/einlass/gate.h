@@ -49,6 +49,9 @@ struct el_gate_ctx {
     bool joined;               /* this request joined the room (once at most) */
     void (*done)(void *arg);
     void *arg;
+    /* in: set by the connection before el_gate_decide (which leaves it alone) */
+    bool proxied;              /* the socket peer is on this host or a trusted proxy:
+                                  its X-Forwarded-Proto counts */
 };
 
 struct el_gate;
@@ -56,7 +59,8 @@ struct el_gate;
 struct el_gate *el_gate_new(struct el_worker *w);
 void el_gate_free(struct el_gate *g);
 
-/* Decide for req from peer. Returns 1 if decided now (ctx filled, done is
+/* Decide for req from peer: the client's address (the socket peer, or the
+ * client a trusted proxy names; see proxy.h), for bypass_from and the room. Returns 1 if decided now (ctx filled, done is
  * not called), 0 if done(arg) will be called later from the event loop
  * (then ctx and the request head must stay valid until it is). */
 int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_http_msg *req,

@@ -8,7 +8,9 @@
  * request without one, default_host; method and fields unchanged but for
  * hop-by-hop fields (Connection and what it names, Keep-Alive, TE, Trailer,
  * Upgrade, Proxy-Connection) and Expect (einlass answers 100-continue itself);
- * X-Forwarded-For gets the peer appended to what the client sent;
+ * X-Forwarded-For is what a trusted proxy sent with the peer appended, or
+ * from any other peer the peer alone (a client cannot put addresses into the
+ * chain the backend reads as einlass's word);
  * X-Forwarded-Proto is set; Via is added; the framing is einlass's own
  * (Content-Length, or chunked), so the backend sees the message boundaries
  * einlass parsed and no others.
@@ -24,10 +26,13 @@
 #include "einlass/buf.h"
 #include "einlass/http.h"
 
-/* Append the request head for the backend to o. default_host: the Host for
+/* Append the request head for the backend to o. peer_ip: the peer's address
+ * as text. keep_xff: the peer is a trusted proxy, so the X-Forwarded-For
+ * fields it sent are kept (joined into one) before peer_ip; otherwise they
+ * are dropped. https: X-Forwarded-Proto's value. default_host: the Host for
  * a request that has none (HTTP/1.0): the [backend] address. */
 void el_rewrite_request(const struct el_http_msg *req, const char *peer_ip, size_t peer_ip_len,
-                        bool https, const char *default_host, struct el_buf *o);
+                        bool keep_xff, bool https, const char *default_host, struct el_buf *o);
 
 enum el_rewrite_framing {
     EL_REWRITE_AS_IS,   /* no body, or Content-Length: copy the body bytes */

@@ -155,6 +155,8 @@ static void test_defaults_when_keys_absent(void **state)
     assert_int_equal(cfg->poll_s, 5);
     assert_string_equal(cfg->template_path, "");
     assert_int_equal(cfg->nbypass_from, 0);
+    assert_int_equal(cfg->ntrusted_proxies, 0);
+    assert_int_equal(cfg->proxy_protocol, EL_PROXY_PROTOCOL_OFF);
     assert_int_equal(cfg->nroutes, 0);
     char *p = path_in("t.conf");
     assert_string_equal(cfg->path, p);
@@ -420,6 +422,40 @@ static void test_bypass_from(void **state)
     el_config_free(cfg);
 }
 
+static void test_trusted_proxies_and_proxy_protocol(void **state)
+{
+    (void)state;
+    struct el_config *cfg = load_ok("[server]\ntrusted_proxies = 127.0.0.1/32, ::1, 10.0.0.0/8\n"
+                                    "proxy_protocol = v2\n" ROOM "bypass_from = 10.20.0.0/16\n");
+    assert_int_equal(cfg->ntrusted_proxies, 3);
+    assert_int_equal(cfg->nbypass_from, 1); /* two lists, each its own */
+    assert_int_equal(cfg->proxy_protocol, EL_PROXY_PROTOCOL_V2);
+    struct sockaddr_in in4 = {.sin_family = AF_INET};
+    struct sockaddr_in6 in6 = {.sin6_family = AF_INET6};
+    inet_pton(AF_INET, "127.0.0.1", &in4.sin_addr);
+    assert_true(el_config_trusted_addr(cfg, (const struct sockaddr *)&in4));
+    assert_false(el_config_bypass_addr(cfg, (const struct sockaddr *)&in4));
+    inet_pton(AF_INET, "127.0.0.2", &in4.sin_addr);
+    assert_false(el_config_trusted_addr(cfg, (const struct sockaddr *)&in4));
+    inet_pton(AF_INET, "10.20.0.1", &in4.sin_addr); /* in both */
+    assert_true(el_config_trusted_addr(cfg, (const struct sockaddr *)&in4));
+    assert_true(el_config_bypass_addr(cfg, (const struct sockaddr *)&in4));
+    inet_pton(AF_INET6, "::1", &in6.sin6_addr);
+    assert_true(el_config_trusted_addr(cfg, (const struct sockaddr *)&in6));
+    el_config_free(cfg);
+
+    expect_err("[server]\nproxy_protocol = v2\n" ROOM,
+               "2: [server] proxy_protocol = v2 needs trusted_proxies (the addresses of the "
+               "proxies allowed to send the header)");
+    expect_err("[server]\nproxy_protocol = v1\n" ROOM,
+               "2: [server] proxy_protocol: 'v1' is not one of off, v2");
+    expect_err("[server]\ntrusted_proxies = nginx.local\n" ROOM,
+               "2: [server] trusted_proxies: 'nginx.local' is not an IPv4 or IPv6 network (e.g. "
+               "10.0.0.0/8, 2001:db8::/32)");
+    expect_err("[server]\ntrusted_proxies = 127.0.0.1/32,\n" ROOM,
+               "2: [server] trusted_proxies: empty entry in the list");
+}
+
 static void test_restart_key(void **state)
 {
     (void)state;
@@ -493,7 +529,7 @@ static void test_shipped_conf_documents_every_key(void **state)
         free(b);
         nkeys++;
     }
-    assert_int_equal(nkeys, 42); /* 11 server, 4 backend, 10 trigger, 15 room, 2 route */
+    assert_int_equal(nkeys, 44); /* 13 server, 4 backend, 10 trigger, 15 room, 2 route */
     free(shipped);
     free(path);
     free(text);
@@ -780,6 +816,7 @@ int main(void)
         cmocka_unit_test(test_relative_paths),
         cmocka_unit_test(test_secret_file_errors),
         cmocka_unit_test(test_bypass_from),
+        cmocka_unit_test(test_trusted_proxies_and_proxy_protocol),
         cmocka_unit_test(test_restart_key),
         cmocka_unit_test(test_print_defaults_loads),
         cmocka_unit_test(test_shipped_conf_documents_every_key),

@@ -1,9 +1,11 @@
 /* test_rewrite.c - the heads einlass forwards: hop-by-hop fields removed,
- * X-Forwarded-For appended, X-Forwarded-Proto and Via set, framing redone. */
+ * X-Forwarded-For appended (a trusted proxy's) or replaced (anyone else's),
+ * X-Forwarded-Proto and Via set, framing redone. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,13 +17,15 @@
 
 static struct el_buf_pool pool = {.max = 4};
 
+static bool keep_xff = true; /* the peer is a trusted proxy */
+
 static char *rewrite_req(const char *raw, const char *ip, bool https)
 {
     static struct el_http_msg m;
     assert_true(el_http_parse_request(raw, strlen(raw), 16384, &m) > 0);
     struct el_buf o = {0};
     el_buf_alloc(&pool, &o, EL_BUF_SIZE);
-    el_rewrite_request(&m, ip, strlen(ip), https, "backend:3000", &o);
+    el_rewrite_request(&m, ip, strlen(ip), keep_xff, https, "backend:3000", &o);
     char *s = strndup(o.data + o.off, el_buf_used(&o));
     el_buf_release(&pool, &o);
     return s;
@@ -60,6 +64,36 @@ static void request_several_xff_fields_merge(void **state)
                           "::1", true);
     assert_non_null(strstr(s, "X-Forwarded-For: 1.1.1.1, 2.2.2.2, 3.3.3.3, ::1\r\n"));
     assert_non_null(strstr(s, "X-Forwarded-Proto: https\r\n"));
+    free(s);
+}
+
+static void request_xff_from_untrusted_peer_replaced(void **state)
+{
+    keep_xff = false;
+    char *s = rewrite_req("GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.20.1.2\r\n"
+                          "x-forwarded-for: 1.1.1.1\r\nA: b\r\n\r\n",
+                          "203.0.113.5", false);
+    keep_xff = true;
+    assert_string_equal(s, "GET / HTTP/1.1\r\nHost: h\r\nA: b\r\n"
+                           "X-Forwarded-For: 203.0.113.5\r\nX-Forwarded-Proto: http\r\n"
+                           "Via: 1.1 einlass\r\n\r\n");
+    free(s);
+}
+
+static void request_many_xff_fields_from_trusted_peer_all_kept(void **state)
+{
+    char raw[2048] = "GET / HTTP/1.1\r\nHost: h\r\n", want[1024] = "X-Forwarded-For: ";
+    for (int i = 1; i <= 12; i++) { /* once, only 8 were kept */
+        char line[64];
+        snprintf(line, sizeof(line), "X-Forwarded-For: 10.0.0.%d\r\n", i);
+        strcat(raw, line);
+        snprintf(line, sizeof(line), "10.0.0.%d, ", i);
+        strcat(want, line);
+    }
+    strcat(raw, "X-Forwarded-For:\r\n\r\n"); /* empty: nothing to add */
+    strcat(want, "127.0.0.1\r\n");
+    char *s = rewrite_req(raw, "127.0.0.1", false);
+    assert_non_null(strstr(s, want));
     free(s);
 }
 
@@ -213,6 +247,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(request_hop_by_hop_and_forwarding),
         cmocka_unit_test(request_several_xff_fields_merge),
+        cmocka_unit_test(request_xff_from_untrusted_peer_replaced),
+        cmocka_unit_test(request_many_xff_fields_from_trusted_peer_all_kept),
         cmocka_unit_test(request_reframed),
         cmocka_unit_test(request_target_in_normal_form),
         cmocka_unit_test(test_absolute_form_host_replaces_client_host),
