@@ -20,6 +20,7 @@
 #include "einlass/config.h"
 #include "einlass/http.h"
 #include "einlass/page.h"
+#include "einlass/ratelimit.h"
 #include "einlass/room.h"
 #include "einlass/route.h"
 #include "einlass/server.h"
@@ -182,10 +183,10 @@ static void answer_refused(struct el_gate *g, struct el_gate_ctx *ctx, int wait_
     ctx->retry_after = wait_s;
 }
 
-/* Join the room from peer, or answer 429 when peer joined too often. */
-static void join_or_refuse(struct el_gate *g, struct el_gate_ctx *ctx, const struct sockaddr *peer)
+/* Join the room, or answer 429 when this client joined too often. */
+static void join_or_refuse(struct el_gate *g, struct el_gate_ctx *ctx)
 {
-    int wait_s = el_room_join_allowed(g->w->room, peer);
+    int wait_s = el_room_join_allowed(g->w->room, ctx->peer_key, ctx->peer_family);
     if (wait_s > 0) {
         answer_refused(g, ctx, wait_s);
         complete(ctx);
@@ -216,7 +217,7 @@ static void room_answer(void *arg, const struct el_room_answer *a)
     case EL_PLACE_USED: /* a copy of a ticket already exchanged: counts as none */
     case EL_PLACE_GONE: /* abandoned: a new place at the back */
         if (!ctx->joined) {
-            join_or_refuse(g, ctx, ctx->peer);
+            join_or_refuse(g, ctx);
             return;
         }
         /* a fresh join never comes back used or gone; be safe: wait */
@@ -268,7 +269,6 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
     ctx->done = done;
     ctx->arg = arg;
     ctx->joined = false;
-    ctx->peer = peer;
     ctx->completed = false;
     ctx->status_path = req->path_len == sizeof(STATUS_PATH) - 1 &&
                        memcmp(req->path, STATUS_PATH, req->path_len) == 0;
@@ -325,12 +325,13 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
     const struct el_http_header *al = find(req, "accept-language");
     ctx->lang = (uint8_t)(al ? el_page_lang(al->value, al->value_len) : EL_LANG_EN);
     ctx->lane = route && route->action == EL_ROUTE_PRIORITY ? 1 : 0;
+    if (!el_ratelimit_key(peer, &ctx->peer_key, &ctx->peer_family)) ctx->peer_family = 0;
     ctx->in_decide = true;
     if (cookie_token(g, req, "einlass_ticket", EL_TOKEN_TICKET, now, &t)) {
         el_room_check(g->w->room, t.lane, t.num, (t.flags & EL_TOKEN_LOCAL) != 0, room_answer,
                       ctx);
     } else {
-        join_or_refuse(g, ctx, peer);
+        join_or_refuse(g, ctx);
     }
     ctx->in_decide = false;
     return ctx->completed ? 1 : 0;

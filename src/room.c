@@ -235,13 +235,11 @@ bool el_room_revoked(const struct el_room *r, uint64_t id, uint64_t now_s)
     return el_revoke_has(r->sh->revoked, id, (uint32_t)now_s);
 }
 
-int el_room_join_allowed(const struct el_room *r, const struct sockaddr *peer)
+int el_room_join_allowed(const struct el_room *r, uint64_t key, uint8_t family)
 {
     const struct el_room_shared *sh = r->sh;
     int per_min = atomic_load_explicit(&sh->joins_per_min, memory_order_relaxed);
-    uint64_t key;
-    uint8_t family;
-    if (per_min <= 0 || peer == NULL || !el_ratelimit_key(peer, &key, &family)) return 0;
+    if (per_min <= 0 || family == 0) return 0;
     return el_ratelimit_take(sh->joins, key, family, el_now_ms(), per_min);
 }
 

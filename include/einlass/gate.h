@@ -52,7 +52,8 @@ struct el_gate_ctx {
     bool in_decide;            /* inside el_gate_decide(): answers are synchronous */
     bool completed;            /* the decision is made */
     bool joined;               /* this request joined the room (once at most) */
-    const struct sockaddr *peer; /* the client, for the join limit of a later join */
+    uint64_t peer_key;         /* the client's join-limit key (el_ratelimit_key) */
+    uint8_t peer_family;       /* ... its family; 0 = not limited */
     void (*done)(void *arg);
     void *arg;
 };
@@ -64,7 +65,7 @@ void el_gate_free(struct el_gate *g);
 
 /* Decide for req from peer. Returns 1 if decided now (ctx filled, done is
  * not called), 0 if done(arg) will be called later from the event loop
- * (then ctx, the request head and peer must stay valid until it is). */
+ * (then ctx and the request head must stay valid until it is). */
 int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_http_msg *req,
                    const struct sockaddr *peer, void (*done)(void *arg), void *arg);
 

@@ -21,7 +21,6 @@
 
 struct event_base;
 struct el_config;
-struct sockaddr;
 
 struct el_room_answer {
     struct el_place place; /* state, lane, num, position, waiting */
@@ -60,11 +59,12 @@ void el_room_release(struct el_room *r, uint64_t id);
  * instance and fetched by a tick since: within about one tick, 100 ms, plus
  * a Redis round trip while Redis is up). Any thread; lock-free, no I/O. */
 bool el_room_revoked(const struct el_room *r, uint64_t id, uint64_t now_s);
-/* A newcomer from peer wants a place: 0 if it may join (a join is counted),
- * else the seconds until it may (for Retry-After), under
- * max_joins_per_ip_per_min per IPv4 address or IPv6 /64, shared by every
- * thread of this instance. Unix-socket peers are not limited. Any thread. */
-int el_room_join_allowed(const struct el_room *r, const struct sockaddr *peer);
+/* A newcomer wants a place from the client whose el_ratelimit_key() is
+ * key, family (family 0: not limited, e.g. a unix socket): 0 if it may join
+ * (a join is counted), else the seconds until it may (for Retry-After),
+ * under max_joins_per_ip_per_min per IPv4 address or IPv6 /64, one table
+ * shared by every thread of this instance. Any thread. */
+int el_room_join_allowed(const struct el_room *r, uint64_t key, uint8_t family);
 
 /* Main thread, about every 100 ms: run the meter at rate admissions per
  * second (on the Redis store, and on the local queue if it holds anyone),

@@ -19,6 +19,7 @@
 #include <event2/event.h>
 
 #include "einlass/config.h"
+#include "einlass/ratelimit.h"
 #include "einlass/room.h"
 
 struct got {
@@ -141,15 +142,19 @@ static void test_join_limit_per_address(void **state)
     struct sockaddr_in a = {.sin_family = AF_INET}, b = a;
     inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
     inet_pton(AF_INET, "127.0.0.2", &b.sin_addr);
+    uint64_t ka, kb;
+    uint8_t fa, fb;
+    assert_true(el_ratelimit_key((struct sockaddr *)&a, &ka, &fa));
+    assert_true(el_ratelimit_key((struct sockaddr *)&b, &kb, &fb));
     int ok = 0;
-    for (int i = 0; i < 20; i++)
-        ok += el_room_join_allowed(i % 2 ? r1 : r2, (struct sockaddr *)&a) == 0;
+    for (int i = 0; i < 20; i++) ok += el_room_join_allowed(i % 2 ? r1 : r2, ka, fa) == 0;
     assert_int_equal(ok, 3);
-    assert_true(el_room_join_allowed(r1, (struct sockaddr *)&a) >= 1);
-    assert_int_equal(el_room_join_allowed(r1, (struct sockaddr *)&b), 0);
+    assert_true(el_room_join_allowed(r1, ka, fa) >= 1);
+    assert_int_equal(el_room_join_allowed(r1, kb, fb), 0);
+    assert_int_equal(el_room_join_allowed(r1, 0, 0), 0); /* a unix socket: not limited */
     c.max_joins_per_ip_per_min = 0; /* reload: no limit */
     el_room_shared_configure(sh, &c);
-    assert_int_equal(el_room_join_allowed(r2, (struct sockaddr *)&a), 0);
+    assert_int_equal(el_room_join_allowed(r2, ka, fa), 0);
     el_room_free(r1);
     el_room_free(r2);
     el_room_shared_free(sh);
