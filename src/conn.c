@@ -204,13 +204,16 @@ static void respond(struct el_conn *c, int status, const char *ctype, const char
     conn_flush(c);
 }
 
-/* An error answered by einlass; the connection closes after it. */
+/* An error answered by einlass; the connection closes after it. A request
+ * the gate sent on keeps the pass the gate gave it (an admission, a slid
+ * expiry): its ticket is spent, so a backend failure must not cost the place. */
 static void respond_error(struct el_conn *c, int status, const char *reason)
 {
     char body[160];
     int n = snprintf(body, sizeof(body), "%d %s: %s\n", status, el_http_reason(status), reason);
+    const char *cookie = c->state == EL_CONN_PROXY && c->gate.forward ? c->gate.cookie : NULL;
     el_metrics_count(c->w->id, EL_DECISION_ERROR);
-    respond(c, status, "text/plain; charset=utf-8", body, (size_t)n, NULL, 0, true);
+    respond(c, status, "text/plain; charset=utf-8", body, (size_t)n, cookie, 0, true);
     timer_set(c, c->w->tv_header);
 }
 

@@ -20,6 +20,7 @@
 #include "einlass/config.h"
 #include "einlass/http.h"
 #include "einlass/page.h"
+#include "einlass/ratelimit.h"
 #include "einlass/room.h"
 #include "einlass/route.h"
 #include "einlass/server.h"
@@ -88,11 +89,14 @@ static void set_cookie(struct el_gate *g, struct el_gate_ctx *ctx, const char *n
              tok, ctx->secure ? "; Secure" : "");
 }
 
-static void give_pass(struct el_gate *g, struct el_gate_ctx *ctx)
+/* A pass for session id (a new one: next_session_id; a slid one keeps its
+ * id, so a release of it revokes every copy). */
+static void give_pass(struct el_gate *g, struct el_gate_ctx *ctx, uint64_t id)
 {
     uint64_t now = el_wall_s();
+    ctx->pass_id = id;
     struct el_token t = {.kind = EL_TOKEN_PASS,
-                         .num = next_session_id(g),
+                         .num = id,
                          .issued = (uint32_t)now,
                          .expires = (uint32_t)(now + (uint64_t)gate_cfg(g)->session_s)};
     set_cookie(g, ctx, "einlass_pass", &t);
@@ -157,6 +161,42 @@ static void complete(struct el_gate_ctx *ctx)
     if (!ctx->in_decide) ctx->done(ctx->arg);
 }
 
+static void room_answer(void *arg, const struct el_room_answer *a);
+
+/* A join over max_joins_per_ip_per_min: 429, no ticket, no place. */
+static void answer_refused(struct el_gate *g, struct el_gate_ctx *ctx, int wait_s)
+{
+    int n;
+    atomic_fetch_add_explicit(&el_metrics_workers[g->w->id].joins_refused, 1,
+                              memory_order_relaxed);
+    if (ctx->html && !ctx->status_path) {
+        n = snprintf(g->scratch, sizeof(g->scratch),
+                     "429 Too Many Requests: too many new visitors from your network; "
+                     "try again in %d s\n", wait_s);
+        answer(ctx, EL_DECISION_REJECT, 429, "text/plain; charset=utf-8", g->scratch, (size_t)n);
+    } else {
+        n = snprintf(g->scratch, sizeof(g->scratch),
+                     "{\"state\":\"refused\",\"reason\":\"too many joins from this "
+                     "address\",\"retry_after_s\":%d}", wait_s);
+        answer(ctx, EL_DECISION_REJECT, 429, "application/json", g->scratch, (size_t)n);
+    }
+    ctx->cookie[0] = '\0';
+    ctx->retry_after = wait_s;
+}
+
+/* Join the room, or answer 429 when this client joined too often. */
+static void join_or_refuse(struct el_gate *g, struct el_gate_ctx *ctx)
+{
+    int wait_s = el_room_join_allowed(g->w->room, ctx->peer_key, ctx->peer_family);
+    if (wait_s > 0) {
+        answer_refused(g, ctx, wait_s);
+        complete(ctx);
+        return;
+    }
+    ctx->joined = true;
+    el_room_join(g->w->room, ctx->lane, room_answer, ctx);
+}
+
 static void room_answer(void *arg, const struct el_room_answer *a)
 {
     struct el_gate_ctx *ctx = arg;
@@ -170,15 +210,15 @@ static void room_answer(void *arg, const struct el_room_answer *a)
         answer_wait(g, ctx, a);
         break;
     case EL_PLACE_ADMITTED:
-        give_pass(g, ctx);
+        give_pass(g, ctx, next_session_id(g));
+        ctx->releasable = true;
         if (ctx->status_path) answer_state(g, ctx, "admitted");
         else forward(ctx, EL_DECISION_FORWARD);
         break;
     case EL_PLACE_USED: /* a copy of a ticket already exchanged: counts as none */
     case EL_PLACE_GONE: /* abandoned: a new place at the back */
         if (!ctx->joined) {
-            ctx->joined = true;
-            el_room_join(g->w->room, ctx->lane, room_answer, ctx);
+            join_or_refuse(g, ctx);
             return;
         }
         /* a fresh join never comes back used or gone; be safe: wait */
@@ -248,11 +288,14 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
 
     uint64_t now = el_wall_s();
     struct el_token t;
-    if (cookie_token(g, req, "einlass_pass", EL_TOKEN_PASS, now, &t)) {
+    if (cookie_token(g, req, "einlass_pass", EL_TOKEN_PASS, now, &t) &&
+        !el_room_revoked(g->w->room, t.num, now)) { /* a released pass counts as none */
         ctx->had_pass = true;
+        ctx->releasable = true;
+        ctx->pass_id = t.num;
         /* The expiry slides: a fresh pass at most every session_s / 10. */
         uint64_t step = (uint64_t)EL_MAX(1, cfg->session_s / 10);
-        if (now >= (uint64_t)t.issued + step) give_pass(g, ctx);
+        if (now >= (uint64_t)t.issued + step) give_pass(g, ctx, t.num);
         if (ctx->status_path) answer_state(g, ctx, "admitted");
         else forward(ctx, EL_DECISION_FORWARD);
         return 1;
@@ -264,7 +307,7 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
     }
     if (!atomic_load_explicit(&srv->state.queueing, memory_order_relaxed)) {
         /* Open: whoever comes in now keeps going once the room queues. */
-        give_pass(g, ctx);
+        give_pass(g, ctx, next_session_id(g));
         if (ctx->status_path) answer_state(g, ctx, "open");
         else forward(ctx, EL_DECISION_FORWARD);
         return 1;
@@ -276,13 +319,13 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
     const struct el_http_header *al = find(req, "accept-language");
     ctx->lang = (uint8_t)(al ? el_page_lang(al->value, al->value_len) : EL_LANG_EN);
     ctx->lane = route && route->action == EL_ROUTE_PRIORITY ? 1 : 0;
+    if (!el_ratelimit_key(peer, &ctx->peer_key, &ctx->peer_family)) ctx->peer_family = 0;
     ctx->in_decide = true;
     if (cookie_token(g, req, "einlass_ticket", EL_TOKEN_TICKET, now, &t)) {
         el_room_check(g->w->room, t.lane, t.num, (t.flags & EL_TOKEN_LOCAL) != 0, room_answer,
                       ctx);
     } else {
-        ctx->joined = true;
-        el_room_join(g->w->room, ctx->lane, room_answer, ctx);
+        join_or_refuse(g, ctx);
     }
     ctx->in_decide = false;
     return ctx->completed ? 1 : 0;
@@ -295,7 +338,7 @@ const char *el_gate_response(struct el_gate *g, struct el_gate_ctx *ctx,
     const struct el_http_header *rel = find(resp, "einlass-release");
     if (rel && rel->value_len == 1 && rel->value[0] == '1' &&
         (ctx->had_pass || strncmp(ctx->cookie, "einlass_pass=", 13) == 0)) {
-        el_room_release(g->w->room);
+        if (ctx->releasable) el_room_release(g->w->room, ctx->pass_id);
         snprintf(ctx->cookie, sizeof(ctx->cookie),
                  "einlass_pass=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax%s",
                  ctx->secure ? "; Secure" : "");

@@ -176,8 +176,9 @@ void el_metrics_render(struct evbuffer *out, const struct el_status *st)
     evbuffer_add_printf(out, "einlass_build_info{version=\"%s\"} 1\n", lv);
 
     uint64_t req[EL_DECISION__COUNT] = {0};
-    uint64_t conns = 0;
+    uint64_t conns = 0, refused = 0;
     for (int w = 0; w < EL_MAX_WORKERS; w++) {
+        refused += atomic_load_explicit(&el_metrics_workers[w].joins_refused, memory_order_relaxed);
         for (int d = 0; d < EL_DECISION__COUNT; d++)
             req[d] +=
                 atomic_load_explicit(&el_metrics_workers[w].requests[d], memory_order_relaxed);
@@ -202,6 +203,8 @@ void el_metrics_render(struct evbuffer *out, const struct el_status *st)
     single_u64(out, "einlass_waiting", "gauge", "Live waiting tickets.", st->waiting);
     single_u64(out, "einlass_admitted_total", "counter", "Tickets exchanged for passes.",
                st->admitted_total);
+    single_u64(out, "einlass_joins_refused_total", "counter",
+               "Joins refused by max_joins_per_ip_per_min (429, no place).", refused);
     single_num(out, "einlass_admit_per_second", "gauge", "Current admission rate.",
                st->admit_per_s);
     single_u64(out, "einlass_room_state_changes_total", "counter",

@@ -19,7 +19,17 @@
  *     short time both queues hold people after Redis returns, each gets rate.
  *     That is the price of never opening the door and never answering 5xx.
  *   - eta uses the measured rate of the store that answered, falling back to
- *     the last tick's rate, then to the configured admit_per_s. */
+ *     the last tick's rate, then to the configured admit_per_s.
+ *   - released passes: the shared revocation set holds every pass id released
+ *     on this instance (added before the store hears of it, so the releasing
+ *     instance revokes at once and asks the store for a credit only the first
+ *     time) and every id the main thread's tick fetched from Redis (ids other
+ *     instances released, read from the last fetched score on, every tick).
+ *     An id is kept session_s + REVOKE_MARGIN_S: longer than any pass with
+ *     that id can live, even one slid by another instance during the
+ *     propagation window. Gates read the set lock-free on every pass.
+ *   - joins are limited per client address by one token-bucket table shared
+ *     by every worker (max_joins_per_ip_per_min). */
 #include "einlass/room.h"
 
 #include <math.h>
@@ -30,9 +40,14 @@
 
 #include "einlass/common.h"
 #include "einlass/config.h"
+#include "einlass/ratelimit.h"
+#include "einlass/revoke.h"
 #include "einlass/store.h"
+#include "store_internal.h"
 
 #define REDIS_TIMEOUT_MS 500
+#define REVOKE_MARGIN_S 60      /* a revocation outlives session_s by this */
+#define JOIN_LIMIT_ENTRIES 65536 /* client addresses tracked by the join limit */
 
 enum store_state { STATE_MEMORY = 0, STATE_REDIS, STATE_FALLBACK };
 
@@ -50,6 +65,10 @@ struct el_room_shared {
     _Atomic uint64_t conf_rate_bits; /* configured admit_per_s (double bits) */
     _Atomic uint64_t tick_rate_bits; /* the last tick's rate (double bits) */
     _Atomic int state;               /* enum store_state */
+    struct el_revoke *revoked;       /* released pass ids (this and, via Redis, other instances) */
+    _Atomic int revoke_ttl_s;        /* session_s + REVOKE_MARGIN_S */
+    struct el_ratelimit *joins;      /* token buckets per client address */
+    _Atomic int joins_per_min;       /* max_joins_per_ip_per_min; 0 = no limit */
 };
 
 struct el_room {
@@ -61,6 +80,8 @@ struct el_room {
     bool redis_known;             /* redis_st holds an answer */
     struct el_store_stats mem_st; /* tick: the local queue's last stats */
     struct el_store_stats redis_st; /* tick: the Redis store's last stats */
+    bool fetching;                /* tick: a revoked fetch is in flight */
+    uint64_t revoke_cursor;       /* tick: Redis time (ms) of the last release fetched */
 };
 
 /* One join or check waiting for the Redis store. */
@@ -144,6 +165,7 @@ static void ensure_store(struct el_room *r)
     r->redis = want ? el_store_redis_new(r->base, &p) : NULL;
     r->gen = gen;
     r->redis_known = false;
+    r->revoke_cursor = 0; /* another room or server: read its releases from the start */
     pthread_mutex_unlock(&sh->lock);
     if (old) old->ops->free(old); /* its waiting ops fall back to the local queue */
 }
@@ -197,11 +219,28 @@ void el_room_check(struct el_room *r, uint8_t lane, uint64_t num, bool local, el
     local_join(r, lane & 1, true, cb, arg); /* Redis ticket, Redis down: wait here */
 }
 
-void el_room_release(struct el_room *r)
+void el_room_release(struct el_room *r, uint64_t id)
 {
+    struct el_room_shared *sh = r->sh;
+    uint32_t now = (uint32_t)el_wall_s();
+    int ttl = atomic_load(&sh->revoke_ttl_s);
+    if (!el_revoke_add(sh->revoked, id, now + (uint32_t)ttl, now)) return; /* released before */
     ensure_store(r);
-    if (redis_usable(r)) r->redis->ops->release(r->redis);
-    else r->sh->mem->ops->release(r->sh->mem);
+    if (redis_usable(r)) r->redis->ops->release(r->redis, id, ttl, el_now_ms());
+    else sh->mem->ops->release(sh->mem, id, ttl, el_now_ms());
+}
+
+bool el_room_revoked(const struct el_room *r, uint64_t id, uint64_t now_s)
+{
+    return el_revoke_has(r->sh->revoked, id, (uint32_t)now_s);
+}
+
+int el_room_join_allowed(const struct el_room *r, uint64_t key, uint8_t family)
+{
+    const struct el_room_shared *sh = r->sh;
+    int per_min = atomic_load_explicit(&sh->joins_per_min, memory_order_relaxed);
+    if (per_min <= 0 || family == 0) return 0;
+    return el_ratelimit_take(sh->joins, key, family, el_now_ms(), per_min);
 }
 
 /* Tick: combine both stores' figures into the shared ones. */
@@ -239,10 +278,26 @@ static void redis_stats_cb(void *arg, int err, const struct el_store_stats *st)
     publish(r);
 }
 
+static void revoked_cb(void *arg, int err, const uint64_t *ids, size_t n, uint64_t next)
+{
+    struct el_room *r = arg;
+    r->fetching = false;
+    if (err) return;
+    uint32_t now = (uint32_t)el_wall_s();
+    uint32_t until = now + (uint32_t)atomic_load(&r->sh->revoke_ttl_s);
+    for (size_t i = 0; i < n; i++) el_revoke_add(r->sh->revoked, ids[i], until, now);
+    r->revoke_cursor = next;
+}
+
 void el_room_tick(struct el_room *r, double rate)
 {
     ensure_store(r);
     atomic_store(&r->sh->tick_rate_bits, dbits(rate));
+    /* Releases on other instances: the fetch is one cheap read a tick. */
+    if (redis_usable(r) && !r->fetching) {
+        r->fetching = true;
+        r->redis->ops->revoked(r->redis, r->revoke_cursor, revoked_cb, r);
+    }
     r->sh->mem->ops->advance(r->sh->mem, rate, el_now_ms(), mem_stats_cb, r);
     if (redis_usable(r) && !r->advancing) {
         r->advancing = true;
@@ -303,6 +358,8 @@ void el_room_shared_configure(struct el_room_shared *sh, const struct el_config 
     else if (changed) atomic_store(&sh->state, STATE_FALLBACK); /* until a tick sees it up */
     pthread_mutex_unlock(&sh->lock);
     atomic_store(&sh->conf_rate_bits, dbits(cfg->admit_per_s));
+    atomic_store(&sh->revoke_ttl_s, EL_MAX(cfg->session_s, 1) + REVOKE_MARGIN_S);
+    atomic_store(&sh->joins_per_min, cfg->max_joins_per_ip_per_min);
 }
 
 struct el_room_shared *el_room_shared_new(const struct el_config *cfg)
@@ -311,6 +368,9 @@ struct el_room_shared *el_room_shared_new(const struct el_config *cfg)
     pthread_mutex_init(&sh->lock, NULL);
     struct el_store_params p = {.room = cfg->room_name, .poll_s = cfg->poll_s};
     sh->mem = el_store_memory_new(&p);
+    uint64_t seed = el_now_us() ^ (uint64_t)(uintptr_t)sh;
+    sh->revoked = el_revoke_new(EL_STORE_RELEASED_MAX, seed);
+    sh->joins = el_ratelimit_new(JOIN_LIMIT_ENTRIES, seed * 0x9E3779B97F4A7C15ULL);
     sh->poll_s = -1; /* forces the first configure to take everything */
     el_room_shared_configure(sh, cfg);
     return sh;
@@ -320,6 +380,8 @@ void el_room_shared_free(struct el_room_shared *sh)
 {
     if (sh == NULL) return;
     sh->mem->ops->free(sh->mem);
+    el_revoke_free(sh->revoked);
+    el_ratelimit_free(sh->joins);
     free(sh->redis);
     free(sh->room);
     pthread_mutex_destroy(&sh->lock);

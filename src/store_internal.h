@@ -12,6 +12,11 @@
 /* EWMA weight of the newest window. */
 #define EL_METER_ALPHA 0.3
 
+/* Released pass ids the memory store keeps for one credit per pass (and the
+ * room for its revocation set): about 2 MB each, more than 200 releases a
+ * second over a 600 s session. */
+#define EL_STORE_RELEASED_MAX (1u << 17)
+
 #define EL_STR_(x) #x
 #define EL_STR(x) EL_STR_(x)
 

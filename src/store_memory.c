@@ -15,7 +15,9 @@
  * One mutex guards everything; callbacks run after it is released, before
  * the op returns. Bitmaps grow with the ticket numbers and are never
  * trimmed: 3 bits per ticket number ever handed out (about 3.6 MB for ten
- * million). Time is the now_ms the caller passes. */
+ * million). Released pass ids live in a fixed table of their own
+ * (EL_STORE_RELEASED_MAX, 2 MB), for one credit per pass. Time is the now_ms
+ * the caller passes. */
 #include "store_internal.h"
 
 #include <math.h>
@@ -24,6 +26,7 @@
 #include <string.h>
 
 #include "einlass/common.h"
+#include "einlass/revoke.h"
 #include "einlass/store.h"
 
 struct bitmap {
@@ -59,6 +62,7 @@ struct mstore {
     bool started;            /* gen_t is set */
     struct meter meter;        /* fraction, last advance, credits, measured rate */
     uint64_t admitted_total; /* passes claimed */
+    struct el_revoke *released; /* pass ids released (their credit given); own lock */
 };
 
 static void bm_grow(struct bitmap *b, uint64_t i)
@@ -282,12 +286,19 @@ static void mem_advance(struct el_store *st, double rate, uint64_t now_ms, el_st
     if (cb) cb(arg, 0, &out);
 }
 
-static void mem_release(struct el_store *st)
+static void mem_release(struct el_store *st, uint64_t id, int ttl_s, uint64_t now_ms)
 {
     struct mstore *s = (struct mstore *)st;
+    uint32_t now = (uint32_t)(now_ms / 1000);
+    if (!el_revoke_add(s->released, id, now + (uint32_t)EL_MAX(ttl_s, 1), now)) return;
     pthread_mutex_lock(&s->lock);
     s->meter.credits++;
     pthread_mutex_unlock(&s->lock);
+}
+
+static void mem_revoked(struct el_store *st, uint64_t cursor, el_store_revoked_cb cb, void *arg)
+{
+    cb(arg, 0, NULL, 0, cursor);
 }
 
 static void mem_free(struct el_store *st)
@@ -299,6 +310,7 @@ static void mem_free(struct el_store *st)
         bm_clear(&s->lanes[l].live[1]);
         bm_clear(&s->lanes[l].exchange);
     }
+    el_revoke_free(s->released);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }
@@ -309,6 +321,7 @@ static const struct el_store_ops mem_ops = {
     .check = mem_check,
     .advance = mem_advance,
     .release = mem_release,
+    .revoked = mem_revoked,
     .free = mem_free,
 };
 
@@ -323,6 +336,7 @@ struct el_store *el_store_memory_new(const struct el_store_params *p)
     s->base.ops = &mem_ops;
     pthread_mutex_init(&s->lock, NULL);
     s->gen_ms = gen_ms(p);
+    s->released = el_revoke_new(EL_STORE_RELEASED_MAX, (uint64_t)(uintptr_t)s);
     return &s->base;
 }
 

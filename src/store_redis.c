@@ -15,6 +15,12 @@
  *                          block b; while P is the previous one, field i =
  *                          set bits below min(i * B, rL) (prefix sums)
  *   einlass:{R}:x:L        exchange bitmap of lane L
+ *   einlass:{R}:rel        sorted set of released pass ids (member: the id
+ *                          in decimal, score: Redis time of the release in
+ *                          ms), trimmed to the last ttl by each release: ZADD
+ *                          NX makes the first release of an id the one that
+ *                          adds a credit; instances read it from their last
+ *                          score on (ZRANGEBYSCORE) to learn revocations
  *
  * Positions in O(1). A waiting ticket's position is the number of live
  * (prev) bits in [head, num]; a plain BITCOUNT over that range reads
@@ -84,11 +90,12 @@
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
-#define NKEYS 11
+#define NKEYS 12
 #define BLOCK 65536 /* ticket numbers per counted block */
 
 /* KEYS: 1 meter, 2..5 live bitmaps (KEYS[2 + parity * 2 + lane]), 6..7
- * exchange per lane, 8..11 block counts (KEYS[8 + parity * 2 + lane]).
+ * exchange per lane, 8..11 block counts (KEYS[8 + parity * 2 + lane]), 12
+ * released pass ids.
  * ARGV[1] = poll_s. Sets the locals and helpers every script uses, builds
  * missing block counts, and rolls the generation when due. live(CUR, l) /
  * live(PREV, l) name a lane's bitmaps and blk() their block counts; set_cur
@@ -282,9 +289,27 @@ static const char lua_advance[] = LUA_PRELUDE
     "  'rate', mrate)\n"
     "return {w[1] + w[2], tonumber(a[6]) or 0, mrate}\n";
 
-enum op_kind { OP_JOIN = 0, OP_CHECK, OP_ADVANCE, OP_NKINDS };
+/* ARGV[2] = pass id, ARGV[3] = ttl in ms. The first release of an id adds
+ * one credit. Returns {1 if it did, else 0}. */
+static const char lua_release[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local ttl = tonumber(ARGV[3])\n"
+    "redis.call('ZREMRANGEBYSCORE', KEYS[12], '-inf', '(' .. (now - ttl))\n"
+    "local added = redis.call('ZADD', KEYS[12], 'NX', now, ARGV[2])\n"
+    "if added == 1 then redis.call('HINCRBY', KEYS[1], 'cred', 1) end\n"
+    "redis.call('PEXPIRE', KEYS[12], ttl)\n"
+    "return {added}\n";
 
-static const char *const scripts[OP_NKINDS] = {lua_join, lua_check, lua_advance};
+/* ARGV[2] = cursor (ms). Returns {id, score, id, score, ...}, oldest first. */
+static const char lua_revoked[] =
+    "return redis.call('ZRANGEBYSCORE', KEYS[12], ARGV[2], '+inf', 'WITHSCORES', 'LIMIT', 0, "
+    EL_STR(EL_STORE_REVOKED_MAX) ")\n";
+
+enum op_kind { OP_JOIN = 0, OP_CHECK, OP_ADVANCE, OP_RELEASE, OP_REVOKED, OP_NKINDS };
+
+static const char *const scripts[OP_NKINDS] = {lua_join, lua_check, lua_advance, lua_release,
+                                               lua_revoked};
 
 struct rstore;
 
@@ -293,10 +318,12 @@ struct op {
     struct rstore *s;        /* owner */
     enum op_kind kind;       /* which script */
     uint8_t lane;            /* join, check */
-    uint64_t num;            /* check */
+    uint64_t num;            /* check; release: the pass id; revoked: the cursor */
+    int ttl_s;               /* release */
     double rate;             /* advance */
     el_store_place_cb pcb;   /* join, check */
     el_store_stats_cb scb;   /* advance (may be NULL) */
+    el_store_revoked_cb rcb; /* revoked */
     void *arg;               /* for the callback */
     uint64_t deadline_ms;    /* el_now_ms() after which the link is dropped */
     bool done;               /* the user's callback ran */
@@ -477,9 +504,35 @@ static void finish(struct op *op, int err, const struct el_place *p, const struc
     op->done = true;
     if (op->kind == OP_ADVANCE) {
         if (op->scb) op->scb(op->arg, err, st);
-    } else {
+    } else if (op->kind == OP_REVOKED) {
+        op->rcb(op->arg, err, NULL, 0, op->num);
+    } else if (op->kind != OP_RELEASE) {
         op->pcb(op->arg, err, p);
     }
+}
+
+/* The revoked answer {id, score, ...}: ids to the caller, the last score as
+ * the next cursor (inclusive: an id released in the same millisecond after
+ * this read is not missed; ids seen again are harmless). */
+static void deliver_revoked(struct op *op, const redisReply *r)
+{
+    uint64_t ids[EL_STORE_REVOKED_MAX];
+    size_t n = 0;
+    uint64_t next = op->num;
+    if (r->elements % 2 != 0 || r->elements / 2 > EL_STORE_REVOKED_MAX) goto fail;
+    for (size_t i = 0; i < r->elements; i += 2) {
+        const redisReply *id = r->element[i], *sc = r->element[i + 1];
+        if (id->type != REDIS_REPLY_STRING || sc->type != REDIS_REPLY_STRING) goto fail;
+        ids[n++] = strtoull(id->str, NULL, 10);
+        double score = strtod(sc->str, NULL);
+        if (score > (double)next) next = (uint64_t)score;
+    }
+    op->done = true;
+    op->rcb(op->arg, 0, ids, n, next);
+    return;
+fail:
+    el_warn("redis %s: unexpected revoked answer", op->s->addr);
+    finish(op, -1, NULL, NULL);
 }
 
 static bool int_elem(const redisReply *r, size_t i, long long *v)
@@ -502,6 +555,14 @@ static void deliver(struct op *op, const redisReply *r)
 {
     long long a, b, c, d;
     if (r->type != REDIS_REPLY_ARRAY) goto fail;
+    if (op->kind == OP_RELEASE) {
+        finish(op, 0, NULL, NULL);
+        return;
+    }
+    if (op->kind == OP_REVOKED) {
+        deliver_revoked(op, r);
+        return;
+    }
     if (op->kind == OP_ADVANCE) {
         struct el_store_stats st;
         if (r->elements != 3 || !int_elem(r, 0, &a) || !int_elem(r, 1, &b)) goto fail;
@@ -564,6 +625,14 @@ static void send_op(struct rstore *s, struct op *op)
     argv[n++] = nums[0];
     if (op->kind == OP_ADVANCE) {
         snprintf(nums[1], sizeof(nums[1]), "%.6f", op->rate);
+        argv[n++] = nums[1];
+    } else if (op->kind == OP_RELEASE) {
+        snprintf(nums[1], sizeof(nums[1]), "%llu", (unsigned long long)op->num);
+        argv[n++] = nums[1];
+        snprintf(nums[2], sizeof(nums[2]), "%lld", (long long)op->ttl_s * 1000);
+        argv[n++] = nums[2];
+    } else if (op->kind == OP_REVOKED) {
+        snprintf(nums[1], sizeof(nums[1]), "%llu", (unsigned long long)op->num);
         argv[n++] = nums[1];
     } else {
         snprintf(nums[1], sizeof(nums[1]), "%u", op->lane);
@@ -629,10 +698,24 @@ static void redis_advance(struct el_store *st, double rate, uint64_t now_ms, el_
     submit((struct rstore *)st, op);
 }
 
-static void redis_release(struct el_store *st)
+static void redis_release(struct el_store *st, uint64_t id, int ttl_s, uint64_t now_ms)
 {
-    struct rstore *s = (struct rstore *)st;
-    if (s->ac) redisAsyncCommand(s->ac, NULL, NULL, "HINCRBY %s cred 1", s->keys[0]);
+    struct op *op = el_calloc(1, sizeof(*op));
+    op->kind = OP_RELEASE;
+    op->num = id;
+    op->ttl_s = EL_MAX(ttl_s, 1);
+    submit((struct rstore *)st, op);
+}
+
+static void redis_revoked(struct el_store *st, uint64_t cursor, el_store_revoked_cb cb,
+                          void *arg)
+{
+    struct op *op = el_calloc(1, sizeof(*op));
+    op->kind = OP_REVOKED;
+    op->num = cursor;
+    op->rcb = cb;
+    op->arg = arg;
+    submit((struct rstore *)st, op);
 }
 
 static void redis_free(struct el_store *st)
@@ -658,6 +741,7 @@ static const struct el_store_ops redis_ops = {
     .check = redis_check,
     .advance = redis_advance,
     .release = redis_release,
+    .revoked = redis_revoked,
     .free = redis_free,
 };
 
@@ -673,7 +757,8 @@ struct el_store *el_store_redis_new(struct event_base *base, const struct el_sto
 {
     static const char *const suffix[NKEYS] = {"meter",   "live:0:0", "live:0:1", "live:1:0",
                                               "live:1:1", "x:0",     "x:1",      "blk:0:0",
-                                              "blk:0:1",  "blk:1:0", "blk:1:1"};
+                                              "blk:0:1",  "blk:1:0", "blk:1:1",
+                                              "rel"};
     struct rstore *s = el_calloc(1, sizeof(*s));
     s->base.ops = &redis_ops;
     s->evb = base;

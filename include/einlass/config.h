@@ -90,6 +90,7 @@ struct el_config {
     double max_admit_per_s;        /* adapt's ceiling */
     bool adapt;                    /* rate follows latency */
     int poll_s;                    /* Retry-After for waiting clients */
+    int max_joins_per_ip_per_min;  /* joins per client address (IPv6: /64) a minute; 0 = no limit */
     char *template_path;           /* resolved path, or "" for the built-in page */
     struct el_cidr bypass_from[EL_MAX_CIDRS]; /* clients that never wait */
     size_t nbypass_from;

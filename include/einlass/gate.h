@@ -8,7 +8,10 @@
  * room does not queue, the request is forwarded and its response gets a pass;
  * while it queues, a newcomer joins, a ticket holder asks for its place and,
  * once reached, is forwarded with a pass. Passes are checked locally: pass
- * holders never cost a store round trip. */
+ * holders never cost a store round trip (a released pass is known from the
+ * room's local revocation set and counts as none). A join (a newcomer, or a
+ * ticket that is gone or used) is limited per client address
+ * (max_joins_per_ip_per_min): over it, 429 with Retry-After and no place. */
 #ifndef EL_GATE_H
 #define EL_GATE_H
 
@@ -29,7 +32,9 @@ struct el_worker;
 struct el_gate_ctx {
     enum el_decision decision; /* what to do */
     bool forward;              /* proxy it (FORWARD, BYPASS) or answer here */
-    bool had_pass;             /* the request carried a valid pass */
+    bool had_pass;             /* the request carried a valid pass (not released) */
+    bool releasable;           /* Einlass-Release may end pass_id: carried, or from a ticket */
+    uint64_t pass_id;          /* session id of that pass */
     bool secure;               /* cookies get the Secure attribute */
     uint8_t lane;              /* room lane for a join */
     char cookie[EL_COOKIE_MAX]; /* Set-Cookie value to send, "" for none */
@@ -47,6 +52,8 @@ struct el_gate_ctx {
     bool in_decide;            /* inside el_gate_decide(): answers are synchronous */
     bool completed;            /* the decision is made */
     bool joined;               /* this request joined the room (once at most) */
+    uint64_t peer_key;         /* the client's join-limit key (el_ratelimit_key) */
+    uint8_t peer_family;       /* ... its family; 0 = not limited */
     void (*done)(void *arg);
     void *arg;
     /* in: set by the connection before el_gate_decide (which leaves it alone) */
@@ -68,7 +75,10 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
 
 /* The backend answered resp to a forwarded request: returns the Set-Cookie
  * value to add ("" for none). An "Einlass-Release: 1" ends the session: the
- * pass is cleared and the room gets one admission credit. */
+ * pass is cleared, and a pass the request carried (or got from its ticket
+ * just now) is released in the room: revoked on every instance, and one
+ * admission credit the first time only. A pass minted for this very request
+ * by the open door ends with no credit: it held no place. */
 const char *el_gate_response(struct el_gate *g, struct el_gate_ctx *ctx,
                              const struct el_http_msg *resp);
 

@@ -35,6 +35,7 @@ struct el_metrics_worker {
     _Atomic uint64_t latency_sum_us;                 /* sum of samples, microseconds */
     _Atomic int64_t inflight;                        /* backend requests in flight */
     _Atomic uint64_t connections;                    /* client connections open */
+    _Atomic uint64_t joins_refused;                  /* joins over max_joins_per_ip_per_min */
 } __attribute__((aligned(64)));
 
 extern struct el_metrics_worker el_metrics_workers[EL_MAX_WORKERS];

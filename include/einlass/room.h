@@ -50,8 +50,21 @@ void el_room_join(struct el_room *r, uint8_t lane, el_room_cb cb, void *arg);
 /* A ticket holder is back (lane, num, local from its verified ticket). */
 void el_room_check(struct el_room *r, uint8_t lane, uint64_t num, bool local, el_room_cb cb,
                    void *arg);
-/* Einlass-Release seen: one admission credit. */
-void el_room_release(struct el_room *r);
+/* Einlass-Release seen for the pass with session id: the pass is revoked
+ * here at once (el_room_revoked) and in the store, whose first release of id
+ * adds one admission credit; a second release of id, here or on any
+ * instance sharing the Redis room, adds none. */
+void el_room_release(struct el_room *r, uint64_t id);
+/* True if the pass with session id was released (here, or on another
+ * instance and fetched by a tick since: within about one tick, 100 ms, plus
+ * a Redis round trip while Redis is up). Any thread; lock-free, no I/O. */
+bool el_room_revoked(const struct el_room *r, uint64_t id, uint64_t now_s);
+/* A newcomer wants a place from the client whose el_ratelimit_key() is
+ * key, family (family 0: not limited, e.g. a unix socket): 0 if it may join
+ * (a join is counted), else the seconds until it may (for Retry-After),
+ * under max_joins_per_ip_per_min per IPv4 address or IPv6 /64, one table
+ * shared by every thread of this instance. Any thread. */
+int el_room_join_allowed(const struct el_room *r, uint64_t key, uint8_t family);
 
 /* Main thread, about every 100 ms: run the meter at rate admissions per
  * second (on the Redis store, and on the local queue if it holds anyone),

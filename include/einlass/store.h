@@ -15,7 +15,11 @@
  * position = live tickets in [head, num] (1 = next in). The meter (advance)
  * moves the heads by rate x elapsed time, keeping the fraction, serving the
  * priority lane first and stepping over dead tickets without charging them.
- * Releases add one admission credit each. Memory is a few bits per ticket
+ * A release names the pass it ends: the first release of a pass id adds one
+ * admission credit, any later one (a replayed cookie, another instance) none;
+ * the id is kept ttl seconds with the store's time of release, so every
+ * instance can fetch recent releases and stop admitting that pass.
+ * Memory is a few bits per ticket
  * number: 10 million waiting tickets take a few MB, not a sorted set's GB.
  *
  * Threads: a memory store is one object shared by all threads (a mutex
@@ -27,6 +31,7 @@
 #define EL_STORE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct event_base;
@@ -56,6 +61,12 @@ struct el_store_stats {
 struct el_store;
 typedef void (*el_store_place_cb)(void *arg, int err, const struct el_place *p);
 typedef void (*el_store_stats_cb)(void *arg, int err, const struct el_store_stats *st);
+/* ids[0..n) released at or after the cursor asked for, oldest first; next is
+ * the cursor for the next call (ids and next are meaningless when err). */
+typedef void (*el_store_revoked_cb)(void *arg, int err, const uint64_t *ids, size_t n,
+                                    uint64_t next);
+
+#define EL_STORE_REVOKED_MAX 1000 /* ids in one revoked answer at most */
 
 struct el_store_ops {
     const char *name; /* "memory" or "redis" */
@@ -70,8 +81,15 @@ struct el_store_ops {
      * TIME, or now_ms for memory). Reports stats. */
     void (*advance)(struct el_store *s, double rate, uint64_t now_ms, el_store_stats_cb cb,
                     void *arg);
-    /* A session ended (Einlass-Release): one admission credit. Fire and forget. */
-    void (*release)(struct el_store *s);
+    /* A session ended (Einlass-Release) for pass id: the first release of id
+     * within ttl_s seconds adds one admission credit, later ones none (in
+     * Redis: across every instance). Fire and forget. */
+    void (*release)(struct el_store *s, uint64_t id, int ttl_s, uint64_t now_ms);
+    /* Pass ids released at or after cursor (the store's time in ms; 0 = all it
+     * keeps), at most EL_STORE_REVOKED_MAX, for the room's revocation set.
+     * An id may come again in the next answer. The memory store answers
+     * none: in one process the room records each release itself. */
+    void (*revoked)(struct el_store *s, uint64_t cursor, el_store_revoked_cb cb, void *arg);
     void (*free)(struct el_store *s);
 };
 

@@ -13,6 +13,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "einlass/common.h"
 #include "einlass/store.h"
 
 struct result {
@@ -21,6 +22,9 @@ struct result {
     int err;                 /* its err */
     struct el_place place;   /* join / check */
     struct el_store_stats st; /* advance */
+    uint64_t ids[16];         /* revoked: the first ids */
+    size_t nids;              /* ... how many */
+    uint64_t next;            /* revoked: the next cursor */
 };
 
 static void place_cb(void *arg, int err, const struct el_place *p)
@@ -39,6 +43,17 @@ static void stats_cb(void *arg, int err, const struct el_store_stats *st)
     r->done = true;
     r->err = err;
     if (st) r->st = *st;
+}
+
+static void revoked_cb(void *arg, int err, const uint64_t *ids, size_t n, uint64_t next)
+{
+    struct result *r = arg;
+    r->calls++;
+    r->done = true;
+    r->err = err;
+    r->nids = 0;
+    for (size_t i = 0; i < n && r->nids < EL_ARRAY_LEN(r->ids); i++) r->ids[r->nids++] = ids[i];
+    r->next = next;
 }
 
 static struct el_place join_ok(struct el_store *s, uint8_t lane)
@@ -73,10 +88,18 @@ static struct el_store_stats advance_ok(struct el_store *s, double rate)
     return r.st;
 }
 
-/* n release credits, then one advance at rate 0: admits exactly n if there are. */
+/* A pass id no case has released yet. */
+static uint64_t fresh_id(void)
+{
+    static uint64_t next = 0x5eed0000;
+    return next++;
+}
+
+/* n release credits (n passes released), then one advance at rate 0: admits
+ * exactly n if there are. */
 static struct el_store_stats admit(struct el_store *s, int n)
 {
-    for (int i = 0; i < n; i++) s->ops->release(s);
+    for (int i = 0; i < n; i++) s->ops->release(s, fresh_id(), 600, drv_now);
     return advance_ok(s, 0);
 }
 
@@ -192,9 +215,32 @@ static void case_abandoned_skipped(void **state)
     s->ops->free(s);
 }
 
+/* Einlass-Release replayed (the issue: 6 admitted at once at 0.01/s): a pass
+ * releases once; only another pass adds another credit. */
+static void case_replayed_release_gets_no_credit(void **state)
+{
+    struct el_store *s = drv_open(60);
+    advance_ok(s, 0);
+    struct el_place p[4];
+    for (int i = 0; i < 4; i++) p[i] = join_ok(s, 0);
+    uint64_t id = fresh_id();
+    for (int i = 0; i < 6; i++) s->ops->release(s, id, 600, drv_now);
+    assert_int_equal(advance_ok(s, 0).waiting, 3);
+    assert_int_equal(check_ok(s, 0, p[0].num).state, EL_PLACE_ADMITTED);
+    assert_int_equal(check_ok(s, 0, p[1].num).state, EL_PLACE_WAITING);
+    s->ops->release(s, id, 600, drv_now); /* later still: nothing */
+    assert_int_equal(advance_ok(s, 0).waiting, 3);
+    s->ops->release(s, fresh_id(), 600, drv_now); /* another pass: one more */
+    assert_int_equal(advance_ok(s, 0).waiting, 2);
+    assert_int_equal(check_ok(s, 0, p[1].num).state, EL_PLACE_ADMITTED);
+    assert_int_equal(check_ok(s, 0, p[2].num).state, EL_PLACE_WAITING);
+    s->ops->free(s);
+}
+
 #define STORE_CASES                                                                                \
     cmocka_unit_test(case_fifo_25), cmocka_unit_test(case_copied_ticket),                         \
         cmocka_unit_test(case_priority_first), cmocka_unit_test(case_unknown_ticket),             \
-        cmocka_unit_test(case_no_banking), cmocka_unit_test(case_abandoned_skipped)
+        cmocka_unit_test(case_no_banking), cmocka_unit_test(case_abandoned_skipped),              \
+        cmocka_unit_test(case_replayed_release_gets_no_credit)
 
 #endif

@@ -529,7 +529,7 @@ static void test_shipped_conf_documents_every_key(void **state)
         free(b);
         nkeys++;
     }
-    assert_int_equal(nkeys, 44); /* 13 server, 4 backend, 10 trigger, 15 room, 2 route */
+    assert_int_equal(nkeys, 45); /* 13 server, 4 backend, 10 trigger, 16 room, 2 route */
     free(shipped);
     free(path);
     free(text);
@@ -683,6 +683,24 @@ static void test_err_numbers(void **state)
                "4: [trigger] percentile: '1e999' is not a number (allowed: 1..99.9)");
 }
 
+static void test_max_joins_per_ip_per_min(void **state)
+{
+    (void)state;
+    struct el_config *cfg = load_ok(ROOM);
+    assert_int_equal(cfg->max_joins_per_ip_per_min, 60);
+    el_config_free(cfg);
+    cfg = load_ok(ROOM "max_joins_per_ip_per_min = 0\n");
+    assert_int_equal(cfg->max_joins_per_ip_per_min, 0); /* no limit */
+    el_config_free(cfg);
+    cfg = load_ok(ROOM "max_joins_per_ip_per_min = 5\n");
+    assert_int_equal(cfg->max_joins_per_ip_per_min, 5);
+    el_config_free(cfg);
+    expect_err(ROOM "max_joins_per_ip_per_min = -1\n",
+               "3: [room] max_joins_per_ip_per_min: -1 is below the minimum 0");
+    expect_err(ROOM "max_joins_per_ip_per_min = 100001\n",
+               "3: [room] max_joins_per_ip_per_min: 100001 is above the maximum 100000");
+}
+
 static void test_err_words(void **state)
 {
     (void)state;
@@ -826,6 +844,7 @@ int main(void)
         cmocka_unit_test(test_err_unknown_key),
         cmocka_unit_test(test_err_duplicate_key),
         cmocka_unit_test(test_err_numbers),
+        cmocka_unit_test(test_max_joins_per_ip_per_min),
         cmocka_unit_test(test_err_words),
         cmocka_unit_test(test_err_addresses),
         cmocka_unit_test(test_err_secrets),

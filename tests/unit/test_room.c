@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -18,6 +19,7 @@
 #include <event2/event.h>
 
 #include "einlass/config.h"
+#include "einlass/ratelimit.h"
 #include "einlass/room.h"
 
 struct got {
@@ -92,8 +94,8 @@ static void test_memory_room(void **state)
     el_room_tick(r, 0);
     assert_int_equal(el_room_waiting(sh), 3);
     assert_string_equal(el_room_store_state(sh), "memory");
-    el_room_release(r);
-    el_room_release(r);
+    el_room_release(r, 1001);
+    el_room_release(r, 1002);
     el_room_tick(r, 0);
     assert_int_equal(check(r, 1, v.place.num, false).place.state, EL_PLACE_ADMITTED);
     assert_int_equal(check(r, 0, a.place.num, false).place.state, EL_PLACE_ADMITTED);
@@ -105,6 +107,56 @@ static void test_memory_room(void **state)
     assert_int_equal(el_room_admitted_total(sh), 2);
     assert_true(el_room_measured_rate(sh) == 0); /* not measured yet */
     el_room_free(r);
+    el_room_shared_free(sh);
+}
+
+/* Einlass-Release of one pass: revoked at once, one credit however often. */
+static void test_release_revokes_once(void **state)
+{
+    struct el_config c = memory_cfg();
+    c.session_s = 600;
+    struct el_room_shared *sh = el_room_shared_new(&c);
+    struct el_room *r = el_room_new(sh, NULL);
+    el_room_tick(r, 0);
+    struct el_room_answer a = join(r, 0), b = join(r, 0);
+    uint64_t now = (uint64_t)time(NULL);
+    assert_false(el_room_revoked(r, 77, now));
+    for (int i = 0; i < 6; i++) el_room_release(r, 77);
+    assert_true(el_room_revoked(r, 77, now));
+    assert_true(el_room_revoked(r, 77, now + 600)); /* outlives any pass with that id */
+    assert_false(el_room_revoked(r, 78, now));
+    el_room_tick(r, 0);
+    assert_int_equal(check(r, 0, a.place.num, false).place.state, EL_PLACE_ADMITTED);
+    assert_int_equal(check(r, 0, b.place.num, false).place.state, EL_PLACE_WAITING);
+    el_room_free(r);
+    el_room_shared_free(sh);
+}
+
+/* The join limit is per instance (one table for every thread's room). */
+static void test_join_limit_per_address(void **state)
+{
+    struct el_config c = memory_cfg();
+    c.max_joins_per_ip_per_min = 3;
+    struct el_room_shared *sh = el_room_shared_new(&c);
+    struct el_room *r1 = el_room_new(sh, NULL), *r2 = el_room_new(sh, NULL);
+    struct sockaddr_in a = {.sin_family = AF_INET}, b = a;
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    inet_pton(AF_INET, "127.0.0.2", &b.sin_addr);
+    uint64_t ka, kb;
+    uint8_t fa, fb;
+    assert_true(el_ratelimit_key((struct sockaddr *)&a, &ka, &fa));
+    assert_true(el_ratelimit_key((struct sockaddr *)&b, &kb, &fb));
+    int ok = 0;
+    for (int i = 0; i < 20; i++) ok += el_room_join_allowed(i % 2 ? r1 : r2, ka, fa) == 0;
+    assert_int_equal(ok, 3);
+    assert_true(el_room_join_allowed(r1, ka, fa) >= 1);
+    assert_int_equal(el_room_join_allowed(r1, kb, fb), 0);
+    assert_int_equal(el_room_join_allowed(r1, 0, 0), 0); /* a unix socket: not limited */
+    c.max_joins_per_ip_per_min = 0; /* reload: no limit */
+    el_room_shared_configure(sh, &c);
+    assert_int_equal(el_room_join_allowed(r2, ka, fa), 0);
+    el_room_free(r1);
+    el_room_free(r2);
     el_room_shared_free(sh);
 }
 
@@ -146,7 +198,7 @@ static void test_fallback_when_redis_down(void **state)
     el_room_tick(r, 0);
     assert_string_equal(el_room_store_state(sh), "fallback");
     assert_int_equal(el_room_waiting(sh), 2);
-    el_room_release(r); /* Redis down: the credit goes to the local queue */
+    el_room_release(r, 1003); /* Redis down: the credit goes to the local queue */
     el_room_tick(r, 0);
     assert_int_equal(check(r, 0, a.place.num, true).place.state, EL_PLACE_ADMITTED);
     el_room_free(r);
@@ -192,6 +244,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_eta),
         cmocka_unit_test(test_memory_room),
+        cmocka_unit_test(test_release_revokes_once),
+        cmocka_unit_test(test_join_limit_per_address),
         cmocka_unit_test(test_fallback_when_redis_down),
         cmocka_unit_test(test_configure_switches_store),
     };

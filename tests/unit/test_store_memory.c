@@ -134,8 +134,8 @@ static void test_release_credit(void **state)
     struct el_store *s = drv_open(60);
     for (int i = 0; i < 10; i++) join_ok(s, 0);
     advance_ok(s, 1);
-    s->ops->release(s);
-    s->ops->release(s);
+    s->ops->release(s, fresh_id(), 600, drv_now);
+    s->ops->release(s, fresh_id(), 600, drv_now);
     drv_now += 1000; /* 1 by rate + 2 credits */
     assert_int_equal(advance_ok(s, 1).waiting, 7);
     s->ops->free(s);
@@ -146,10 +146,30 @@ static void test_many_positions(void **state)
     struct el_store *s = drv_open(3600);
     uint64_t first = join_ok(s, 0).num;
     for (int i = 1; i < 200000; i++) join_ok(s, 0);
-    for (int i = 0; i < 1000; i++) s->ops->release(s);
+    for (int i = 0; i < 1000; i++) s->ops->release(s, fresh_id(), 600, drv_now);
     assert_int_equal(advance_ok(s, 0).waiting, 199000);
     assert_int_equal(check_ok(s, 0, first + 150000).position, 149001);
     assert_int_equal(check_ok(s, 0, first + 999).state, EL_PLACE_ADMITTED);
+    s->ops->free(s);
+}
+
+/* A release is forgotten after its ttl (the pass it names has expired by
+ * then), and the memory store has no other instance to tell. */
+static void test_release_once_within_ttl(void **state)
+{
+    struct el_store *s = drv_open(3600);
+    for (int i = 0; i < 5; i++) join_ok(s, 0);
+    advance_ok(s, 0);
+    s->ops->release(s, 77, 10, drv_now);
+    s->ops->release(s, 77, 10, drv_now + 9000);
+    assert_int_equal(advance_ok(s, 0).waiting, 4);
+    drv_now += 20000; /* the second release kept it until 19 s */
+    s->ops->release(s, 77, 10, drv_now);
+    assert_int_equal(advance_ok(s, 0).waiting, 3);
+    struct result r = {0};
+    s->ops->revoked(s, 0, revoked_cb, &r);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.err, 0);
     s->ops->free(s);
 }
 
@@ -157,6 +177,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         STORE_CASES,
+        cmocka_unit_test(test_release_once_within_ttl),
         cmocka_unit_test(test_rate_keeps_fraction),
         cmocka_unit_test(test_long_pause_no_burst),
         cmocka_unit_test(test_no_banking_while_empty),
