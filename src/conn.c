@@ -384,7 +384,12 @@ static void start_request(struct el_conn *c)
     c->gate.proxied = c->peer_local || c->peer_trusted;
     const struct sockaddr *client =
         (const struct sockaddr *)(c->peer_trusted ? &c->client : &c->peer);
-    if (el_gate_decide(w->gate, &c->gate, &c->req, client, gate_done, c)) {
+    struct el_gate_input in = {
+        .mode = atomic_load_explicit(&w->srv->state.mode, memory_order_relaxed),
+        .queueing = atomic_load_explicit(&w->srv->state.queueing, memory_order_relaxed),
+        .now = el_wall_s(),
+    };
+    if (el_gate_decide(w->gate, &c->gate, &c->req, client, &in, gate_done, c)) {
         c->gate_pending = false;
         act(c);
     }

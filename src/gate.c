@@ -5,7 +5,8 @@
  * exchange atomically, so a copied ticket yields one pass); every path ends
  * in exactly one completion: synchronous (el_gate_decide returns 1) or one
  * call of ctx->done. Local answers are rendered into the gate's scratch
- * buffer, valid until the next decision on this worker. */
+ * buffer, valid until the next decision on this worker. The gate reads no
+ * clock and no shared state: the caller gives both (struct el_gate_input). */
 #include "einlass/gate.h"
 
 #include <arpa/inet.h>
@@ -23,25 +24,29 @@
 #include "einlass/ratelimit.h"
 #include "einlass/room.h"
 #include "einlass/route.h"
-#include "einlass/server.h"
 #include "einlass/token.h"
 
 #define STATUS_PATH "/_einlass/status"
 #define TICKET_LIFETIME_S (6 * 3600) /* a place is kept by polling; this only bounds replay */
 
 struct el_gate {
-    struct el_worker *w;
-    struct el_token_keys *keys; /* for the generation below */
+    int worker_id;              /* index into el_metrics_workers */
+    struct el_room *room;       /* the worker's room handle */
+    const struct el_config *cfg; /* the worker's generation: its config, */
+    const struct el_page *page; /* ... waiting page */
+    uint32_t gen_id;            /* ... and id */
+    struct el_token_keys *keys; /* for the generation keys_gen */
     uint32_t keys_gen;          /* generation id the keys were made for */
     uint64_t rng;               /* xorshift state for session ids */
     char scratch[EL_PAGE_MAX];  /* the local answer's body */
     char path[UINT16_MAX];      /* the request's path in normal form, if not its own */
 };
 
-struct el_gate *el_gate_new(struct el_worker *w)
+struct el_gate *el_gate_new(int worker_id, struct el_room *room)
 {
     struct el_gate *g = el_calloc(1, sizeof(*g));
-    g->w = w;
+    g->worker_id = worker_id;
+    g->room = room;
     if (RAND_bytes((unsigned char *)&g->rng, sizeof(g->rng)) != 1 || g->rng == 0)
         g->rng = el_now_us() | 1;
     return g;
@@ -52,6 +57,14 @@ void el_gate_free(struct el_gate *g)
     if (g == NULL) return;
     el_token_keys_free(g->keys);
     free(g);
+}
+
+void el_gate_set_generation(struct el_gate *g, const struct el_config *cfg,
+                            const struct el_page *page, uint32_t gen_id)
+{
+    g->cfg = cfg;
+    g->page = page;
+    g->gen_id = gen_id;
 }
 
 static uint64_t next_session_id(struct el_gate *g)
@@ -66,18 +79,17 @@ static uint64_t next_session_id(struct el_gate *g)
 
 static const struct el_config *gate_cfg(const struct el_gate *g)
 {
-    return g->w->gen->cfg;
+    return g->cfg;
 }
 
 static void refresh_keys(struct el_gate *g)
 {
-    const struct el_generation *gen = g->w->gen;
-    if (g->keys && g->keys_gen == gen->id) return;
+    if (g->keys && g->keys_gen == g->gen_id) return;
     el_token_keys_free(g->keys);
-    const struct el_config *cfg = gen->cfg;
+    const struct el_config *cfg = g->cfg;
     g->keys = el_token_keys_new(cfg->room_name, cfg->secret,
                                 cfg->has_previous_secret ? cfg->previous_secret : NULL);
-    g->keys_gen = gen->id;
+    g->keys_gen = g->gen_id;
 }
 
 static void set_cookie(struct el_gate *g, struct el_gate_ctx *ctx, const char *name,
@@ -93,7 +105,7 @@ static void set_cookie(struct el_gate *g, struct el_gate_ctx *ctx, const char *n
  * id, so a release of it revokes every copy). */
 static void give_pass(struct el_gate *g, struct el_gate_ctx *ctx, uint64_t id)
 {
-    uint64_t now = el_wall_s();
+    uint64_t now = ctx->now;
     ctx->pass_id = id;
     struct el_token t = {.kind = EL_TOKEN_PASS,
                          .num = id,
@@ -104,7 +116,7 @@ static void give_pass(struct el_gate *g, struct el_gate_ctx *ctx, uint64_t id)
 
 static void give_ticket(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_room_answer *a)
 {
-    uint64_t now = el_wall_s();
+    uint64_t now = ctx->now;
     struct el_token t = {.kind = EL_TOKEN_TICKET,
                          .lane = a->place.lane,
                          .flags = a->local ? EL_TOKEN_LOCAL : 0,
@@ -144,7 +156,7 @@ static void answer_wait(struct el_gate *g, struct el_gate_ctx *ctx, const struct
     const struct el_config *cfg = gate_cfg(g);
     size_t n;
     if (ctx->html && !ctx->status_path) {
-        n = el_page_html(g->w->gen->page, (enum el_lang)ctx->lang, a->place.position, a->eta_s,
+        n = el_page_html(g->page, (enum el_lang)ctx->lang, a->place.position, a->eta_s,
                          cfg->poll_s, g->scratch, sizeof(g->scratch));
         answer(ctx, EL_DECISION_WAIT, 503, "text/html; charset=utf-8", g->scratch, n);
     } else {
@@ -167,7 +179,7 @@ static void room_answer(void *arg, const struct el_room_answer *a);
 static void answer_refused(struct el_gate *g, struct el_gate_ctx *ctx, int wait_s)
 {
     int n;
-    atomic_fetch_add_explicit(&el_metrics_workers[g->w->id].joins_refused, 1,
+    atomic_fetch_add_explicit(&el_metrics_workers[g->worker_id].joins_refused, 1,
                               memory_order_relaxed);
     if (ctx->html && !ctx->status_path) {
         n = snprintf(g->scratch, sizeof(g->scratch),
@@ -187,14 +199,14 @@ static void answer_refused(struct el_gate *g, struct el_gate_ctx *ctx, int wait_
 /* Join the room, or answer 429 when this client joined too often. */
 static void join_or_refuse(struct el_gate *g, struct el_gate_ctx *ctx)
 {
-    int wait_s = el_room_join_allowed(g->w->room, ctx->peer_key, ctx->peer_family);
+    int wait_s = el_room_join_allowed(g->room, ctx->peer_key, ctx->peer_family);
     if (wait_s > 0) {
         answer_refused(g, ctx, wait_s);
         complete(ctx);
         return;
     }
     ctx->joined = true;
-    el_room_join(g->w->room, ctx->lane, room_answer, ctx);
+    el_room_join(g->room, ctx->lane, room_answer, ctx);
 }
 
 static void room_answer(void *arg, const struct el_room_answer *a)
@@ -249,9 +261,9 @@ static bool cookie_token(struct el_gate *g, const struct el_http_msg *req, const
 }
 
 int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_http_msg *req,
-                   const struct sockaddr *peer, void (*done)(void *arg), void *arg)
+                   const struct sockaddr *peer, const struct el_gate_input *in,
+                   void (*done)(void *arg), void *arg)
 {
-    struct el_server *srv = g->w->srv;
     const struct el_config *cfg = gate_cfg(g);
     memset(ctx, 0, offsetof(struct el_gate_ctx, cookie) + 1);
     ctx->status = 0;
@@ -262,13 +274,13 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
     ctx->arg = arg;
     ctx->joined = false;
     ctx->completed = false;
+    ctx->now = in->now;
     size_t path_len; /* routes match the path the backend will get */
     const char *path = el_http_norm_path(req, g->path, &path_len);
     ctx->status_path = path_len == sizeof(STATUS_PATH) - 1 &&
                        memcmp(path, STATUS_PATH, path_len) == 0;
 
-    int mode = atomic_load_explicit(&srv->state.mode, memory_order_relaxed);
-    if (mode == EL_MODE_OFF) { /* a plain proxy: no cookies */
+    if (in->mode == EL_MODE_OFF) { /* a plain proxy: no cookies */
         if (ctx->status_path) answer_state(g, ctx, "open");
         else forward(ctx, EL_DECISION_FORWARD);
         return 1;
@@ -286,10 +298,10 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
         return 1;
     }
 
-    uint64_t now = el_wall_s();
+    uint64_t now = in->now;
     struct el_token t;
     if (cookie_token(g, req, "einlass_pass", EL_TOKEN_PASS, now, &t) &&
-        !el_room_revoked(g->w->room, t.num, now)) { /* a released pass counts as none */
+        !el_room_revoked(g->room, t.num, now)) { /* a released pass counts as none */
         ctx->had_pass = true;
         ctx->releasable = true;
         ctx->pass_id = t.num;
@@ -305,7 +317,7 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
         answer(ctx, EL_DECISION_REJECT, 403, "text/plain; charset=utf-8", body, sizeof(body) - 1);
         return 1;
     }
-    if (!atomic_load_explicit(&srv->state.queueing, memory_order_relaxed)) {
+    if (!in->queueing) {
         /* Open: whoever comes in now keeps going once the room queues. */
         give_pass(g, ctx, next_session_id(g));
         if (ctx->status_path) answer_state(g, ctx, "open");
@@ -322,7 +334,7 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
     if (!el_ratelimit_key(peer, &ctx->peer_key, &ctx->peer_family)) ctx->peer_family = 0;
     ctx->in_decide = true;
     if (cookie_token(g, req, "einlass_ticket", EL_TOKEN_TICKET, now, &t)) {
-        el_room_check(g->w->room, t.lane, t.num, (t.flags & EL_TOKEN_LOCAL) != 0, room_answer,
+        el_room_check(g->room, t.lane, t.num, (t.flags & EL_TOKEN_LOCAL) != 0, room_answer,
                       ctx);
     } else {
         join_or_refuse(g, ctx);
@@ -338,7 +350,7 @@ const char *el_gate_response(struct el_gate *g, struct el_gate_ctx *ctx,
     const struct el_http_header *rel = find(resp, "einlass-release");
     if (rel && rel->value_len == 1 && rel->value[0] == '1' &&
         (ctx->had_pass || strncmp(ctx->cookie, "einlass_pass=", 13) == 0)) {
-        if (ctx->releasable) el_room_release(g->w->room, ctx->pass_id);
+        if (ctx->releasable) el_room_release(g->room, ctx->pass_id);
         snprintf(ctx->cookie, sizeof(ctx->cookie),
                  "einlass_pass=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax%s",
                  ctx->secure ? "; Secure" : "");

@@ -207,6 +207,7 @@ static void worker_adopt(struct el_worker *w, struct el_generation *g)
     el_generation_hold(g);
     struct el_generation *old = w->gen;
     w->gen = g;
+    el_gate_set_generation(w->gate, g->cfg, g->page, g->id);
     const struct el_config *cfg = g->cfg;
     struct timeval tv;
 #define COMMON(field, ms)                                                                          \
@@ -317,7 +318,7 @@ static void start_workers(struct el_server *s, struct el_generation *g)
         w->bufs.max = 1024;
         w->latency = el_latency_new();
         w->room = el_room_new(s->room_shared, w->base);
-        w->gate = el_gate_new(w);
+        w->gate = el_gate_new(w->id, w->room);
         w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (w->wake_fd == -1) {
             el_err("eventfd: %s", strerror(errno));

@@ -1,8 +1,11 @@
 /* gate.h - the per-request decision: route, pass, room -> forward, wait,
  * bypass or reject, and the cookies that go with it. One struct el_gate per
- * worker; no module below the gate knows about connections.
+ * worker; no module below the gate knows about connections, and the gate
+ * knows nothing of workers or the server: it is given the worker's room and
+ * generation (config, page) and, per decision, the effective mode, whether
+ * the room queues and the time (struct el_gate_input).
  *
- * Order (issue 3): /_einlass/status is answered here, never forwarded; mode
+ * Order of rules: /_einlass/status is answered here, never forwarded; mode
  * off forwards with no cookies; a bypass route or network forwards; a valid
  * pass forwards (its expiry slides); a reject route answers 403; while the
  * room does not queue, the request is forwarded and its response gets a pass;
@@ -23,8 +26,9 @@
 #include "einlass/metrics.h"
 #include "einlass/room.h"
 
+struct el_config;
 struct el_http_msg;
-struct el_worker;
+struct el_page;
 
 #define EL_COOKIE_MAX 192 /* one Set-Cookie value */
 
@@ -52,6 +56,7 @@ struct el_gate_ctx {
     bool in_decide;            /* inside el_gate_decide(): answers are synchronous */
     bool completed;            /* the decision is made */
     bool joined;               /* this request joined the room (once at most) */
+    uint64_t now;              /* unix seconds of the decision (el_gate_input.now) */
     uint64_t peer_key;         /* the client's join-limit key (el_ratelimit_key) */
     uint8_t peer_family;       /* ... its family; 0 = not limited */
     void (*done)(void *arg);
@@ -61,17 +66,38 @@ struct el_gate_ctx {
                                   its X-Forwarded-Proto counts */
 };
 
+/* What one decision reads besides the request, filled by the caller: a
+ * snapshot of the shared room state (two relaxed loads) and the clock. */
+struct el_gate_input {
+    int mode;      /* enum el_mode in effect (the config's, or the admin's override) */
+    bool queueing; /* the room queues newcomers now */
+    uint64_t now;  /* unix seconds: verifies tokens and stamps the ones issued */
+};
+
 struct el_gate;
 
-struct el_gate *el_gate_new(struct el_worker *w);
+/* The gate of worker worker_id (its index into el_metrics_workers) over
+ * room, the worker's room handle (which must outlive the gate). Before the
+ * first decision, el_gate_set_generation(). */
+struct el_gate *el_gate_new(int worker_id, struct el_room *room);
 void el_gate_free(struct el_gate *g);
 
+/* The worker adopted generation gen_id: decisions from now on (and room
+ * answers still owed) use cfg and page, which must stay valid until the next
+ * call or el_gate_free(). The token keys are made anew, on the next decision
+ * that needs them, when gen_id differs from the last one's. */
+void el_gate_set_generation(struct el_gate *g, const struct el_config *cfg,
+                            const struct el_page *page, uint32_t gen_id);
+
 /* Decide for req from peer: the client's address (the socket peer, or the
- * client a trusted proxy names; see proxy.h), for bypass_from and the room. Returns 1 if decided now (ctx filled, done is
- * not called), 0 if done(arg) will be called later from the event loop
- * (then ctx and the request head must stay valid until it is). */
+ * client a trusted proxy names; see proxy.h), for bypass_from and the room,
+ * given in (read during the call only). Returns 1 if decided now (ctx
+ * filled, done is not called), 0 if done(arg) will be called later from the
+ * event loop (then ctx and the request head must stay valid until it is;
+ * tokens issued then are stamped with in->now too). */
 int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_http_msg *req,
-                   const struct sockaddr *peer, void (*done)(void *arg), void *arg);
+                   const struct sockaddr *peer, const struct el_gate_input *in,
+                   void (*done)(void *arg), void *arg);
 
 /* The backend answered resp to a forwarded request: returns the Set-Cookie
  * value to add ("" for none). An "Einlass-Release: 1" ends the session: the
