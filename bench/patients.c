@@ -552,7 +552,8 @@ static void write_out(void)
                 r->sched, r->start, r->end, r->status, r->position, r->eta);
     }
     fclose(f);
-    qsort(lags, nlags, sizeof *lags, cmp_double);
+    if (nlags)
+        qsort(lags, nlags, sizeof *lags, cmp_double);
     double p50 = pct(lags, nlags, 50), p99 = pct(lags, nlags, 99);
     double mx = nlags ? lags[nlags - 1] : 0;
     int behind = p99 > max_lag_ms || skipped > 0 || next_arrival < npts;

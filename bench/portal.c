@@ -231,7 +231,8 @@ static double pct(double p)
 
 static void per_second(evutil_socket_t fd, short what, void *arg)
 {
-    qsort(sec_lat, sec_n, sizeof *sec_lat, cmp_double);
+    if (sec_n)
+        qsort(sec_lat, sec_n, sizeof *sec_lat, cmp_double);
     if (statsf)
         fprintf(statsf, "%.3f,%ld,%ld,%ld,%.1f,%.1f,%.1f\n", wall(), sec_completed,
                 sec_timed_out, queued, pct(50), pct(95), pct(99));
