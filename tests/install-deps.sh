@@ -3,7 +3,7 @@
 #
 #   build   compile einlass and run its demo
 #   test    build + what the test suite uses (cmocka, redis-server, a browser)
-#   bench   nginx, HAProxy and wrk for bench/proxy.py
+#   bench   nginx, HAProxy, wrk and gnuplot for bench/proxy.py and bench/rush
 #
 # Packages already installed are skipped, so a second run needs no network.
 # Runs apt-get as root, or through sudo otherwise. Nothing here starts a
@@ -17,7 +17,7 @@ for profile in "$@"; do
     case "$profile" in
     build) pkgs+=("${build[@]}") ;;
     test)  pkgs+=("${build[@]}" redis-server chromium) ;;
-    bench) pkgs+=(nginx haproxy wrk) ;;
+    bench) pkgs+=(nginx haproxy wrk gnuplot-nox) ;;
     *) echo "usage: $0 build|test|bench..." >&2; exit 2 ;;
     esac
 done
