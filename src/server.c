@@ -548,6 +548,14 @@ rearm:;
 
 /* ---- signals, reload, stop ---- */
 
+/* An admin API others can reach, without a token: say so (start, reload). */
+static void warn_exposure(const struct el_config *cfg)
+{
+    char *w = el_admin_exposure_warning(cfg->admin_listen, cfg->admin_token);
+    if (w != NULL) el_warn("%s", w);
+    free(w);
+}
+
 static void reload(struct el_server *s)
 {
     notify("RELOADING=1");
@@ -582,9 +590,11 @@ static void reload(struct el_server *s)
         }
         el_admin_free(s->admin);
         s->admin = a;
+        el_notice("admin API on %s", el_admin_address(a));
     } else {
         el_admin_set_token(s->admin, g->cfg->admin_token);
     }
+    warn_exposure(g->cfg);
     el_room_shared_configure(s->room_shared, g->cfg);
     struct control *ct = s->control;
     ct->mode_override = -1;
@@ -681,8 +691,8 @@ int el_server_start(struct el_server *s, const char *conf_path)
         free(err);
         return -1;
     }
-    el_notice("admin API on %s:%d", strncmp(cfg->admin_listen, "[", 1) ? "127.0.0.1" : "::1",
-              el_admin_port(s->admin));
+    el_notice("admin API on %s", el_admin_address(s->admin));
+    warn_exposure(cfg);
 
     s->room_shared = el_room_shared_new(cfg);
     s->room = el_room_new(s->room_shared, s->base);
