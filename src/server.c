@@ -662,10 +662,25 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_add(&s->join_ev, &jtv);
 }
 
+/* HUP, TERM and INT: blocked from the first line of el_server_start, so one
+ * that comes while we start waits (the worker threads inherit the mask, so
+ * they never take one); unblocked on the main thread once libevent catches
+ * them. The mask from our parent is overridden either way. */
+static void signals_block(int how)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(how, &set, NULL);
+}
+
 int el_server_start(struct el_server *s, const char *conf_path)
 {
     struct el_config *cfg = NULL;
     char *err = NULL;
+    signals_block(SIG_BLOCK);
     s->conf_path = conf_path;
     s->exit_code = 0;
     if (el_config_load(conf_path, &cfg, &err) == -1) {
@@ -729,6 +744,9 @@ int el_server_start(struct el_server *s, const char *conf_path)
         event_add(&s->signal_ev[i], NULL);
     }
     event_assign(&s->join_ev, s->base, -1, EV_PERSIST, join_poll, s); /* armed at stop */
+    /* One that came while we started is delivered now, and acted on once
+     * the loop runs: a reload, or a clean stop. */
+    signals_block(SIG_UNBLOCK);
     el_notice("einlass %s started: backend %s, mode %s, store %s", EL_VERSION,
               cfg->backend_address,
               el_mode_name(cfg->mode),
