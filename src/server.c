@@ -107,15 +107,61 @@ static void addr_text(const struct sockaddr_storage *ss, char *out, size_t cap)
     }
 }
 
+/* The TCP port of ss (0 for anything else). */
+static int addr_port(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET) return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+    if (ss->ss_family == AF_INET6) return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+    return 0;
+}
+
+/* Whether another process listens on ss already. SO_REUSEPORT would let our
+ * sockets join its group and split the traffic with it, so ask the kernel
+ * first with a plain socket: with SO_REUSEADDR (closed connections in
+ * TIME_WAIT do not count) but not SO_REUSEPORT, bind fails with EADDRINUSE
+ * exactly when someone listens on the address (or on the wildcard address
+ * of its port). The probe never listens, so it takes no connection. A
+ * second instance starting in the same instant can slip past it; a lock
+ * would be needed for that. */
+static bool someone_listens(const struct sockaddr_storage *ss, unsigned len)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd == -1) return false; /* the real bind will say what is wrong */
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    bool busy = bind(fd, (const struct sockaddr *)ss, len) == -1 && errno == EADDRINUSE;
+    close(fd);
+    return busy;
+}
+
 /* Open one SO_REUSEPORT socket per worker on cfg->listen (port 0: the first
- * socket picks the port, the others join it). */
-static int open_listeners(struct el_server *s, const struct el_config *cfg, int *fds, char **err)
+ * socket picks the port, the others join it). own: the sockets this process
+ * listens on now (NULL at start): a reload that moves between addresses of
+ * the same port (0.0.0.0 <-> 127.0.0.1) overlaps them, so it skips the
+ * probe rather than mistake itself for another process. */
+static int open_listeners(struct el_server *s, const struct el_config *cfg, const int *own,
+                          int *fds, char **err)
 {
     struct sockaddr_storage ss;
     unsigned len;
     const char *why;
     if (el_parse_addr(cfg->listen, &ss, &len, &why) == -1) {
         *err = el_sprintf("listen %s: %s", cfg->listen, why);
+        return -1;
+    }
+    bool probe = !cfg->listen_shared && addr_port(&ss) != 0;
+    if (probe && own != NULL) {
+        struct sockaddr_storage have;
+        socklen_t hl = sizeof(have);
+        if (getsockname(own[0], (struct sockaddr *)&have, &hl) == 0 &&
+            have.ss_family == ss.ss_family && addr_port(&have) == addr_port(&ss))
+            probe = false;
+    }
+    if (probe && someone_listens(&ss, len)) {
+        *err = el_sprintf("listen %s: another process listens there already (is einlass "
+                          "running?); stop it, or set [server] listen_shared = on to share "
+                          "the port with it",
+                          cfg->listen);
         return -1;
     }
     for (int i = 0; i < s->nworkers; i++) {
@@ -185,7 +231,7 @@ static struct el_generation *generation_new(struct el_server *s, struct el_confi
         memcpy(g->listen_fds, old->listen_fds, sizeof(g->listen_fds));
     } else {
         char *lerr = NULL;
-        if (open_listeners(s, cfg, g->listen_fds, &lerr) == -1) {
+        if (open_listeners(s, cfg, old ? old->listen_fds : NULL, g->listen_fds, &lerr) == -1) {
             *err = el_sprintf("%s:0: %s", cfg->path, lerr);
             free(lerr);
             goto fail;

@@ -99,7 +99,10 @@ def test_second_instance_on_the_same_port_refuses_to_start():
     try:
         assert first.port == port, first.port
         second = Proc([BIN, "-c", conf(port)])
-        rc = second.p.wait(30)
+        try:
+            rc = second.p.wait(30)
+        finally:
+            second.stop(signal.SIGKILL)
         out = second.text()
         assert rc == 1, "second instance: exit %r\n%s" % (rc, out)
         assert "listen 127.0.0.1:%d: another process listens there already" % port in out, out
