@@ -10,7 +10,17 @@
  * digests with CRYPTO_memcmp, so neither its bytes nor its length leak
  * through timing. Bodies are tiny (a mode word or a number): more than
  * ADMIN_MAX_BODY bytes are refused before they are read into anything but
- * evhttp's buffer, which itself is capped at ADMIN_EVHTTP_MAX_BODY. */
+ * evhttp's buffer, which itself is capped at ADMIN_EVHTTP_MAX_BODY.
+ *
+ * Browsers. A page the operator opens can make the browser send requests to
+ * a loopback admin API, so (before the token) a POST that a browser marks as
+ * cross-site is refused: an Origin other than the request's own
+ * ("http://" + Host), or a Sec-Fetch-Site other than same-origin or none.
+ * Browsers send one or both on every cross-site POST; curl and scripts send
+ * neither. Without a token, a request whose Host is not an IP literal or
+ * localhost is refused too: a DNS-rebound name would otherwise make the
+ * attacker's page same-origin with the API. A unix socket is out of a
+ * browser's reach and skips the Host check. */
 #include "einlass/admin.h"
 
 #include "einlass/common.h"
@@ -23,6 +33,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <math.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
@@ -46,6 +57,7 @@ struct el_admin {
     unsigned char token_md[SHA256_DIGEST_LENGTH]; /* SHA-256 of the token */
     int port;                                     /* bound TCP port, 0 for unix sockets */
     char *unix_path;                              /* our socket file, unlinked on free */
+    char address[EL_ADMIN_ADDR_LEN];              /* what we listen on, for the logs */
 };
 
 enum route_kind { ROUTE_STATUS, ROUTE_METRICS, ROUTE_MODE, ROUTE_RATE };
@@ -117,6 +129,60 @@ static bool authorized(const struct el_admin *a, struct evhttp_request *req)
     unsigned char md[SHA256_DIGEST_LENGTH];
     SHA256((const unsigned char *)h, n, md);
     return CRYPTO_memcmp(md, a->token_md, sizeof(md)) == 0;
+}
+
+/* Whether host (a Host header value) names this machine in a way no DNS
+ * answer can change: an IPv4 literal, a bracketed IPv6 literal or localhost,
+ * each with an optional :port. */
+static bool host_is_literal(const char *host)
+{
+    char name[INET6_ADDRSTRLEN + 2];
+    const char *port;
+    size_t n;
+    if (*host == '[') {
+        const char *close = strchr(host, ']');
+        if (close == NULL) return false;
+        n = (size_t)(close - host - 1);
+        port = close + 1;
+        if (n >= sizeof(name)) return false;
+        memcpy(name, host + 1, n);
+    } else {
+        port = strchr(host, ':');
+        if (port == NULL) port = host + strlen(host);
+        n = (size_t)(port - host);
+        if (n >= sizeof(name)) return false;
+        memcpy(name, host, n);
+    }
+    name[n] = '\0';
+    if (*port == ':') {
+        if (port[1] == '\0' || strspn(port + 1, "0123456789") != strlen(port + 1)) return false;
+    } else if (*port != '\0') {
+        return false;
+    }
+    unsigned char bin[sizeof(struct in6_addr)];
+    if (*host == '[') return inet_pton(AF_INET6, name, bin) == 1;
+    return el_strcaseeq(name, n, "localhost", 9) || inet_pton(AF_INET, name, bin) == 1;
+}
+
+/* Why a browser may have sent req on some other site's behalf, or NULL. */
+static const char *refusal(const struct el_admin *a, struct evhttp_request *req, bool post)
+{
+    const struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    const char *host = evhttp_find_header(in, "Host");
+    if (!a->have_token && a->unix_path == NULL && host != NULL && !host_is_literal(host))
+        return "Host must be an IP address or localhost while admin_token is empty";
+    if (!post) return NULL;
+    const char *site = evhttp_find_header(in, "Sec-Fetch-Site");
+    if (site != NULL && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0)
+        return "cross-site request refused (Sec-Fetch-Site)";
+    const char *origin = evhttp_find_header(in, "Origin");
+    if (origin != NULL) {
+        size_t hl = host != NULL ? strlen(host) : 0;
+        if (host == NULL || strlen(origin) != hl + 7 || !el_strcaseeq(origin, 7, "http://", 7) ||
+            !el_strcaseeq(origin + 7, hl, host, hl))
+            return "cross-site request refused (Origin)";
+    }
+    return NULL;
 }
 
 /* Copy the body, trimmed, into buf (ADMIN_MAX_BODY + 1 bytes). Returns 0, or
@@ -279,6 +345,11 @@ static void handle(struct evhttp_request *req, void *arg)
         reply_text(req, 405, "method not allowed");
         return;
     }
+    const char *why = refusal(a, req, routes[i].post);
+    if (why != NULL) {
+        reply_text(req, 403, why);
+        return;
+    }
     switch (routes[i].kind) {
     case ROUTE_STATUS:
         answer_status(a, req);
@@ -291,6 +362,48 @@ static void handle(struct evhttp_request *req, void *arg)
         answer_post(a, req, routes[i].kind);
         break;
     }
+}
+
+/* ss as host:port ([v6]:port, unix:PATH) into out (EL_ADMIN_ADDR_LEN). */
+static void addr_text(const struct sockaddr_storage *ss, char *out)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        snprintf(out, EL_ADMIN_ADDR_LEN, "%s:%d", host, ntohs(in->sin_port));
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        snprintf(out, EL_ADMIN_ADDR_LEN, "[%s]:%d", host, ntohs(in6->sin6_port));
+    } else {
+        snprintf(out, EL_ADMIN_ADDR_LEN, "unix:%s", ((const struct sockaddr_un *)ss)->sun_path);
+    }
+}
+
+bool el_admin_exposed(const char *listen)
+{
+    struct sockaddr_storage ss;
+    unsigned len;
+    const char *why;
+    if (el_parse_addr(listen, &ss, &len, &why) != 0) return false; /* config refuses it */
+    if (ss.ss_family == AF_INET)
+        return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) != 127;
+    if (ss.ss_family == AF_INET6) {
+        const struct in6_addr *a6 = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(a6)) return false;
+        return !(IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127);
+    }
+    return false; /* a unix socket: its file's permissions decide */
+}
+
+char *el_admin_exposure_warning(const char *listen, const char *token)
+{
+    if ((token != NULL && *token != '\0') || !el_admin_exposed(listen)) return NULL;
+    return el_sprintf("admin API on %s is not on loopback and admin_token is empty: anyone who "
+                      "can reach it can change the mode and the rate; set admin_token, or "
+                      "keep admin_listen on loopback",
+                      listen);
 }
 
 /* A listening, non-blocking socket on ss. Returns the fd, or -1 with *why. */
@@ -347,6 +460,7 @@ struct el_admin *el_admin_new(struct event_base *base, const char *listen, const
     }
     if (ss.ss_family == AF_UNIX) {
         a->unix_path = el_strdup(((struct sockaddr_un *)&ss)->sun_path);
+        addr_text(&ss, a->address);
     } else {
         struct sockaddr_storage bound;
         socklen_t blen = sizeof(bound);
@@ -356,6 +470,7 @@ struct el_admin *el_admin_new(struct event_base *base, const char *listen, const
         }
         a->port = bound.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&bound)->sin6_port)
                                               : ntohs(((struct sockaddr_in *)&bound)->sin_port);
+        addr_text(&bound, a->address);
     }
     a->http = evhttp_new(base);
     if (a->http == NULL) {
@@ -396,6 +511,11 @@ void el_admin_set_token(struct el_admin *a, const char *token)
 int el_admin_port(const struct el_admin *a)
 {
     return a->port;
+}
+
+const char *el_admin_address(const struct el_admin *a)
+{
+    return a->address;
 }
 
 void el_admin_free(struct el_admin *a)

@@ -84,6 +84,8 @@ struct key {
 static const struct key keys[] = {
     {"server", "listen", T_ADDR, "127.0.0.1:8080", 0, 0, NULL, true, NULL, F(listen), 0,
      "public listener (host:port or [v6]:port)"},
+    {"server", "listen_shared", T_BOOL, "off", 0, 0, NULL, true, NULL, F(listen_shared), 0,
+     "on: start even when another process listens on listen (the kernel splits connections)"},
     {"server", "workers", T_WORKERS, "auto", 1, 64, NULL, false, NULL, F(workers), 0,
      "worker threads; auto = number of cores"},
     {"server", "admin_listen", T_ADDR, "127.0.0.1:9090", 0, 0, NULL, true, NULL, F(admin_listen),

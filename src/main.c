@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "einlass/admin.h"
 #include "einlass/common.h"
 #include "einlass/config.h"
 #include "einlass/page.h"
@@ -37,6 +38,9 @@ static int check(const char *path)
         return 1;
     }
     el_page_free(page);
+    char *warn = el_admin_exposure_warning(cfg->admin_listen, cfg->admin_token);
+    if (warn != NULL) fprintf(stderr, "%s: warning: %s\n", path, warn);
+    free(warn);
     el_config_free(cfg);
     fprintf(stderr, "%s: configuration ok\n", path);
     return 0;

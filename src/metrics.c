@@ -215,13 +215,15 @@ void el_metrics_render(struct evbuffer *out, const struct el_status *st)
 
     render_histogram(out);
 
+    /* A gauge per percentile, not a summary: the window slides and forgets,
+     * so it has no _sum or _count, and a gauge may not carry "quantile". */
     header(out, "einlass_backend_latency_window_seconds", "gauge",
            "Backend latency percentiles over the trigger's sliding window.");
-    sample_num(out, "einlass_backend_latency_window_seconds", "{quantile=\"0.5\"}",
+    sample_num(out, "einlass_backend_latency_window_seconds", "{percentile=\"50\"}",
                st->p50_ms / 1000.0);
-    sample_num(out, "einlass_backend_latency_window_seconds", "{quantile=\"0.95\"}",
+    sample_num(out, "einlass_backend_latency_window_seconds", "{percentile=\"95\"}",
                st->p95_ms / 1000.0);
-    sample_num(out, "einlass_backend_latency_window_seconds", "{quantile=\"0.99\"}",
+    sample_num(out, "einlass_backend_latency_window_seconds", "{percentile=\"99\"}",
                st->p99_ms / 1000.0);
     single_u64(out, "einlass_backend_latency_window_samples", "gauge",
                "Latency samples in the sliding window.", st->samples);

@@ -107,15 +107,61 @@ static void addr_text(const struct sockaddr_storage *ss, char *out, size_t cap)
     }
 }
 
+/* The TCP port of ss (0 for anything else). */
+static int addr_port(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET) return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+    if (ss->ss_family == AF_INET6) return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+    return 0;
+}
+
+/* Whether another process listens on ss already. SO_REUSEPORT would let our
+ * sockets join its group and split the traffic with it, so ask the kernel
+ * first with a plain socket: with SO_REUSEADDR (closed connections in
+ * TIME_WAIT do not count) but not SO_REUSEPORT, bind fails with EADDRINUSE
+ * exactly when someone listens on the address (or on the wildcard address
+ * of its port). The probe never listens, so it takes no connection. A
+ * second instance starting in the same instant can slip past it; a lock
+ * would be needed for that. */
+static bool someone_listens(const struct sockaddr_storage *ss, unsigned len)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd == -1) return false; /* the real bind will say what is wrong */
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    bool busy = bind(fd, (const struct sockaddr *)ss, len) == -1 && errno == EADDRINUSE;
+    close(fd);
+    return busy;
+}
+
 /* Open one SO_REUSEPORT socket per worker on cfg->listen (port 0: the first
- * socket picks the port, the others join it). */
-static int open_listeners(struct el_server *s, const struct el_config *cfg, int *fds, char **err)
+ * socket picks the port, the others join it). own: the sockets this process
+ * listens on now (NULL at start): a reload that moves between addresses of
+ * the same port (0.0.0.0 <-> 127.0.0.1) overlaps them, so it skips the
+ * probe rather than mistake itself for another process. */
+static int open_listeners(struct el_server *s, const struct el_config *cfg, const int *own,
+                          int *fds, char **err)
 {
     struct sockaddr_storage ss;
     unsigned len;
     const char *why;
     if (el_parse_addr(cfg->listen, &ss, &len, &why) == -1) {
         *err = el_sprintf("listen %s: %s", cfg->listen, why);
+        return -1;
+    }
+    bool probe = !cfg->listen_shared && addr_port(&ss) != 0;
+    if (probe && own != NULL) {
+        struct sockaddr_storage have;
+        socklen_t hl = sizeof(have);
+        if (getsockname(own[0], (struct sockaddr *)&have, &hl) == 0 &&
+            have.ss_family == ss.ss_family && addr_port(&have) == addr_port(&ss))
+            probe = false;
+    }
+    if (probe && someone_listens(&ss, len)) {
+        *err = el_sprintf("listen %s: another process listens there already (is einlass "
+                          "running?); stop it, or set [server] listen_shared = on to share "
+                          "the port with it",
+                          cfg->listen);
         return -1;
     }
     for (int i = 0; i < s->nworkers; i++) {
@@ -185,7 +231,7 @@ static struct el_generation *generation_new(struct el_server *s, struct el_confi
         memcpy(g->listen_fds, old->listen_fds, sizeof(g->listen_fds));
     } else {
         char *lerr = NULL;
-        if (open_listeners(s, cfg, g->listen_fds, &lerr) == -1) {
+        if (open_listeners(s, cfg, old ? old->listen_fds : NULL, g->listen_fds, &lerr) == -1) {
             *err = el_sprintf("%s:0: %s", cfg->path, lerr);
             free(lerr);
             goto fail;
@@ -549,6 +595,14 @@ rearm:;
 
 /* ---- signals, reload, stop ---- */
 
+/* An admin API others can reach, without a token: say so (start, reload). */
+static void warn_exposure(const struct el_config *cfg)
+{
+    char *w = el_admin_exposure_warning(cfg->admin_listen, cfg->admin_token);
+    if (w != NULL) el_warn("%s", w);
+    free(w);
+}
+
 static void reload(struct el_server *s)
 {
     notify("RELOADING=1");
@@ -583,9 +637,11 @@ static void reload(struct el_server *s)
         }
         el_admin_free(s->admin);
         s->admin = a;
+        el_notice("admin API on %s", el_admin_address(a));
     } else {
         el_admin_set_token(s->admin, g->cfg->admin_token);
     }
+    warn_exposure(g->cfg);
     el_room_shared_configure(s->room_shared, g->cfg);
     struct control *ct = s->control;
     ct->mode_override = -1;
@@ -653,10 +709,25 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_add(&s->join_ev, &jtv);
 }
 
+/* HUP, TERM and INT: blocked from the first line of el_server_start, so one
+ * that comes while we start waits (the worker threads inherit the mask, so
+ * they never take one); unblocked on the main thread once libevent catches
+ * them. The mask from our parent is overridden either way. */
+static void signals_block(int how)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(how, &set, NULL);
+}
+
 int el_server_start(struct el_server *s, const char *conf_path)
 {
     struct el_config *cfg = NULL;
     char *err = NULL;
+    signals_block(SIG_BLOCK);
     s->conf_path = conf_path;
     s->exit_code = 0;
     if (el_config_load(conf_path, &cfg, &err) == -1) {
@@ -682,8 +753,8 @@ int el_server_start(struct el_server *s, const char *conf_path)
         free(err);
         return -1;
     }
-    el_notice("admin API on %s:%d", strncmp(cfg->admin_listen, "[", 1) ? "127.0.0.1" : "::1",
-              el_admin_port(s->admin));
+    el_notice("admin API on %s", el_admin_address(s->admin));
+    warn_exposure(cfg);
 
     s->room_shared = el_room_shared_new(cfg);
     s->room = el_room_new(s->room_shared, s->base);
@@ -720,6 +791,9 @@ int el_server_start(struct el_server *s, const char *conf_path)
         event_add(&s->signal_ev[i], NULL);
     }
     event_assign(&s->join_ev, s->base, -1, EV_PERSIST, join_poll, s); /* armed at stop */
+    /* One that came while we started is delivered now, and acted on once
+     * the loop runs: a reload, or a clean stop. */
+    signals_block(SIG_UNBLOCK);
     el_notice("einlass %s started: backend %s, mode %s, store %s", EL_VERSION,
               cfg->backend_address,
               el_mode_name(cfg->mode),

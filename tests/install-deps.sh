@@ -2,12 +2,15 @@
 # tests/install-deps.sh PROFILE... - install the Debian 12 packages einlass needs.
 #
 #   build   compile einlass and run its demo
-#   test    build + what the test suite uses (cmocka, redis-server, a browser)
+#   test    build + what the test suite uses (cmocka, redis-server, a browser,
+#           promtool from prometheus, clang with libFuzzer)
 #   bench   nginx, HAProxy, wrk and gnuplot for bench/proxy.py and bench/rush
 #
 # Packages already installed are skipped, so a second run needs no network.
 # Runs apt-get as root, or through sudo otherwise. Nothing here starts a
-# service: the tests start their own redis-server on a free port.
+# service: the tests start their own redis-server on a free port (the
+# prometheus package enables its unit, but nothing starts it here; the tests
+# use only its promtool).
 set -euo pipefail
 
 build=(build-essential cmake pkg-config libevent-dev libssl-dev libhiredis-dev
@@ -16,7 +19,7 @@ pkgs=()
 for profile in "$@"; do
     case "$profile" in
     build) pkgs+=("${build[@]}") ;;
-    test)  pkgs+=("${build[@]}" redis-server chromium) ;;
+    test)  pkgs+=("${build[@]}" redis-server chromium prometheus clang) ;;
     bench) pkgs+=(nginx haproxy wrk gnuplot-nox) ;;
     *) echo "usage: $0 build|test|bench..." >&2; exit 2 ;;
     esac

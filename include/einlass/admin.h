@@ -4,11 +4,19 @@
  *   POST /rate     body a number    -> 204 (until the next reload)
  *   GET  /metrics  Prometheus text
  * With a token set, POSTs need "Authorization: Bearer <token>" (401 without,
- * compared in constant time). Bad bodies get 400 with a short reason. */
+ * compared in constant time). Bad bodies get 400 with a short reason.
+ * Browsers' cross-site POSTs (an Origin other than "http://" + Host, or a
+ * Sec-Fetch-Site other than same-origin/none) get 403; so do requests whose
+ * Host is neither an IP literal nor localhost while no token is set (DNS
+ * rebinding). */
 #ifndef EL_ADMIN_H
 #define EL_ADMIN_H
 
+#include <stdbool.h>
+
 #include "einlass/metrics.h"
+
+#define EL_ADMIN_ADDR_LEN 128 /* el_admin_address's text, NUL included */
 
 struct event_base;
 
@@ -29,6 +37,15 @@ void el_admin_set_token(struct el_admin *a, const char *token);
 /* The TCP port actually bound (useful when listen asked for port 0); 0 for a
  * unix socket. */
 int el_admin_port(const struct el_admin *a);
+/* The address actually bound, as "0.0.0.0:9090", "[::1]:9090" or
+ * "unix:PATH"; owned by a. */
+const char *el_admin_address(const struct el_admin *a);
+/* Whether listen (an admin_listen value) is reachable from other hosts:
+ * anything but a loopback address or a unix socket (false if unparsable). */
+bool el_admin_exposed(const char *listen);
+/* The warning to log when listen is exposed and token is empty (allocated,
+ * the caller frees it), or NULL when there is nothing to warn about. */
+char *el_admin_exposure_warning(const char *listen, const char *token);
 /* Stop listening, close open admin connections, free a (NULL is fine). */
 void el_admin_free(struct el_admin *a);
 

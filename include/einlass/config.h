@@ -42,6 +42,7 @@ struct el_config {
 
     /* [server] */
     char *listen;              /* public listener host:port */
+    bool listen_shared;        /* start even if another process listens there */
     int workers;               /* worker threads; "auto" resolves to the core count */
     char *admin_listen;        /* admin API host:port */
     char *admin_token;         /* "" = admin POSTs need no token */

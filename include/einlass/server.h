@@ -101,8 +101,10 @@ struct el_server {
     int exit_code;
 };
 
-/* Load the first config and start everything. Returns 0, or -1 with a
- * message logged. */
+/* Load the first config and start everything. HUP, TERM and INT are held
+ * (blocked) from its first line until their handlers are in place, so one
+ * sent while einlass starts is acted on (reload, stop) once the loop runs.
+ * Returns 0, or -1 with a message logged. */
 int el_server_start(struct el_server *s, const char *conf_path);
 /* Run the main loop until stopped and drained; join the workers. Returns
  * the exit code. */

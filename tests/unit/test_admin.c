@@ -127,10 +127,16 @@ static int setup_token(void **state)
     return setup_with(state, "s3cret-token");
 }
 
+static void break_loop(void *arg)
+{
+    event_base_loopbreak(arg);
+}
+
 static int teardown(void **state)
 {
     struct fixture *fx = *state;
-    event_base_loopbreak(fx->base);
+    /* On the loop thread: a break before the loop starts would be lost. */
+    run_on_loop(fx, break_loop, fx->base);
     pthread_join(fx->thread, NULL);
     el_admin_free(fx->admin);
     event_base_free(fx->base);
@@ -146,7 +152,9 @@ struct resp {
 };
 
 /* One request on a fresh connection (Connection: close), read to EOF.
- * extra: more header lines, each ending in \r\n (or NULL). body may be NULL. */
+ * extra: more header lines, each ending in \r\n (or NULL); without a Host
+ * line among them the request names 127.0.0.1:port, as curl does. body may
+ * be NULL. */
 static void request(struct fixture *fx, const char *method, const char *path, const char *extra,
                     const char *body, struct resp *r)
 {
@@ -159,13 +167,15 @@ static void request(struct fixture *fx, const char *method, const char *path, co
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)fx->port)};
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    char *req;
+    char *req, host[64] = "";
+    if (extra == NULL || (strncasecmp(extra, "Host:", 5) != 0 && strcasestr(extra, "\nHost:") == NULL))
+        snprintf(host, sizeof(host), "Host: 127.0.0.1:%d\r\n", fx->port);
     if (body != NULL)
-        req = el_sprintf("%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%s"
+        req = el_sprintf("%s %s HTTP/1.1\r\n%sConnection: close\r\n%s"
                          "Content-Length: %zu\r\n\r\n%s",
-                         method, path, extra ? extra : "", strlen(body), body);
+                         method, path, host, extra ? extra : "", strlen(body), body);
     else
-        req = el_sprintf("%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%s\r\n", method, path,
+        req = el_sprintf("%s %s HTTP/1.1\r\n%sConnection: close\r\n%s\r\n", method, path, host,
                          extra ? extra : "");
     size_t len = strlen(req), off = 0;
     while (off < len) {
@@ -476,6 +486,157 @@ static void test_token_swap(void **state)
     assert_int_equal(fx->fake.last_mode, EL_MODE_AUTO);
 }
 
+/* Defect: with no admin_token, a page in the operator's browser could POST
+ * "off" to the loopback admin API (a "simple" cross-site request). */
+static void test_cross_site_post_with_foreign_origin_is_refused(void **state)
+{
+    struct fixture *fx = *state;
+    struct resp r;
+    static const char *const foreign[] = {
+        "Origin: http://evil.example\r\n",
+        "Origin: null\r\n",
+        "Origin: https://127.0.0.1\r\n",
+        "Origin: http://127.0.0.1\r\n", /* another port is another origin */
+        "Content-Type: text/plain\r\nOrigin: http://evil.example:8080\r\n",
+    };
+    for (size_t i = 0; i < EL_ARRAY_LEN(foreign); i++) {
+        request(fx, "POST", "/mode", foreign[i], "off", &r);
+        if (r.status != 403) fail_msg("%s got %d", foreign[i], r.status);
+        assert_non_null(strstr(r.body, "cross-site"));
+        assert_header(&r, "Cache-Control", "no-store");
+        request(fx, "POST", "/rate", foreign[i], "1", &r);
+        assert_int_equal(r.status, 403);
+    }
+    assert_int_equal(fx->fake.mode_calls + fx->fake.rate_calls, 0);
+    /* The page's own origin is fine. */
+    char same[96];
+    snprintf(same, sizeof(same), "Origin: http://127.0.0.1:%d\r\n", fx->port);
+    request(fx, "POST", "/mode", same, "off", &r);
+    assert_int_equal(r.status, 204);
+    snprintf(same, sizeof(same), "Host: localhost:%d\r\nOrigin: http://LOCALHOST:%d\r\n",
+             fx->port, fx->port);
+    request(fx, "POST", "/mode", same, "on", &r);
+    assert_int_equal(r.status, 204);
+    assert_int_equal(fx->fake.mode_calls, 2);
+}
+
+static void test_cross_site_post_with_sec_fetch_site_is_refused(void **state)
+{
+    struct fixture *fx = *state;
+    struct resp r;
+    request(fx, "POST", "/mode", "Sec-Fetch-Site: cross-site\r\n", "off", &r);
+    assert_int_equal(r.status, 403);
+    assert_non_null(strstr(r.body, "Sec-Fetch-Site"));
+    request(fx, "POST", "/mode", "Sec-Fetch-Site: same-site\r\n", "off", &r);
+    assert_int_equal(r.status, 403);
+    assert_int_equal(fx->fake.mode_calls, 0);
+    request(fx, "POST", "/mode", "Sec-Fetch-Site: same-origin\r\n", "off", &r);
+    assert_int_equal(r.status, 204);
+    request(fx, "POST", "/mode", "Sec-Fetch-Site: none\r\n", "on", &r);
+    assert_int_equal(r.status, 204);
+    assert_int_equal(fx->fake.mode_calls, 2);
+    /* A cross-site GET cannot read the answer: it stays open. */
+    request(fx, "GET", "/status", "Sec-Fetch-Site: cross-site\r\nOrigin: http://e.example\r\n",
+            NULL, &r);
+    assert_int_equal(r.status, 200);
+}
+
+/* The right token does not make a browser's cross-site POST acceptable. */
+static void test_cross_site_post_is_refused_with_token_too(void **state)
+{
+    struct fixture *fx = *state;
+    struct resp r;
+    request(fx, "POST", "/mode",
+            "Authorization: Bearer s3cret-token\r\nOrigin: http://evil.example\r\n", "off", &r);
+    assert_int_equal(r.status, 403);
+    /* With a token the Host is not checked: a DNS name works. */
+    request(fx, "POST", "/mode", "Authorization: Bearer s3cret-token\r\nHost: admin.example\r\n",
+            "off", &r);
+    assert_int_equal(r.status, 204);
+    request(fx, "GET", "/metrics", "Host: einlass-1.example:9090\r\n", NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(fx->fake.mode_calls, 1);
+}
+
+static void test_curl_like_post_is_accepted(void **state)
+{
+    struct fixture *fx = *state;
+    struct resp r;
+    request(fx, "POST", "/mode",
+            "User-Agent: curl/7.88.1\r\nAccept: */*\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\n",
+            "on", &r);
+    assert_int_equal(r.status, 204);
+    request(fx, "POST", "/rate", "Content-Type: text/plain\r\n", "3", &r);
+    assert_int_equal(r.status, 204);
+    assert_int_equal(fx->fake.mode_calls, 1);
+    assert_int_equal(fx->fake.rate_calls, 1);
+}
+
+/* Defect: DNS rebinding makes evil.example resolve to 127.0.0.1, and the
+ * attacker's page same-origin with the API: refuse names without a token. */
+static void test_rebound_host_name_is_refused_without_token(void **state)
+{
+    struct fixture *fx = *state;
+    struct resp r;
+    char h[128];
+    snprintf(h, sizeof(h), "Host: evil.example:%d\r\nOrigin: http://evil.example:%d\r\n",
+             fx->port, fx->port);
+    request(fx, "POST", "/mode", h, "off", &r);
+    assert_int_equal(r.status, 403);
+    assert_non_null(strstr(r.body, "Host"));
+    request(fx, "GET", "/status", "Host: evil.example\r\n", NULL, &r);
+    assert_int_equal(r.status, 403);
+    static const char *const bad[] = {"Host: 127.0.0.1.evil.example\r\n", "Host: 127.0.0.1:x\r\n",
+                                      "Host: [::1\r\n", "Host: 127.0.0.1:\r\n",
+                                      "Host: [evil]:80\r\n"};
+    for (size_t i = 0; i < EL_ARRAY_LEN(bad); i++) {
+        request(fx, "GET", "/status", bad[i], NULL, &r);
+        if (r.status != 403) fail_msg("%s got %d", bad[i], r.status);
+    }
+    static const char *const good[] = {"Host: 127.0.0.1\r\n", "Host: localhost:1\r\n",
+                                       "Host: LocalHost\r\n", "Host: [::1]:9090\r\n",
+                                       "Host: 10.0.0.7:9090\r\n", "Host: [::]\r\n"};
+    for (size_t i = 0; i < EL_ARRAY_LEN(good); i++) {
+        request(fx, "GET", "/status", good[i], NULL, &r);
+        if (r.status != 200) fail_msg("%s got %d", good[i], r.status);
+    }
+    assert_int_equal(fx->fake.mode_calls, 0);
+}
+
+static void test_admin_address_is_the_bound_one(void **state)
+{
+    struct fixture *fx = *state;
+    char want[64];
+    snprintf(want, sizeof(want), "127.0.0.1:%d", fx->port);
+    assert_string_equal(el_admin_address(fx->admin), want);
+}
+
+/* Defect: 0.0.0.0 without a token started silently (and logged 127.0.0.1). */
+static void test_exposed_admin_without_token_warns(void **state)
+{
+    (void)state;
+    static const char *const exposed[] = {"0.0.0.0:9090", "[::]:9090", "10.1.2.3:9090",
+                                          "[2001:db8::1]:1", "[::ffff:10.0.0.1]:1"};
+    static const char *const local[] = {"127.0.0.1:9090", "127.1.2.3:0", "localhost:9090",
+                                        "[::1]:9090",     "unix:/run/einlass/admin.sock",
+                                        "[::ffff:127.0.0.1]:1"};
+    for (size_t i = 0; i < EL_ARRAY_LEN(exposed); i++)
+        if (!el_admin_exposed(exposed[i])) fail_msg("%s is not loopback", exposed[i]);
+    for (size_t i = 0; i < EL_ARRAY_LEN(local); i++)
+        if (el_admin_exposed(local[i])) fail_msg("%s is loopback", local[i]);
+    char *w = el_admin_exposure_warning("0.0.0.0:9090", "");
+    assert_non_null(w);
+    assert_non_null(strstr(w, "admin API on 0.0.0.0:9090"));
+    assert_non_null(strstr(w, "admin_token is empty"));
+    free(w);
+    w = el_admin_exposure_warning("0.0.0.0:9090", NULL);
+    assert_non_null(w);
+    free(w);
+    assert_null(el_admin_exposure_warning("0.0.0.0:9090", "t0ken"));
+    assert_null(el_admin_exposure_warning("127.0.0.1:9090", ""));
+}
+
 static void test_bad_listen(void **state)
 {
     (void)state;
@@ -519,6 +680,17 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_token, setup_token, teardown),
         cmocka_unit_test_setup_teardown(test_token_swap, setup_token, teardown),
         cmocka_unit_test(test_bad_listen),
+        cmocka_unit_test_setup_teardown(test_cross_site_post_with_foreign_origin_is_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_cross_site_post_with_sec_fetch_site_is_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_cross_site_post_is_refused_with_token_too,
+                                        setup_token, teardown),
+        cmocka_unit_test_setup_teardown(test_curl_like_post_is_accepted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rebound_host_name_is_refused_without_token, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_admin_address_is_the_bound_one, setup, teardown),
+        cmocka_unit_test(test_exposed_admin_without_token_warns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

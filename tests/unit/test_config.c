@@ -220,6 +220,17 @@ static void test_every_value_is_read(void **state)
     el_config_free(cfg);
 }
 
+static void test_listen_shared(void **state)
+{
+    (void)state;
+    struct el_config *cfg = load_ok(ROOM);
+    assert_false(cfg->listen_shared); /* a second instance is refused by default */
+    el_config_free(cfg);
+    cfg = load_ok(ROOM "[server]\nlisten_shared = on\n");
+    assert_true(cfg->listen_shared);
+    el_config_free(cfg);
+}
+
 static void test_bool_spellings(void **state)
 {
     (void)state;
@@ -529,7 +540,7 @@ static void test_shipped_conf_documents_every_key(void **state)
         free(b);
         nkeys++;
     }
-    assert_int_equal(nkeys, 45); /* 13 server, 4 backend, 10 trigger, 16 room, 2 route */
+    assert_int_equal(nkeys, 46); /* 14 server, 4 backend, 10 trigger, 16 room, 2 route */
     free(shipped);
     free(path);
     free(text);
@@ -826,6 +837,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_when_keys_absent),
         cmocka_unit_test(test_every_value_is_read),
+        cmocka_unit_test(test_listen_shared),
         cmocka_unit_test(test_bool_spellings),
         cmocka_unit_test(test_syntax_details),
         cmocka_unit_test(test_long_line),

@@ -141,9 +141,9 @@ static void test_contract_names(void **state)
         "einlass_config_reloads_total{result=\"failed\"} 0", "einlass_mode{mode=\"auto\"} 0",
         "einlass_mode{mode=\"on\"} 1", "einlass_mode{mode=\"off\"} 0",
         "einlass_build_info{version=\"" EL_VERSION "\"} 1",
-        "einlass_backend_latency_window_seconds{quantile=\"0.5\"} 0.08",
-        "einlass_backend_latency_window_seconds{quantile=\"0.95\"} 0.35",
-        "einlass_backend_latency_window_seconds{quantile=\"0.99\"} 0.91",
+        "einlass_backend_latency_window_seconds{percentile=\"50\"} 0.08",
+        "einlass_backend_latency_window_seconds{percentile=\"95\"} 0.35",
+        "einlass_backend_latency_window_seconds{percentile=\"99\"} 0.91",
         "einlass_backend_latency_seconds_bucket{le=\"+Inf\"} 0",
         "einlass_backend_latency_seconds_count 0", "einlass_backend_latency_seconds_sum 0");
     /* Every non-comment line is "name[{labels}] value": one space, no blanks. */
