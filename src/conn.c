@@ -28,12 +28,13 @@
 
 #include "einlass/common.h"
 #include "einlass/config.h"
+#include "einlass/generation.h"
 #include "einlass/latency.h"
 #include "einlass/metrics.h"
 #include "einlass/proxy.h"
 #include "einlass/rewrite.h"
-#include "einlass/server.h"
 #include "einlass/upstream.h"
+#include "einlass/worker-t.h"
 
 #define HIGH_WATER (256 * 1024) /* pause the other side above this many buffered bytes */
 

@@ -18,7 +18,7 @@
 #include "einlass/common.h"
 #include "einlass/config.h"
 #include "einlass/conn.h"
-#include "einlass/server.h"
+#include "einlass/worker-t.h"
 
 void el_upstream_close(struct el_upconn *u)
 {
