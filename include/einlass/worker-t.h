@@ -68,6 +68,8 @@ struct el_worker {
     struct el_upconn *idle_up;    /* idle keep-alive backend connections (LIFO) */
     int nidle_up;                 /* length of idle_up */
     struct el_upconn *free_up;    /* recycled backend connection structs */
+    event_callback_fn up_event;   /* event callback of every backend socket
+                                     (el_conn_upstream_event, set at start) */
     const struct timeval *tv_header, *tv_idle, *tv_response, *tv_connect; /* common timeouts */
     int tv_for_gen;               /* generation id the timeouts were made for */
     bool draining;                /* stop accepting, close idle, exit when empty */
