@@ -46,7 +46,7 @@ static void conn_timeout(evutil_socket_t fd, short what, void *arg);
 static void conn_run(struct el_conn *c);
 static void conn_read(struct el_conn *c, bool drain);
 static void up_read(struct el_conn *c, bool drain);
-static void up_step(struct el_conn *c, struct el_up_step s);
+static inline void up_step(struct el_conn *c, struct el_up_step s);
 static uint8_t addr_text(const struct sockaddr_storage *ss, char *buf);
 
 static inline const struct el_config *conn_cfg(const struct el_conn *c)
@@ -539,8 +539,9 @@ static void exchange_done(struct el_conn *c)
     finish_request(c);
 }
 
-/* Do what an exchange step asks of the client side. */
-static void up_step(struct el_conn *c, struct el_up_step s)
+/* Do what an exchange step asks of the client side (out of line: most
+ * steps ask nothing, and up_step() tests that inline). */
+static void up_act(struct el_conn *c, struct el_up_step s)
 {
     switch ((enum el_up_next)s.next) {
     case EL_UP_WAIT:
@@ -565,6 +566,11 @@ static void up_step(struct el_conn *c, struct el_up_step s)
         conn_abort(c);
         return;
     }
+}
+
+static inline void up_step(struct el_conn *c, struct el_up_step s)
+{
+    if (s.next != EL_UP_WAIT) up_act(c, s);
 }
 
 /* The backend's read loop: each round (el_upstream_read: read, retry, head,
