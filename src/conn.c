@@ -1,13 +1,20 @@
-/* conn.c - client connections: read a head, ask the gate, forward or answer.
+/* conn.c - client connections: read a head, ask the gate, answer here or
+ * have upstream.c forward the request; and the event entry points of every
+ * socket and timer of a worker's connections, the backend's included.
  *
  * Invariants:
  *  - One request is in progress per connection; bytes of pipelined requests
  *    wait in c->in until the response before them is complete.
  *  - Every socket is registered once (EV_ET|EV_PERSIST) and read until it is
  *    drained; nothing re-arms I/O events per request.
- *  - Nothing below the event entry points frees a connection: they set
- *    c->close_now and return, and the entry point (client event, backend
- *    event, timer, gate callback) frees it on the way out, in settle().
+ *  - Nothing below the event entry points frees a connection: deep code
+ *    marks it closed (conn_abort: state EL_CONN_CLOSED) and returns, and the
+ *    entry point (client event, backend event, timer, gate callback) frees
+ *    it on the way out, in settle().
+ *  - Only this file acts on the client: writes to its socket, answers,
+ *    closes. upstream.c runs the backend exchange on the same struct and
+ *    returns what the client side must do next (struct el_up_step);
+ *    up_step() does it.
  *  - The backend sees the request re-framed: the body exactly as einlass
  *    parsed it (Content-Length, or chunks re-encoded), so the two can never
  *    disagree on where a message ends. */
@@ -28,24 +35,18 @@
 
 #include "einlass/common.h"
 #include "einlass/config.h"
-#include "einlass/latency.h"
+#include "einlass/generation.h"
 #include "einlass/metrics.h"
 #include "einlass/proxy.h"
-#include "einlass/rewrite.h"
-#include "einlass/server.h"
 #include "einlass/upstream.h"
-
-#define HIGH_WATER (256 * 1024) /* pause the other side above this many buffered bytes */
-
-static _Thread_local struct el_http_msg resp_msg; /* response head being parsed */
+#include "einlass/worker-t.h"
 
 static void conn_event(evutil_socket_t fd, short what, void *arg);
 static void conn_timeout(evutil_socket_t fd, short what, void *arg);
 static void conn_run(struct el_conn *c);
 static void conn_read(struct el_conn *c, bool drain);
 static void up_read(struct el_conn *c, bool drain);
-static void pump_request_body(struct el_conn *c);
-static void exchange_done(struct el_conn *c);
+static inline void up_step(struct el_conn *c, struct el_up_step s);
 static uint8_t addr_text(const struct sockaddr_storage *ss, char *buf);
 
 static inline const struct el_config *conn_cfg(const struct el_conn *c)
@@ -60,23 +61,6 @@ static void timer_set(struct el_conn *c, const struct timeval *tv)
     event_add(&c->timer, tv);
 }
 
-static void up_release(struct el_conn *c, bool keep)
-{
-    struct el_upconn *u = c->up;
-    if (u == NULL) return;
-    c->up = NULL;
-    el_upstream_release(u, keep);
-}
-
-static void inflight_done(struct el_conn *c)
-{
-    if (c->counted_inflight) {
-        c->counted_inflight = false;
-        atomic_fetch_sub_explicit(&el_metrics_workers[c->w->id].inflight, 1,
-                                  memory_order_relaxed);
-    }
-}
-
 static void conn_free(struct el_conn *c)
 {
     struct el_worker *w = c->w;
@@ -88,8 +72,7 @@ static void conn_free(struct el_conn *c)
         atomic_fetch_sub_explicit(&el_metrics_workers[w->id].connections, 1,
                                   memory_order_relaxed);
     }
-    inflight_done(c);
-    if (c->up) up_release(c, false);
+    el_upstream_abort(c);
     if (c->gate_pending) { /* the room still owes us a callback */
         c->dead = true;
         return;
@@ -164,7 +147,7 @@ static void conn_flush(struct el_conn *c)
         } else if (c->state == EL_CONN_IDLE) {
             el_buf_release(&c->w->bufs, &c->out); /* idle connections hold no buffers */
         }
-    } else if (el_buf_used(&c->out) > HIGH_WATER && c->up) {
+    } else if (el_buf_used(&c->out) > EL_CONN_HIGH_WATER && c->up) {
         c->up_paused = true;
     }
 }
@@ -395,64 +378,23 @@ static void start_request(struct el_conn *c)
     }
 }
 
-/* Send what waits for the backend. Sending the request arms the timers:
- * while it is not completely sent, idle_timeout_ms between bytes if einlass
- * waits for the client (cut: 408), response_timeout_ms if it waits for the
- * backend to take them (cut: 504); once it is completely sent,
- * response_timeout_ms to the response head (cut: 504), not re-armed. */
-static void up_flush(struct el_conn *c)
-{
-    struct el_upconn *u = c->up;
-    if (u == NULL || u->connecting || aborted(c)) return;
-    uint32_t before = el_buf_used(&u->out);
-    int r = el_buf_write(&u->out, u->fd);
-    if (r == -1) {
-        /* The backend is gone; up_read() sees the EOF and decides. */
-        return;
-    }
-    if (!c->req_sent && r == 0 && c->req_body_done) {
-        c->req_sent = true;
-        if (!c->resp_head_done) timer_set(c, c->w->tv_response);
-    } else if (el_buf_used(&u->out) != before) {
-        if (c->resp_head_done) timer_set(c, c->w->tv_idle);
-        else if (!c->req_sent) timer_set(c, r == 1 ? c->w->tv_response : c->w->tv_idle);
-    }
-    if (r == 0 && c->in_paused) {
-        c->in_paused = false;
-        conn_read(c, true);
-    }
-}
-
+/* Forward the request: upstream.c takes a backend connection and the
+ * rewritten head; what goes to the client (100 Continue) is sent here. */
 static void begin_forward(struct el_conn *c)
 {
     struct el_worker *w = c->w;
     c->state = EL_CONN_PROXY;
-    c->up = el_upstream_acquire(c->w, c);
-    if (c->up == NULL) {
+    if (!el_upstream_open(c)) {
         respond_error(c, 502, "backend unreachable");
         return;
     }
-    struct el_upconn *u = c->up;
-    el_buf_alloc(&w->bufs, &u->out, EL_BUF_SIZE);
-    el_buf_alloc(&w->bufs, &u->in, EL_BUF_SIZE);
-    el_rewrite_request(&c->req, c->hop_ip, c->hop_ip_len, c->peer_trusted, c->gate.secure,
-                       conn_cfg(c)->backend_address, &u->out);
-    c->sent_head_len = el_buf_used(&u->out);
     if (c->req.expect_continue && !c->req_body_done) {
         el_buf_alloc(&w->bufs, &c->out, EL_BUF_SIZE);
         el_buf_append_str(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
         conn_flush(c);
     }
     el_buf_consume(&c->in, c->req.head_len);
-    if (!c->counted_inflight) {
-        c->counted_inflight = true;
-        atomic_fetch_add_explicit(&el_metrics_workers[w->id].inflight, 1, memory_order_relaxed);
-    }
-    c->t_sent_us = el_now_us();
-    if (u->connecting) timer_set(c, w->tv_connect);
-    pump_request_body(c);
-    up_flush(c); /* arms the request's timer as bytes go out */
-    if (!event_pending(&c->timer, EV_TIMEOUT, NULL)) timer_set(c, w->tv_response);
+    up_step(c, el_upstream_start(c));
 }
 
 static void act(struct el_conn *c)
@@ -470,57 +412,6 @@ static void act(struct el_conn *c)
     respond(c, g->status, g->ctype, g->body, g->body_len, g->cookie, g->retry_after, close);
     access_log(c, el_decision_name(g->decision));
     finish_request(c);
-}
-
-/* ---- request body: client -> backend ---- */
-
-static void pump_request_body(struct el_conn *c)
-{
-    struct el_upconn *u = c->up;
-    if (c->req_body_done || u == NULL || aborted(c)) return;
-    if (c->req.body == EL_BODY_LENGTH) {
-        size_t n = EL_MIN((uint64_t)el_buf_used(&c->in), c->req_remaining);
-        el_buf_append(&u->out, c->in.data + c->in.off, n);
-        el_buf_consume(&c->in, n);
-        c->req_remaining -= n;
-        if (c->req_remaining == 0) c->req_body_done = true;
-    } else {
-        for (;;) {
-            size_t used = 0, dlen = 0;
-            const char *data = NULL;
-            int r = el_chunked_decode(&c->req_chunk, c->in.data + c->in.off,
-                                      el_buf_used(&c->in), &used, &data, &dlen);
-            if (r < 0) {
-                up_release(c, false);
-                inflight_done(c);
-                respond_error(c, 400, "malformed chunked body");
-                return;
-            }
-            if (dlen) {
-                c->req_body_bytes += dlen;
-                if (c->req_body_bytes > conn_cfg(c)->max_body_bytes) {
-                    up_release(c, false);
-                    inflight_done(c);
-                    if (c->resp_head_done) conn_abort(c);
-                    else respond_error(c, 413, "request body larger than max_body_bytes");
-                    return;
-                }
-                char hdr[24];
-                size_t hl = el_chunk_header(hdr, dlen);
-                el_buf_append(&u->out, hdr, hl);
-                el_buf_append(&u->out, data, dlen);
-                el_buf_append(&u->out, "\r\n", 2);
-            }
-            el_buf_consume(&c->in, used);
-            if (r == 1) {
-                el_buf_append(&u->out, "0\r\n\r\n", 5);
-                c->req_body_done = true;
-                break;
-            }
-            if (used == 0) break;
-        }
-    }
-    if (el_buf_used(&u->out) > HIGH_WATER) c->in_paused = true;
 }
 
 /* ---- client input ---- */
@@ -577,8 +468,7 @@ static void conn_run_once(struct el_conn *c)
             break; /* a local answer loops to the next pipelined request */
         }
         case EL_CONN_PROXY:
-            pump_request_body(c);
-            up_flush(c);
+            up_step(c, el_upstream_send(c));
             return;
         default:
             return;
@@ -636,12 +526,11 @@ static void conn_event(evutil_socket_t fd, short what, void *arg)
     settle(c);
 }
 
-/* ---- backend side ---- */
+/* ---- backend side: upstream.c's steps, and what they ask of the client ---- */
 
+/* The exchange failed and upstream.c released the backend connection. */
 static void up_fail(struct el_conn *c, int status, const char *reason)
 {
-    inflight_done(c);
-    up_release(c, false);
     if (c->resp_head_done) {
         conn_abort(c); /* the head is out: the truncation is the message */
         return;
@@ -650,204 +539,76 @@ static void up_fail(struct el_conn *c, int status, const char *reason)
     access_log(c, "error");
 }
 
-/* A pooled connection the backend had closed: send the same head on a fresh
- * one, once, and only for an idempotent request without a body. */
-static bool try_retry(struct el_conn *c)
-{
-    struct el_upconn *old = c->up;
-    if (!old->reused || c->retries > 0 || el_buf_used(&old->in) > 0 ||
-        c->req.body != EL_BODY_NONE || !c->idempotent)
-        return false;
-    c->retries++;
-    struct el_upconn *u = el_upstream_connect(c->w, c);
-    if (u == NULL) return false;
-    el_buf_alloc(&c->w->bufs, &u->out, EL_BUF_SIZE);
-    el_buf_alloc(&c->w->bufs, &u->in, EL_BUF_SIZE);
-    /* The head is still at the start of the old buffer: a request without a
-     * body appends nothing after it, and sending only moves the indices. */
-    el_buf_append(&u->out, old->out.data, c->sent_head_len);
-    up_release(c, false);
-    c->up = u;
-    c->req_sent = false; /* the head goes out again */
-    timer_set(c, u->connecting ? c->w->tv_connect : c->w->tv_response);
-    up_flush(c);
-    return true;
-}
-
-static void record_latency(struct el_conn *c, const struct el_http_msg *resp)
-{
-    c->upstream_us = el_now_us() - c->t_sent_us;
-    double ms = el_latency_sample(resp, conn_cfg(c)->latency_metric, (double)c->upstream_us / 1000.0);
-    el_latency_add(c->w->latency, el_now_ms(), ms);
-    el_metrics_observe(c->w->id, ms);
-}
-
-static void forward_response_head(struct el_conn *c, const struct el_http_msg *resp)
-{
-    el_buf_alloc(&c->w->bufs, &c->out, EL_BUF_SIZE);
-    bool close = !c->req.keep_alive || c->w->draining || !c->req_body_done;
-    const char *cookie = el_gate_response(c->w->gate, &c->gate, resp);
-    enum el_rewrite_framing f =
-        el_rewrite_response(resp, c->req.minor_version == 1, &close, cookie, &c->out);
-    c->resp_body = (uint8_t)resp->body;
-    c->resp_chunk_out = f == EL_REWRITE_CHUNKED;
-    if (resp->body == EL_BODY_LENGTH) c->resp_remaining = resp->content_length;
-    if (resp->body == EL_BODY_CHUNKED || resp->body == EL_BODY_CLOSE)
-        memset(&c->resp_chunk, 0, sizeof(c->resp_chunk));
-    if (close) c->req.keep_alive = false;
-    c->resp_status = resp->status;
-    c->resp_keepalive = resp->keep_alive && resp->body != EL_BODY_CLOSE;
-    c->resp_head_done = true;
-}
-
-static void body_out(struct el_conn *c, const char *p, size_t n)
-{
-    c->resp_bytes += n;
-    if (c->head_method) return;
-    if (c->resp_chunk_out) {
-        char hdr[24];
-        size_t hl = el_chunk_header(hdr, n);
-        el_buf_append(&c->out, hdr, hl);
-        el_buf_append(&c->out, p, n);
-        el_buf_append(&c->out, "\r\n", 2);
-    } else {
-        el_buf_append(&c->out, p, n);
-    }
-}
-
-/* Move response body bytes from the backend buffer to the client buffer.
- * Returns -1 on a malformed body. */
-static int pump_response_body(struct el_conn *c, bool eof)
-{
-    struct el_upconn *u = c->up;
-    switch (c->resp_body) {
-    case EL_BODY_NONE:
-        c->resp_done = true;
-        return 0;
-    case EL_BODY_LENGTH: {
-        size_t n = EL_MIN((uint64_t)el_buf_used(&u->in), c->resp_remaining);
-        if (n) body_out(c, u->in.data + u->in.off, n);
-        el_buf_consume(&u->in, n);
-        c->resp_remaining -= n;
-        if (c->resp_remaining == 0) c->resp_done = true;
-        return 0;
-    }
-    case EL_BODY_CHUNKED:
-        for (;;) {
-            size_t used = 0, dlen = 0;
-            const char *data = NULL;
-            int r = el_chunked_decode(&c->resp_chunk, u->in.data + u->in.off, el_buf_used(&u->in),
-                                      &used, &data, &dlen);
-            if (r < 0) return -1;
-            if (dlen) body_out(c, data, dlen);
-            el_buf_consume(&u->in, used);
-            if (r == 1) {
-                c->resp_done = true;
-                break;
-            }
-            if (used == 0) break;
-        }
-        if (c->resp_done && c->resp_chunk_out && !c->head_method)
-            el_buf_append(&c->out, "0\r\n\r\n", 5);
-        return 0;
-    case EL_BODY_CLOSE:
-        if (el_buf_used(&u->in)) body_out(c, u->in.data + u->in.off, el_buf_used(&u->in));
-        el_buf_consume(&u->in, el_buf_used(&u->in));
-        if (eof) {
-            c->resp_done = true;
-            if (c->resp_chunk_out && !c->head_method) el_buf_append(&c->out, "0\r\n\r\n", 5);
-        }
-        return 0;
-    }
-    return -1;
-}
-
-static void up_read(struct el_conn *c, bool drain)
-{
-    struct el_upconn *u = c->up;
-    for (int round = 0; u && !aborted(c) && !c->resp_done; round++) {
-        if (c->up_paused) return;
-        if (round == 64) { /* fairness: go on in the next loop iteration */
-            event_active(&u->ev, EV_READ, 0);
-            return;
-        }
-        bool eof = false;
-        ssize_t n = el_buf_read(&u->in, u->fd, drain, &eof);
-        if (n == -2 && !eof) return;
-        if (n == -1 && !c->resp_head_done && el_buf_used(&u->in) == 0) {
-            if (!try_retry(c)) up_fail(c, 502, "backend connection failed");
-            return;
-        }
-        if (n == -1) eof = true;
-        bool full = u->in.len == u->in.cap;
-        bool had_head = c->resp_head_done;
-        while (!c->resp_head_done) {
-            int r = el_http_parse_response(u->in.data + u->in.off, el_buf_used(&u->in),
-                                           conn_cfg(c)->max_header_bytes, c->head_method,
-                                           &resp_msg);
-            if (r == EL_HTTP_INCOMPLETE) {
-                if (!eof && !(n == -3)) break;
-                if (eof && el_buf_used(&u->in) == 0 && try_retry(c)) return;
-                up_fail(c, 502, eof ? "backend closed the connection" : "backend head too large");
-                return;
-            }
-            if (r < 0) {
-                up_fail(c, 502, "malformed backend response");
-                return;
-            }
-            if (resp_msg.status < 200) {
-                if (resp_msg.status == 101) {
-                    up_fail(c, 502, "backend switched protocols");
-                    return;
-                }
-                el_buf_consume(&u->in, (size_t)r); /* interim: not forwarded */
-                continue;
-            }
-            record_latency(c, &resp_msg);
-            forward_response_head(c, &resp_msg);
-            el_buf_consume(&u->in, (size_t)r);
-        }
-        if (!c->resp_head_done) return;
-        if (pump_response_body(c, eof) < 0) {
-            c->resp_keepalive = false;
-            conn_flush(c);
-            up_fail(c, 502, "malformed backend body");
-            return;
-        }
-        if (eof && !c->resp_done) { /* truncated by the backend */
-            conn_flush(c);
-            up_fail(c, 502, "backend closed mid-body");
-            return;
-        }
-        if (!c->resp_done && (n > 0 || !had_head))
-            timer_set(c, c->w->tv_idle); /* response body: idle_timeout_ms between bytes */
-        if (c->resp_done && (eof || el_buf_used(&u->in) > 0)) c->resp_keepalive = false;
-        conn_flush(c);
-        if (c->resp_done) {
-            exchange_done(c);
-            return;
-        }
-        if (!full) return;
-    }
-}
-
-/* The response is complete. The backend connection may serve another
- * request only if the request went out whole too: its body completely read
- * from the client and completely written to the backend. A backend that
- * answered early (before the body) is closed, never pooled: the bytes it
- * still expects would otherwise be taken from the next client's request.
- * A client whose body is not completely read is closed after its answer;
- * the rest of its body is read and dropped by the lingering close (bounded
- * by header_timeout_ms). */
+/* The response is complete and upstream.c pooled or closed the backend
+ * connection: log the request, go on with the next one. */
 static void exchange_done(struct el_conn *c)
 {
-    if (aborted(c) || c->up == NULL) return;
-    bool sent = c->req_body_done && el_buf_used(&c->up->out) == 0;
-    if (!c->req_body_done) c->req.keep_alive = false;
-    inflight_done(c);
-    up_release(c, c->resp_keepalive && sent);
     access_log(c, el_decision_name(c->gate.decision));
     finish_request(c);
+}
+
+/* Do what an exchange step asks of the client side (out of line: most
+ * steps ask nothing, and up_step() tests that inline). */
+static void up_act(struct el_conn *c, struct el_up_step s)
+{
+    switch ((enum el_up_next)s.next) {
+    case EL_UP_WAIT:
+    case EL_UP_PENDING:
+        return;
+    case EL_UP_RESUME:
+        conn_read(c, true);
+        return;
+    case EL_UP_FLUSH:
+        conn_flush(c);
+        return;
+    case EL_UP_DONE:
+        exchange_done(c);
+        return;
+    case EL_UP_ANSWER:
+        respond_error(c, s.status, s.reason);
+        return;
+    case EL_UP_FAIL:
+        up_fail(c, s.status, s.reason);
+        return;
+    case EL_UP_CUT:
+        conn_abort(c);
+        return;
+    }
+}
+
+static inline void up_step(struct el_conn *c, struct el_up_step s)
+{
+    if (s.next != EL_UP_WAIT) up_act(c, s);
+}
+
+/* The backend's read loop: each round (el_upstream_read: read, retry, head,
+ * body) leaves the response bytes in c->out, and they are flushed before
+ * the next round, so a slow client stops the loop (up_paused) and resumes
+ * it from conn_flush(). */
+static void up_read(struct el_conn *c, bool drain)
+{
+    for (int round = 0; c->up && !aborted(c) && !c->resp_done; round++) {
+        if (c->up_paused) return;
+        if (round == 64) { /* fairness: go on in the next loop iteration */
+            event_active(&c->up->ev, EV_READ, 0);
+            return;
+        }
+        struct el_up_step s = el_upstream_read(c, drain);
+        if (s.next != EL_UP_FLUSH) {
+            up_step(c, s);
+            return;
+        }
+        conn_flush(c);
+        if (s.status) {
+            up_step(c, el_upstream_fail(c, s.status, s.reason));
+            return;
+        }
+        if (c->resp_done) {
+            up_step(c, el_upstream_done(c));
+            return;
+        }
+        if (!s.more) return;
+    }
 }
 
 void el_conn_upstream_event(evutil_socket_t fd, short what, void *arg)
@@ -855,26 +616,12 @@ void el_conn_upstream_event(evutil_socket_t fd, short what, void *arg)
     struct el_upconn *u = arg;
     struct el_conn *c = u->owner;
     if (c == NULL) { /* idle in the pool: the backend closed it, or sent garbage */
-        el_upstream_pool_remove(u);
-        el_upstream_close(u);
+        el_upstream_idle_event(u);
         return;
     }
-    if (u->connecting) {
-        int err = 0;
-        socklen_t len = sizeof(err);
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1) err = errno;
-        if (err == EINPROGRESS) return;
-        if (err != 0) {
-            up_fail(c, 502, "backend unreachable");
-            settle(c);
-            return;
-        }
-        u->connecting = false;
-        timer_set(c, c->w->tv_response);
-        up_flush(c);
-    } else if (what & EV_WRITE) {
-        up_flush(c);
-    }
+    struct el_up_step s = el_upstream_event(u, what);
+    if (s.next == EL_UP_PENDING) return; /* the connect goes on */
+    up_step(c, s);
     if (!aborted(c) && c->up == u && (what & (EV_READ | EV_CLOSED))) up_read(c, (what & EV_CLOSED) != 0);
     settle(c);
 }
@@ -885,23 +632,7 @@ static void conn_timeout(evutil_socket_t fd, short what, void *arg)
 {
     struct el_conn *c = arg;
     if (c->state == EL_CONN_PROXY && !c->resp_head_done && c->up) {
-        int status = 504;
-        const char *why = "backend response timed out", *key = "response_timeout_ms";
-        if (c->up->connecting) {
-            status = 502;
-            why = "backend connect timed out";
-            key = "connect_timeout_ms";
-        } else if (c->req_sent) {
-            why = "no response head from the backend";
-        } else if (el_buf_used(&c->up->out) > 0) {
-            why = "backend stopped reading the request body";
-        } else {
-            status = 408;
-            why = "request body timed out";
-            key = "idle_timeout_ms";
-        }
-        el_warn("timeout: %s: %s (%s), answered %d", c->peer_ip, why, key, status);
-        up_fail(c, status, why);
+        up_step(c, el_upstream_timeout(c)); /* logs which timeout */
     } else {
         switch (c->state) {
         case EL_CONN_PROXY:
@@ -1019,12 +750,7 @@ int el_conn_drain(struct el_worker *w)
             busy++;
         }
     }
-    while (w->idle_up) {
-        struct el_upconn *u = w->idle_up;
-        w->idle_up = u->next;
-        w->nidle_up--;
-        el_upstream_close(u);
-    }
+    el_upstream_pool_drain(w);
     return busy;
 }
 
@@ -1051,10 +777,6 @@ void el_conn_worker_free(struct el_worker *w)
         w->free_conns = c->next;
         free(c);
     }
-    while (w->free_up) {
-        struct el_upconn *u = w->free_up;
-        w->free_up = u->next;
-        free(u);
-    }
+    el_upstream_pool_free(w);
     el_buf_pool_clear(&w->bufs);
 }

@@ -362,6 +362,7 @@ static void start_workers(struct el_server *s, struct el_generation *g)
         w->base = new_base();
         w->listen_fd = -1;
         w->bufs.max = 1024;
+        w->up_event = el_conn_upstream_event;
         w->latency = el_latency_new();
         w->room = el_room_new(s->room_shared, w->base);
         w->gate = el_gate_new(w->id, w->room);

@@ -1,14 +1,31 @@
-/* upstream.c - backend connections of one worker: connect and keep-alive
- * pool. Invariants: a connection is either owned (u->owner != NULL, serving
- * one request), idle in w->idle_up (owner NULL, buffers returned), or on the
- * free list w->free_up (closed, struct kept for reuse). Sockets are
- * registered once with EV_ET|EV_PERSIST; an idle pooled one that becomes
- * readable was closed by the backend (or sent garbage) and is closed. */
+/* upstream.c - the backend side of an exchange, and the backend connections
+ * of one worker (connect and keep-alive pool).
+ *
+ * Invariants:
+ *  - A backend connection is either owned (u->owner == c and c->up == u,
+ *    serving c's request), idle in w->idle_up (owner NULL, buffers
+ *    returned), or on the free list w->free_up (closed, struct kept for
+ *    reuse). Sockets are registered once with EV_ET|EV_PERSIST, with the
+ *    worker's w->up_event (conn.c's entry point); an idle pooled one that
+ *    becomes readable was closed by the backend (or sent garbage) and is
+ *    closed.
+ *  - Nothing here acts on the client side: no write to the client socket,
+ *    no answer, no close. A step leaves bytes for the client in c->out and
+ *    returns what the client side must do (struct el_up_step); conn.c does
+ *    it. The only client fields written here are the exchange's own (timer,
+ *    in_paused, the req_ and resp_ state, c->out's contents).
+ *  - A connection is pooled only when the response was complete and well
+ *    framed and the request went out whole (read from the client and
+ *    written to the backend), with nothing unread after the response.
+ *  - The request is counted in flight (metrics) from el_upstream_start to
+ *    the step that releases its backend connection. */
 #include "einlass/upstream.h"
 
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -17,10 +34,36 @@
 
 #include "einlass/common.h"
 #include "einlass/config.h"
-#include "einlass/conn.h"
-#include "einlass/server.h"
+#include "einlass/conn-t.h"
+#include "einlass/gate.h"
+#include "einlass/http.h"
+#include "einlass/latency.h"
+#include "einlass/metrics.h"
+#include "einlass/rewrite.h"
+#include "einlass/worker-t.h"
 
-void el_upstream_close(struct el_upconn *u)
+static _Thread_local struct el_http_msg resp_msg; /* response head being parsed */
+
+static const struct el_up_step wait_step = {EL_UP_WAIT, false, 0, NULL};
+
+static inline const struct el_config *conn_cfg(const struct el_conn *c)
+{
+    return c->gen->cfg;
+}
+
+static void timer_set(struct el_conn *c, const struct timeval *tv)
+{
+    event_add(&c->timer, tv);
+}
+
+static bool aborted(const struct el_conn *c)
+{
+    return c->state == EL_CONN_CLOSED;
+}
+
+/* ---- connections and the pool ---- */
+
+static void upconn_close(struct el_upconn *u)
 {
     struct el_worker *w = u->w;
     event_del(&u->ev);
@@ -32,7 +75,7 @@ void el_upstream_close(struct el_upconn *u)
     w->free_up = u;
 }
 
-void el_upstream_pool_remove(struct el_upconn *u)
+static void pool_remove(struct el_upconn *u)
 {
     struct el_worker *w = u->w;
     for (struct el_upconn **pp = &w->idle_up; *pp; pp = &(*pp)->next) {
@@ -44,7 +87,9 @@ void el_upstream_pool_remove(struct el_upconn *u)
     }
 }
 
-struct el_upconn *el_upstream_connect(struct el_worker *w, struct el_conn *owner)
+/* Always a new connection (connect in progress: u->connecting); NULL if no
+ * socket could be made or the connect failed at once. */
+static struct el_upconn *upconn_connect(struct el_worker *w, struct el_conn *owner)
 {
     const struct el_generation *g = w->gen;
     int fd = socket(g->backend.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -71,28 +116,33 @@ struct el_upconn *el_upstream_connect(struct el_worker *w, struct el_conn *owner
     u->gen_id = g->id;
     u->connecting = connecting;
     event_assign(&u->ev, w->base, fd, EV_READ | EV_WRITE | EV_ET | EV_PERSIST | EV_CLOSED,
-                 el_conn_upstream_event, u);
+                 w->up_event, u);
     event_add(&u->ev, NULL);
     return u;
 }
 
-struct el_upconn *el_upstream_acquire(struct el_worker *w, struct el_conn *owner)
+/* An idle pooled connection for owner, else a new one. */
+static struct el_upconn *upconn_acquire(struct el_worker *w, struct el_conn *owner)
 {
     while (w->idle_up) {
         struct el_upconn *u = w->idle_up;
         w->idle_up = u->next;
         w->nidle_up--;
         if (u->gen_id != w->gen->id) { /* reaches the backend of an older config */
-            el_upstream_close(u);
+            upconn_close(u);
             continue;
         }
         u->owner = owner;
         return u;
     }
-    return el_upstream_connect(w, owner);
+    return upconn_connect(w, owner);
 }
 
-void el_upstream_release(struct el_upconn *u, bool keep)
+/* Done with u: back to the pool if keep, there is room, and u is clean in
+ * both directions (nothing unread from the backend, nothing unsent to it),
+ * else closed. The caller passes keep only when the response was complete
+ * and well framed and the request was completely read and written. */
+static void upconn_release(struct el_upconn *u, bool keep)
 {
     struct el_worker *w = u->w;
     u->owner = NULL;
@@ -106,5 +156,406 @@ void el_upstream_release(struct el_upconn *u, bool keep)
         w->nidle_up++;
         return;
     }
-    el_upstream_close(u);
+    upconn_close(u);
+}
+
+void el_upstream_idle_event(struct el_upconn *u)
+{
+    pool_remove(u);
+    upconn_close(u);
+}
+
+void el_upstream_pool_drain(struct el_worker *w)
+{
+    while (w->idle_up) {
+        struct el_upconn *u = w->idle_up;
+        w->idle_up = u->next;
+        w->nidle_up--;
+        upconn_close(u);
+    }
+}
+
+void el_upstream_pool_free(struct el_worker *w)
+{
+    el_upstream_pool_drain(w);
+    while (w->free_up) {
+        struct el_upconn *u = w->free_up;
+        w->free_up = u->next;
+        free(u);
+    }
+}
+
+/* ---- the exchange ---- */
+
+static void up_release(struct el_conn *c, bool keep)
+{
+    struct el_upconn *u = c->up;
+    if (u == NULL) return;
+    c->up = NULL;
+    upconn_release(u, keep);
+}
+
+static void inflight_done(struct el_conn *c)
+{
+    if (c->counted_inflight) {
+        c->counted_inflight = false;
+        atomic_fetch_sub_explicit(&el_metrics_workers[c->w->id].inflight, 1,
+                                  memory_order_relaxed);
+    }
+}
+
+static struct el_up_step fail(struct el_conn *c, int status, const char *reason)
+{
+    inflight_done(c);
+    up_release(c, false);
+    return (struct el_up_step){EL_UP_FAIL, false, (uint16_t)status, reason};
+}
+
+struct el_up_step el_upstream_fail(struct el_conn *c, int status, const char *reason)
+{
+    return fail(c, status, reason);
+}
+
+void el_upstream_abort(struct el_conn *c)
+{
+    inflight_done(c);
+    if (c->up) up_release(c, false);
+}
+
+/* Send what waits for the backend. Sending the request arms the timers:
+ * while it is not completely sent, idle_timeout_ms between bytes if einlass
+ * waits for the client (cut: 408), response_timeout_ms if it waits for the
+ * backend to take them (cut: 504); once it is completely sent,
+ * response_timeout_ms to the response head (cut: 504), not re-armed. */
+static struct el_up_step up_flush(struct el_conn *c)
+{
+    struct el_upconn *u = c->up;
+    if (u == NULL || u->connecting || aborted(c)) return wait_step;
+    uint32_t before = el_buf_used(&u->out);
+    int r = el_buf_write(&u->out, u->fd);
+    if (r == -1) {
+        /* The backend is gone; the read sees the EOF and decides. */
+        return wait_step;
+    }
+    if (!c->req_sent && r == 0 && c->req_body_done) {
+        c->req_sent = true;
+        if (!c->resp_head_done) timer_set(c, c->w->tv_response);
+    } else if (el_buf_used(&u->out) != before) {
+        if (c->resp_head_done) timer_set(c, c->w->tv_idle);
+        else if (!c->req_sent) timer_set(c, r == 1 ? c->w->tv_response : c->w->tv_idle);
+    }
+    if (r == 0 && c->in_paused) {
+        c->in_paused = false;
+        return (struct el_up_step){EL_UP_RESUME, false, 0, NULL};
+    }
+    return wait_step;
+}
+
+/* ---- request body: client -> backend ---- */
+
+static struct el_up_step pump_request_body(struct el_conn *c)
+{
+    struct el_upconn *u = c->up;
+    if (c->req_body_done || u == NULL || aborted(c)) return wait_step;
+    if (c->req.body == EL_BODY_LENGTH) {
+        size_t n = EL_MIN((uint64_t)el_buf_used(&c->in), c->req_remaining);
+        el_buf_append(&u->out, c->in.data + c->in.off, n);
+        el_buf_consume(&c->in, n);
+        c->req_remaining -= n;
+        if (c->req_remaining == 0) c->req_body_done = true;
+    } else {
+        for (;;) {
+            size_t used = 0, dlen = 0;
+            const char *data = NULL;
+            int r = el_chunked_decode(&c->req_chunk, c->in.data + c->in.off,
+                                      el_buf_used(&c->in), &used, &data, &dlen);
+            if (r < 0) {
+                up_release(c, false);
+                inflight_done(c);
+                return (struct el_up_step){EL_UP_ANSWER, false, 400, "malformed chunked body"};
+            }
+            if (dlen) {
+                c->req_body_bytes += dlen;
+                if (c->req_body_bytes > conn_cfg(c)->max_body_bytes) {
+                    up_release(c, false);
+                    inflight_done(c);
+                    if (c->resp_head_done) return (struct el_up_step){EL_UP_CUT, false, 0, NULL};
+                    return (struct el_up_step){EL_UP_ANSWER, false, 413,
+                                               "request body larger than max_body_bytes"};
+                }
+                char hdr[24];
+                size_t hl = el_chunk_header(hdr, dlen);
+                el_buf_append(&u->out, hdr, hl);
+                el_buf_append(&u->out, data, dlen);
+                el_buf_append(&u->out, "\r\n", 2);
+            }
+            el_buf_consume(&c->in, used);
+            if (r == 1) {
+                el_buf_append(&u->out, "0\r\n\r\n", 5);
+                c->req_body_done = true;
+                break;
+            }
+            if (used == 0) break;
+        }
+    }
+    if (el_buf_used(&u->out) > EL_CONN_HIGH_WATER) c->in_paused = true;
+    return wait_step;
+}
+
+bool el_upstream_open(struct el_conn *c)
+{
+    struct el_worker *w = c->w;
+    c->up = upconn_acquire(c->w, c);
+    if (c->up == NULL) return false;
+    struct el_upconn *u = c->up;
+    el_buf_alloc(&w->bufs, &u->out, EL_BUF_SIZE);
+    el_buf_alloc(&w->bufs, &u->in, EL_BUF_SIZE);
+    el_rewrite_request(&c->req, c->hop_ip, c->hop_ip_len, c->peer_trusted, c->gate.secure,
+                       conn_cfg(c)->backend_address, &u->out);
+    c->sent_head_len = el_buf_used(&u->out);
+    return true;
+}
+
+struct el_up_step el_upstream_start(struct el_conn *c)
+{
+    struct el_worker *w = c->w;
+    struct el_upconn *u = c->up;
+    if (!c->counted_inflight) {
+        c->counted_inflight = true;
+        atomic_fetch_add_explicit(&el_metrics_workers[w->id].inflight, 1, memory_order_relaxed);
+    }
+    c->t_sent_us = el_now_us();
+    if (u->connecting) timer_set(c, w->tv_connect);
+    struct el_up_step s = pump_request_body(c);
+    if (s.next != EL_UP_WAIT) return s;
+    s = up_flush(c); /* arms the request's timer as bytes go out */
+    if (!event_pending(&c->timer, EV_TIMEOUT, NULL)) timer_set(c, w->tv_response);
+    return s;
+}
+
+struct el_up_step el_upstream_send(struct el_conn *c)
+{
+    struct el_up_step s = pump_request_body(c);
+    if (s.next != EL_UP_WAIT) return s;
+    return up_flush(c);
+}
+
+/* ---- response: backend -> client ---- */
+
+/* A pooled connection the backend had closed: send the same head on a fresh
+ * one, once, and only for an idempotent request without a body. *s is what
+ * sending it asks of the client. */
+static bool try_retry(struct el_conn *c, struct el_up_step *s)
+{
+    struct el_upconn *old = c->up;
+    if (!old->reused || c->retries > 0 || el_buf_used(&old->in) > 0 ||
+        c->req.body != EL_BODY_NONE || !c->idempotent)
+        return false;
+    c->retries++;
+    struct el_upconn *u = upconn_connect(c->w, c);
+    if (u == NULL) return false;
+    el_buf_alloc(&c->w->bufs, &u->out, EL_BUF_SIZE);
+    el_buf_alloc(&c->w->bufs, &u->in, EL_BUF_SIZE);
+    /* The head is still at the start of the old buffer: a request without a
+     * body appends nothing after it, and sending only moves the indices. */
+    el_buf_append(&u->out, old->out.data, c->sent_head_len);
+    up_release(c, false);
+    c->up = u;
+    c->req_sent = false; /* the head goes out again */
+    timer_set(c, u->connecting ? c->w->tv_connect : c->w->tv_response);
+    *s = up_flush(c);
+    return true;
+}
+
+static void record_latency(struct el_conn *c, const struct el_http_msg *resp)
+{
+    c->upstream_us = el_now_us() - c->t_sent_us;
+    double ms = el_latency_sample(resp, conn_cfg(c)->latency_metric, (double)c->upstream_us / 1000.0);
+    el_latency_add(c->w->latency, el_now_ms(), ms);
+    el_metrics_observe(c->w->id, ms);
+}
+
+static void forward_response_head(struct el_conn *c, const struct el_http_msg *resp)
+{
+    el_buf_alloc(&c->w->bufs, &c->out, EL_BUF_SIZE);
+    bool close = !c->req.keep_alive || c->w->draining || !c->req_body_done;
+    const char *cookie = el_gate_response(c->w->gate, &c->gate, resp);
+    enum el_rewrite_framing f =
+        el_rewrite_response(resp, c->req.minor_version == 1, &close, cookie, &c->out);
+    c->resp_body = (uint8_t)resp->body;
+    c->resp_chunk_out = f == EL_REWRITE_CHUNKED;
+    if (resp->body == EL_BODY_LENGTH) c->resp_remaining = resp->content_length;
+    if (resp->body == EL_BODY_CHUNKED || resp->body == EL_BODY_CLOSE)
+        memset(&c->resp_chunk, 0, sizeof(c->resp_chunk));
+    if (close) c->req.keep_alive = false;
+    c->resp_status = resp->status;
+    c->resp_keepalive = resp->keep_alive && resp->body != EL_BODY_CLOSE;
+    c->resp_head_done = true;
+}
+
+static void body_out(struct el_conn *c, const char *p, size_t n)
+{
+    c->resp_bytes += n;
+    if (c->head_method) return;
+    if (c->resp_chunk_out) {
+        char hdr[24];
+        size_t hl = el_chunk_header(hdr, n);
+        el_buf_append(&c->out, hdr, hl);
+        el_buf_append(&c->out, p, n);
+        el_buf_append(&c->out, "\r\n", 2);
+    } else {
+        el_buf_append(&c->out, p, n);
+    }
+}
+
+/* Move response body bytes from the backend buffer to the client buffer.
+ * Returns -1 on a malformed body. */
+static int pump_response_body(struct el_conn *c, bool eof)
+{
+    struct el_upconn *u = c->up;
+    switch (c->resp_body) {
+    case EL_BODY_NONE:
+        c->resp_done = true;
+        return 0;
+    case EL_BODY_LENGTH: {
+        size_t n = EL_MIN((uint64_t)el_buf_used(&u->in), c->resp_remaining);
+        if (n) body_out(c, u->in.data + u->in.off, n);
+        el_buf_consume(&u->in, n);
+        c->resp_remaining -= n;
+        if (c->resp_remaining == 0) c->resp_done = true;
+        return 0;
+    }
+    case EL_BODY_CHUNKED:
+        for (;;) {
+            size_t used = 0, dlen = 0;
+            const char *data = NULL;
+            int r = el_chunked_decode(&c->resp_chunk, u->in.data + u->in.off, el_buf_used(&u->in),
+                                      &used, &data, &dlen);
+            if (r < 0) return -1;
+            if (dlen) body_out(c, data, dlen);
+            el_buf_consume(&u->in, used);
+            if (r == 1) {
+                c->resp_done = true;
+                break;
+            }
+            if (used == 0) break;
+        }
+        if (c->resp_done && c->resp_chunk_out && !c->head_method)
+            el_buf_append(&c->out, "0\r\n\r\n", 5);
+        return 0;
+    case EL_BODY_CLOSE:
+        if (el_buf_used(&u->in)) body_out(c, u->in.data + u->in.off, el_buf_used(&u->in));
+        el_buf_consume(&u->in, el_buf_used(&u->in));
+        if (eof) {
+            c->resp_done = true;
+            if (c->resp_chunk_out && !c->head_method) el_buf_append(&c->out, "0\r\n\r\n", 5);
+        }
+        return 0;
+    }
+    return -1;
+}
+
+struct el_up_step el_upstream_read(struct el_conn *c, bool drain)
+{
+    struct el_upconn *u = c->up;
+    struct el_up_step s = wait_step;
+    bool eof = false;
+    ssize_t n = el_buf_read(&u->in, u->fd, drain, &eof);
+    if (n == -2 && !eof) return wait_step;
+    if (n == -1 && !c->resp_head_done && el_buf_used(&u->in) == 0) {
+        if (!try_retry(c, &s)) return fail(c, 502, "backend connection failed");
+        return s;
+    }
+    if (n == -1) eof = true;
+    bool full = u->in.len == u->in.cap;
+    bool had_head = c->resp_head_done;
+    while (!c->resp_head_done) {
+        int r = el_http_parse_response(u->in.data + u->in.off, el_buf_used(&u->in),
+                                       conn_cfg(c)->max_header_bytes, c->head_method,
+                                       &resp_msg);
+        if (r == EL_HTTP_INCOMPLETE) {
+            if (!eof && !(n == -3)) break;
+            if (eof && el_buf_used(&u->in) == 0 && try_retry(c, &s)) return s;
+            return fail(c, 502, eof ? "backend closed the connection" : "backend head too large");
+        }
+        if (r < 0) return fail(c, 502, "malformed backend response");
+        if (resp_msg.status < 200) {
+            if (resp_msg.status == 101) return fail(c, 502, "backend switched protocols");
+            el_buf_consume(&u->in, (size_t)r); /* interim: not forwarded */
+            continue;
+        }
+        record_latency(c, &resp_msg);
+        forward_response_head(c, &resp_msg);
+        el_buf_consume(&u->in, (size_t)r);
+    }
+    if (!c->resp_head_done) return wait_step;
+    if (pump_response_body(c, eof) < 0) {
+        c->resp_keepalive = false;
+        return (struct el_up_step){EL_UP_FLUSH, false, 502, "malformed backend body"};
+    }
+    if (eof && !c->resp_done) /* truncated by the backend */
+        return (struct el_up_step){EL_UP_FLUSH, false, 502, "backend closed mid-body"};
+    if (!c->resp_done && (n > 0 || !had_head))
+        timer_set(c, c->w->tv_idle); /* response body: idle_timeout_ms between bytes */
+    if (c->resp_done && (eof || el_buf_used(&u->in) > 0)) c->resp_keepalive = false;
+    return (struct el_up_step){EL_UP_FLUSH, full, 0, NULL};
+}
+
+/* The response is complete. The backend connection may serve another
+ * request only if the request went out whole too: its body completely read
+ * from the client and completely written to the backend. A backend that
+ * answered early (before the body) is closed, never pooled: the bytes it
+ * still expects would otherwise be taken from the next client's request.
+ * A client whose body is not completely read is closed after its answer
+ * (req.keep_alive cleared here); the rest of its body is read and dropped
+ * by the lingering close (bounded by header_timeout_ms). */
+struct el_up_step el_upstream_done(struct el_conn *c)
+{
+    if (aborted(c) || c->up == NULL) return wait_step;
+    bool sent = c->req_body_done && el_buf_used(&c->up->out) == 0;
+    if (!c->req_body_done) c->req.keep_alive = false;
+    inflight_done(c);
+    up_release(c, c->resp_keepalive && sent);
+    return (struct el_up_step){EL_UP_DONE, false, 0, NULL};
+}
+
+struct el_up_step el_upstream_event(struct el_upconn *u, short what)
+{
+    struct el_conn *c = u->owner;
+    struct el_up_step s = wait_step;
+    if (u->connecting) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+        if (getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1) err = errno;
+        if (err == EINPROGRESS) return (struct el_up_step){EL_UP_PENDING, false, 0, NULL};
+        if (err != 0) return fail(c, 502, "backend unreachable");
+        u->connecting = false;
+        timer_set(c, c->w->tv_response);
+        s = up_flush(c);
+    } else if (what & EV_WRITE) {
+        s = up_flush(c);
+    }
+    return s;
+}
+
+/* Which timeout, and why; this is never the hot path. */
+struct el_up_step el_upstream_timeout(struct el_conn *c)
+{
+    int status = 504;
+    const char *why = "backend response timed out", *key = "response_timeout_ms";
+    if (c->up->connecting) {
+        status = 502;
+        why = "backend connect timed out";
+        key = "connect_timeout_ms";
+    } else if (c->req_sent) {
+        why = "no response head from the backend";
+    } else if (el_buf_used(&c->up->out) > 0) {
+        why = "backend stopped reading the request body";
+    } else {
+        status = 408;
+        why = "request body timed out";
+        key = "idle_timeout_ms";
+    }
+    el_warn("timeout: %s: %s (%s), answered %d", c->peer_ip, why, key, status);
+    return fail(c, status, why);
 }

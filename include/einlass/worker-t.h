@@ -1,0 +1,84 @@
+/* worker-t.h - types only: a worker thread, the configuration generation it
+ * runs on, and the room state the control loop publishes to the gates.
+ * No prototypes: the functions on these types are in server.h and
+ * generation.h. Any module may include this header without taking a
+ * dependency on the module that runs the threads (server.c).
+ *
+ * Threads. Each worker thread owns its event_base, a SO_REUSEPORT listener,
+ * its client and backend connections and its buffers; workers share nothing
+ * but atomics: the current generation pointer, the room state, and the
+ * per-worker metric blocks.
+ *
+ * Generations. A reload that validates builds a new struct el_generation
+ * (config, page, listener sockets) and publishes it with one atomic store;
+ * each worker adopts it at its next event, and each request keeps the
+ * generation it started on until it ends (reference counted). */
+#ifndef EL_WORKER_T_H
+#define EL_WORKER_T_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "einlass/buf.h"
+
+struct el_config;
+struct el_page;
+struct el_room;
+struct el_gate;
+struct el_latency;
+struct el_server;
+struct el_conn;
+struct el_upconn;
+
+struct el_generation {
+    _Atomic int refs;             /* workers and requests holding it */
+    uint32_t id;                  /* increases with every reload */
+    struct el_config *cfg;        /* immutable */
+    struct el_page *page;         /* waiting page template */
+    int listen_fds[64];           /* one SO_REUSEPORT socket per worker */
+    bool owns_listeners;          /* this generation opened them (else inherited) */
+    struct sockaddr_storage backend; /* parsed backend address */
+    unsigned backend_len;
+};
+
+struct el_worker {
+    int id;                       /* 0..workers-1; index into el_metrics_workers */
+    struct el_server *srv;        /* the process */
+    struct event_base *base;      /* this thread's loop */
+    pthread_t thread;
+    bool joined;                  /* the main thread has joined it */
+    struct el_generation *gen;    /* generation new requests use */
+    int listen_fd;                /* -1 when not accepting */
+    struct event listen_ev;       /* EV_READ|EV_PERSIST on listen_fd */
+    int wake_fd;                  /* eventfd: the main thread's nudge */
+    struct event wake_ev;
+    struct event drain_ev;        /* while draining: close idle connections, exit when none */
+    struct el_gate *gate;         /* per-request decisions */
+    struct el_room *room;         /* this thread's room handle */
+    struct el_latency *latency;   /* backend latency samples (written here only) */
+    struct el_buf_pool bufs;      /* free buffers */
+    struct el_conn *conns;        /* open client connections (list) */
+    struct el_conn *free_conns;   /* recycled connection structs */
+    struct el_upconn *idle_up;    /* idle keep-alive backend connections (LIFO) */
+    int nidle_up;                 /* length of idle_up */
+    struct el_upconn *free_up;    /* recycled backend connection structs */
+    event_callback_fn up_event;   /* event callback of every backend socket
+                                     (el_conn_upstream_event, set at start) */
+    const struct timeval *tv_header, *tv_idle, *tv_response, *tv_connect; /* common timeouts */
+    int tv_for_gen;               /* generation id the timeouts were made for */
+    bool draining;                /* stop accepting, close idle, exit when empty */
+};
+
+/* Shared, published by the control loop, read by the gates. */
+struct el_room_state {
+    _Atomic bool queueing;        /* newcomers wait now */
+    _Atomic int mode;             /* effective mode (config, or admin override) */
+};
+
+#endif
