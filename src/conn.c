@@ -368,8 +368,8 @@ static void start_request(struct el_conn *c)
     const struct sockaddr *client =
         (const struct sockaddr *)(c->peer_trusted ? &c->client : &c->peer);
     struct el_gate_input in = {
-        .mode = atomic_load_explicit(&w->srv->state.mode, memory_order_relaxed),
-        .queueing = atomic_load_explicit(&w->srv->state.queueing, memory_order_relaxed),
+        .mode = atomic_load_explicit(&w->state->mode, memory_order_relaxed),
+        .queueing = atomic_load_explicit(&w->state->queueing, memory_order_relaxed),
         .now = el_wall_s(),
     };
     if (el_gate_decide(w->gate, &c->gate, &c->req, client, &in, gate_done, c)) {

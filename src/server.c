@@ -359,6 +359,7 @@ static void start_workers(struct el_server *s, struct el_generation *g)
         struct el_worker *w = &s->workers[i];
         w->id = i;
         w->srv = s;
+        w->state = &s->state;
         w->base = new_base();
         w->listen_fd = -1;
         w->bufs.max = 1024;

@@ -47,9 +47,16 @@ struct el_generation {
     unsigned backend_len;
 };
 
+/* Shared, published by the control loop, read by the gates. */
+struct el_room_state {
+    _Atomic bool queueing;        /* newcomers wait now */
+    _Atomic int mode;             /* effective mode (config, or admin override) */
+};
+
 struct el_worker {
     int id;                       /* 0..workers-1; index into el_metrics_workers */
     struct el_server *srv;        /* the process */
+    const struct el_room_state *state; /* the control loop's published room state */
     struct event_base *base;      /* this thread's loop */
     pthread_t thread;
     bool joined;                  /* the main thread has joined it */
@@ -73,12 +80,6 @@ struct el_worker {
     const struct timeval *tv_header, *tv_idle, *tv_response, *tv_connect; /* common timeouts */
     int tv_for_gen;               /* generation id the timeouts were made for */
     bool draining;                /* stop accepting, close idle, exit when empty */
-};
-
-/* Shared, published by the control loop, read by the gates. */
-struct el_room_state {
-    _Atomic bool queueing;        /* newcomers wait now */
-    _Atomic int mode;             /* effective mode (config, or admin override) */
 };
 
 #endif
