@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "einlass/common.h"
+#include "einlass/http.h"
 
 enum key_type {
     T_STR,         /* any text, "" allowed */
@@ -302,12 +303,6 @@ static const char *words_text(const char *const *words, char *buf, size_t n)
     return buf;
 }
 
-static bool is_tchar(unsigned char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
-
 static int hex_secret(const char *s, size_t len, uint8_t out[EL_SECRET_LEN])
 {
     if (len != 2 * EL_SECRET_LEN) return -1;
@@ -392,16 +387,12 @@ static int parse_cidrs(struct parse *ps, int line, const struct key *k, const ch
     size_t *n = (size_t *)(void *)((char *)ps->cfg + k->flag_off);
     *n = 0;
     if (*v == '\0') return 0;
-    char *copy = el_strdup(v), *next = copy;
-    while (next != NULL) {
-        char *tok = next, *comma = strchr(tok, ',');
-        next = comma != NULL ? comma + 1 : NULL;
-        if (comma != NULL) *comma = '\0';
-        while (*tok == ' ' || *tok == '\t')
-            tok++;
-        size_t len = strlen(tok);
-        while (len > 0 && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
-            tok[--len] = '\0';
+    char *copy = el_strdup(v);
+    const char *next = copy, *end = copy + strlen(copy), *e;
+    size_t len;
+    while (el_http_next_elem(&next, end, &e, &len)) {
+        char *tok = copy + (e - copy);
+        tok[len] = '\0';
         if (len == 0) {
             key_fail(ps, line, k, "empty entry in the list");
             goto fail;
@@ -432,13 +423,11 @@ static int parse_match(struct parse *ps, int line, const struct key *k, const ch
     const char *sp = v;
     while (*sp && *sp != ' ' && *sp != '\t')
         sp++;
-    const char *g = sp;
-    while (*g == ' ' || *g == '\t')
-        g++;
+    const char *g = el_http_skip_ows(sp, sp + strlen(sp));
     bool method_ok = sp > v;
     if (!(sp - v == 1 && v[0] == '*'))
         for (const char *p = v; p < sp; p++)
-            if (!is_tchar((unsigned char)*p) || *p == '*') method_ok = false;
+            if (!el_http_is_tchar((unsigned char)*p) || *p == '*') method_ok = false;
     bool glob_ok = *g == '/';
     for (const char *p = g; *p; p++)
         if ((unsigned char)*p <= ' ' || *p == 0x7f) glob_ok = false;
@@ -472,7 +461,7 @@ static int set_value(struct parse *ps, const struct key *k, void *base, const ch
             return -1;
         }
         for (const char *p = v; *p; p++)
-            if (!is_tchar((unsigned char)*p)) {
+            if (!el_http_is_tchar((unsigned char)*p)) {
                 key_fail(ps, line, k, "'%s' may hold only letters, digits and !#$%%&'*+-.^_`|~", v);
                 return -1;
             }
@@ -700,8 +689,7 @@ static void begin_section(struct parse *ps, char *name)
         return;
     }
     char *rname = name + 5;
-    while (*rname == ' ' || *rname == '\t')
-        rname++;
+    rname += el_http_skip_ows(rname, rname + strlen(rname)) - rname;
     if (*rname == '\0') {
         fail(ps, ps->line, "a route section needs a name: [route NAME]");
         return;
