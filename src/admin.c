@@ -16,6 +16,7 @@
 #include "einlass/common.h"
 #include "einlass/config.h"
 #include "einlass/metrics.h"
+#include "einlass/room.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -159,18 +160,15 @@ static int parse_rate(const char *s, double *out)
 
 static int parse_mode(const char *s)
 {
-    size_t n = strlen(s);
-    if (el_strcaseeq(s, n, "auto", 4)) return EL_MODE_AUTO;
-    if (el_strcaseeq(s, n, "on", 2)) return EL_MODE_ON;
-    if (el_strcaseeq(s, n, "off", 3)) return EL_MODE_OFF;
-    return -1;
+    int mode;
+    return el_mode_parse(s, strlen(s), &mode) == 0 ? mode : -1;
 }
 
 /* Status from the main loop; fields it leaves alone read as zero/"memory". */
 static void get_status(const struct el_admin *a, struct el_status *st)
 {
     memset(st, 0, sizeof(*st));
-    st->store = "memory";
+    st->store = el_store_state_name(EL_STORE_STATE_MEMORY);
     st->inflight = el_metrics_inflight();
     if (a->ops != NULL && a->ops->status != NULL) a->ops->status(a->ctx, st);
 }
@@ -183,7 +181,7 @@ static const char *json_num(char *buf, double v)
 
 static const char *json_store(const char *s)
 {
-    if (s == NULL) return "memory";
+    if (s == NULL) return el_store_state_name(EL_STORE_STATE_MEMORY);
     for (const char *p = s; *p; p++)
         if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20) return "unknown";
     return s;

@@ -88,25 +88,6 @@ fail:
     return -1;
 }
 
-static void addr_text(const struct sockaddr_storage *ss, char *out, size_t cap)
-{
-    char host[64] = "?";
-    int port = 0;
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-        port = ntohs(in->sin_port);
-        snprintf(out, cap, "%s:%d", host, port);
-    } else if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-        port = ntohs(in6->sin6_port);
-        snprintf(out, cap, "[%s]:%d", host, port);
-    } else {
-        snprintf(out, cap, "unix");
-    }
-}
-
 /* Open one SO_REUSEPORT socket per worker on cfg->listen (port 0: the first
  * socket picks the port, the others join it). */
 static int open_listeners(struct el_server *s, const struct el_config *cfg, int *fds, char **err)
@@ -133,7 +114,7 @@ static int open_listeners(struct el_server *s, const struct el_config *cfg, int 
         }
     }
     char text[96];
-    addr_text(&ss, text, sizeof(text));
+    el_addr_text(&ss, true, text, sizeof(text));
     el_notice("listening on %s (%d workers)", text, s->nworkers);
     return 0;
 }
@@ -210,8 +191,7 @@ static void worker_adopt(struct el_worker *w, struct el_generation *g)
     const struct el_config *cfg = g->cfg;
     struct timeval tv;
 #define COMMON(field, ms)                                                                          \
-    tv.tv_sec = (ms) / 1000;                                                                       \
-    tv.tv_usec = ((ms) % 1000) * 1000;                                                             \
+    tv = el_tv_ms((uint64_t)(ms));                                                                 \
     w->field = event_base_init_common_timeout(w->base, &tv)
     COMMON(tv_header, cfg->header_timeout_ms);
     COMMON(tv_idle, cfg->idle_timeout_ms);
@@ -432,8 +412,9 @@ static void admin_status(void *ctx, struct el_status *st)
     st->p99_ms = ct->lat.p99;
     st->samples = ct->lat.count;
     st->inflight = el_metrics_inflight();
-    st->store = el_room_store_state(s->room_shared);
-    st->store_up = strcmp(st->store, "fallback") != 0;
+    enum el_store_state store = el_room_store_state(s->room_shared);
+    st->store = el_store_state_name(store);
+    st->store_up = store != EL_STORE_STATE_FALLBACK;
 }
 
 static void admin_set_mode(void *ctx, int mode)
@@ -542,7 +523,7 @@ static void probe_tick(evutil_socket_t fd, short what, void *arg)
     event_assign(&p->io, s->base, p->fd, EV_READ | EV_WRITE | EV_PERSIST | EV_ET, probe_io, s);
     event_add(&p->io, NULL);
 rearm:;
-    struct timeval tv = {cfg->probe_interval_ms / 1000, (cfg->probe_interval_ms % 1000) * 1000};
+    struct timeval tv = el_tv_ms((uint64_t)cfg->probe_interval_ms);
     event_add(&p->timer, &tv);
 }
 
@@ -646,7 +627,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
               cur_cfg(s)->drain_timeout_ms);
     wake_workers(s, 1);
     int ms = cur_cfg(s)->drain_timeout_ms;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval tv = el_tv_ms((uint64_t)ms);
     event_base_once(s->base, -1, EV_TIMEOUT, drain_timeout, s, &tv);
     struct timeval jtv = {0, 20 * 1000};
     event_add(&s->join_ev, &jtv);
@@ -722,7 +703,7 @@ int el_server_start(struct el_server *s, const char *conf_path)
     el_notice("einlass %s started: backend %s, mode %s, store %s", EL_VERSION,
               cfg->backend_address,
               el_mode_name(cfg->mode),
-              cfg->store == EL_STORE_REDIS ? "redis" : "memory");
+              el_word_name(el_store_kind_words, cfg->store));
     notify("READY=1");
     return 0;
 }

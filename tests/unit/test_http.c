@@ -1011,19 +1011,20 @@ static void kit_quoted_string(void **state)
     assert_ptr_equal(el_http_skip_quoted(tab, tab + 5, NULL, 0, NULL, NULL), tab + 5);
 }
 
-/* All elements of s with iter, joined as "[a][b]..." */
+/* All elements of s with iter, joined as "[a][b]..."; from_right: iter
+ * walks from the end (el_http_prev_elem). */
 typedef bool (*iter_fn)(const char **, const char *, const char **, size_t *);
 
-static const char *items(iter_fn iter, const char *s)
+static const char *walk(iter_fn iter, const char *s, bool from_right)
 {
     static char out[256];
     size_t o = 0;
     size_t n = strlen(s);
     char *copy = malloc(n ? n : 1); /* exact size: ASan sees a read past the end */
     memcpy(copy, s, n);
-    const char *p = copy, *it;
+    const char *p = from_right ? copy + n : copy, *it;
     size_t len;
-    while (iter(&p, copy + n, &it, &len)) {
+    while (iter(&p, from_right ? copy : copy + n, &it, &len)) {
         assert_true(it >= copy && it + len <= copy + n);
         o += (size_t)snprintf(out + o, sizeof(out) - o, "[%.*s]", (int)len, it);
     }
@@ -1032,21 +1033,14 @@ static const char *items(iter_fn iter, const char *s)
     return out;
 }
 
+static const char *items(iter_fn iter, const char *s)
+{
+    return walk(iter, s, false);
+}
+
 static const char *prev_items(const char *s)
 {
-    static char out[256];
-    size_t o = 0, n = strlen(s);
-    char *copy = malloc(n ? n : 1);
-    memcpy(copy, s, n);
-    const char *p = copy + n, *it;
-    size_t len;
-    while (el_http_prev_elem(&p, copy, &it, &len)) {
-        assert_true(it >= copy && it + len <= copy + n);
-        o += (size_t)snprintf(out + o, sizeof(out) - o, "[%.*s]", (int)len, it);
-    }
-    free(copy);
-    out[o] = '\0';
-    return out;
+    return walk(el_http_prev_elem, s, true);
 }
 
 static void kit_list_items(void **state)
