@@ -26,6 +26,7 @@
 #include "einlass/common.h"
 #include "einlass/config.h"
 #include "einlass/metrics.h"
+#include "einlass/room.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -225,18 +226,15 @@ static int parse_rate(const char *s, double *out)
 
 static int parse_mode(const char *s)
 {
-    size_t n = strlen(s);
-    if (el_strcaseeq(s, n, "auto", 4)) return EL_MODE_AUTO;
-    if (el_strcaseeq(s, n, "on", 2)) return EL_MODE_ON;
-    if (el_strcaseeq(s, n, "off", 3)) return EL_MODE_OFF;
-    return -1;
+    int mode;
+    return el_mode_parse(s, strlen(s), &mode) == 0 ? mode : -1;
 }
 
 /* Status from the main loop; fields it leaves alone read as zero/"memory". */
 static void get_status(const struct el_admin *a, struct el_status *st)
 {
     memset(st, 0, sizeof(*st));
-    st->store = "memory";
+    st->store = el_store_state_name(EL_STORE_STATE_MEMORY);
     st->inflight = el_metrics_inflight();
     if (a->ops != NULL && a->ops->status != NULL) a->ops->status(a->ctx, st);
 }
@@ -249,7 +247,7 @@ static const char *json_num(char *buf, double v)
 
 static const char *json_store(const char *s)
 {
-    if (s == NULL) return "memory";
+    if (s == NULL) return el_store_state_name(EL_STORE_STATE_MEMORY);
     for (const char *p = s; *p; p++)
         if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20) return "unknown";
     return s;
@@ -364,23 +362,6 @@ static void handle(struct evhttp_request *req, void *arg)
     }
 }
 
-/* ss as host:port ([v6]:port, unix:PATH) into out (EL_ADMIN_ADDR_LEN). */
-static void addr_text(const struct sockaddr_storage *ss, char *out)
-{
-    char host[INET6_ADDRSTRLEN] = "?";
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-        snprintf(out, EL_ADMIN_ADDR_LEN, "%s:%d", host, ntohs(in->sin_port));
-    } else if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-        snprintf(out, EL_ADMIN_ADDR_LEN, "[%s]:%d", host, ntohs(in6->sin6_port));
-    } else {
-        snprintf(out, EL_ADMIN_ADDR_LEN, "unix:%s", ((const struct sockaddr_un *)ss)->sun_path);
-    }
-}
-
 bool el_admin_exposed(const char *listen)
 {
     struct sockaddr_storage ss;
@@ -460,7 +441,7 @@ struct el_admin *el_admin_new(struct event_base *base, const char *listen, const
     }
     if (ss.ss_family == AF_UNIX) {
         a->unix_path = el_strdup(((struct sockaddr_un *)&ss)->sun_path);
-        addr_text(&ss, a->address);
+        el_addr_text(&ss, true, a->address, sizeof(a->address));
     } else {
         struct sockaddr_storage bound;
         socklen_t blen = sizeof(bound);
@@ -470,7 +451,7 @@ struct el_admin *el_admin_new(struct event_base *base, const char *listen, const
         }
         a->port = bound.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&bound)->sin6_port)
                                               : ntohs(((struct sockaddr_in *)&bound)->sin_port);
-        addr_text(&bound, a->address);
+        el_addr_text(&bound, true, a->address, sizeof(a->address));
     }
     a->http = evhttp_new(base);
     if (a->http == NULL) {

@@ -1,5 +1,5 @@
 /* common.c - allocation that aborts on out-of-memory, leveled logging on
- * stderr, clocks, and small ASCII helpers. */
+ * stderr, clocks, {word, value} tables, and small ASCII and address helpers. */
 #include "einlass/common.h"
 
 #include <arpa/inet.h>
@@ -14,6 +14,25 @@
 #include <time.h>
 
 int el_log_level = EL_LOG_INFO;
+
+const struct el_word el_log_level_words[] = {
+    {"err", EL_LOG_ERR},   {"warn", EL_LOG_WARN},   {"notice", EL_LOG_NOTICE},
+    {"info", EL_LOG_INFO}, {"debug", EL_LOG_DEBUG}, {NULL, 0},
+};
+
+const struct el_word *el_word_find(const struct el_word *t, const char *s, size_t n)
+{
+    for (; t->word != NULL; t++)
+        if (el_strcaseeq(t->word, strlen(t->word), s, n)) return t;
+    return NULL;
+}
+
+const char *el_word_name(const struct el_word *t, int value)
+{
+    for (; t->word != NULL; t++)
+        if (t->value == value) return t->word;
+    return NULL;
+}
 
 static void oom(size_t n)
 {
@@ -179,4 +198,32 @@ int el_parse_addr(const char *s, struct sockaddr_storage *ss, unsigned *sslen, c
     }
     *err = "host must be an IPv4 or IPv6 address (or localhost)";
     return -1;
+}
+
+size_t el_addr_text(const struct sockaddr_storage *ss, bool with_port, char *out, size_t cap)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    int n;
+    if (ss->ss_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, host, sizeof(host));
+    else if (ss->ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, host, sizeof(host));
+    if (ss->ss_family == AF_UNIX && with_port && ((const struct sockaddr_un *)ss)->sun_path[0])
+        n = snprintf(out, cap, "unix:%s", ((const struct sockaddr_un *)ss)->sun_path);
+    else if (ss->ss_family != AF_INET && ss->ss_family != AF_INET6)
+        n = snprintf(out, cap, "unix");
+    else if (!with_port)
+        n = snprintf(out, cap, "%s", host);
+    else
+        n = snprintf(out, cap, ss->ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host,
+                     (unsigned)el_addr_port(ss));
+    if (n < 0) n = 0;
+    return EL_MIN((size_t)n, cap - 1);
+}
+
+uint16_t el_addr_port(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET) return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+    if (ss->ss_family == AF_INET6) return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+    return 0;
 }

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "einlass/common.h"
+#include "einlass/http.h"
 
 enum key_type {
     T_STR,         /* any text, "" allowed */
@@ -42,7 +43,7 @@ enum key_type {
     T_SIZE,        /* size_t within [min, max] */
     T_U64,         /* uint64_t within [min, max] */
     T_BOOL,        /* on/off, true/false, yes/no, 1/0 */
-    T_ENUM,        /* one of words[], stored as its index (an enum) */
+    T_ENUM,        /* one of words[], stored as its value (an enum) */
     T_WORD,        /* one of words[], stored as an allocated string */
     T_ADDR,        /* host:port or [v6]:port, stored as given */
     T_ADDR_UNIX,   /* ... or unix:/path */
@@ -55,13 +56,20 @@ enum key_type {
     T_ACTION,      /* route: bypass | priority | queue | reject */
 };
 
-static const char *const mode_words[] = {"auto", "on", "off", NULL};
-static const char *const store_words[] = {"memory", "redis", NULL};
-static const char *const level_words[] = {"err", "warn", "notice", "info", "debug", NULL};
-/* In enum el_proxy_protocol order. */
-static const char *const proxy_protocol_words[] = {"off", "v2", NULL};
-/* In enum el_route_action order. */
-static const char *const action_words[] = {"queue", "bypass", "priority", "reject", NULL};
+const struct el_word el_mode_words[] = {
+    {"auto", EL_MODE_AUTO}, {"on", EL_MODE_ON}, {"off", EL_MODE_OFF}, {NULL, 0}};
+const struct el_word el_store_kind_words[] = {
+    {"memory", EL_STORE_MEMORY}, {"redis", EL_STORE_REDIS}, {NULL, 0}};
+static const struct el_word proxy_protocol_words[] = {
+    {"off", EL_PROXY_PROTOCOL_OFF}, {"v2", EL_PROXY_PROTOCOL_V2}, {NULL, 0}};
+static const struct el_word action_words[] = {{"queue", EL_ROUTE_QUEUE},
+                                              {"bypass", EL_ROUTE_BYPASS},
+                                              {"priority", EL_ROUTE_PRIORITY},
+                                              {"reject", EL_ROUTE_REJECT},
+                                              {NULL, 0}};
+static const struct el_word bool_words[] = {{"on", 1}, {"true", 1}, {"yes", 1},
+                                            {"1", 1},  {"off", 0},  {"false", 0},
+                                            {"no", 0}, {"0", 0},    {NULL, 0}};
 
 struct key {
     const char *section;      /* "server", "backend", "trigger", "room" or "route" */
@@ -69,7 +77,7 @@ struct key {
     enum key_type type;       /* how the value is parsed and stored */
     const char *def;          /* default, parsed like a value from the file */
     double min, max;          /* bounds of numeric types */
-    const char *const *words; /* T_ENUM, T_WORD, T_ACTION: allowed words */
+    const struct el_word *words; /* T_ENUM, T_WORD, T_ACTION: allowed words */
     bool reloadable;          /* false: a change needs a restart */
     const char *example;      /* non-NULL: printed as a commented-out example */
     size_t off;               /* field in struct el_config (el_route for "route") */
@@ -86,7 +94,7 @@ static const struct key keys[] = {
      "public listener (host:port or [v6]:port)"},
     {"server", "listen_shared", T_BOOL, "off", 0, 0, NULL, true, NULL, F(listen_shared), 0,
      "on: start even when another process listens on listen (the kernel splits connections)"},
-    {"server", "workers", T_WORKERS, "auto", 1, 64, NULL, false, NULL, F(workers), 0,
+    {"server", "workers", T_WORKERS, "auto", 1, EL_WORKERS_MAX, NULL, false, NULL, F(workers), 0,
      "worker threads; auto = number of cores"},
     {"server", "admin_listen", T_ADDR, "127.0.0.1:9090", 0, 0, NULL, true, NULL, F(admin_listen),
      0, "admin API (host:port; keep it on loopback)"},
@@ -104,7 +112,7 @@ static const struct key keys[] = {
      0, "how long SIGTERM waits for requests in flight"},
     {"server", "access_log", T_BOOL, "off", 0, 0, NULL, true, NULL, F(access_log), 0,
      "one line per request on stderr"},
-    {"server", "log_level", T_WORD, "info", 0, 0, level_words, true, NULL, F(log_level), 0,
+    {"server", "log_level", T_WORD, "info", 0, 0, el_log_level_words, true, NULL, F(log_level), 0,
      "lines above this level are dropped"},
     {"server", "trusted_proxies", T_CIDRS, "", 0, 0, NULL, true, "127.0.0.1/32, ::1/128",
      F(trusted_proxies), F(ntrusted_proxies),
@@ -143,9 +151,9 @@ static const struct key keys[] = {
     {"trigger", "probe_interval_ms", T_INT, "1000", 100, MS_MAX, NULL, true, NULL,
      F(probe_interval_ms), 0, "how often probe_path is fetched"},
 
-    {"room", "mode", T_ENUM, "auto", 0, 0, mode_words, true, NULL, F(mode), 0,
+    {"room", "mode", T_ENUM, "auto", 0, 0, el_mode_words, true, NULL, F(mode), 0,
      "auto (latency decides) | on (everyone new waits) | off (never)"},
-    {"room", "store", T_ENUM, "memory", 0, 0, store_words, true, NULL, F(store), 0,
+    {"room", "store", T_ENUM, "memory", 0, 0, el_store_kind_words, true, NULL, F(store), 0,
      "memory (one instance) | redis (shared by every instance)"},
     {"room", "redis", T_ADDR_UNIX, "127.0.0.1:6379", 0, 0, NULL, true, NULL, F(redis), 0,
      "host:port or unix:/path"},
@@ -288,26 +296,13 @@ static int parse_integer(struct parse *ps, int line, const struct key *k, const 
     return 0;
 }
 
-static int word_index(const char *const *words, const char *v)
-{
-    for (int i = 0; words[i] != NULL; i++)
-        if (el_strcaseeq(words[i], strlen(words[i]), v, strlen(v))) return i;
-    return -1;
-}
-
-static const char *words_text(const char *const *words, char *buf, size_t n)
+static const char *words_text(const struct el_word *words, char *buf, size_t n)
 {
     size_t used = 0;
     buf[0] = '\0';
-    for (int i = 0; words[i] != NULL && used < n; i++)
-        used += (size_t)snprintf(buf + used, n - used, "%s%s", i ? ", " : "", words[i]);
+    for (int i = 0; words[i].word != NULL && used < n; i++)
+        used += (size_t)snprintf(buf + used, n - used, "%s%s", i ? ", " : "", words[i].word);
     return buf;
-}
-
-static bool is_tchar(unsigned char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
 static int hex_secret(const char *s, size_t len, uint8_t out[EL_SECRET_LEN])
@@ -394,16 +389,12 @@ static int parse_cidrs(struct parse *ps, int line, const struct key *k, const ch
     size_t *n = (size_t *)(void *)((char *)ps->cfg + k->flag_off);
     *n = 0;
     if (*v == '\0') return 0;
-    char *copy = el_strdup(v), *next = copy;
-    while (next != NULL) {
-        char *tok = next, *comma = strchr(tok, ',');
-        next = comma != NULL ? comma + 1 : NULL;
-        if (comma != NULL) *comma = '\0';
-        while (*tok == ' ' || *tok == '\t')
-            tok++;
-        size_t len = strlen(tok);
-        while (len > 0 && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
-            tok[--len] = '\0';
+    char *copy = el_strdup(v);
+    const char *next = copy, *end = copy + strlen(copy), *e;
+    size_t len;
+    while (el_http_next_elem(&next, end, &e, &len)) {
+        char *tok = copy + (e - copy);
+        tok[len] = '\0';
         if (len == 0) {
             key_fail(ps, line, k, "empty entry in the list");
             goto fail;
@@ -434,13 +425,11 @@ static int parse_match(struct parse *ps, int line, const struct key *k, const ch
     const char *sp = v;
     while (*sp && *sp != ' ' && *sp != '\t')
         sp++;
-    const char *g = sp;
-    while (*g == ' ' || *g == '\t')
-        g++;
+    const char *g = el_http_skip_ows(sp, sp + strlen(sp));
     bool method_ok = sp > v;
     if (!(sp - v == 1 && v[0] == '*'))
         for (const char *p = v; p < sp; p++)
-            if (!is_tchar((unsigned char)*p) || *p == '*') method_ok = false;
+            if (!el_http_is_tchar((unsigned char)*p) || *p == '*') method_ok = false;
     bool glob_ok = *g == '/';
     for (const char *p = g; *p; p++)
         if ((unsigned char)*p <= ' ' || *p == 0x7f) glob_ok = false;
@@ -474,7 +463,7 @@ static int set_value(struct parse *ps, const struct key *k, void *base, const ch
             return -1;
         }
         for (const char *p = v; *p; p++)
-            if (!is_tchar((unsigned char)*p)) {
+            if (!el_http_is_tchar((unsigned char)*p)) {
                 key_fail(ps, line, k, "'%s' may hold only letters, digits and !#$%%&'*+-.^_`|~", v);
                 return -1;
             }
@@ -524,12 +513,9 @@ static int set_value(struct parse *ps, const struct key *k, void *base, const ch
         return 0;
     }
     case T_BOOL: {
-        static const char *const yes[] = {"on", "true", "yes", "1", NULL};
-        static const char *const no[] = {"off", "false", "no", "0", NULL};
-        if (word_index(yes, v) >= 0) {
-            *(bool *)field = true;
-        } else if (word_index(no, v) >= 0) {
-            *(bool *)field = false;
+        const struct el_word *w = el_word_find(bool_words, v, strlen(v));
+        if (w != NULL) {
+            *(bool *)field = w->value != 0;
         } else {
             key_fail(ps, line, k,
                      "'%s' is not a boolean (allowed: on, off, true, false, yes, "
@@ -542,16 +528,16 @@ static int set_value(struct parse *ps, const struct key *k, void *base, const ch
     case T_ENUM:
     case T_WORD:
     case T_ACTION: {
-        int i = word_index(k->words, v);
-        if (i < 0) {
+        const struct el_word *w = el_word_find(k->words, v, strlen(v));
+        if (w == NULL) {
             key_fail(ps, line, k, "'%s' is not one of %s", v, words_text(k->words, r, sizeof(r)));
             return -1;
         }
         if (k->type != T_WORD) {
-            *(int *)field = i;
+            *(int *)field = w->value;
             return 0;
         }
-        v = k->words[i];
+        v = w->word;
         break;
     }
     case T_ADDR:
@@ -702,8 +688,7 @@ static void begin_section(struct parse *ps, char *name)
         return;
     }
     char *rname = name + 5;
-    while (*rname == ' ' || *rname == '\t')
-        rname++;
+    rname += el_http_skip_ows(rname, rname + strlen(rname)) - rname;
     if (*rname == '\0') {
         fail(ps, ps->line, "a route section needs a name: [route NAME]");
         return;
@@ -1021,14 +1006,23 @@ static bool fields_equal(const struct key *k, const struct el_config *a, const s
 
 int el_config_log_level(const struct el_config *cfg)
 {
-    for (int i = 0; level_words[i] != NULL; i++) /* in syslog order from err */
-        if (strcmp(cfg->log_level, level_words[i]) == 0) return EL_LOG_ERR + i;
-    return EL_LOG_INFO;
+    const struct el_word *w =
+        el_word_find(el_log_level_words, cfg->log_level, strlen(cfg->log_level));
+    return w != NULL ? w->value : EL_LOG_INFO;
 }
 
 const char *el_mode_name(int mode)
 {
-    return mode == EL_MODE_ON || mode == EL_MODE_OFF ? mode_words[mode] : mode_words[EL_MODE_AUTO];
+    const char *w = el_word_name(el_mode_words, mode);
+    return w != NULL ? w : "auto";
+}
+
+int el_mode_parse(const char *s, size_t n, int *mode)
+{
+    const struct el_word *w = el_word_find(el_mode_words, s, n);
+    if (w == NULL) return -1;
+    *mode = w->value;
+    return 0;
 }
 
 const char *el_config_restart_key(const struct el_config *old, const struct el_config *new_)

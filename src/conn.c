@@ -47,7 +47,6 @@ static void conn_run(struct el_conn *c);
 static void conn_read(struct el_conn *c, bool drain);
 static void up_read(struct el_conn *c, bool drain);
 static inline void up_step(struct el_conn *c, struct el_up_step s);
-static uint8_t addr_text(const struct sockaddr_storage *ss, char *buf);
 
 static inline const struct el_config *conn_cfg(const struct el_conn *c)
 {
@@ -280,7 +279,7 @@ static void resolve_client(struct el_conn *c, const struct el_config *cfg)
     if (c->peer_trusted &&
         el_proxy_xff_client(c->req.headers, c->req.nheaders, cfg->trusted_proxies,
                             cfg->ntrusted_proxies, &c->client) != EL_PROXY_XFF_NONE) {
-        c->peer_ip_len = addr_text(&c->client, c->peer_ip);
+        c->peer_ip_len = (uint8_t)el_addr_text(&c->client, false, c->peer_ip, sizeof(c->peer_ip));
         return;
     }
     if (c->peer_trusted) c->client = c->peer;
@@ -325,7 +324,7 @@ static bool proxy_header(struct el_conn *c)
     c->peer_local = true; /* a trusted proxy speaks for its X-Forwarded-Proto too */
     if (!pp.local) {
         c->peer = pp.src;
-        c->peer_ip_len = addr_text(&c->peer, c->peer_ip);
+        c->peer_ip_len = (uint8_t)el_addr_text(&c->peer, false, c->peer_ip, sizeof(c->peer_ip));
         memcpy(c->hop_ip, c->peer_ip, sizeof(c->hop_ip));
         c->hop_ip_len = c->peer_ip_len;
     }
@@ -536,7 +535,7 @@ static void up_fail(struct el_conn *c, int status, const char *reason)
         return;
     }
     respond_error(c, status, reason);
-    access_log(c, "error");
+    access_log(c, el_decision_name(EL_DECISION_ERROR));
 }
 
 /* The response is complete and upstream.c pooled or closed the backend
@@ -658,18 +657,6 @@ static void conn_timeout(evutil_socket_t fd, short what, void *arg)
 
 /* ---- accept ---- */
 
-/* ss as text into buf[48] ("unix" for a unix socket); returns the length. */
-static uint8_t addr_text(const struct sockaddr_storage *ss, char *buf)
-{
-    if (ss->ss_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, buf, 48);
-    else if (ss->ss_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, buf, 48);
-    else
-        strcpy(buf, "unix");
-    return (uint8_t)strlen(buf);
-}
-
 static void conn_open(struct el_worker *w, int fd, const struct sockaddr_storage *peer)
 {
     struct el_conn *c = w->free_conns;
@@ -682,7 +669,7 @@ static void conn_open(struct el_worker *w, int fd, const struct sockaddr_storage
     c->fd = fd;
     c->w = w;
     c->peer = *peer;
-    c->peer_ip_len = addr_text(peer, c->peer_ip);
+    c->peer_ip_len = (uint8_t)el_addr_text(peer, false, c->peer_ip, sizeof(c->peer_ip));
     memcpy(c->hop_ip, c->peer_ip, sizeof(c->hop_ip));
     c->hop_ip_len = c->peer_ip_len;
     c->peer_local = el_proxy_is_local((const struct sockaddr *)peer);

@@ -254,7 +254,7 @@ static bool cookie_token(struct el_gate *g, const struct el_http_msg *req, const
         const char *v;
         size_t len;
         if (!el_strcaseeq(h->name, h->name_len, "cookie", 6)) continue;
-        if (!el_cookie_find(h->value, h->value_len, name, &v, &len)) continue;
+        if (!el_http_cookie(h->value, h->value_len, name, &v, &len)) continue;
         return el_token_decode(g->keys, v, len, now, t) == 0 && t->kind == kind;
     }
     return false;

@@ -31,7 +31,11 @@
  * The chunked decoder is a byte-at-a-time state machine for the framing and
  * hands out chunk data as pointers into the input, at most one run per call.
  * Size and extension lines are bounded by CHUNK_LINE_MAX, trailers by
- * TRAILER_FIELDS_MAX fields and TRAILER_BYTES_MAX bytes. */
+ * TRAILER_FIELDS_MAX fields and TRAILER_BYTES_MAX bytes.
+ *
+ * The lexical kit at the end (tokens, OWS, quoted strings, list elements,
+ * cookies) reads inside field values for the other modules, with the same
+ * byte table. */
 #include "einlass/http.h"
 
 #include <limits.h>
@@ -96,33 +100,18 @@ static inline bool ci_eq(const char *a, const char *b, size_t n)
 
 #define TOK_IS(p, n, lit) ((n) == sizeof(lit) - 1 && tok_eq((p), (lit), sizeof(lit) - 1))
 
-/* Trim SP/HTAB at both ends of [*p, *p + *n). */
-static void trim_ows(const char **p, size_t *n)
-{
-    const char *s = *p, *e = *p + *n;
-    while (s < e && IS(*s, C_WS)) s++;
-    while (e > s && IS(e[-1], C_WS)) e--;
-    *p = s;
-    *n = (size_t)(e - s);
-}
-
-/* Split the list value [v, v + n) at commas. Calls back with each element,
- * OWS removed (possibly empty). The callback returns -1 to stop. */
+/* Split the list value [v, v + n) at every comma (el_http_next_elem: these
+ * lists hold tokens and numbers). Calls back with each element, OWS removed
+ * (possibly empty). The callback returns -1 to stop. */
 typedef int (*elem_fn)(const char *p, size_t n, void *arg);
 
 static int each_elem(const char *v, size_t n, elem_fn fn, void *arg)
 {
-    const char *end = v + n;
-    for (;;) {
-        const char *comma = memchr(v, ',', (size_t)(end - v));
-        const char *stop = comma ? comma : end;
-        const char *e = v;
-        size_t elen = (size_t)(stop - v);
-        trim_ows(&e, &elen);
+    const char *e;
+    size_t elen;
+    for (const char *p = v; el_http_next_elem(&p, v + n, &e, &elen);)
         if (fn(e, elen, arg) == -1) return -1;
-        if (comma == NULL) return 0;
-        v = comma + 1;
-    }
+    return 0;
 }
 
 /* Content-Length element: 1*DIGIT, all elements the same number. */
@@ -908,4 +897,136 @@ const char *el_http_reason(int status)
     case 505: return "HTTP Version Not Supported";
     default: return "";
     }
+}
+
+/* ---- the lexical kit (see http.h) ---- */
+
+bool el_http_is_tchar(unsigned char c)
+{
+    return IS(c, C_TCHAR);
+}
+
+bool el_http_is_ows(unsigned char c)
+{
+    return IS(c, C_WS);
+}
+
+const char *el_http_skip_ows(const char *p, const char *end)
+{
+    while (p < end && IS(*p, C_WS)) p++;
+    return p;
+}
+
+const char *el_http_skip_token(const char *p, const char *end)
+{
+    while (p < end && IS(*p, C_TCHAR)) p++;
+    return p;
+}
+
+void el_http_trim_ows(const char **p, size_t *len)
+{
+    const char *s = *p, *e = *p + *len;
+    while (s < e && IS(*s, C_WS)) s++;
+    while (e > s && IS(e[-1], C_WS)) e--;
+    *p = s;
+    *len = (size_t)(e - s);
+}
+
+const char *el_http_skip_quoted(const char *p, const char *end, char *buf, size_t cap,
+                                size_t *len, bool *overflow)
+{
+    size_t n = 0;
+    if (overflow) *overflow = false;
+    for (p++; p < end; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"') {
+            if (len) *len = n;
+            return p + 1;
+        }
+        if (c == '\\') {
+            if (++p >= end) return NULL;
+            c = (unsigned char)*p;
+        }
+        if ((c < 0x20 && c != '\t') || c == 0x7f) return NULL;
+        if (buf) {
+            if (n + 1 < cap) buf[n++] = (char)c;
+            else if (overflow) *overflow = true;
+        }
+    }
+    return NULL;
+}
+
+/* One list step forward: the element is [*p, stop) with stop the first
+ * comma (outside quoted strings when quoted). */
+static bool next_list(const char **p, const char *end, const char **item, size_t *len,
+                      bool quoted)
+{
+    const char *s = *p, *q = s;
+    if (s == NULL) return false;
+    while (q < end && *q != ',') {
+        if (quoted && *q == '"') { /* to the closing quote, or the end */
+            for (q++; q < end && *q != '"'; q++)
+                if (*q == '\\' && q + 1 < end) q++;
+            if (q >= end) {
+                q = end;
+                break;
+            }
+        }
+        q++;
+    }
+    *item = s;
+    *len = (size_t)(q - s);
+    el_http_trim_ows(item, len);
+    *p = q < end ? q + 1 : NULL;
+    return true;
+}
+
+bool el_http_next_item(const char **p, const char *end, const char **item, size_t *len)
+{
+    return next_list(p, end, item, len, true);
+}
+
+bool el_http_next_elem(const char **p, const char *end, const char **item, size_t *len)
+{
+    return next_list(p, end, item, len, false);
+}
+
+bool el_http_prev_elem(const char **p, const char *begin, const char **item, size_t *len)
+{
+    const char *e = *p, *s = e;
+    if (e == NULL) return false;
+    while (s > begin && s[-1] != ',') s--;
+    *item = s;
+    *len = (size_t)(e - s);
+    el_http_trim_ows(item, len);
+    *p = s > begin ? s - 1 : NULL;
+    return true;
+}
+
+bool el_http_cookie(const char *value, size_t len, const char *name, const char **out,
+                    size_t *out_len)
+{
+    size_t name_len = strlen(name);
+    const char *p = value, *end = value + len;
+    while (p < end) {
+        /* One "name=value" pair up to the next ';' (or the end). */
+        const char *semi = memchr(p, ';', (size_t)(end - p));
+        const char *pair = p;
+        size_t plen = (size_t)((semi ? semi : end) - p);
+        p = semi ? semi + 1 : end;
+        el_http_trim_ows(&pair, &plen);
+        const char *eq = memchr(pair, '=', plen);
+        if (eq == NULL) continue; /* not a pair: ignore */
+        const char *n = pair;
+        size_t nlen = (size_t)(eq - pair);
+        el_http_trim_ows(&n, &nlen);
+        if (nlen != name_len || memcmp(n, name, name_len) != 0) continue;
+        const char *v = eq + 1;
+        size_t vlen = (size_t)(pair + plen - v);
+        el_http_trim_ows(&v, &vlen);
+        *out = v;
+        *out_len = vlen;
+        return true;
+    }
+    return false;
 }

@@ -155,66 +155,20 @@ void el_latency_merge(struct el_latency *const *ls, size_t n, uint64_t now_ms, u
 
 /* ---- Server-Timing ------------------------------------------------------ */
 
-static bool is_tchar(unsigned char c)
+/* After a malformed entry: -1 if the rest of it, [p, end), holds a quoted
+ * string that is not closed or holds a control character (the rest of the
+ * field is then no use), else 0. */
+static int rest_of_entry(const char *p, const char *end)
 {
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
-    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-static const char *skip_ows(const char *p, const char *end)
-{
-    while (p < end && (*p == ' ' || *p == '\t')) p++;
-    return p;
-}
-
-static const char *scan_token(const char *p, const char *end)
-{
-    while (p < end && is_tchar((unsigned char)*p)) p++;
-    return p;
-}
-
-/* p points at '"'. Copies the unescaped content (up to cap-1 bytes, the
- * rest is only checked) into buf when buf != NULL. Returns the position after
- * the closing quote, or NULL if the string is unterminated or holds a control
- * character; *overflow tells whether the content did not fit. */
-static const char *scan_quoted(const char *p, const char *end, char *buf, size_t cap,
-                               size_t *len, bool *overflow)
-{
-    size_t n = 0;
-    *overflow = false;
-    for (p++; p < end; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (c == '"') {
-            if (len) *len = n;
-            return p + 1;
-        }
-        if (c == '\\') {
-            if (++p >= end) return NULL;
-            c = (unsigned char)*p;
-        }
-        if ((c < 0x20 && c != '\t') || c == 0x7f) return NULL;
-        if (buf) {
-            if (n + 1 < cap) buf[n++] = (char)c;
-            else *overflow = true;
-        }
-    }
-    return NULL;
-}
-
-/* Skip the rest of a malformed entry: up to the next ',' outside quotes. */
-static const char *skip_entry(const char *p, const char *end)
-{
-    while (p < end && *p != ',') {
-        if (*p == '"') {
-            bool ov;
-            const char *q = scan_quoted(p, end, NULL, 0, NULL, &ov);
-            if (!q) return end;
-            p = q;
-        } else {
+    while (p < end) {
+        if (*p != '"') {
             p++;
+            continue;
         }
+        p = el_http_skip_quoted(p, end, NULL, 0, NULL, NULL);
+        if (p == NULL) return -1;
     }
-    return p;
+    return 0;
 }
 
 /* Strict decimal: 1*DIGIT [ "." *DIGIT ] / "." 1*DIGIT; no sign, no exponent.
@@ -245,79 +199,63 @@ static bool parse_dur(const char *s, size_t n, double *out)
     return true;
 }
 
+/* One list element: metric *( OWS ";" OWS param ). Returns 1 with *dur
+ * when its metric is metric and it has a valid dur, 0 when not, -1 when the
+ * rest of the field must be ignored (a broken quoted string). */
+static int timing_entry(const char *p, const char *end, const char *metric, size_t metric_len,
+                        double *dur_out)
+{
+    const char *name = p;
+    p = el_http_skip_token(p, end);
+    bool match = p > name && el_strcaseeq(name, (size_t)(p - name), metric, metric_len);
+    bool have_dur = false;
+    double dur = 0;
+    if (p == name) return rest_of_entry(p, end);
+    for (;;) {
+        p = el_http_skip_ows(p, end);
+        if (p >= end) break;
+        if (*p != ';') return rest_of_entry(p, end);
+        p = el_http_skip_ows(p + 1, end);
+        const char *pn = p;
+        p = el_http_skip_token(p, end);
+        if (p == pn) return rest_of_entry(p, end);
+        bool is_dur = el_strcaseeq(pn, (size_t)(p - pn), "dur", 3);
+        const char *q = el_http_skip_ows(p, end);
+        if (q >= end || *q != '=') continue; /* name without value */
+        p = el_http_skip_ows(q + 1, end);
+        char buf[40];
+        const char *val = p;
+        size_t vlen;
+        if (p < end && *p == '"') {
+            bool overflow;
+            p = el_http_skip_quoted(p, end, buf, sizeof(buf), &vlen, &overflow);
+            if (!p) return -1;
+            val = overflow ? "" : buf;
+            if (overflow) vlen = 0;
+        } else {
+            p = el_http_skip_token(p, end);
+            vlen = (size_t)(p - val);
+            if (vlen == 0) return rest_of_entry(p, end);
+        }
+        if (is_dur && match && !have_dur) {
+            if (!parse_dur(val, vlen, &dur)) return rest_of_entry(p, end);
+            have_dur = true;
+        }
+    }
+    if (!(match && have_dur)) return 0;
+    *dur_out = dur;
+    return 1;
+}
+
 bool el_server_timing_dur(const char *value, size_t len, const char *metric, size_t metric_len,
                           double *dur_ms)
 {
-    const char *p = value, *end = value + len;
-    while (p < end) {
-        /* one entry: metric *( OWS ";" OWS param ) */
-        p = skip_ows(p, end);
-        if (p < end && *p == ',') { /* empty list element */
-            p++;
-            continue;
-        }
-        const char *name = p;
-        p = scan_token(p, end);
-        bool match = p > name && el_strcaseeq(name, (size_t)(p - name), metric, metric_len);
-        bool have_dur = false, bad = p == name;
-        double dur = 0;
-        while (!bad) {
-            p = skip_ows(p, end);
-            if (p >= end || *p == ',') break;
-            if (*p != ';') {
-                bad = true;
-                break;
-            }
-            p = skip_ows(p + 1, end);
-            const char *pn = p;
-            p = scan_token(p, end);
-            if (p == pn) {
-                bad = true;
-                break;
-            }
-            bool is_dur = el_strcaseeq(pn, (size_t)(p - pn), "dur", 3);
-            const char *q = skip_ows(p, end);
-            if (q >= end || *q != '=') continue; /* name without value */
-            p = skip_ows(q + 1, end);
-            char buf[40];
-            const char *val = p;
-            size_t vlen;
-            if (p < end && *p == '"') {
-                bool overflow;
-                p = scan_quoted(p, end, buf, sizeof(buf), &vlen, &overflow);
-                if (!p) {
-                    p = end;
-                    bad = true;
-                    break;
-                }
-                val = overflow ? "" : buf;
-                if (overflow) vlen = 0;
-            } else {
-                p = scan_token(p, end);
-                vlen = (size_t)(p - val);
-                if (vlen == 0) {
-                    bad = true;
-                    break;
-                }
-            }
-            if (is_dur && match && !have_dur) {
-                if (!parse_dur(val, vlen, &dur)) {
-                    bad = true;
-                    break;
-                }
-                have_dur = true;
-            }
-        }
-        if (bad) {
-            p = skip_entry(p, end);
-            if (p < end) p++; /* the ',' */
-            continue;
-        }
-        if (match && have_dur) {
-            *dur_ms = dur;
-            return true;
-        }
-        if (p < end) p++; /* the ',' */
+    const char *p = value, *item;
+    size_t n;
+    while (el_http_next_item(&p, value + len, &item, &n)) {
+        if (n == 0) continue; /* empty list element */
+        int r = timing_entry(item, item + n, metric, metric_len, dur_ms);
+        if (r != 0) return r == 1;
     }
     return false;
 }

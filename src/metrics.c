@@ -15,6 +15,7 @@
 
 #include "einlass/common.h"
 #include "einlass/config.h"
+#include "einlass/room.h"
 
 #include <event2/buffer.h>
 #include <math.h>
@@ -29,15 +30,14 @@ const double el_latency_bucket_le[EL_LATENCY_BUCKETS] = {
 struct el_metrics_worker el_metrics_workers[EL_MAX_WORKERS];
 struct el_metrics_global el_metrics_global;
 
-static const char *const decision_names[EL_DECISION__COUNT] = {
-    [EL_DECISION_FORWARD] = "forward", [EL_DECISION_WAIT] = "wait",
-    [EL_DECISION_BYPASS] = "bypass",   [EL_DECISION_REJECT] = "reject",
-    [EL_DECISION_ERROR] = "error",
+const struct el_word el_decision_words[] = {
+    {"forward", EL_DECISION_FORWARD}, {"wait", EL_DECISION_WAIT},   {"bypass", EL_DECISION_BYPASS},
+    {"reject", EL_DECISION_REJECT},   {"error", EL_DECISION_ERROR}, {NULL, 0},
 };
 
 const char *el_decision_name(enum el_decision d)
 {
-    return decision_names[d];
+    return el_word_name(el_decision_words, (int)d);
 }
 
 void el_metrics_observe(int worker, double ms)
@@ -167,7 +167,8 @@ static void render_histogram(struct evbuffer *out)
 
 void el_metrics_render(struct evbuffer *out, const struct el_status *st)
 {
-    struct el_status none = {.store = "memory", .inflight = el_metrics_inflight()};
+    struct el_status none = {.store = el_store_state_name(EL_STORE_STATE_MEMORY),
+                             .inflight = el_metrics_inflight()};
     if (st == NULL) st = &none;
     char lv[128];
 
@@ -187,7 +188,7 @@ void el_metrics_render(struct evbuffer *out, const struct el_status *st)
     header(out, "einlass_requests_total", "counter", "Client requests by what einlass decided.");
     for (int d = 0; d < EL_DECISION__COUNT; d++) {
         char labels[64];
-        snprintf(labels, sizeof(labels), "{decision=\"%s\"}", decision_names[d]);
+        snprintf(labels, sizeof(labels), "{decision=\"%s\"}", el_decision_name(d));
         sample_u64(out, "einlass_requests_total", labels, req[d]);
     }
     single_u64(out, "einlass_connections", "gauge", "Client connections open.", conns);
@@ -231,7 +232,8 @@ void el_metrics_render(struct evbuffer *out, const struct el_status *st)
     single_u64(out, "einlass_store_up", "gauge", "1 while the configured store answers.",
                st->store_up ? 1 : 0);
     header(out, "einlass_store_info", "gauge", "Always 1; the store in use is in the label.");
-    label_value(lv, sizeof(lv), st->store != NULL ? st->store : "memory");
+    label_value(lv, sizeof(lv),
+                st->store != NULL ? st->store : el_store_state_name(EL_STORE_STATE_MEMORY));
     evbuffer_add_printf(out, "einlass_store_info{store=\"%s\"} 1\n", lv);
 
     header(out, "einlass_config_reloads_total", "counter", "Configuration reloads by result.");

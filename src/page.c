@@ -12,6 +12,7 @@
 #include "einlass/page.h"
 
 #include "einlass/common.h"
+#include "einlass/http.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -386,17 +387,6 @@ struct item {
     int q;         /* its weight in thousandths, 1000 without a q parameter */
 };
 
-static bool is_ows(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-static bool is_tchar(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
-
 /* qvalue = "0" ["." 0*3DIGIT] / "1" ["." 0*3"0"]; returns thousandths or -1. */
 static int parse_q(const char *s, size_t n)
 {
@@ -413,31 +403,30 @@ static int parse_q(const char *s, size_t n)
 }
 
 /* Next element of a comma-separated header list with ";name=value" parameters
- * (Accept, Accept-Language). Returns 1 with *it filled, 0 at the end, -1 if
- * malformed. Empty elements are skipped, as HTTP lists allow. */
-static int next_item(const char *s, size_t len, size_t *pos, struct item *it)
+ * (Accept, Accept-Language), from the list iterator at *p. Returns 1 with
+ * *it filled, 0 at the end, -1 if malformed. Empty elements are skipped, as
+ * HTTP lists allow. */
+static int next_item(const char **p, const char *end, struct item *it)
 {
-    size_t i = *pos;
-    while (i < len && (is_ows(s[i]) || s[i] == ','))
+    const char *s;
+    size_t len;
+    do
+        if (!el_http_next_item(p, end, &s, &len)) return 0;
+    while (len == 0);
+    size_t i = 0;
+    it->v = s;
+    while (i < len && (el_http_is_tchar((unsigned char)s[i]) || s[i] == '/'))
         i++;
-    if (i == len) return 0;
-    it->v = s + i;
-    while (i < len && (is_tchar(s[i]) || s[i] == '/'))
-        i++;
-    it->vlen = (size_t)(s + i - it->v);
+    it->vlen = i;
     it->q = 1000;
     if (it->vlen == 0) return -1;
     for (;;) {
-        while (i < len && is_ows(s[i]))
-            i++;
-        if (i == len || s[i] == ',') break;
+        i = (size_t)(el_http_skip_ows(s + i, s + len) - s);
+        if (i == len) break;
         if (s[i] != ';') return -1;
-        i++;
-        while (i < len && is_ows(s[i]))
-            i++;
+        i = (size_t)(el_http_skip_ows(s + i + 1, s + len) - s);
         size_t name = i;
-        while (i < len && is_tchar(s[i]))
-            i++;
+        i = (size_t)(el_http_skip_token(s + i, s + len) - s);
         size_t name_len = i - name;
         if (name_len == 0 || i == len || s[i] != '=') return -1;
         i++;
@@ -448,13 +437,11 @@ static int next_item(const char *s, size_t len, size_t *pos, struct item *it)
             if (i >= len) return -1;
             i++;
         } else {
-            while (i < len && is_tchar(s[i]))
-                i++;
+            i = (size_t)(el_http_skip_token(s + i, s + len) - s);
         }
         if (el_strcaseeq(s + name, name_len, "q", 1) && (it->q = parse_q(s + val, i - val)) < 0)
             return -1;
     }
-    *pos = i;
     return 1;
 }
 
@@ -462,11 +449,11 @@ enum el_lang el_page_lang(const char *accept_language, size_t len)
 {
     enum el_lang best = EL_LANG_EN;
     int best_q = 0;
-    size_t pos = 0;
+    const char *pos = accept_language;
     struct item it;
     int r;
     if (accept_language == NULL) return EL_LANG_EN;
-    while ((r = next_item(accept_language, len, &pos, &it)) == 1) {
+    while ((r = next_item(&pos, accept_language + len, &it)) == 1) {
         size_t primary = 0;
         while (primary < it.vlen && it.v[primary] != '-')
             primary++;
@@ -494,11 +481,11 @@ enum el_lang el_page_lang(const char *accept_language, size_t len)
 bool el_page_wants_html(const char *accept, size_t len)
 {
     bool html = false;
-    size_t pos = 0;
+    const char *pos = accept;
     struct item it;
     int r;
     if (accept == NULL) return false;
-    while ((r = next_item(accept, len, &pos, &it)) == 1) {
+    while ((r = next_item(&pos, accept + len, &it)) == 1) {
         if (it.q > 0 && (el_strcaseeq(it.v, it.vlen, "text/html", 9) ||
                          el_strcaseeq(it.v, it.vlen, "text/*", 6)))
             html = true;

@@ -158,11 +158,6 @@ int el_proxy_parse_ip(const char *s, size_t len, struct sockaddr_storage *out)
     return 0;
 }
 
-static bool is_ows(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
 enum el_proxy_xff el_proxy_xff_client(const struct el_http_header *headers, size_t n,
                                       const struct el_cidr *trusted, size_t nt,
                                       struct sockaddr_storage *client)
@@ -171,28 +166,17 @@ enum el_proxy_xff el_proxy_xff_client(const struct el_http_header *headers, size
     for (size_t i = n; i-- > 0;) {
         const struct el_http_header *h = &headers[i];
         if (!el_strcaseeq(h->name, h->name_len, "x-forwarded-for", 15)) continue;
-        const char *v = h->value;
-        size_t end = h->value_len;
-        for (;;) { /* elements from the right: v[start..end) */
-            size_t start = end;
-            while (start > 0 && v[start - 1] != ',')
-                start--;
-            size_t a = start, b = end;
-            while (a < b && is_ows(v[a]))
-                a++;
-            while (b > a && is_ows(v[b - 1]))
-                b--;
-            if (a < b) {
-                struct sockaddr_storage ss;
-                if (el_proxy_parse_ip(v + a, b - a, &ss) == -1)
-                    return have ? EL_PROXY_XFF_MALFORMED : EL_PROXY_XFF_NONE;
-                *client = ss;
-                have = true;
-                if (!el_proxy_addr_match(trusted, nt, (const struct sockaddr *)&ss))
-                    return EL_PROXY_XFF_CLIENT;
-            }
-            if (start == 0) break;
-            end = start - 1; /* before the comma */
+        const char *p = h->value + h->value_len, *e;
+        size_t len;
+        while (el_http_prev_elem(&p, h->value, &e, &len)) { /* elements from the right */
+            if (len == 0) continue;
+            struct sockaddr_storage ss;
+            if (el_proxy_parse_ip(e, len, &ss) == -1)
+                return have ? EL_PROXY_XFF_MALFORMED : EL_PROXY_XFF_NONE;
+            *client = ss;
+            have = true;
+            if (!el_proxy_addr_match(trusted, nt, (const struct sockaddr *)&ss))
+                return EL_PROXY_XFF_CLIENT;
         }
     }
     return have ? EL_PROXY_XFF_ALL_TRUSTED : EL_PROXY_XFF_NONE;

@@ -49,7 +49,6 @@
 #define REVOKE_MARGIN_S 60      /* a revocation outlives session_s by this */
 #define JOIN_LIMIT_ENTRIES 65536 /* client addresses tracked by the join limit */
 
-enum store_state { STATE_MEMORY = 0, STATE_REDIS, STATE_FALLBACK };
 
 struct el_room_shared {
     struct el_store *mem;            /* memory store: the room, or the fallback queue */
@@ -64,7 +63,7 @@ struct el_room_shared {
     _Atomic uint64_t rate_bits;      /* measured rate (double bits) */
     _Atomic uint64_t conf_rate_bits; /* configured admit_per_s (double bits) */
     _Atomic uint64_t tick_rate_bits; /* the last tick's rate (double bits) */
-    _Atomic int state;               /* enum store_state */
+    _Atomic int state;               /* enum el_store_state */
     struct el_revoke *revoked;       /* released pass ids (this and, via Redis, other instances) */
     _Atomic int revoke_ttl_s;        /* session_s + REVOKE_MARGIN_S */
     struct el_ratelimit *joins;      /* token buckets per client address */
@@ -258,7 +257,9 @@ static void publish(struct el_room *r)
     atomic_store(&sh->waiting, waiting);
     atomic_store(&sh->admitted_total, admitted);
     atomic_store(&sh->rate_bits, dbits(rate));
-    atomic_store(&sh->state, r->redis == NULL ? STATE_MEMORY : up ? STATE_REDIS : STATE_FALLBACK);
+    atomic_store(&sh->state, r->redis == NULL ? EL_STORE_STATE_MEMORY
+                                            : up       ? EL_STORE_STATE_REDIS
+                                                       : EL_STORE_STATE_FALLBACK);
 }
 
 static void mem_stats_cb(void *arg, int err, const struct el_store_stats *st)
@@ -322,13 +323,20 @@ double el_room_measured_rate(const struct el_room_shared *sh)
     return bitsd(atomic_load(&sh->rate_bits));
 }
 
-const char *el_room_store_state(const struct el_room_shared *sh)
+const struct el_word el_store_state_words[] = {{"memory", EL_STORE_STATE_MEMORY},
+                                               {"redis", EL_STORE_STATE_REDIS},
+                                               {"fallback", EL_STORE_STATE_FALLBACK},
+                                               {NULL, 0}};
+
+const char *el_store_state_name(enum el_store_state s)
 {
-    switch (atomic_load(&sh->state)) {
-    case STATE_REDIS: return "redis";
-    case STATE_FALLBACK: return "fallback";
-    default: return "memory";
-    }
+    const char *w = el_word_name(el_store_state_words, (int)s);
+    return w != NULL ? w : "memory";
+}
+
+enum el_store_state el_room_store_state(const struct el_room_shared *sh)
+{
+    return (enum el_store_state)atomic_load(&sh->state);
 }
 
 static bool str_changed(const char *a, const char *b)
@@ -354,8 +362,9 @@ void el_room_shared_configure(struct el_room_shared *sh, const struct el_config 
     }
     struct el_store_params p = {.room = sh->room, .poll_s = poll_s};
     el_store_memory_configure(sh->mem, &p);
-    if (!use_redis) atomic_store(&sh->state, STATE_MEMORY);
-    else if (changed) atomic_store(&sh->state, STATE_FALLBACK); /* until a tick sees it up */
+    if (!use_redis) atomic_store(&sh->state, EL_STORE_STATE_MEMORY);
+    else if (changed) /* until a tick sees it up */
+        atomic_store(&sh->state, EL_STORE_STATE_FALLBACK);
     pthread_mutex_unlock(&sh->lock);
     atomic_store(&sh->conf_rate_bits, dbits(cfg->admit_per_s));
     atomic_store(&sh->revoke_ttl_s, EL_MAX(cfg->session_s, 1) + REVOKE_MARGIN_S);

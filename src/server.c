@@ -88,33 +88,6 @@ fail:
     return -1;
 }
 
-static void addr_text(const struct sockaddr_storage *ss, char *out, size_t cap)
-{
-    char host[64] = "?";
-    int port = 0;
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-        port = ntohs(in->sin_port);
-        snprintf(out, cap, "%s:%d", host, port);
-    } else if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-        port = ntohs(in6->sin6_port);
-        snprintf(out, cap, "[%s]:%d", host, port);
-    } else {
-        snprintf(out, cap, "unix");
-    }
-}
-
-/* The TCP port of ss (0 for anything else). */
-static int addr_port(const struct sockaddr_storage *ss)
-{
-    if (ss->ss_family == AF_INET) return ntohs(((const struct sockaddr_in *)ss)->sin_port);
-    if (ss->ss_family == AF_INET6) return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
-    return 0;
-}
-
 /* Whether another process listens on ss already. SO_REUSEPORT would let our
  * sockets join its group and split the traffic with it, so ask the kernel
  * first with a plain socket: with SO_REUSEADDR (closed connections in
@@ -149,12 +122,12 @@ static int open_listeners(struct el_server *s, const struct el_config *cfg, cons
         *err = el_sprintf("listen %s: %s", cfg->listen, why);
         return -1;
     }
-    bool probe = !cfg->listen_shared && addr_port(&ss) != 0;
+    bool probe = !cfg->listen_shared && el_addr_port(&ss) != 0;
     if (probe && own != NULL) {
         struct sockaddr_storage have;
         socklen_t hl = sizeof(have);
         if (getsockname(own[0], (struct sockaddr *)&have, &hl) == 0 &&
-            have.ss_family == ss.ss_family && addr_port(&have) == addr_port(&ss))
+            have.ss_family == ss.ss_family && el_addr_port(&have) == el_addr_port(&ss))
             probe = false;
     }
     if (probe && someone_listens(&ss, len)) {
@@ -179,7 +152,7 @@ static int open_listeners(struct el_server *s, const struct el_config *cfg, cons
         }
     }
     char text[96];
-    addr_text(&ss, text, sizeof(text));
+    el_addr_text(&ss, true, text, sizeof(text));
     el_notice("listening on %s (%d workers)", text, s->nworkers);
     return 0;
 }
@@ -257,8 +230,7 @@ static void worker_adopt(struct el_worker *w, struct el_generation *g)
     const struct el_config *cfg = g->cfg;
     struct timeval tv;
 #define COMMON(field, ms)                                                                          \
-    tv.tv_sec = (ms) / 1000;                                                                       \
-    tv.tv_usec = ((ms) % 1000) * 1000;                                                             \
+    tv = el_tv_ms((uint64_t)(ms));                                                                 \
     w->field = event_base_init_common_timeout(w->base, &tv)
     COMMON(tv_header, cfg->header_timeout_ms);
     COMMON(tv_idle, cfg->idle_timeout_ms);
@@ -481,8 +453,9 @@ static void admin_status(void *ctx, struct el_status *st)
     st->p99_ms = ct->lat.p99;
     st->samples = ct->lat.count;
     st->inflight = el_metrics_inflight();
-    st->store = el_room_store_state(s->room_shared);
-    st->store_up = strcmp(st->store, "fallback") != 0;
+    enum el_store_state store = el_room_store_state(s->room_shared);
+    st->store = el_store_state_name(store);
+    st->store_up = store != EL_STORE_STATE_FALLBACK;
 }
 
 static void admin_set_mode(void *ctx, int mode)
@@ -591,7 +564,7 @@ static void probe_tick(evutil_socket_t fd, short what, void *arg)
     event_assign(&p->io, s->base, p->fd, EV_READ | EV_WRITE | EV_PERSIST | EV_ET, probe_io, s);
     event_add(&p->io, NULL);
 rearm:;
-    struct timeval tv = {cfg->probe_interval_ms / 1000, (cfg->probe_interval_ms % 1000) * 1000};
+    struct timeval tv = el_tv_ms((uint64_t)cfg->probe_interval_ms);
     event_add(&p->timer, &tv);
 }
 
@@ -705,7 +678,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
               cur_cfg(s)->drain_timeout_ms);
     wake_workers(s, 1);
     int ms = cur_cfg(s)->drain_timeout_ms;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval tv = el_tv_ms((uint64_t)ms);
     event_base_once(s->base, -1, EV_TIMEOUT, drain_timeout, s, &tv);
     struct timeval jtv = {0, 20 * 1000};
     event_add(&s->join_ev, &jtv);
@@ -740,7 +713,7 @@ int el_server_start(struct el_server *s, const char *conf_path)
     el_log_level = el_config_log_level(cfg);
     signal(SIGPIPE, SIG_IGN);
     s->base = new_base();
-    s->nworkers = EL_MIN(cfg->workers, EL_METRICS_MAIN);
+    s->nworkers = cfg->workers; /* the key table caps it at EL_WORKERS_MAX */
     struct el_generation *g = generation_new(s, cfg, NULL, &err);
     if (g == NULL) {
         fprintf(stderr, "%s\n", err);
@@ -799,7 +772,7 @@ int el_server_start(struct el_server *s, const char *conf_path)
     el_notice("einlass %s started: backend %s, mode %s, store %s", EL_VERSION,
               cfg->backend_address,
               el_mode_name(cfg->mode),
-              cfg->store == EL_STORE_REDIS ? "redis" : "memory");
+              el_word_name(el_store_kind_words, cfg->store));
     notify("READY=1");
     return 0;
 }

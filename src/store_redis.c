@@ -76,8 +76,11 @@
 #include "store_internal.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include <event2/event.h>
 #include <hiredis/adapters/libevent.h>
@@ -387,14 +390,14 @@ static void arm_timer(struct rstore *s)
     else return;
     uint64_t now = el_now_ms();
     uint64_t ms = deadline > now ? deadline - now : 0;
-    struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000 + 1000};
+    struct timeval tv = el_tv_ms(ms + 1); /* a ms late: the deadline has passed */
     evtimer_add(s->timer_ev, &tv);
 }
 
 static void schedule_reconnect(struct rstore *s)
 {
     if (s->dead) return;
-    struct timeval tv = {.tv_sec = s->backoff_ms / 1000, .tv_usec = (s->backoff_ms % 1000) * 1000};
+    struct timeval tv = el_tv_ms((uint64_t)s->backoff_ms);
     evtimer_add(s->reconnect_ev, &tv);
     s->backoff_ms = EL_MIN(s->backoff_ms * 2, BACKOFF_MAX_MS);
 }
@@ -466,23 +469,21 @@ static void load_scripts(struct rstore *s)
 
 static void do_connect(struct rstore *s)
 {
-    redisAsyncContext *ac;
-    if (strncmp(s->addr, "unix:", 5) == 0) {
-        ac = redisAsyncConnectUnix(s->addr + 5);
+    redisAsyncContext *ac = NULL;
+    struct sockaddr_storage ss;
+    unsigned sslen;
+    const char *why = "out of memory";
+    if (el_parse_addr(s->addr, &ss, &sslen, &why) == -1) {
+        /* the config checked it: only a store made by hand gets here */
+    } else if (ss.ss_family == AF_UNIX) {
+        ac = redisAsyncConnectUnix(((const struct sockaddr_un *)&ss)->sun_path);
     } else {
-        const char *colon = strrchr(s->addr, ':');
-        char *host = colon ? el_strndup(s->addr, (size_t)(colon - s->addr)) : el_strdup(s->addr);
-        int port = colon ? atoi(colon + 1) : 6379;
-        size_t hl = strlen(host);
-        if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
-            memmove(host, host + 1, hl - 2);
-            host[hl - 2] = '\0';
-        }
-        ac = redisAsyncConnect(host, port);
-        free(host);
+        char host[EL_ADDR_TEXT_MAX];
+        el_addr_text(&ss, false, host, sizeof(host));
+        ac = redisAsyncConnect(host, el_addr_port(&ss));
     }
     if (ac == NULL || ac->err) {
-        el_debug("redis %s: connect failed: %s", s->addr, ac ? ac->errstr : "out of memory");
+        el_debug("redis %s: connect failed: %s", s->addr, ac ? ac->errstr : why);
         if (ac) redisAsyncFree(ac);
         schedule_reconnect(s);
         return;

@@ -1,5 +1,8 @@
-/* config.h - the configuration: one table of keys drives parsing, checking
- * (einlass -t), error messages and the documented conf/einlass.conf.
+/* config.h - the configuration: one table of keys in config.c drives
+ * parsing, checking (einlass -t), the error messages and the defaults that
+ * el_config_print_defaults() writes. conf/einlass.conf is written by hand
+ * beside it and documents the same keys (test_config checks that each key
+ * of the table appears there).
  *
  * A struct el_config is immutable once loaded. Reload builds a complete new
  * one and swaps it whole (server.c), or keeps the old one: all-or-nothing.
@@ -10,8 +13,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
+#include "einlass/common.h"
 #include "einlass/proxy.h"
 
 #define EL_SECRET_LEN 32 /* HMAC key bytes: 64 hex digits */
@@ -109,15 +114,22 @@ int el_config_load(const char *path, struct el_config **out, char **err);
 /* cfg->log_level as an enum el_log_level (the parser admits only known words). */
 int el_config_log_level(const struct el_config *cfg);
 
+/* The words of enum el_mode and enum el_store_kind (the config keys mode and
+ * store, the admin API, metrics labels and logs). */
+extern const struct el_word el_mode_words[];
+extern const struct el_word el_store_kind_words[];
+
 /* "auto", "on" or "off" (anything else reads as "auto"). */
 const char *el_mode_name(int mode);
+/* The mode named s[0..n) (case-insensitive) into *mode: 0, or -1 if none. */
+int el_mode_parse(const char *s, size_t n, int *mode);
 
 /* Free a config from el_config_load(). NULL is fine. */
 void el_config_free(struct el_config *cfg);
 
-/* Write the documented default configuration (the key table) to f. */
-struct _IO_FILE;
-void el_config_print_defaults(struct _IO_FILE *f);
+/* Write the default configuration (every key of the table with its default
+ * and help) to f. */
+void el_config_print_defaults(FILE *f);
 
 /* The name of the first key that cannot change without a restart (today
  * only workers: the threads exist) whose value differs between old and new,

@@ -165,4 +165,63 @@ size_t el_chunk_header(char *out, uint64_t n);
 /* Reason phrase for a status code ("OK", "Bad Request", ...); "" if unknown. */
 const char *el_http_reason(int status);
 
+/* ---- the lexical kit: field values (RFC 9110 5.6) ----
+ * Every module that reads inside a field value (Accept, Accept-Language,
+ * Server-Timing, Cookie, X-Forwarded-For, Connection, Content-Length) and
+ * the config's word and list values uses these, so one set of rules decides
+ * what a token, OWS, a list element and a quoted string are. Pure: no
+ * allocation; everything handed out points into the caller's bytes. Values
+ * from el_http_parse_*() hold no control character but HTAB; the functions
+ * below take any bytes. */
+
+/* tchar: ALPHA DIGIT and !#$%&'*+-.^_`|~ */
+bool el_http_is_tchar(unsigned char c);
+/* OWS byte: SP or HTAB. */
+bool el_http_is_ows(unsigned char c);
+/* The first byte in [p, end) that is not OWS, or end. */
+const char *el_http_skip_ows(const char *p, const char *end);
+/* The first byte in [p, end) that is not a tchar, or end. */
+const char *el_http_skip_token(const char *p, const char *end);
+/* Remove OWS at both ends of [*p, *p + *len). */
+void el_http_trim_ows(const char **p, size_t *len);
+
+/* p points at '"'. Returns the byte after the closing '"', or NULL if there
+ * is none or the string holds a control character (not HTAB) or DEL. A '\'
+ * takes the next byte as it is. When buf is not NULL the unescaped content
+ * goes there (at most cap - 1 bytes; *len its length; *overflow tells
+ * whether some did not fit); buf NULL only scans. */
+const char *el_http_skip_quoted(const char *p, const char *end, char *buf, size_t cap,
+                                size_t *len, bool *overflow);
+
+/* List iterators (#rule, RFC 9110 5.6.1): start with *p at the value and
+ * call until false. Each call hands out the next element, OWS removed at both
+ * ends, in *item and *len: empty elements too ("a,,b" gives "a", "", "b"; an
+ * empty value gives one empty element), so a caller that must refuse them
+ * can, and the others skip len 0. After the last element *p is NULL.
+ *
+ * el_http_next_item(): a quoted-string is part of its element, so a comma
+ * inside one does not split (Accept and Server-Timing parameters); a '"'
+ * without its closing quote runs to the end of the value (a '\' in it takes
+ * the next byte). */
+bool el_http_next_item(const char **p, const char *end, const char **item, size_t *len);
+
+/* el_http_next_elem(): split at every comma, quotes or not. For lists whose
+ * elements are tokens, numbers or addresses (Connection, Content-Length,
+ * X-Forwarded-For, config lists): such an element never holds a '"', and a
+ * stray one must not hide the elements after it (the backend splits there). */
+bool el_http_next_elem(const char **p, const char *end, const char **item, size_t *len);
+
+/* el_http_prev_elem(): el_http_next_elem() from the right end: start with
+ * *p at the value's end and pass its start as begin (X-Forwarded-For is read
+ * from the nearest hop outwards). */
+bool el_http_prev_elem(const char **p, const char *begin, const char **item, size_t *len);
+
+/* Cookie lookup in one Cookie field value (RFC 6265 5.4): pairs are split at
+ * ';', a piece without '=' is no pair, name and value lose OWS at both ends.
+ * The first pair whose name is exactly name (case matters; no prefix match)
+ * sets *out and *out_len to its value as it stands (a quoted value keeps its
+ * quotes; it may be empty) and returns true; false if there is none. */
+bool el_http_cookie(const char *value, size_t len, const char *name, const char **out,
+                    size_t *out_len);
+
 #endif

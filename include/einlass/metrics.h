@@ -11,10 +11,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define EL_MAX_WORKERS 64
+#include "einlass/common.h"
+
 /* The main thread's block (the probe's samples): never a worker's id, since
- * workers are capped one below it. */
-#define EL_METRICS_MAIN (EL_MAX_WORKERS - 1)
+ * workers are capped one below it (EL_WORKERS_MAX). */
+#define EL_METRICS_MAIN EL_WORKERS_MAX
 
 enum el_decision {
     EL_DECISION_FORWARD = 0, /* proxied (with or without a pass) */
@@ -53,7 +54,10 @@ static inline void el_metrics_count(int worker, enum el_decision d)
     atomic_fetch_add_explicit(&el_metrics_workers[worker].requests[d], 1, memory_order_relaxed);
 }
 
-/* The label of a decision: "forward", "wait", "bypass", "reject", "error". */
+/* The words of the decisions (labels, access log): "forward", "wait",
+ * "bypass", "reject", "error". */
+extern const struct el_word el_decision_words[];
+/* The label of a decision; NULL for a value outside the enum. */
 const char *el_decision_name(enum el_decision d);
 
 /* Record one backend latency sample (milliseconds) for worker. */
@@ -72,7 +76,7 @@ struct el_status {
     double p50_ms, p95_ms, p99_ms; /* window percentiles */
     uint64_t samples;        /* samples in the window */
     int64_t inflight;        /* backend requests in flight */
-    const char *store;       /* "memory" | "redis" | "fallback" */
+    const char *store;       /* el_store_state_name(): "memory" | "redis" | "fallback" */
     bool store_up;           /* the configured store answers */
 };
 

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "einlass/common.h"
 #include "einlass/store.h"
 
 struct event_base;
@@ -75,8 +76,16 @@ void el_room_tick(struct el_room *r, double rate);
 uint64_t el_room_waiting(const struct el_room_shared *sh);
 uint64_t el_room_admitted_total(const struct el_room_shared *sh);
 double el_room_measured_rate(const struct el_room_shared *sh);
-/* "memory", "redis" or "fallback" (redis configured but down). */
-const char *el_room_store_state(const struct el_room_shared *sh);
+/* Which store the room uses now. */
+enum el_store_state {
+    EL_STORE_STATE_MEMORY = 0, /* the embedded store, as configured */
+    EL_STORE_STATE_REDIS,      /* Redis, and it answers */
+    EL_STORE_STATE_FALLBACK,   /* Redis is configured but down: the embedded store serves */
+};
+/* Their words in /status, /metrics and logs: "memory", "redis", "fallback". */
+extern const struct el_word el_store_state_words[];
+const char *el_store_state_name(enum el_store_state s);
+enum el_store_state el_room_store_state(const struct el_room_shared *sh);
 
 /* Pure helper: seconds until a place at position is reached at rate per
  * second (rounded up; rate <= 0 uses fallback_rate). */

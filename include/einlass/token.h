@@ -52,9 +52,4 @@ size_t el_token_encode(struct el_token_keys *k, const struct el_token *t, char *
 int el_token_decode(struct el_token_keys *k, const char *text, size_t len, uint64_t now,
                     struct el_token *t);
 
-/* Find cookie name in the Cookie header values of a request: sets *val,*len
- * to the first occurrence's value. Returns true if found. */
-bool el_cookie_find(const char *cookie_hdr, size_t hdr_len, const char *name, const char **val,
-                    size_t *len);
-
 #endif

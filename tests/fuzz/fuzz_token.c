@@ -5,7 +5,7 @@
  *  - a token built from the input round-trips with every field, fails once
  *    expired and in another room, and no edit of its text is accepted unless
  *    the edit left the text as it was (tampering, trailing base64 bits);
- *  - el_cookie_find agrees with a plain reference scanner and hands out a
+ *  - el_http_cookie agrees with a plain reference scanner and hands out a
  *    value that lies inside the header.
  *
  * Input: the whole input is decoded as token text and scanned as a Cookie
@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "einlass/http.h"
 #include "einlass/token.h"
 
 #define TOKEN_LEN 50
@@ -110,7 +111,7 @@ static void check_cookie(const char *h, size_t n, uint64_t now)
 {
     const char *val = NULL;
     size_t len = 0, roff = 0, rlen = 0;
-    bool found = el_cookie_find(h, n, COOKIE, &val, &len);
+    bool found = el_http_cookie(h, n, COOKIE, &val, &len);
     bool rfound = ref_cookie(h, n, COOKIE, &roff, &rlen);
     if (found != rfound) abort();
     if (!found) return;

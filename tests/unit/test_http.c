@@ -1,5 +1,7 @@
-/* test_http.c - the strict HTTP/1.1 parser and the chunked codec. */
+/* test_http.c - the strict HTTP/1.1 parser, the chunked codec and the lexical
+ * kit (tokens, OWS, quoted strings, list elements, cookies). */
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -890,6 +892,212 @@ static void reason_phrases(void **state)
     assert_string_equal(el_http_reason(0), "");
 }
 
+static void expect_cookie(const char *hdr, const char *name, const char *want)
+{
+    const char *val = NULL;
+    size_t len = 0;
+    bool found = el_http_cookie(hdr, strlen(hdr), name, &val, &len);
+    if (want == NULL) {
+        assert_false(found);
+        return;
+    }
+    assert_true(found);
+    assert_int_equal(len, strlen(want));
+    assert_memory_equal(val, want, len);
+}
+
+static void cookie_lookup(void **state)
+{
+    expect_cookie("a=1; b=2", "a", "1");
+    expect_cookie("a=1; b=2", "b", "2");
+    expect_cookie("a=1;b=2", "b", "2");
+    expect_cookie("a=1 ;  b=2  ", "a", "1");
+    expect_cookie("a=1 ;  b=2  ", "b", "2");
+    expect_cookie("\ta=1;\tb=2", "b", "2");
+    expect_cookie("a=1; b=2", "c", NULL);
+    expect_cookie("", "a", NULL);
+    expect_cookie("a=first; a=second", "a", "first");
+    expect_cookie("xa=1; a=2", "a", "2"); /* names compared exactly */
+    expect_cookie("A=1; a=2", "a", "2");  /* case matters */
+    expect_cookie("ab=1; a=2", "a", "2");
+    expect_cookie("a; a=3", "a", "3"); /* a bare word is not a pair */
+    expect_cookie("a=", "a", "");
+    expect_cookie("a=x=y; b=2", "a", "x=y"); /* value may contain '=' */
+    expect_cookie(";;; a=1 ;;", "a", "1");
+    expect_cookie("einlass_ticket=abc-_; einlass_pass=def", "einlass_pass", "def");
+
+    /* Never reads past hdr_len: the buffer ends exactly at the given length. */
+    const char *val;
+    size_t len;
+    const char full[] = "a=1; b=2; c=3";
+    assert_true(el_http_cookie(full, 8, "b", &val, &len));
+    assert_int_equal(len, 1);
+    assert_false(el_http_cookie(full, 8, "c", &val, &len));
+    assert_true(el_http_cookie(full, 7, "b", &val, &len)); /* "a=1; b=" */
+    assert_int_equal(len, 0);
+    char *exact = malloc(3);
+    memcpy(exact, "a=1", 3); /* no NUL: ASan flags any read past it */
+    assert_true(el_http_cookie(exact, 3, "a", &val, &len));
+    assert_int_equal(len, 1);
+    assert_false(el_http_cookie(exact, 3, "b", &val, &len));
+    free(exact);
+}
+
+/* ---- the lexical kit ---- */
+
+static void kit_classes(void **state)
+{
+    (void)state;
+    const char *t = "!#$%&'*+-.^_`|~09azAZ";
+    for (const char *p = t; *p; p++) assert_true(el_http_is_tchar((unsigned char)*p));
+    const char *not = "\"(),/:;<=>?@[\\]{} \t\x7f";
+    for (const char *p = not; *p; p++) assert_false(el_http_is_tchar((unsigned char)*p));
+    assert_false(el_http_is_tchar(0));
+    assert_false(el_http_is_tchar(0x80));
+    assert_false(el_http_is_tchar(0xff));
+    assert_true(el_http_is_ows(' '));
+    assert_true(el_http_is_ows('\t'));
+    assert_false(el_http_is_ows('\r'));
+    assert_false(el_http_is_ows('\n'));
+    assert_false(el_http_is_ows(0));
+}
+
+static void kit_ows_and_tokens(void **state)
+{
+    (void)state;
+    const char *s = " \t a b\t ";
+    const char *end = s + strlen(s);
+    assert_ptr_equal(el_http_skip_ows(s, end), s + 3);
+    assert_ptr_equal(el_http_skip_ows(end, end), end);
+    assert_ptr_equal(el_http_skip_ows(s, s + 2), s + 2); /* stops at end */
+    assert_ptr_equal(el_http_skip_ows(s + 3, end), s + 3);
+    const char *p = s;
+    size_t n = strlen(s);
+    el_http_trim_ows(&p, &n);
+    assert_ptr_equal(p, s + 3);
+    assert_int_equal(n, 3); /* "a b" */
+    p = " \t ";
+    n = 3;
+    el_http_trim_ows(&p, &n);
+    assert_int_equal(n, 0);
+    const char *tok = "dur=1";
+    assert_ptr_equal(el_http_skip_token(tok, tok + 5), tok + 3);
+    assert_ptr_equal(el_http_skip_token(tok, tok + 2), tok + 2);
+    assert_ptr_equal(el_http_skip_token(tok + 3, tok + 5), tok + 3);
+}
+
+static void kit_quoted_string(void **state)
+{
+    (void)state;
+    char buf[8];
+    size_t len = 99;
+    bool ov = true;
+    const char *q = "\"a\\\"b,c\" x";
+    const char *end = q + strlen(q);
+    assert_ptr_equal(el_http_skip_quoted(q, end, buf, sizeof(buf), &len, &ov), q + 8);
+    assert_int_equal(len, 5);
+    assert_memory_equal(buf, "a\"b,c", 5);
+    assert_false(ov);
+    const char *longer = "\"0123456789\"";
+    assert_non_null(el_http_skip_quoted(longer, longer + 12, buf, sizeof(buf), &len, &ov));
+    assert_true(ov);
+    assert_int_equal(len, 7);
+    assert_null(el_http_skip_quoted(q, q + 5, NULL, 0, NULL, NULL)); /* not closed */
+    const char *esc_end = "\"ab\\";
+    assert_null(el_http_skip_quoted(esc_end, esc_end + 4, NULL, 0, NULL, NULL));
+    const char *ctl = "\"a\x01\"";
+    assert_null(el_http_skip_quoted(ctl, ctl + 4, NULL, 0, NULL, NULL));
+    const char *tab = "\"a\tb\"";
+    assert_ptr_equal(el_http_skip_quoted(tab, tab + 5, NULL, 0, NULL, NULL), tab + 5);
+}
+
+/* All elements of s with iter, joined as "[a][b]..."; from_right: iter
+ * walks from the end (el_http_prev_elem). */
+typedef bool (*iter_fn)(const char **, const char *, const char **, size_t *);
+
+static const char *walk(iter_fn iter, const char *s, bool from_right)
+{
+    static char out[256];
+    size_t o = 0;
+    size_t n = strlen(s);
+    char *copy = malloc(n ? n : 1); /* exact size: ASan sees a read past the end */
+    memcpy(copy, s, n);
+    const char *p = from_right ? copy + n : copy, *it;
+    size_t len;
+    while (iter(&p, from_right ? copy : copy + n, &it, &len)) {
+        assert_true(it >= copy && it + len <= copy + n);
+        o += (size_t)snprintf(out + o, sizeof(out) - o, "[%.*s]", (int)len, it);
+    }
+    free(copy);
+    out[o] = '\0';
+    return out;
+}
+
+static const char *items(iter_fn iter, const char *s)
+{
+    return walk(iter, s, false);
+}
+
+static const char *prev_items(const char *s)
+{
+    return walk(el_http_prev_elem, s, true);
+}
+
+static void kit_list_items(void **state)
+{
+    (void)state;
+    assert_string_equal(items(el_http_next_item, "a, b ,\tc"), "[a][b][c]");
+    assert_string_equal(items(el_http_next_item, ""), "[]");
+    assert_string_equal(items(el_http_next_item, " "), "[]");
+    assert_string_equal(items(el_http_next_item, "a,,b"), "[a][][b]");
+    assert_string_equal(items(el_http_next_item, ",a,"), "[][a][]");
+    assert_string_equal(items(el_http_next_item, " , "), "[][]");
+    /* a comma inside a quoted string does not split; an escaped quote does
+     * not close it */
+    assert_string_equal(items(el_http_next_item, "x;d=\"a,b\", y"), "[x;d=\"a,b\"][y]");
+    assert_string_equal(items(el_http_next_item, "x;d=\"a\\\",b\", y"),
+                        "[x;d=\"a\\\",b\"][y]");
+    assert_string_equal(items(el_http_next_item, "\"a\\\\\",b"), "[\"a\\\\\"][b]");
+    /* a quoted string that is not closed runs to the end */
+    assert_string_equal(items(el_http_next_item, "a, \"b, c"), "[a][\"b, c]");
+    assert_string_equal(items(el_http_next_item, "a, \"b\\"), "[a][\"b\\]");
+    assert_string_equal(items(el_http_next_item, "a\"b,c\",d"), "[a\"b,c\"][d]");
+    /* el_http_next_elem splits at every comma */
+    assert_string_equal(items(el_http_next_elem, "x;d=\"a,b\", y"), "[x;d=\"a][b\"][y]");
+    assert_string_equal(items(el_http_next_elem, "close, \"x"), "[close][\"x]");
+    assert_string_equal(items(el_http_next_elem, "\"x, close"), "[\"x][close]");
+    assert_string_equal(items(el_http_next_elem, "5, 5"), "[5][5]");
+    assert_string_equal(items(el_http_next_elem, "5,"), "[5][]");
+    assert_string_equal(items(el_http_next_elem, ""), "[]");
+    /* and el_http_prev_elem from the right */
+    assert_string_equal(prev_items("1.1.1.1, 2.2.2.2 ,3.3.3.3"), "[3.3.3.3][2.2.2.2][1.1.1.1]");
+    assert_string_equal(prev_items(",a, ,"), "[][][a][]");
+    assert_string_equal(prev_items(""), "[]");
+    assert_string_equal(prev_items("\"a,b\""), "[b\"][\"a]");
+}
+
+static void cookie_tricky(void **state)
+{
+    (void)state;
+    expect_cookie("einlass_pass_old=1; einlass_pass=2", "einlass_pass", "2"); /* prefix */
+    expect_cookie("xeinlass_pass=1", "einlass_pass", NULL);
+    expect_cookie("einlass_pass=1", "einlass", NULL); /* the name is a prefix of the cookie's */
+    expect_cookie("einlass=1", "einlass_pass", NULL);
+    expect_cookie("  a  =  1  ", "a", "1");
+    expect_cookie("a = x y ", "a", "x y"); /* inner space stays */
+    expect_cookie("a=\"q v\"; b=2", "a", "\"q v\""); /* quoted: as it stands */
+    expect_cookie("a=\"x;y\"", "a", "\"x"); /* ';' splits, quotes or not */
+    expect_cookie("a=\"\"", "a", "\"\"");
+    expect_cookie("a=1; a=2; a=3", "a", "1"); /* the first one */
+    expect_cookie("b=1; a; a=; a=2", "a", ""); /* the first pair, even empty */
+    expect_cookie("=1; a=2", "a", "2");
+    expect_cookie("=1", "", "1"); /* an empty name matches an empty name only */
+    expect_cookie("a b=1", "b", NULL);
+    expect_cookie("a\t=\t1\t;b=2", "a", "1");
+    expect_cookie(";", "a", NULL);
+    expect_cookie("a=1,b=2", "a", "1,b=2"); /* ',' does not split a Cookie field */
+}
+
 #define T(fn) cmocka_unit_test(fn)
 
 int main(void)
@@ -942,6 +1150,8 @@ int main(void)
         T(chunk_reject_long_lines), T(chunk_reject_too_many_trailers),
         T(chunk_reject_trailer_section_bytes), T(chunk_state_is_sticky),
         T(chunk_header_writes_hex), T(chunk_header_round_trip), T(reason_phrases),
+        T(kit_classes), T(kit_ows_and_tokens), T(kit_quoted_string), T(kit_list_items),
+        T(cookie_lookup), T(cookie_tricky),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -93,7 +93,7 @@ static void test_memory_room(void **state)
     assert_int_equal(check(r, 0, b.place.num, false).eta_s, 2); /* 3 at 2/s */
     el_room_tick(r, 0);
     assert_int_equal(el_room_waiting(sh), 3);
-    assert_string_equal(el_room_store_state(sh), "memory");
+    assert_string_equal(el_store_state_name(el_room_store_state(sh)), "memory");
     el_room_release(r, 1001);
     el_room_release(r, 1002);
     el_room_tick(r, 0);
@@ -196,7 +196,7 @@ static void test_fallback_when_redis_down(void **state)
     assert_true(aa.local);
     assert_int_equal(aa.place.position, 1);
     el_room_tick(r, 0);
-    assert_string_equal(el_room_store_state(sh), "fallback");
+    assert_string_equal(el_store_state_name(el_room_store_state(sh)), "fallback");
     assert_int_equal(el_room_waiting(sh), 2);
     el_room_release(r, 1003); /* Redis down: the credit goes to the local queue */
     el_room_tick(r, 0);
@@ -216,7 +216,7 @@ static void test_configure_switches_store(void **state)
     struct el_room *r = el_room_new(sh, base);
     assert_false(join(r, 0).local);
     el_room_tick(r, 1);
-    assert_string_equal(el_room_store_state(sh), "memory");
+    assert_string_equal(el_store_state_name(el_room_store_state(sh)), "memory");
     c.store = EL_STORE_REDIS;
     c.redis = addr;
     el_room_shared_configure(sh, &c);
@@ -224,7 +224,7 @@ static void test_configure_switches_store(void **state)
     assert_true(a.local);
     assert_int_equal(a.place.position, 2); /* the queue survived the reload */
     el_room_tick(r, 1);
-    assert_string_equal(el_room_store_state(sh), "fallback");
+    assert_string_equal(el_store_state_name(el_room_store_state(sh)), "fallback");
     c.store = EL_STORE_MEMORY;
     c.admit_per_s = 4;
     el_room_shared_configure(sh, &c);
@@ -232,7 +232,7 @@ static void test_configure_switches_store(void **state)
     assert_false(b.local);
     assert_int_equal(b.place.position, 3);
     el_room_tick(r, 0);
-    assert_string_equal(el_room_store_state(sh), "memory");
+    assert_string_equal(el_store_state_name(el_room_store_state(sh)), "memory");
     assert_int_equal(check(r, 0, b.place.num, false).eta_s, 1); /* 3 at 4/s: rate 0 ticked */
     el_room_free(r);
     el_room_shared_free(sh);

@@ -285,57 +285,6 @@ static void test_non_canonical_base64_rejected(void **state)
     el_token_keys_free(k);
 }
 
-static void expect_cookie(const char *hdr, const char *name, const char *want)
-{
-    const char *val = NULL;
-    size_t len = 0;
-    bool found = el_cookie_find(hdr, strlen(hdr), name, &val, &len);
-    if (want == NULL) {
-        assert_false(found);
-        return;
-    }
-    assert_true(found);
-    assert_int_equal(len, strlen(want));
-    assert_memory_equal(val, want, len);
-}
-
-static void test_cookie_find(void **state)
-{
-    expect_cookie("a=1; b=2", "a", "1");
-    expect_cookie("a=1; b=2", "b", "2");
-    expect_cookie("a=1;b=2", "b", "2");
-    expect_cookie("a=1 ;  b=2  ", "a", "1");
-    expect_cookie("a=1 ;  b=2  ", "b", "2");
-    expect_cookie("\ta=1;\tb=2", "b", "2");
-    expect_cookie("a=1; b=2", "c", NULL);
-    expect_cookie("", "a", NULL);
-    expect_cookie("a=first; a=second", "a", "first");
-    expect_cookie("xa=1; a=2", "a", "2"); /* names compared exactly */
-    expect_cookie("A=1; a=2", "a", "2");  /* case matters */
-    expect_cookie("ab=1; a=2", "a", "2");
-    expect_cookie("a; a=3", "a", "3"); /* a bare word is not a pair */
-    expect_cookie("a=", "a", "");
-    expect_cookie("a=x=y; b=2", "a", "x=y"); /* value may contain '=' */
-    expect_cookie(";;; a=1 ;;", "a", "1");
-    expect_cookie("einlass_ticket=abc-_; einlass_pass=def", "einlass_pass", "def");
-
-    /* Never reads past hdr_len: the buffer ends exactly at the given length. */
-    const char *val;
-    size_t len;
-    const char full[] = "a=1; b=2; c=3";
-    assert_true(el_cookie_find(full, 8, "b", &val, &len));
-    assert_int_equal(len, 1);
-    assert_false(el_cookie_find(full, 8, "c", &val, &len));
-    assert_true(el_cookie_find(full, 7, "b", &val, &len)); /* "a=1; b=" */
-    assert_int_equal(len, 0);
-    char *exact = malloc(3);
-    memcpy(exact, "a=1", 3); /* no NUL: ASan flags any read past it */
-    assert_true(el_cookie_find(exact, 3, "a", &val, &len));
-    assert_int_equal(len, 1);
-    assert_false(el_cookie_find(exact, 3, "b", &val, &len));
-    free(exact);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -349,7 +298,6 @@ int main(void)
         cmocka_unit_test(test_rotation),
         cmocka_unit_test(test_bad_fields_rejected),
         cmocka_unit_test(test_non_canonical_base64_rejected),
-        cmocka_unit_test(test_cookie_find),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
