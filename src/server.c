@@ -40,6 +40,7 @@
 #include "einlass/gate.h"
 #include "einlass/http.h"
 #include "einlass/latency.h"
+#include "einlass/limiter.h"
 #include "einlass/metrics.h"
 #include "einlass/page.h"
 #include "einlass/room.h"
@@ -267,6 +268,7 @@ static void worker_wake(evutil_socket_t fd, short what, void *arg)
     struct el_worker *w = arg;
     uint64_t v;
     if (read(fd, &v, sizeof(v)) != sizeof(v)) return;
+    el_conn_ready(w); /* requests granted a backend slot meanwhile */
     struct el_server *s = w->srv;
     if (v >= (1u << 20)) { /* forced stop: the drain timeout passed */
         event_base_loopbreak(w->base);
@@ -332,6 +334,8 @@ static void start_workers(struct el_server *s, struct el_generation *g)
         w->id = i;
         w->srv = s;
         w->state = &s->state;
+        w->limiter = s->limiter;
+        pthread_mutex_init(&w->ready_mu, NULL);
         w->base = new_base();
         w->listen_fd = -1;
         w->bufs.max = 1024;
@@ -411,7 +415,10 @@ static void control_tick(evutil_socket_t fd, short what, void *arg)
         el_notice("trigger: %s (%s)", ct->trig.queueing ? "queueing" : "released",
                   ct->trig.reason ? ct->trig.reason : "");
     }
-    bool queueing = mode == EL_MODE_ON || (mode == EL_MODE_AUTO && (ct->trig.queueing || waiting > 0));
+    struct el_limiter_stats ls;
+    el_limiter_stats(s->limiter, &ls); /* requests waiting for a backend slot keep it queueing */
+    bool queueing = mode == EL_MODE_ON ||
+                    (mode == EL_MODE_AUTO && (ct->trig.queueing || waiting > 0 || ls.queued > 0));
     if (queueing != ct->queueing) {
         atomic_fetch_add(&el_metrics_global.room_state_changes, 1);
         el_notice("room: %s (mode %s, p%g %.1f ms over %llu samples, %lld in flight, %llu waiting)",
@@ -456,6 +463,7 @@ static void admin_status(void *ctx, struct el_status *st)
     enum el_store_state store = el_room_store_state(s->room_shared);
     st->store = el_store_state_name(store);
     st->store_up = store != EL_STORE_STATE_FALLBACK;
+    el_limiter_stats(s->limiter, &st->backend);
 }
 
 static void admin_set_mode(void *ctx, int mode)
@@ -627,6 +635,8 @@ static void reload(struct el_server *s)
         struct el_rate_params rp = rate_params(nc);
         el_rate_init(&ct->rate, &rp, nc->admit_per_s);
     }
+    if (nc->max_concurrency != oc->max_concurrency)
+        el_limiter_set_limit(s->limiter, el_limiter_configured(nc->max_concurrency));
     el_log_level = el_config_log_level(g->cfg);
     atomic_store_explicit(&s->gen, g, memory_order_release);
     wake_workers(s, 1);
@@ -736,6 +746,7 @@ int el_server_start(struct el_server *s, const char *conf_path)
     s->probe_latency = el_latency_new();
     atomic_init(&s->state.mode, (int)cfg->mode);
     atomic_init(&s->state.queueing, cfg->mode == EL_MODE_ON);
+    s->limiter = el_limiter_new(el_limiter_configured(cfg->max_concurrency));
 
     struct control *ct = el_calloc(1, sizeof(*ct));
     ct->mode_override = -1;
@@ -794,6 +805,7 @@ int el_server_run(struct el_server *s)
         el_latency_free(w->latency);
         if (w->gen) el_generation_drop(w->gen);
         close(w->wake_fd);
+        pthread_mutex_destroy(&w->ready_mu);
         close(g->listen_fds[i]);
         event_base_free(w->base);
     }
@@ -804,6 +816,7 @@ int el_server_run(struct el_server *s)
     el_room_free(s->room);
     el_room_shared_free(s->room_shared);
     el_latency_free(s->probe_latency);
+    el_limiter_free(s->limiter);
     free(ct->lats);
     free(ct);
     free(s->workers);

@@ -48,6 +48,15 @@ enum el_limiter_result {
                                or el_limiter_cancel() takes it back */
 };
 
+/* The limit [backend] max_concurrency asks for: N, 0 (unlimited), or for
+ * auto (-1) the starting limit EL_LIMITER_AUTO_START, which the control
+ * loop moves from then on (through el_limiter_set_limit only). */
+#define EL_LIMITER_AUTO_START 32
+static inline int el_limiter_configured(int max_concurrency)
+{
+    return max_concurrency < 0 ? EL_LIMITER_AUTO_START : max_concurrency;
+}
+
 /* A limiter with limit slots (0 = unlimited: every acquire is granted, and
  * only counted). Aborts on out-of-memory. */
 struct el_limiter *el_limiter_new(int limit);
