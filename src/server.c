@@ -213,11 +213,7 @@ static void reload(struct el_server *s)
         el_warn("reload: a change of [server] %s takes effect on restart; keeping the running one",
                 restart);
     cfg->workers = s->nworkers;
-    /* A new secret keeps the old one for verification (key rotation). */
-    if (memcmp(cfg->secret, old->cfg->secret, EL_SECRET_LEN) != 0 && !cfg->has_previous_secret) {
-        memcpy(cfg->previous_secret, old->cfg->secret, EL_SECRET_LEN);
-        cfg->has_previous_secret = true;
-    }
+    el_config_inherit(cfg, old->cfg); /* the secret, for key rotation */
     struct el_generation *g = el_generation_new(cfg, old, s->nworkers, &err);
     if (g == NULL) goto fail;
     g->id = ++s->next_gen_id;
