@@ -31,8 +31,8 @@ class Proc:
                                   env=env, start_new_session=True)
         self.lines = []
         self.cv = threading.Condition()
-        t = threading.Thread(target=self._pump, daemon=True)
-        t.start()
+        self.pump = threading.Thread(target=self._pump, daemon=True)
+        self.pump.start()
 
     def _pump(self):
         for raw in self.p.stdout:
@@ -55,12 +55,17 @@ class Proc:
                         return m
                     i += 1
                 left = deadline - time.time()
+                if left > 0 and self.p.poll() is not None and self.pump.is_alive():
+                    self.cv.wait(0.1)  # the process is gone, its last lines not yet read
+                    continue
                 if left <= 0 or self.p.poll() is not None and i >= len(self.lines):
                     raise AssertionError("no line matching %r from %s; got:\n%s" %
                                          (pattern, self.argv[0], "\n".join(self.lines[-30:])))
                 self.cv.wait(min(left, 0.1))
 
     def text(self):
+        if self.p.poll() is not None:
+            self.pump.join(10)  # an exited process: every line it wrote
         with self.cv:
             return "\n".join(self.lines)
 
