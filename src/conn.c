@@ -17,7 +17,11 @@
  *    up_step() does it.
  *  - The backend sees the request re-framed: the body exactly as einlass
  *    parsed it (Content-Length, or chunks re-encoded), so the two can never
- *    disagree on where a message ends. */
+ *    disagree on where a message ends.
+ *  - After a 101 (EL_CONN_TUNNEL) no HTTP is parsed on the connection: every
+ *    event of either socket runs tunnel_pump(), which moves bytes both ways
+ *    until nothing moves, and the connection ends when both directions are
+ *    shut, on an error, or after idle_timeout_ms without a byte. */
 #include "einlass/conn.h"
 
 #include <errno.h>
@@ -48,6 +52,7 @@ static void conn_timeout(evutil_socket_t fd, short what, void *arg);
 static void conn_run(struct el_conn *c);
 static void conn_read(struct el_conn *c, bool drain);
 static void up_read(struct el_conn *c, bool drain);
+static void tunnel_pump(struct el_conn *c);
 static inline void up_step(struct el_conn *c, struct el_up_step s);
 
 static inline const struct el_config *conn_cfg(const struct el_conn *c)
@@ -535,6 +540,9 @@ static void conn_run_once(struct el_conn *c)
         case EL_CONN_PROXY:
             up_step(c, el_upstream_send(c));
             return;
+        case EL_CONN_TUNNEL: /* became one while this read went on */
+            tunnel_pump(c);
+            return;
         default:
             return;
         }
@@ -591,6 +599,11 @@ static void conn_read(struct el_conn *c, bool drain)
 static void conn_event(evutil_socket_t fd, short what, void *arg)
 {
     struct el_conn *c = arg;
+    if (c->state == EL_CONN_TUNNEL) {
+        tunnel_pump(c);
+        settle(c);
+        return;
+    }
     if (what & EV_WRITE) conn_flush(c);
     if (what & (EV_READ | EV_CLOSED)) conn_read(c, (what & EV_CLOSED) != 0);
     settle(c);
@@ -643,7 +656,80 @@ static void up_act(struct el_conn *c, struct el_up_step s)
     case EL_UP_CUT:
         conn_abort(c);
         return;
+    case EL_UP_TUNNEL:
+        c->state = EL_CONN_TUNNEL;
+        access_log(c, el_decision_name(c->gate.decision));
+        el_debug("tunnel: %s: websocket open", c->peer_ip);
+        tunnel_pump(c);
+        return;
     }
+}
+
+/* ---- the tunnel: a WebSocket after its 101 ---- */
+
+/* Move bytes both ways until nothing moves: client -> c->in -> backend,
+ * backend -> c->out -> client. A buffer that is full stops the read of its
+ * side (back-pressure: the next event of the other side goes on), an EOF is
+ * passed on as a half-close once what came before it is out, and the
+ * connection ends when both sides are shut. Bytes re-arm idle_timeout_ms. */
+static void tunnel_pump(struct el_conn *c)
+{
+    struct el_worker *w = c->w;
+    bool moved = false;
+    for (int round = 0; !aborted(c); round++) {
+        if (round == 64) { /* fairness: go on in the next loop iteration */
+            event_active(&c->ev, EV_READ, 0);
+            break;
+        }
+        bool more = false;
+        if (!c->client_eof) {
+            el_buf_alloc(&w->bufs, &c->in, EL_BUF_SIZE);
+            bool eof = false;
+            ssize_t n = el_buf_read(&c->in, c->fd, false, &eof);
+            if (n == -1) {
+                el_debug("tunnel: %s: client read failed, closed", c->peer_ip);
+                conn_abort(c);
+                break;
+            }
+            if (eof) c->client_eof = true;
+            more |= n > 0 || eof;
+        }
+        struct el_up_step s = el_upstream_tunnel_send(c);
+        if (s.next == EL_UP_CUT) {
+            el_debug("tunnel: %s: %s, closed", c->peer_ip, s.reason);
+            conn_abort(c);
+            break;
+        }
+        more |= s.more;
+        s = el_upstream_tunnel_read(c);
+        if (s.next == EL_UP_CUT) {
+            el_debug("tunnel: %s: %s, closed", c->peer_ip, s.reason);
+            conn_abort(c);
+            break;
+        }
+        more |= s.more;
+        uint32_t before = el_buf_used(&c->out);
+        if (before && el_buf_write(&c->out, c->fd) == -1) {
+            el_debug("tunnel: %s: client write failed, closed", c->peer_ip);
+            conn_abort(c);
+            break;
+        }
+        more |= el_buf_used(&c->out) != before;
+        if (c->up_eof && el_buf_used(&c->out) == 0 && !c->shut_wr) {
+            shutdown(c->fd, SHUT_WR); /* pass the backend's half-close on */
+            c->shut_wr = true;
+        }
+        if (c->up_shut && c->shut_wr) {
+            el_debug("tunnel: %s: websocket closed by both sides (%llu bytes up, %llu down)",
+                     c->peer_ip, (unsigned long long)c->tun_up_bytes,
+                     (unsigned long long)c->resp_bytes);
+            conn_abort(c);
+            break;
+        }
+        moved |= more;
+        if (!more) break;
+    }
+    if (moved && !aborted(c)) timer_set(c, w->tv_idle);
 }
 
 static inline void up_step(struct el_conn *c, struct el_up_step s)
@@ -689,6 +775,11 @@ void el_conn_upstream_event(evutil_socket_t fd, short what, void *arg)
         el_upstream_idle_event(u);
         return;
     }
+    if (c->state == EL_CONN_TUNNEL) {
+        tunnel_pump(c);
+        settle(c);
+        return;
+    }
     struct el_up_step s = el_upstream_event(u, what);
     if (s.next == EL_UP_PENDING) return; /* the connect goes on */
     up_step(c, s);
@@ -719,6 +810,11 @@ static void conn_timeout(evutil_socket_t fd, short what, void *arg)
         case EL_CONN_IDLE:
             el_debug("timeout: %s: idle keep-alive connection (idle_timeout_ms), closed",
                      c->peer_ip);
+            break;
+        case EL_CONN_TUNNEL:
+            el_info("timeout: %s: websocket tunnel idle (idle_timeout_ms), closed "
+                    "(%llu bytes up, %llu down)", c->peer_ip,
+                    (unsigned long long)c->tun_up_bytes, (unsigned long long)c->resp_bytes);
             break;
         default:
             el_debug("timeout: %s: lingering close ended (header_timeout_ms)", c->peer_ip);
@@ -805,7 +901,9 @@ int el_conn_drain(struct el_worker *w)
     for (; c; c = next) {
         next = c->next;
         if (c->fd < 0) continue;
-        if ((c->state == EL_CONN_IDLE || c->state == EL_CONN_HEAD) && el_buf_used(&c->in) == 0) {
+        if (((c->state == EL_CONN_IDLE || c->state == EL_CONN_HEAD) &&
+             el_buf_used(&c->in) == 0) ||
+            c->state == EL_CONN_TUNNEL) { /* a WebSocket never finishes: it reconnects */
             conn_abort(c);
             settle(c);
         } else {

@@ -143,6 +143,7 @@ struct conn_state {
     struct el_http_msg *msg; /* headers to mark */
     bool close;              /* "close" seen */
     bool keep_alive;         /* "keep-alive" seen */
+    bool upgrade;            /* "upgrade" seen */
 };
 
 static int conn_elem(const char *p, size_t n, void *arg)
@@ -156,6 +157,7 @@ static int conn_elem(const char *p, size_t n, void *arg)
         return 0;
     }
     if (TOK_IS(p, n, "keep-alive")) st->keep_alive = true;
+    else if (TOK_IS(p, n, "upgrade")) st->upgrade = true;
     if (TOK_IS(p, n, "host")) return 0;
     struct el_http_msg *msg = st->msg;
     for (size_t i = 0; i < msg->nheaders; i++) {
@@ -450,6 +452,7 @@ struct head_state {
     unsigned te;        /* Transfer-Encoding fields (each exactly "chunked") */
     unsigned host;      /* Host fields */
     bool connection;    /* a Connection field is present */
+    bool upgrade;       /* an Upgrade field is present */
 };
 
 /* field-line = field-name ":" OWS field-value OWS, in [s, e) where *e is the
@@ -484,7 +487,12 @@ static int parse_field(const char *s, const char *e, struct el_http_msg *msg,
             msg->expect_continue = true;
         break;
     case 7:
-        if (tok_eq(s, "trailer", 7) || tok_eq(s, "upgrade", 7)) flags = EL_HDR_HOP;
+        if (tok_eq(s, "trailer", 7)) {
+            flags = EL_HDR_HOP;
+        } else if (tok_eq(s, "upgrade", 7)) {
+            flags = EL_HDR_HOP;
+            st->upgrade = true;
+        }
         break;
     case 10:
         if (tok_eq(s, "connection", 10)) {
@@ -530,7 +538,7 @@ static void msg_reset(struct el_http_msg *msg)
     msg->path_normal = false;
     msg->status = 0;
     msg->minor_version = 0;
-    msg->keep_alive = msg->expect_continue = msg->has_host = false;
+    msg->keep_alive = msg->expect_continue = msg->has_host = msg->upgrade = false;
     msg->body = EL_BODY_NONE;
     msg->content_length = 0;
     msg->head_len = 0;
@@ -560,6 +568,7 @@ static int finish(struct el_http_msg *msg, struct head_state *st, bool request,
         }
     }
     msg->keep_alive = msg->minor_version == 1 ? !cs.close : (cs.keep_alive && !cs.close);
+    msg->upgrade = st->upgrade && cs.upgrade;
 
     if (st->te) {
         msg->body = EL_BODY_CHUNKED;

@@ -194,13 +194,17 @@ void el_metrics_render(struct evbuffer *out, const struct el_status *st)
     evbuffer_add_printf(out, "einlass_build_info{version=\"%s\"} 1\n", lv);
 
     uint64_t req[EL_DECISION__COUNT] = {0};
-    uint64_t conns = 0, refused = 0;
+    uint64_t conns = 0, refused = 0, tunnels_total = 0;
+    int64_t tunnels = 0;
     for (int w = 0; w < EL_MAX_WORKERS; w++) {
         refused += atomic_load_explicit(&el_metrics_workers[w].joins_refused, memory_order_relaxed);
         for (int d = 0; d < EL_DECISION__COUNT; d++)
             req[d] +=
                 atomic_load_explicit(&el_metrics_workers[w].requests[d], memory_order_relaxed);
         conns += atomic_load_explicit(&el_metrics_workers[w].connections, memory_order_relaxed);
+        tunnels += atomic_load_explicit(&el_metrics_workers[w].tunnels, memory_order_relaxed);
+        tunnels_total +=
+            atomic_load_explicit(&el_metrics_workers[w].tunnels_total, memory_order_relaxed);
     }
     header(out, "einlass_requests_total", "counter", "Client requests by what einlass decided.");
     for (int d = 0; d < EL_DECISION__COUNT; d++) {
@@ -209,6 +213,10 @@ void el_metrics_render(struct evbuffer *out, const struct el_status *st)
         sample_u64(out, "einlass_requests_total", labels, req[d]);
     }
     single_u64(out, "einlass_connections", "gauge", "Client connections open.", conns);
+    single_u64(out, "einlass_tunnels", "gauge", "WebSocket tunnels open (after a 101).",
+               tunnels > 0 ? (uint64_t)tunnels : 0);
+    single_u64(out, "einlass_tunnels_total", "counter", "WebSocket tunnels opened.",
+               tunnels_total);
 
     header(out, "einlass_mode", "gauge", "The room's mode: 1 for the mode in force, 0 otherwise.");
     for (int m = EL_MODE_AUTO; m <= EL_MODE_OFF; m++) {

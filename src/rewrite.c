@@ -12,6 +12,43 @@ static bool is_xff(const struct el_http_header *h)
     return el_strcaseeq(h->name, h->name_len, "x-forwarded-for", 15);
 }
 
+/* Does an Upgrade field's list [v, v + n) name protocol (exactly, any case)?
+ * only: and nothing else. */
+static bool names_protocol(const char *v, size_t n, const char *proto, bool only)
+{
+    const char *p = v, *item;
+    size_t len;
+    bool found = false, other = false;
+    while (el_http_next_elem(&p, v + n, &item, &len)) {
+        if (len == 0) continue;
+        if (el_strcaseeq(item, len, proto, strlen(proto))) found = true;
+        else other = true;
+    }
+    return found && !(only && other);
+}
+
+bool el_rewrite_upgrade(const struct el_http_msg *r)
+{
+    if (!r->upgrade || r->minor_version != 1) return false;
+    if (r->method_len != 3 || memcmp(r->method, "GET", 3) != 0) return false;
+    if (r->body != EL_BODY_NONE && !(r->body == EL_BODY_LENGTH && r->content_length == 0))
+        return false;
+    for (size_t i = 0; i < r->nheaders; i++) {
+        const struct el_http_header *h = &r->headers[i];
+        if (el_strcaseeq(h->name, h->name_len, "upgrade", 7) &&
+            names_protocol(h->value, h->value_len, "websocket", false))
+            return true;
+    }
+    return false;
+}
+
+bool el_rewrite_switch_ok(const struct el_http_msg *resp)
+{
+    if (resp->status != 101) return false;
+    const struct el_http_header *u = el_http_find(resp, "upgrade", 7);
+    return u != NULL && names_protocol(u->value, u->value_len, "websocket", true);
+}
+
 /* The target in origin-form: the normal form of the path (written in place
  * over a copy of the received one: it is never longer), then the query. */
 static void append_target(const struct el_http_msg *r, struct el_buf *o)
@@ -51,6 +88,8 @@ void el_rewrite_request(const struct el_http_msg *r, const char *peer_ip, size_t
             continue;
         el_buf_append_header(o, h->name, h->name_len, h->value, h->value_len);
     }
+    if (r->upgrade && el_rewrite_upgrade(r)) /* only what einlass tunnels */
+        el_buf_append_str(o, "Upgrade: websocket\r\nConnection: upgrade\r\n");
     el_buf_append_str(o, "X-Forwarded-For: ");
     if (keep_xff) /* a trusted proxy's chain, every field in order */
         for (size_t i = 0; i < r->nheaders; i++)
@@ -119,4 +158,19 @@ enum el_rewrite_framing el_rewrite_response(const struct el_http_msg *resp, bool
     else if (!client11) el_buf_append_str(o, "Connection: keep-alive\r\n");
     el_buf_append_str(o, "\r\n");
     return f;
+}
+
+void el_rewrite_switch(const struct el_http_msg *resp, const char *cookie, struct el_buf *o)
+{
+    el_buf_append_str(o, "HTTP/1.1 101 ");
+    el_buf_append(o, resp->reason, resp->reason_len);
+    el_buf_append_str(o, "\r\n");
+    for (size_t i = 0; i < resp->nheaders; i++) {
+        const struct el_http_header *h = &resp->headers[i];
+        if (h->flags & (EL_HDR_HOP | EL_HDR_FRAMING)) continue;
+        el_buf_append_header(o, h->name, h->name_len, h->value, h->value_len);
+    }
+    el_buf_append_str(o, "Upgrade: websocket\r\nConnection: upgrade\r\nVia: 1.1 einlass\r\n");
+    if (cookie && cookie[0]) el_buf_append_header(o, "Set-Cookie", 10, cookie, strlen(cookie));
+    el_buf_append_str(o, "\r\n");
 }

@@ -28,7 +28,14 @@
  *    worker's wake_fd when that list was empty; the worker takes it from
  *    there (el_upstream_ready_pop) and goes on. A wait ends exactly once:
  *    granted (popped from the ready list), cancelled while still queued, or
- *    taken out of the ready list and released by el_upstream_abort. */
+ *    taken out of the ready list and released by el_upstream_abort.
+ *  - A WebSocket: a handshake (el_rewrite_upgrade) goes out with its
+ *    upgrade fields; a 101 naming websocket for it turns the exchange into
+ *    a tunnel (EL_UP_TUNNEL). The tunnel gives the slot and the in-flight
+ *    count back at once (a socket held open for hours is no backend load),
+ *    is counted in einlass_tunnels until the client connection ends, and
+ *    its backend connection is never pooled. A 101 for any other request,
+ *    or naming another protocol, is a 502. */
 #include "einlass/upstream.h"
 
 #include <errno.h>
@@ -333,6 +340,10 @@ struct el_up_step el_upstream_fail(struct el_conn *c, int status, const char *re
 
 void el_upstream_abort(struct el_conn *c)
 {
+    if (c->tunnel) {
+        c->tunnel = false;
+        atomic_fetch_sub_explicit(&el_metrics_workers[c->w->id].tunnels, 1, memory_order_relaxed);
+    }
     if (c->slot_waiting) wait_abort(c);
     inflight_done(c);
     if (c->up) up_release(c, false);
@@ -429,6 +440,7 @@ bool el_upstream_open(struct el_conn *c)
     struct el_upconn *u = c->up;
     el_buf_alloc(&w->bufs, &u->out, EL_BUF_SIZE);
     el_buf_alloc(&w->bufs, &u->in, EL_BUF_SIZE);
+    c->ws_upgrade = c->req.upgrade && el_rewrite_upgrade(&c->req);
     el_rewrite_request(&c->req, c->hop_ip, c->hop_ip_len, c->peer_trusted, c->gate.secure,
                        conn_cfg(c)->backend_address, &u->out);
     c->sent_head_len = el_buf_used(&u->out);
@@ -574,6 +586,39 @@ static int pump_response_body(struct el_conn *c, bool eof)
     return -1;
 }
 
+/* A 101 (RFC 9110 15.2.2): a tunnel if c asked for a WebSocket and the
+ * backend switched to one, else 502. The 101 head goes to c->out, and what
+ * the backend sent behind it (its first frames) after it. */
+static struct el_up_step switch_protocols(struct el_conn *c, const struct el_http_msg *resp,
+                                          size_t head_len)
+{
+    struct el_upconn *u = c->up;
+    if (!c->ws_upgrade) return fail(c, 502, "backend switched protocols unasked");
+    if (!el_rewrite_switch_ok(resp))
+        return fail(c, 502, "backend switched to a protocol other than websocket");
+    record_latency(c, resp);
+    el_buf_alloc(&c->w->bufs, &c->out, EL_BUF_SIZE);
+    el_rewrite_switch(resp, el_gate_response(c->w->gate, &c->gate, resp), &c->out);
+    el_buf_consume(&u->in, head_len);
+    el_buf_append(&c->out, u->in.data + u->in.off, el_buf_used(&u->in));
+    c->resp_bytes = el_buf_used(&u->in);
+    el_buf_release(&c->w->bufs, &u->in); /* backend bytes are read into c->out from now */
+    c->resp_status = 101;
+    c->resp_head_done = c->resp_done = true; /* no HTTP response follows */
+    c->resp_keepalive = false;
+    c->req.keep_alive = false;
+    c->in_paused = c->up_paused = false;
+    c->up_eof = c->up_shut = false;
+    c->tun_up_bytes = 0;
+    inflight_done(c);
+    c->tunnel = true;
+    atomic_fetch_add_explicit(&el_metrics_workers[c->w->id].tunnels, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&el_metrics_workers[c->w->id].tunnels_total, 1,
+                              memory_order_relaxed);
+    timer_set(c, c->w->tv_idle);
+    return (struct el_up_step){EL_UP_TUNNEL, false, 0, NULL};
+}
+
 struct el_up_step el_upstream_read(struct el_conn *c, bool drain)
 {
     struct el_upconn *u = c->up;
@@ -599,7 +644,7 @@ struct el_up_step el_upstream_read(struct el_conn *c, bool drain)
         }
         if (r < 0) return fail(c, 502, "malformed backend response");
         if (resp_msg.status < 200) {
-            if (resp_msg.status == 101) return fail(c, 502, "backend switched protocols");
+            if (resp_msg.status == 101) return switch_protocols(c, &resp_msg, (size_t)r);
             el_buf_consume(&u->in, (size_t)r); /* interim: not forwarded */
             continue;
         }
@@ -677,4 +722,54 @@ struct el_up_step el_upstream_timeout(struct el_conn *c)
     }
     el_warn("timeout: %s: %s (%s), answered %d", c->peer_ip, why, key, status);
     return fail(c, status, why);
+}
+
+/* ---- the tunnel ---- */
+
+struct el_up_step el_upstream_tunnel_send(struct el_conn *c)
+{
+    struct el_upconn *u = c->up;
+    struct el_up_step s = wait_step;
+    if (u == NULL || aborted(c) || c->up_shut) return s;
+    if (el_buf_used(&u->out)) { /* the head's rest: rare */
+        uint32_t before = el_buf_used(&u->out);
+        int r = el_buf_write(&u->out, u->fd);
+        if (r == -1) return (struct el_up_step){EL_UP_CUT, false, 0, "backend write failed"};
+        s.more = el_buf_used(&u->out) != before;
+        if (r == 1) return s;
+        el_buf_release(&c->w->bufs, &u->out);
+    }
+    uint32_t before = el_buf_used(&c->in);
+    if (before) {
+        int r = el_buf_write(&c->in, u->fd);
+        if (r == -1) return (struct el_up_step){EL_UP_CUT, false, 0, "backend write failed"};
+        c->tun_up_bytes += before - el_buf_used(&c->in);
+        if (el_buf_used(&c->in) != before) s.more = true;
+    }
+    if (c->client_eof && el_buf_used(&c->in) == 0) { /* pass the half-close on */
+        shutdown(u->fd, SHUT_WR);
+        c->up_shut = true;
+        s.more = true;
+    }
+    return s;
+}
+
+struct el_up_step el_upstream_tunnel_read(struct el_conn *c)
+{
+    struct el_upconn *u = c->up;
+    struct el_up_step s = wait_step;
+    if (u == NULL || aborted(c) || c->up_eof) return s;
+    el_buf_alloc(&c->w->bufs, &c->out, EL_BUF_SIZE);
+    bool eof = false;
+    ssize_t n = el_buf_read(&c->out, u->fd, false, &eof);
+    if (n == -1) return (struct el_up_step){EL_UP_CUT, false, 0, "backend read failed"};
+    if (n > 0) {
+        c->resp_bytes += (uint64_t)n;
+        s.more = true;
+    }
+    if (eof) {
+        c->up_eof = true;
+        s.more = true;
+    }
+    return s;
 }

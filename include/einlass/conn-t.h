@@ -45,6 +45,7 @@ enum el_conn_state {
     EL_CONN_HEAD,    /* reading a request head: header timeout */
     EL_CONN_GATE,    /* waiting for the room's answer */
     EL_CONN_PROXY,   /* forwarding to the backend */
+    EL_CONN_TUNNEL,  /* after a 101: a WebSocket, bytes both ways (idle timeout) */
     EL_CONN_CLOSING, /* flushing the last bytes, then close */
     EL_CONN_CLOSED,  /* to be freed by the entry point on its way out */
 };
@@ -87,6 +88,7 @@ struct el_conn {
     bool req_sent;             /* ... and the whole request written to the backend */
     bool head_method;          /* HEAD: the response has no body */
     bool idempotent;           /* the method may be retried on a fresh connection */
+    bool ws_upgrade;           /* forwarded as a WebSocket handshake (el_rewrite_upgrade) */
     char log_req[160];         /* "METHOD path" for the access log (access_log = on) */
     uint64_t t_start_us;       /* head complete */
     uint64_t t_sent_us;        /* head sent to the backend */
@@ -111,6 +113,14 @@ struct el_conn {
     bool slot_waiting;         /* waits for one: in the limiter's queue or the worker's
                                   ready list; no backend connection, no body read */
     struct el_limiter_wait slot_wait; /* its node in those lists */
+
+    /* the tunnel (EL_CONN_TUNNEL): client bytes go from in to the backend,
+     * backend bytes are read into out; client_eof and shut_wr are the
+     * client's half-closes */
+    bool tunnel;               /* counted in einlass_tunnels until the connection ends */
+    bool up_eof;               /* the backend shut down its side */
+    bool up_shut;              /* the client's EOF is passed on: backend write side shut */
+    uint64_t tun_up_bytes;     /* bytes client -> backend (log) */
 
     struct el_conn *next, *prev; /* worker's list of open connections */
 };

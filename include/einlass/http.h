@@ -97,6 +97,8 @@ struct el_http_msg {
     bool keep_alive;       /* after Connection and version rules */
     bool expect_continue;  /* request carried "Expect: 100-continue" */
     bool has_host;         /* request carried exactly one Host */
+    bool upgrade;          /* an Upgrade field, and Connection names "upgrade"
+                              (RFC 9110 7.8: asks to switch, or switches) */
     enum el_http_body body;
     uint64_t content_length; /* for EL_BODY_LENGTH */
     size_t head_len;         /* bytes of the head, including the final CRLF CRLF */

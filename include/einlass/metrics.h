@@ -40,6 +40,8 @@ struct el_metrics_worker {
     _Atomic uint64_t joins_refused;                  /* joins over max_joins_per_ip_per_min */
     _Atomic uint64_t queue_wait_bucket[EL_LATENCY_BUCKETS + 1]; /* waits for a backend slot */
     _Atomic uint64_t queue_wait_sum_us;              /* their sum, microseconds */
+    _Atomic int64_t tunnels;                         /* WebSocket tunnels open */
+    _Atomic uint64_t tunnels_total;                  /* WebSocket tunnels opened */
 } __attribute__((aligned(64)));
 
 extern struct el_metrics_worker el_metrics_workers[EL_MAX_WORKERS];

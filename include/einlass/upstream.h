@@ -36,6 +36,8 @@ enum el_up_next {
     EL_UP_FAIL,    /* backend released: answer status (access log "error"),
                       or cut if the response head is already out */
     EL_UP_CUT,     /* backend released: close the client connection */
+    EL_UP_TUNNEL,  /* el_upstream_read only: the backend switched to a WebSocket; c->out
+                      holds the 101 head; from now bytes go both ways (tunnel below) */
 };
 
 struct el_up_step {
@@ -104,8 +106,19 @@ struct el_up_step el_upstream_fail(struct el_conn *c, int status, const char *re
  * release the backend connection. EL_UP_FAIL with 502 (connect), 408 (the
  * client's body stalled) or 504. */
 struct el_up_step el_upstream_timeout(struct el_conn *c);
+/* The tunnel (after EL_UP_TUNNEL). No slot, not in flight, never pooled.
+ * el_upstream_tunnel_send: write the client's bytes (c->in) to the backend;
+ * once c->client_eof is set and they are all out, shut the backend's write
+ * side (c->up_shut). el_upstream_tunnel_read: one read of the backend into
+ * c->out's free space (nothing if it is full: the client is slow); its EOF
+ * sets c->up_eof. Both return EL_UP_WAIT, with more set if bytes moved or
+ * a half-close happened, or EL_UP_CUT (reason: what failed) if the backend
+ * socket failed. Neither touches the timer. */
+struct el_up_step el_upstream_tunnel_send(struct el_conn *c);
+struct el_up_step el_upstream_tunnel_read(struct el_conn *c);
 /* The client connection goes away: release its backend connection, if any
- * (closed), its in-flight count and its backend slot, or end its wait. */
+ * (closed), its in-flight count and its backend slot, or end its wait; a
+ * tunnel leaves einlass_tunnels. */
 void el_upstream_abort(struct el_conn *c);
 
 /* An event on an idle pooled connection u: the backend closed it (or sent
