@@ -479,6 +479,41 @@ def test_unrequested_or_other_protocol_101_is_502():
         e.stop()
 
 
+def test_tunnel_gives_its_backend_slot_back():
+    """A WebSocket held open is no backend load: with max_concurrency = 1 an
+    open tunnel does not make the next request wait for the slot."""
+    e = start(backend="max_concurrency = 1\nqueue_timeout_ms = 20000")
+    try:
+        c, r, fr = upgrade(e.port)
+        assert r.status == 101
+        c2 = Client(e.port)
+        t0 = time.time()
+        r = c2.request("GET", "/plain")
+        assert r.status == 200 and r.body == b"plain", r.status
+        assert time.time() - t0 < 15  # not the queue_timeout_ms wait (20 s)
+        c2.close()
+        assert e.status()["backend_inflight"] == 0, e.status()
+        c.send(frame(b"still here"))
+        assert fr.read() == (1, b"still here")
+        c.close()
+    finally:
+        e.stop()
+
+
+def test_stop_closes_open_tunnels_at_once():
+    e = start(server="drain_timeout_ms = 60000")
+    try:
+        c, r, fr = upgrade(e.port)
+        assert r.status == 101
+        t0 = time.time()
+        assert e.stop(timeout=30) == 0
+        assert time.time() - t0 < 30  # not the 60 s drain timeout
+        assert c.closed(timeout=10)
+        c.close()
+    finally:
+        e.stop()
+
+
 if __name__ == "__main__":
     setup()
     run([test_websocket_upgrade_is_not_turned_into_200,
@@ -490,4 +525,6 @@ if __name__ == "__main__":
          test_five_megabytes_each_way_with_a_slow_reader,
          test_refused_upgrade_is_a_normal_response_and_the_connection_goes_on,
          test_upgrade_not_forwarded_for_a_body_a_post_or_http10,
-         test_unrequested_or_other_protocol_101_is_502])
+         test_unrequested_or_other_protocol_101_is_502,
+         test_tunnel_gives_its_backend_slot_back,
+         test_stop_closes_open_tunnels_at_once])

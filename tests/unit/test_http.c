@@ -293,6 +293,23 @@ static void expect_continue(void **state)
     assert_false(M.expect_continue); /* RFC 9110 10.1.1: ignored in HTTP/1.0 */
 }
 
+static void upgrade_needs_field_and_connection_token(void **state)
+{
+    (void)state;
+    assert_true(req("GET / HTTP/1.1\r\n" H
+                    "Upgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\r\n") > 0);
+    assert_true(M.upgrade);
+    assert_true(req("GET / HTTP/1.1\r\n" H "Upgrade: websocket\r\n\r\n") > 0);
+    assert_false(M.upgrade);
+    assert_true(req("GET / HTTP/1.1\r\n" H "Connection: upgrade\r\n\r\n") > 0);
+    assert_false(M.upgrade);
+    assert_true(req("GET / HTTP/1.1\r\n" H "Upgrade: websocket\r\nConnection: upgraded\r\n\r\n") >
+                0);
+    assert_false(M.upgrade);
+    assert_true(req("GET / HTTP/1.1\r\n" H "\r\n") > 0);
+    assert_false(M.upgrade); /* reset between messages */
+}
+
 static void target_forms(void **state)
 {
     (void)state;
@@ -1127,7 +1144,8 @@ int main(void)
         T(reject_http11_without_host), T(reject_two_hosts), T(reject_two_hosts_http10),
         T(reject_nul_in_value), T(accept_simple_get), T(accept_value_chars),
         T(accept_content_length), T(accept_content_length_repeated_same), T(accept_chunked),
-        T(keep_alive_rules), T(hop_by_hop_flags), T(expect_continue), T(target_forms),
+        T(keep_alive_rules), T(hop_by_hop_flags), T(expect_continue),
+        T(upgrade_needs_field_and_connection_token), T(target_forms),
         T(path_normal_forms), T(test_ambiguous_target_is_refused),
         T(path_normal_flag_and_norm_path), T(absolute_form_authority_and_query),
         T(leading_crlf_skipped), T(too_large_head), T(too_many_fields), T(split_at_every_byte),

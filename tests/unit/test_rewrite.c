@@ -222,6 +222,98 @@ static void response_head_304_204_keep_announced_length(void **state)
     free(s);
 }
 
+static bool upgrade_of(const char *raw)
+{
+    static struct el_http_msg m;
+    assert_true(el_http_parse_request(raw, strlen(raw), 16384, &m) > 0);
+    return el_rewrite_upgrade(&m);
+}
+
+#define WS_KEY "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+
+/* Issue 13: the handshake lost its Upgrade, so the backend never switched. */
+static void request_websocket_upgrade_keeps_upgrade_fields(void **state)
+{
+    char *s = rewrite_req("GET /live HTTP/1.1\r\nHost: portal\r\nUpgrade: WebSocket\r\n"
+                          "Connection: keep-alive, Upgrade\r\nKeep-Alive: 5\r\n" WS_KEY "\r\n",
+                          "192.0.2.7", false);
+    assert_string_equal(s, "GET /live HTTP/1.1\r\nHost: portal\r\n" WS_KEY
+                           "Upgrade: websocket\r\nConnection: upgrade\r\n"
+                           "X-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: http\r\n"
+                           "Via: 1.1 einlass\r\n\r\n");
+    free(s);
+    /* several protocols offered: only websocket goes on */
+    s = rewrite_req("GET /live HTTP/1.1\r\nHost: p\r\nUpgrade: foo/2, websocket\r\n"
+                    "Connection: upgrade\r\n\r\n", "::1", false);
+    assert_non_null(strstr(s, "\r\nUpgrade: websocket\r\nConnection: upgrade\r\n"));
+    assert_null(strstr(s, "foo"));
+    free(s);
+}
+
+static void request_upgrade_only_for_websocket_get_11_without_body(void **state)
+{
+    assert_true(upgrade_of("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+                           "Connection: Upgrade\r\n\r\n"));
+    assert_true(upgrade_of("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+                           "Connection: Upgrade\r\nContent-Length: 0\r\n\r\n"));
+    /* Connection must name it, and Upgrade must be there */
+    assert_false(upgrade_of("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n"));
+    assert_false(upgrade_of("GET / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\n\r\n"));
+    /* another protocol (h2c smuggling), method, version, or a body */
+    assert_false(upgrade_of("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: h2c\r\n"
+                            "Connection: Upgrade, HTTP2-Settings\r\n\r\n"));
+    assert_false(upgrade_of("POST / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+                            "Connection: Upgrade\r\n\r\n"));
+    assert_false(upgrade_of("GET / HTTP/1.0\r\nHost: h\r\nUpgrade: websocket\r\n"
+                            "Connection: Upgrade\r\n\r\n"));
+    assert_false(upgrade_of("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+                            "Connection: Upgrade\r\nContent-Length: 3\r\n\r\nabc"));
+    assert_false(upgrade_of("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+                            "Connection: Upgrade\r\nTransfer-Encoding: chunked\r\n\r\n"));
+    /* not forwarded: the request goes on as plain HTTP/1.1 */
+    char *s = rewrite_req("POST / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+                          "Connection: Upgrade\r\nContent-Length: 0\r\n\r\n", "::1", false);
+    assert_null(strstr(s, "Upgrade"));
+    assert_null(strstr(s, "Connection"));
+    free(s);
+}
+
+static bool switch_ok(const char *raw)
+{
+    static struct el_http_msg m;
+    assert_true(el_http_parse_response(raw, strlen(raw), 16384, false, &m) > 0);
+    return el_rewrite_switch_ok(&m);
+}
+
+static void response_101_websocket_head(void **state)
+{
+    const char *raw = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: WebSocket\r\n"
+                      "Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+                      "Keep-Alive: 5\r\nContent-Length: 7\r\n\r\n";
+    static struct el_http_msg m;
+    assert_true(el_http_parse_response(raw, strlen(raw), 16384, false, &m) > 0);
+    assert_true(m.upgrade && m.body == EL_BODY_NONE);
+    assert_true(el_rewrite_switch_ok(&m));
+    struct el_buf o = {0};
+    el_buf_alloc(&pool, &o, EL_BUF_SIZE);
+    el_rewrite_switch(&m, "einlass_pass=x; Path=/", &o);
+    char *s = strndup(o.data + o.off, el_buf_used(&o));
+    el_buf_release(&pool, &o);
+    assert_string_equal(s, "HTTP/1.1 101 Switching Protocols\r\n"
+                           "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+                           "Upgrade: websocket\r\nConnection: upgrade\r\nVia: 1.1 einlass\r\n"
+                           "Set-Cookie: einlass_pass=x; Path=/\r\n\r\n");
+    free(s);
+    /* the protocol switched to must be the one asked for, and only it */
+    assert_false(switch_ok("HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n"
+                           "Connection: Upgrade\r\n\r\n"));
+    assert_false(switch_ok("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket, h2c\r\n"
+                           "Connection: Upgrade\r\n\r\n"));
+    assert_false(switch_ok("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\r\n"));
+    assert_false(switch_ok("HTTP/1.1 200 OK\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                           "Content-Length: 0\r\n\r\n"));
+}
+
 static void buf_numbers_and_growth(void **state)
 {
     struct el_buf b = {0};
@@ -256,6 +348,9 @@ int main(void)
         cmocka_unit_test(response_fields_cookie_and_length),
         cmocka_unit_test(response_chunked_and_close_delimited),
         cmocka_unit_test(response_head_304_204_keep_announced_length),
+        cmocka_unit_test(request_websocket_upgrade_keeps_upgrade_fields),
+        cmocka_unit_test(request_upgrade_only_for_websocket_get_11_without_body),
+        cmocka_unit_test(response_101_websocket_head),
         cmocka_unit_test(buf_numbers_and_growth),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
