@@ -288,7 +288,8 @@ static bool switch_ok(const char *raw)
 static void response_101_websocket_head(void **state)
 {
     const char *raw = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: WebSocket\r\n"
-                      "Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+                      "Connection: Upgrade\r\n"
+                      "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
                       "Keep-Alive: 5\r\nContent-Length: 7\r\n\r\n";
     static struct el_http_msg m;
     assert_true(el_http_parse_response(raw, strlen(raw), 16384, false, &m) > 0);
