@@ -53,6 +53,8 @@ struct el_gate_ctx {
     bool status_path;          /* the request was /_einlass/status */
     bool html;                 /* the client wants the HTML page */
     uint8_t lang;              /* enum el_lang */
+    uint16_t back_len;         /* bytes in back; 0: the language links go to "/" */
+    char back[256];            /* the waiter's path and query: the language links' way back */
     bool in_decide;            /* inside el_gate_decide(): answers are synchronous */
     bool completed;            /* the decision is made */
     bool joined;               /* this request joined the room (once at most) */

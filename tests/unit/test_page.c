@@ -84,7 +84,7 @@ static void test_wants_html(void **state)
     assert_true(html_of("text/html, */*"));
     assert_true(html_of("text/*"));
     assert_true(html_of("TEXT/HTML"));
-    assert_true(html_of("application/json, text/html;level=1;q=0.5"));
+    assert_true(html_of("application/json;q=0.5, text/html;level=1"));
     assert_true(html_of("text/html;foo=\"a,b;c\";q=0.4"));
     assert_true(html_of("text/html;q=0.001"));
     assert_false(html_of("*/*"));
@@ -124,18 +124,38 @@ static struct el_page *load_text(const char *content, char **err)
 
 static char out[EL_PAGE_MAX];
 
+static size_t html(const struct el_page *p, enum el_lang lang, uint64_t position, uint64_t eta_s,
+                   int poll_s, char *buf, size_t cap)
+{
+    struct el_page_view v = {.lang = lang,
+                             .position = position,
+                             .eta_s = eta_s,
+                             .poll_s = poll_s,
+                             .keep_place_s = 600,
+                             .target = "/book?x=1",
+                             .target_len = 9};
+    return el_page_html(p, &v, buf, cap);
+}
+
+static size_t json(uint64_t position, uint64_t eta_s, int poll_s, char *buf, size_t cap)
+{
+    struct el_page_view v = {.lang = EL_LANG_EN, .position = position, .eta_s = eta_s,
+                             .poll_s = poll_s};
+    return el_page_json_waiting(&v, false, buf, cap);
+}
+
 static void test_builtin_english(void **state)
 {
     char *err = NULL;
     struct el_page *p = el_page_load(NULL, &err);
     assert_non_null(p);
     assert_null(err);
-    size_t n = el_page_html(p, EL_LANG_EN, 42, 180, 5, out, sizeof(out));
+    size_t n = html(p, EL_LANG_EN, 42, 180, 5, out, sizeof(out));
     assert_int_equal(strlen(out), n);
     assert_true(n < 32 * 1024);
     assert_non_null(strstr(out, "<html lang=\"en\">"));
     assert_non_null(strstr(out, "id=\"place\">42<"));
-    assert_non_null(strstr(out, ">about 3 minutes<"));
+    assert_non_null(strstr(out, ">about 2\u20134 minutes<"));
     assert_non_null(strstr(out, "data-eta-s=\"180\""));
     assert_non_null(strstr(out, "<meta http-equiv=\"refresh\" content=\"5\">"));
     assert_non_null(strstr(out, "var poll = 5;"));
@@ -154,7 +174,7 @@ static void test_builtin_german(void **state)
     char *err = NULL;
     struct el_page *p = el_page_load("", &err);
     assert_non_null(p);
-    size_t n = el_page_html(p, EL_LANG_DE, 7, 30, 10, out, sizeof(out));
+    size_t n = html(p, EL_LANG_DE, 7, 30, 10, out, sizeof(out));
     assert_true(n < 32 * 1024);
     assert_non_null(strstr(out, "<html lang=\"de\">"));
     assert_non_null(strstr(out, "id=\"place\">7<"));
@@ -166,16 +186,16 @@ static void test_builtin_german(void **state)
     assert_null(strstr(out, "{{"));
     assert_null(strstr(out, "Your place"));
     /* The largest numbers still fit well under the limit. */
-    n = el_page_html(p, EL_LANG_DE, UINT64_MAX, UINT64_MAX, 2147483647, out, sizeof(out));
+    n = html(p, EL_LANG_DE, UINT64_MAX, UINT64_MAX, 2147483647, out, sizeof(out));
     assert_true(n < 32 * 1024);
-    assert_non_null(strstr(out, "18446744073709551615"));
+    assert_non_null(strstr(out, "18.446.744.073.709.551.615"));
     el_page_free(p);
 }
 
 static void expect_eta(struct el_page *p, enum el_lang lang, uint64_t eta_s, const char *want)
 {
     char buf[256];
-    el_page_html(p, lang, 1, eta_s, 5, buf, sizeof(buf));
+    html(p, lang, 1, eta_s, 5, buf, sizeof(buf));
     assert_string_equal(buf, want);
 }
 
@@ -186,19 +206,37 @@ static void test_eta_words(void **state)
     assert_non_null(p);
     expect_eta(p, EL_LANG_EN, 0, "less than a minute");
     expect_eta(p, EL_LANG_EN, 59, "less than a minute");
-    expect_eta(p, EL_LANG_EN, 60, "about 1 minute");
-    expect_eta(p, EL_LANG_EN, 89, "about 1 minute");
-    expect_eta(p, EL_LANG_EN, 90, "about 2 minutes");
-    expect_eta(p, EL_LANG_EN, 600, "about 10 minutes");
-    expect_eta(p, EL_LANG_EN, 5400, "about 90 minutes");
-    expect_eta(p, EL_LANG_EN, 5401, "about 2 hours");
-    expect_eta(p, EL_LANG_EN, 3 * 3600 + 1799, "about 3 hours");
-    expect_eta(p, EL_LANG_EN, 3 * 3600 + 1800, "about 4 hours");
+    expect_eta(p, EL_LANG_EN, 60, "about 1\u20132 minutes");
+    expect_eta(p, EL_LANG_EN, 180, "about 2\u20134 minutes");
+    expect_eta(p, EL_LANG_EN, 600, "about 8\u201313 minutes");
+    expect_eta(p, EL_LANG_EN, 720, "about 10\u201315 minutes");
+    expect_eta(p, EL_LANG_EN, 1800, "about 25\u201340 minutes");
+    expect_eta(p, EL_LANG_EN, 5400, "about 1\u20132 hours");
+    expect_eta(p, EL_LANG_EN, 7200, "about 2\u20133 hours");
+    expect_eta(p, EL_LANG_EN, 72000, "about 16\u201324 hours");
+    expect_eta(p, EL_LANG_EN, 86399, "about 19\u201324 hours");
+    expect_eta(p, EL_LANG_EN, 86400, "more than a day");
+    expect_eta(p, EL_LANG_EN, UINT64_MAX, "more than a day");
     expect_eta(p, EL_LANG_DE, 59, "weniger als eine Minute");
-    expect_eta(p, EL_LANG_DE, 60, "etwa 1 Minute");
-    expect_eta(p, EL_LANG_DE, 150, "etwa 3 Minuten");
-    expect_eta(p, EL_LANG_DE, 7200, "etwa 2 Stunden");
+    expect_eta(p, EL_LANG_DE, 150, "etwa 2\u20134 Minuten");
+    expect_eta(p, EL_LANG_DE, 7200, "etwa 2\u20133 Stunden");
+    expect_eta(p, EL_LANG_DE, 100000, "mehr als ein Tag");
     el_page_free(p);
+}
+
+/* The range always holds the estimate, stays within the cap, and its
+ * words match it. */
+static void test_eta_range(void **state)
+{
+    for (uint64_t s = 0; s < 2 * EL_PAGE_ETA_CAP_S; s += s < 7200 ? 1 : 97) {
+        struct el_page_eta e;
+        el_page_eta(s, &e);
+        assert_true(e.low_s <= e.s);
+        assert_true(e.s <= e.high_s);
+        assert_true(e.high_s <= EL_PAGE_ETA_CAP_S);
+        assert_true(e.s == (s < EL_PAGE_ETA_CAP_S ? s : EL_PAGE_ETA_CAP_S));
+        if (s >= 60 && s < EL_PAGE_ETA_CAP_S) assert_true(e.low_s < e.high_s);
+    }
 }
 
 static void test_custom_template(void **state)
@@ -210,7 +248,7 @@ static void test_custom_template(void **state)
     assert_non_null(p);
     assert_null(err);
     char buf[512];
-    size_t n = el_page_html(p, EL_LANG_EN, 12, 345, 6, buf, sizeof(buf));
+    size_t n = html(p, EL_LANG_EN, 12, 345, 6, buf, sizeof(buf));
     const char *want = "<en|12|345|6|Waiting room|12>\nIt is your turn. Loading\xe2\x80\xa6";
     assert_string_equal(buf, want);
     assert_int_equal(n, strlen(want));
@@ -218,13 +256,13 @@ static void test_custom_template(void **state)
 
     p = load_text("no placeholders at all { } }} {", &err);
     assert_non_null(p);
-    el_page_html(p, EL_LANG_DE, 1, 1, 1, buf, sizeof(buf));
+    html(p, EL_LANG_DE, 1, 1, 1, buf, sizeof(buf));
     assert_string_equal(buf, "no placeholders at all { } }} {");
     el_page_free(p);
 
     p = load_text("", &err);
     assert_non_null(p);
-    assert_int_equal(el_page_html(p, EL_LANG_EN, 1, 1, 1, buf, sizeof(buf)), 0);
+    assert_int_equal(html(p, EL_LANG_EN, 1, 1, 1, buf, sizeof(buf)), 0);
     assert_string_equal(buf, "");
     el_page_free(p);
 }
@@ -283,18 +321,18 @@ static void test_truncation(void **state)
     char *err = NULL;
     struct el_page *p = el_page_load(NULL, &err);
     assert_non_null(p);
-    size_t full = el_page_html(p, EL_LANG_EN, 3, 100, 5, out, sizeof(out));
+    size_t full = html(p, EL_LANG_EN, 3, 100, 5, out, sizeof(out));
     for (size_t cap = 1; cap < 64; cap += 7) {
         char *buf = malloc(cap); /* exact size: ASan catches any overflow */
-        size_t n = el_page_html(p, EL_LANG_EN, 3, 100, 5, buf, cap);
+        size_t n = html(p, EL_LANG_EN, 3, 100, 5, buf, cap);
         assert_int_equal(n, cap - 1);
         assert_int_equal(buf[n], '\0');
         assert_memory_equal(buf, out, n);
         free(buf);
     }
-    assert_int_equal(el_page_html(p, EL_LANG_EN, 3, 100, 5, NULL, 0), 0);
+    assert_int_equal(html(p, EL_LANG_EN, 3, 100, 5, NULL, 0), 0);
     char small[16];
-    assert_int_equal(el_page_json_waiting(1, 2, 3, small, sizeof(small)), 15);
+    assert_int_equal(json(1, 2, 3, small, sizeof(small)), 15);
     assert_string_equal(small, "{\"state\":\"waiti");
     assert_true(full > 64);
     el_page_free(p);
@@ -302,23 +340,60 @@ static void test_truncation(void **state)
 
 static void test_json(void **state)
 {
-    char buf[128];
-    size_t n = el_page_json_waiting(1, 0, 5, buf, sizeof(buf));
-    assert_string_equal(buf, "{\"state\":\"waiting\",\"position\":1,\"eta_s\":0,\"poll_s\":5}");
+    char buf[512];
+    size_t n = json(1, 0, 5, buf, sizeof(buf));
+    assert_string_equal(buf, "{\"state\":\"waiting\",\"position\":1,\"eta_s\":0,\"eta_low_s\":0,"
+                             "\"eta_high_s\":60,\"poll_s\":5}");
     assert_int_equal(n, strlen(buf));
-    n = el_page_json_waiting(1234567, 86400, 30, buf, sizeof(buf));
-    assert_string_equal(
-        buf, "{\"state\":\"waiting\",\"position\":1234567,\"eta_s\":86400,\"poll_s\":30}");
+    n = json(1234567, 720, 30, buf, sizeof(buf));
+    assert_string_equal(buf, "{\"state\":\"waiting\",\"position\":1234567,\"eta_s\":720,"
+                             "\"eta_low_s\":600,\"eta_high_s\":900,\"poll_s\":30}");
     assert_int_equal(n, strlen(buf));
-    el_page_json_waiting(UINT64_MAX, UINT64_MAX, 2147483647, buf, sizeof(buf));
+    json(UINT64_MAX, UINT64_MAX, 2147483647, buf, sizeof(buf));
     assert_string_equal(buf, "{\"state\":\"waiting\",\"position\":18446744073709551615,"
-                             "\"eta_s\":18446744073709551615,\"poll_s\":2147483647}");
+                             "\"eta_s\":86400,\"eta_low_s\":86400,\"eta_high_s\":86400,"
+                             "\"poll_s\":2147483647}");
+    /* The page's own poll gets the words, in its language. */
+    struct el_page_view v = {.lang = EL_LANG_DE, .position = 12345, .eta_s = 720, .poll_s = 5};
+    n = el_page_json_waiting(&v, true, buf, sizeof(buf));
+    assert_int_equal(n, strlen(buf));
+    assert_non_null(strstr(buf, ",\"poll_s\":5,\"lang\":\"de\",\"place_text\":\"12.345\","
+                                "\"eta_text\":\"etwa 10\u201315 Minuten\"}"));
     n = el_page_json_state("open", buf, sizeof(buf));
     assert_string_equal(buf, "{\"state\":\"open\"}");
     assert_int_equal(n, 16);
     n = el_page_json_state("admitted", buf, sizeof(buf));
     assert_string_equal(buf, "{\"state\":\"admitted\"}");
     assert_int_equal(n, strlen(buf));
+}
+
+/* Issue 11: "Accept: application/json, text/html;q=0.1" got HTML because
+ * q-values were ignored. The client prefers JSON: it gets JSON. */
+static void test_accept_q_values_prefer_json(void **state)
+{
+    assert_false(html_of("application/json, text/html;q=0.1"));
+    assert_false(html_of("text/html;q=0.5, application/json"));
+    assert_false(html_of("application/*, text/html;q=0.9"));
+    assert_true(html_of("application/json;q=0.1, text/html"));
+    assert_true(html_of("text/html, application/json")); /* a tie: the page */
+}
+
+/* Issue 11: after POST /rate 0.01 the JSON said "eta_s":2791277391 and the
+ * page "about 15644 hours" at place 1. A wait over a day is "more than a day"
+ * on the page, and the JSON's seconds stop at a day. */
+static void test_eta_after_rate_0_01_is_capped_not_15644_hours(void **state)
+{
+    char *err = NULL;
+    struct el_page *p = load_text("{{eta}}|{{eta_s}}", &err);
+    assert_non_null(p);
+    char buf[256];
+    html(p, EL_LANG_EN, 1, 2791277391u, 5, buf, sizeof(buf));
+    assert_null(strstr(buf, "15644"));
+    assert_string_equal(buf, "more than a day|86400");
+    el_page_free(p);
+    json(1, 2791277391u, 5, buf, sizeof(buf));
+    assert_null(strstr(buf, "2791277391"));
+    assert_non_null(strstr(buf, "\"eta_s\":86400,"));
 }
 
 int main(void)
@@ -329,11 +404,14 @@ int main(void)
         cmocka_unit_test(test_builtin_english),
         cmocka_unit_test(test_builtin_german),
         cmocka_unit_test(test_eta_words),
+        cmocka_unit_test(test_eta_range),
         cmocka_unit_test(test_custom_template),
         cmocka_unit_test(test_placeholder_errors),
         cmocka_unit_test(test_size_limit),
         cmocka_unit_test(test_truncation),
         cmocka_unit_test(test_json),
+        cmocka_unit_test(test_accept_q_values_prefer_json),
+        cmocka_unit_test(test_eta_after_rate_0_01_is_capped_not_15644_hours),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
