@@ -159,6 +159,167 @@ static const char *const texts[EL_LANG_COUNT][T_COUNT] = {
             [T_HOUR_ONE] = "{n} hour",
             [T_HOUR_OTHER] = "{n} hours",
         },
+    [EL_LANG_TR] =
+        {
+            [T_NAME] = "Türkçe",
+            [T_TITLE] = "Bekleme odası",
+            [T_HEADING] = "Sıradasınız",
+            [T_INTRO] = "Şu anda çok sayıda kişi randevu almak istiyor. Portalın herkes için "
+                        "hızlı kalması için ziyaretçileri birkaç kişi halinde içeri alıyoruz. "
+                        "Sıranız geldiğinde otomatik olarak içeri alınacaksınız.",
+            [T_PLACE_LABEL] = "Sıradaki yeriniz",
+            [T_WAIT_LABEL] = "Tahmini bekleme süresi",
+            [T_NOTE] = "Bu bir tahmindir ve değişebilir.",
+            [T_KEEP_OPEN] = "Bu sayfayı kapatırsanız veya bağlantınız kesilirse yeriniz {keep} "
+                            "boyunca korunur. Bu süre içinde portalı aynı tarayıcıda yeniden "
+                            "açın. Lütfen birden fazla sekme açmayın: hepsi aynı yeri paylaşır "
+                            "ve sizi daha erken içeri almaz.",
+            [T_NO_JS] = "Bu sayfa birkaç saniyede bir kendiliğinden yenilenir.",
+            [T_ADMITTED] = "Sıra sizde. Yükleniyor\u2026",
+            [T_TURN_TITLE] = "Sıra sizde!",
+            [T_SOUND] = "Sıram geldiğinde kısa bir ses çal",
+            [T_LANG_LABEL] = "Dil",
+            [T_SAY] = "Sıradaki yeriniz artık {place}. Tahmini bekleme süresi: {wait}.",
+            [T_ABOUT] = "yaklaşık {n}",
+            [T_LT_MIN] = "bir dakikadan az",
+            [T_OVER_DAY] = "bir günden fazla",
+            [T_MIN_OTHER] = "{n} dakika",
+            [T_HOUR_OTHER] = "{n} saat",
+        },
+    [EL_LANG_AR] =
+        {
+            [T_NAME] = "العربية",
+            [T_TITLE] = "غرفة الانتظار",
+            [T_HEADING] = "أنت في قائمة الانتظار",
+            [T_INTRO] = "يرغب الآن عدد كبير جدًا من الناس في حجز موعد. حتى يبقى الموقع سريعًا "
+                        "للجميع، ندخل الزوار على دفعات صغيرة. عندما يحين دورك، ستدخل تلقائيًا.",
+            [T_PLACE_LABEL] = "رقمك في قائمة الانتظار",
+            [T_WAIT_LABEL] = "مدة الانتظار المتوقعة",
+            [T_NOTE] = "هذا تقدير وقد يتغير.",
+            [T_KEEP_OPEN] = "إذا أغلقت هذه الصفحة أو انقطع الاتصال، يبقى مكانك محفوظًا لمدة "
+                            "{keep}. افتح الموقع مرة أخرى في نفس المتصفح خلال هذه المدة. يرجى عدم "
+                            "فتح عدة علامات تبويب: فهي تتشارك مكانًا واحدًا ولن تجعلك تدخل أسرع.",
+            [T_NO_JS] = "يتم تحديث هذه الصفحة تلقائيًا كل بضع ثوانٍ.",
+            [T_ADMITTED] = "حان دورك. جارٍ التحميل\u2026",
+            [T_TURN_TITLE] = "حان دورك!",
+            [T_SOUND] = "تشغيل صوت قصير عندما يحين دوري",
+            [T_LANG_LABEL] = "اللغة",
+            [T_SAY] = "رقمك الآن {place} في قائمة الانتظار. مدة الانتظار المتوقعة: {wait}.",
+            [T_ABOUT] = "حوالي {n}",
+            [T_LT_MIN] = "أقل من دقيقة",
+            [T_OVER_DAY] = "أكثر من يوم",
+            [T_MIN_ONE] = "دقيقة واحدة",
+            [T_MIN_TWO] = "دقيقتين",
+            [T_MIN_FEW] = "{n} دقائق",
+            [T_MIN_MANY] = "{n} دقيقة",
+            [T_MIN_OTHER] = "{n} دقيقة",
+            [T_HOUR_ONE] = "ساعة واحدة",
+            [T_HOUR_TWO] = "ساعتين",
+            [T_HOUR_FEW] = "{n} ساعات",
+            [T_HOUR_MANY] = "{n} ساعة",
+            [T_HOUR_OTHER] = "{n} ساعة",
+        },
+    [EL_LANG_RU] =
+        {
+            [T_NAME] = "Русский",
+            [T_TITLE] = "Зал ожидания",
+            [T_HEADING] = "Вы в очереди",
+            [T_INTRO] = "Сейчас очень много людей хотят записаться. Чтобы портал работал быстро "
+                        "для всех, мы пропускаем посетителей по несколько человек. Когда "
+                        "подойдёт ваша очередь, вы пройдёте автоматически.",
+            [T_PLACE_LABEL] = "Ваше место в очереди",
+            [T_WAIT_LABEL] = "Примерное время ожидания",
+            [T_NOTE] = "Это примерная оценка, она может измениться.",
+            [T_KEEP_OPEN] = "Если вы закроете эту страницу или пропадёт связь, ваше место "
+                            "останется за вами. Срок сохранения места: {keep}. За это время "
+                            "снова откройте портал в том же браузере. Пожалуйста, не открывайте "
+                            "несколько вкладок: у них одно общее место, и быстрее вы не пройдёте.",
+            [T_NO_JS] = "Эта страница сама обновляется каждые несколько секунд.",
+            [T_ADMITTED] = "Ваша очередь. Загрузка\u2026",
+            [T_TURN_TITLE] = "Ваша очередь!",
+            [T_SOUND] = "Подать короткий звуковой сигнал, когда подойдёт моя очередь",
+            [T_LANG_LABEL] = "Язык",
+            [T_SAY] = "Теперь ваше место в очереди: {place}. Примерное время ожидания: {wait}.",
+            [T_ABOUT] = "примерно {n}",
+            [T_LT_MIN] = "меньше минуты",
+            [T_OVER_DAY] = "больше суток",
+            [T_MIN_ONE] = "{n} минута",
+            [T_MIN_FEW] = "{n} минуты",
+            [T_MIN_MANY] = "{n} минут",
+            [T_MIN_OTHER] = "{n} минуты",
+            [T_HOUR_ONE] = "{n} час",
+            [T_HOUR_FEW] = "{n} часа",
+            [T_HOUR_MANY] = "{n} часов",
+            [T_HOUR_OTHER] = "{n} часа",
+        },
+    [EL_LANG_UK] =
+        {
+            [T_NAME] = "Українська",
+            [T_TITLE] = "Зала очікування",
+            [T_HEADING] = "Ви в черзі",
+            [T_INTRO] = "Зараз дуже багато людей хочуть записатися. Щоб портал працював швидко "
+                        "для всіх, ми пропускаємо відвідувачів по кілька осіб. Коли настане "
+                        "ваша черга, ви пройдете автоматично.",
+            [T_PLACE_LABEL] = "Ваше місце в черзі",
+            [T_WAIT_LABEL] = "Орієнтовний час очікування",
+            [T_NOTE] = "Це приблизна оцінка, вона може змінитися.",
+            [T_KEEP_OPEN] = "Якщо ви закриєте цю сторінку або зникне зв\u2019язок, ваше місце "
+                            "залишиться за вами. Строк збереження місця: {keep}. За цей час знову "
+                            "відкрийте портал у тому самому браузері. Будь ласка, не відкривайте "
+                            "кілька вкладок: у них одне спільне місце, і швидше ви не пройдете.",
+            [T_NO_JS] = "Ця сторінка сама оновлюється кожні кілька секунд.",
+            [T_ADMITTED] = "Ваша черга. Завантаження\u2026",
+            [T_TURN_TITLE] = "Ваша черга!",
+            [T_SOUND] = "Подати короткий звуковий сигнал, коли настане моя черга",
+            [T_LANG_LABEL] = "Мова",
+            [T_SAY] = "Тепер ваше місце в черзі: {place}. Орієнтовний час очікування: {wait}.",
+            [T_ABOUT] = "приблизно {n}",
+            [T_LT_MIN] = "менше хвилини",
+            [T_OVER_DAY] = "понад добу",
+            [T_MIN_ONE] = "{n} хвилина",
+            [T_MIN_FEW] = "{n} хвилини",
+            [T_MIN_MANY] = "{n} хвилин",
+            [T_MIN_OTHER] = "{n} хвилини",
+            [T_HOUR_ONE] = "{n} година",
+            [T_HOUR_FEW] = "{n} години",
+            [T_HOUR_MANY] = "{n} годин",
+            [T_HOUR_OTHER] = "{n} години",
+        },
+    [EL_LANG_PL] =
+        {
+            [T_NAME] = "Polski",
+            [T_TITLE] = "Poczekalnia",
+            [T_HEADING] = "Jesteś w kolejce",
+            [T_INTRO] = "W tej chwili bardzo wiele osób chce się zarejestrować. Aby portal "
+                        "działał szybko dla wszystkich, wpuszczamy odwiedzających po kilka osób. "
+                        "Gdy nadejdzie Twoja kolej, wejdziesz automatycznie.",
+            [T_PLACE_LABEL] = "Twoje miejsce w kolejce",
+            [T_WAIT_LABEL] = "Szacowany czas oczekiwania",
+            [T_NOTE] = "To tylko szacunek i może się zmienić.",
+            [T_KEEP_OPEN] = "Jeśli zamkniesz tę stronę lub stracisz połączenie, Twoje miejsce "
+                            "zostanie zachowane. Czas zachowania miejsca: {keep}. W tym czasie "
+                            "otwórz portal ponownie w tej samej przeglądarce. Prosimy nie "
+                            "otwierać kilku kart: mają jedno wspólne miejsce i nie przyspieszą "
+                            "wejścia.",
+            [T_NO_JS] = "Ta strona sama odświeża się co kilka sekund.",
+            [T_ADMITTED] = "Twoja kolej. Ładowanie\u2026",
+            [T_TURN_TITLE] = "Twoja kolej!",
+            [T_SOUND] = "Odtwórz krótki dźwięk, gdy nadejdzie moja kolej",
+            [T_LANG_LABEL] = "Język",
+            [T_SAY] = "Twoje miejsce w kolejce to teraz {place}. Szacowany czas oczekiwania: "
+                      "{wait}.",
+            [T_ABOUT] = "mniej więcej {n}",
+            [T_LT_MIN] = "mniej niż minuta",
+            [T_OVER_DAY] = "ponad dobę",
+            [T_MIN_ONE] = "{n} minuta",
+            [T_MIN_FEW] = "{n} minuty",
+            [T_MIN_MANY] = "{n} minut",
+            [T_MIN_OTHER] = "{n} minuty",
+            [T_HOUR_ONE] = "{n} godzina",
+            [T_HOUR_FEW] = "{n} godziny",
+            [T_HOUR_MANY] = "{n} godzin",
+            [T_HOUR_OTHER] = "{n} godziny",
+        },
 };
 
 /* ---- template ---- */
