@@ -155,8 +155,8 @@ static void test_builtin_english(void **state)
     assert_true(n < 32 * 1024);
     assert_non_null(strstr(out, "<html lang=\"en\" dir=\"ltr\">"));
     assert_non_null(strstr(out, "id=\"place\">42<"));
-    assert_non_null(strstr(out, ">about 2\u20134 minutes<"));
-    assert_non_null(strstr(out, "for 10 minutes."));
+    assert_non_null(strstr(out, ">about 2\u20134\u00a0minutes<"));
+    assert_non_null(strstr(out, "for 10\u00a0minutes."));
     assert_non_null(strstr(out, "<meta http-equiv=\"refresh\" content=\"5\">"));
     assert_non_null(strstr(out, "var poll = 5,"));
     /* The live region is small and says what changed; the card is not live. */
@@ -189,7 +189,7 @@ static void test_builtin_german(void **state)
     assert_non_null(strstr(out, "content=\"10\""));
     assert_non_null(strstr(out, "Ihr Platz in der Warteschlange"));
     assert_non_null(strstr(out, "kann sich \xc3\xa4ndern")); /* UTF-8 */
-    assert_non_null(strstr(out, "bleibt Ihr Platz 10 Minuten lang erhalten"));
+    assert_non_null(strstr(out, "bleibt Ihr Platz 10\u00a0Minuten lang erhalten"));
     assert_null(strstr(out, "{{"));
     assert_null(strstr(out, "Your place"));
     /* The largest numbers still fit well under the limit. */
@@ -213,20 +213,20 @@ static void test_eta_words(void **state)
     assert_non_null(p);
     expect_eta(p, EL_LANG_EN, 0, "less than a minute");
     expect_eta(p, EL_LANG_EN, 59, "less than a minute");
-    expect_eta(p, EL_LANG_EN, 60, "about 1\u20132 minutes");
-    expect_eta(p, EL_LANG_EN, 180, "about 2\u20134 minutes");
-    expect_eta(p, EL_LANG_EN, 600, "about 8\u201313 minutes");
-    expect_eta(p, EL_LANG_EN, 720, "about 10\u201315 minutes");
-    expect_eta(p, EL_LANG_EN, 1800, "about 25\u201340 minutes");
-    expect_eta(p, EL_LANG_EN, 5400, "about 1\u20132 hours");
-    expect_eta(p, EL_LANG_EN, 7200, "about 2\u20133 hours");
-    expect_eta(p, EL_LANG_EN, 72000, "about 16\u201324 hours");
-    expect_eta(p, EL_LANG_EN, 86399, "about 19\u201324 hours");
+    expect_eta(p, EL_LANG_EN, 60, "about 1\u20132\u00a0minutes");
+    expect_eta(p, EL_LANG_EN, 180, "about 2\u20134\u00a0minutes");
+    expect_eta(p, EL_LANG_EN, 600, "about 8\u201313\u00a0minutes");
+    expect_eta(p, EL_LANG_EN, 720, "about 10\u201315\u00a0minutes");
+    expect_eta(p, EL_LANG_EN, 1800, "about 25\u201340\u00a0minutes");
+    expect_eta(p, EL_LANG_EN, 5400, "about 1\u20132\u00a0hours");
+    expect_eta(p, EL_LANG_EN, 7200, "about 2\u20133\u00a0hours");
+    expect_eta(p, EL_LANG_EN, 72000, "about 16\u201324\u00a0hours");
+    expect_eta(p, EL_LANG_EN, 86399, "about 19\u201324\u00a0hours");
     expect_eta(p, EL_LANG_EN, 86400, "more than a day");
     expect_eta(p, EL_LANG_EN, UINT64_MAX, "more than a day");
     expect_eta(p, EL_LANG_DE, 59, "weniger als eine Minute");
-    expect_eta(p, EL_LANG_DE, 150, "etwa 2\u20134 Minuten");
-    expect_eta(p, EL_LANG_DE, 7200, "etwa 2\u20133 Stunden");
+    expect_eta(p, EL_LANG_DE, 150, "etwa 2\u20134\u00a0Minuten");
+    expect_eta(p, EL_LANG_DE, 7200, "etwa 2\u20133\u00a0Stunden");
     expect_eta(p, EL_LANG_DE, 100000, "mehr als ein Tag");
     el_page_free(p);
 }
@@ -365,13 +365,13 @@ static void test_json(void **state)
     n = el_page_json_waiting(&v, true, buf, sizeof(buf));
     assert_int_equal(n, strlen(buf));
     assert_non_null(strstr(buf, ",\"poll_s\":5,\"lang\":\"de\",\"place_text\":\"12.345\","
-                                "\"eta_text\":\"etwa 10\u201315 Minuten\"}"));
+                                "\"eta_text\":\"etwa 10\u201315\u00a0Minuten\"}"));
     v.lang = EL_LANG_RU;
     n = el_page_json_waiting(&v, true, buf, sizeof(buf));
     assert_int_equal(n, strlen(buf));
     assert_non_null(strstr(buf, ",\"poll_s\":5,\"lang\":\"ru\",\"place_text\":\"12\u00a0345\","
                                 "\"eta_text\":\"\u043f\u0440\u0438\u043c\u0435\u0440\u043d\u043e "
-                                "10\u201315 \u043c\u0438\u043d\u0443\u0442\"}"));
+                                "10\u201315\u00a0\u043c\u0438\u043d\u0443\u0442\"}"));
     n = el_page_json_state("open", buf, sizeof(buf));
     assert_string_equal(buf, "{\"state\":\"open\"}");
     assert_int_equal(n, 16);
@@ -447,40 +447,40 @@ static void expect_words(const char *tpl, enum el_lang lang, uint64_t eta_s, int
 static void test_plural_forms(void **state)
 {
     const char *k = "{{keep_place}}", *w = "{{eta}}";
-    expect_words(k, EL_LANG_RU, 0, 60, "1 минута");
-    expect_words(k, EL_LANG_RU, 0, 120, "2 минуты");
-    expect_words(k, EL_LANG_RU, 0, 300, "5 минут");
-    expect_words(k, EL_LANG_RU, 0, 11 * 60, "11 минут");
-    expect_words(k, EL_LANG_RU, 0, 21 * 60, "21 минута");
-    expect_words(k, EL_LANG_RU, 0, 22 * 60, "22 минуты");
-    expect_words(k, EL_LANG_RU, 0, 12 * 60, "12 минут");
-    expect_words(k, EL_LANG_RU, 0, 3 * 3600, "3 часа");
-    expect_words(k, EL_LANG_RU, 0, 5 * 3600, "5 часов");
-    expect_words(k, EL_LANG_UK, 0, 60, "1 хвилина");
-    expect_words(k, EL_LANG_UK, 0, 240, "4 хвилини");
-    expect_words(k, EL_LANG_UK, 0, 600, "10 хвилин");
-    expect_words(k, EL_LANG_PL, 0, 60, "1 minuta");
-    expect_words(k, EL_LANG_PL, 0, 180, "3 minuty");
-    expect_words(k, EL_LANG_PL, 0, 21 * 60, "21 minut"); /* Polish: 21 is many */
-    expect_words(k, EL_LANG_PL, 0, 24 * 60, "24 minuty");
-    expect_words(k, EL_LANG_PL, 0, 14 * 60, "14 minut");
-    expect_words(k, EL_LANG_PL, 0, 2 * 3600, "2 godziny");
+    expect_words(k, EL_LANG_RU, 0, 60, "1\u00a0минута");
+    expect_words(k, EL_LANG_RU, 0, 120, "2\u00a0минуты");
+    expect_words(k, EL_LANG_RU, 0, 300, "5\u00a0минут");
+    expect_words(k, EL_LANG_RU, 0, 11 * 60, "11\u00a0минут");
+    expect_words(k, EL_LANG_RU, 0, 21 * 60, "21\u00a0минута");
+    expect_words(k, EL_LANG_RU, 0, 22 * 60, "22\u00a0минуты");
+    expect_words(k, EL_LANG_RU, 0, 12 * 60, "12\u00a0минут");
+    expect_words(k, EL_LANG_RU, 0, 3 * 3600, "3\u00a0часа");
+    expect_words(k, EL_LANG_RU, 0, 5 * 3600, "5\u00a0часов");
+    expect_words(k, EL_LANG_UK, 0, 60, "1\u00a0хвилина");
+    expect_words(k, EL_LANG_UK, 0, 240, "4\u00a0хвилини");
+    expect_words(k, EL_LANG_UK, 0, 600, "10\u00a0хвилин");
+    expect_words(k, EL_LANG_PL, 0, 60, "1\u00a0minuta");
+    expect_words(k, EL_LANG_PL, 0, 180, "3\u00a0minuty");
+    expect_words(k, EL_LANG_PL, 0, 21 * 60, "21\u00a0minut"); /* Polish: 21 is many */
+    expect_words(k, EL_LANG_PL, 0, 24 * 60, "24\u00a0minuty");
+    expect_words(k, EL_LANG_PL, 0, 14 * 60, "14\u00a0minut");
+    expect_words(k, EL_LANG_PL, 0, 2 * 3600, "2\u00a0godziny");
     expect_words(k, EL_LANG_AR, 0, 60, "دقيقة واحدة");
     expect_words(k, EL_LANG_AR, 0, 120, "دقيقتين");
-    expect_words(k, EL_LANG_AR, 0, 600, "١٠ دقائق");
-    expect_words(k, EL_LANG_AR, 0, 15 * 60, "١٥ دقيقة");
-    expect_words(k, EL_LANG_TR, 0, 600, "10 dakika");
-    expect_words(k, EL_LANG_DE, 0, 60, "1 Minute");
-    expect_words(k, EL_LANG_EN, 0, 7200, "2 hours");
+    expect_words(k, EL_LANG_AR, 0, 600, "١٠\u00a0دقائق");
+    expect_words(k, EL_LANG_AR, 0, 15 * 60, "١٥\u00a0دقيقة");
+    expect_words(k, EL_LANG_TR, 0, 600, "10\u00a0dakika");
+    expect_words(k, EL_LANG_DE, 0, 60, "1\u00a0Minute");
+    expect_words(k, EL_LANG_EN, 0, 7200, "2\u00a0hours");
     expect_words(k, EL_LANG_EN, 0, 30, "less than a minute");
-    expect_words(w, EL_LANG_RU, 720, 0, "примерно 10–15 минут");
-    expect_words(w, EL_LANG_RU, 180, 0, "примерно 2–4 минуты");
-    expect_words(w, EL_LANG_UK, 180, 0, "приблизно 2–4 хвилини");
-    expect_words(w, EL_LANG_PL, 180, 0, "mniej więcej 2–4 minuty");
-    expect_words(w, EL_LANG_PL, 720, 0, "mniej więcej 10–15 minut");
-    expect_words(w, EL_LANG_AR, 60, 0, "حوالي ١–٢ دقيقة"); /* "two" has no number: other */
-    expect_words(w, EL_LANG_AR, 180, 0, "حوالي ٢–٤ دقائق");
-    expect_words(w, EL_LANG_TR, 7200, 0, "yaklaşık 2–3 saat");
+    expect_words(w, EL_LANG_RU, 720, 0, "примерно 10–15\u00a0минут");
+    expect_words(w, EL_LANG_RU, 180, 0, "примерно 2–4\u00a0минуты");
+    expect_words(w, EL_LANG_UK, 180, 0, "приблизно 2–4\u00a0хвилини");
+    expect_words(w, EL_LANG_PL, 180, 0, "mniej więcej 2–4\u00a0minuty");
+    expect_words(w, EL_LANG_PL, 720, 0, "mniej więcej 10–15\u00a0minut");
+    expect_words(w, EL_LANG_AR, 60, 0, "حوالي ١–٢\u00a0دقيقة"); /* "two" has no number: other */
+    expect_words(w, EL_LANG_AR, 180, 0, "حوالي ٢–٤\u00a0دقائق");
+    expect_words(w, EL_LANG_TR, 7200, 0, "yaklaşık 2–3\u00a0saat");
     expect_words(w, EL_LANG_UK, 100000, 0, "понад добу");
     /* numbers as the language writes them */
     expect_words("{{position}}", EL_LANG_EN, 0, 0, "1");
