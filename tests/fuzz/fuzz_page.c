@@ -8,6 +8,9 @@
  *    malformed: the appended entry may land inside an open quoted-string);
  *  - q-values count: with "application/json" at full weight in front, the
  *    page still wins only if the header lists a "text/" range itself;
+ *  - the language switch, given the input as its query, answers a page that
+ *    goes to a local path only: "url=/" not followed by '/' or '\\', and
+ *    no quote or angle bracket inside the address;
  *  - the value is read only within len (the input is not NUL-terminated).
  *
  * Input: the header value; both parsers get all of it. */
@@ -62,6 +65,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (el_page_lang_parse(el_page_lang_tag(lang), 2) != (int)lang) abort();
     if (html && !contains(s, size, "text/")) abort();
     if (el_page_lang(NULL, 0) != EL_LANG_EN || el_page_wants_html(NULL, 0)) abort();
+    static char page[EL_PAGE_MAX];
+    int sw;
+    size_t n = el_page_lang_switch(s, size, &sw, page, sizeof(page));
+    if (n != strlen(page) || sw < -1 || sw >= EL_LANG_COUNT) abort();
+    const char *url = strstr(page, "url=");
+    if (url == NULL || url[4] != '/' || url[5] == '/' || url[5] == '\\') abort();
+    const char *q = strchr(url, '"');
+    if (q == NULL || memchr(url, '<', (size_t)(q - url)) || memchr(url, '\'', (size_t)(q - url)))
+        abort();
     if (size > 4096) return 0;
 
     if (wrapped(lang_of, "de;q=0, ", s, size, "") != (int)lang) abort();
