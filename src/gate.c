@@ -151,14 +151,6 @@ static void answer_state(struct el_gate *g, struct el_gate_ctx *ctx, const char 
     answer(ctx, EL_DECISION_FORWARD, 200, "application/json", g->scratch, n);
 }
 
-/* How long a place is kept ([room] keep_place_s, default 600): the page
- * says so. */
-static int keep_place_s(const struct el_config *cfg)
-{
-    (void)cfg;
-    return 600;
-}
-
 static void answer_wait(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_room_answer *a)
 {
     const struct el_config *cfg = gate_cfg(g);
@@ -166,7 +158,7 @@ static void answer_wait(struct el_gate *g, struct el_gate_ctx *ctx, const struct
                              .position = a->place.position,
                              .eta_s = a->eta_s,
                              .poll_s = cfg->poll_s,
-                             .keep_place_s = keep_place_s(cfg),
+                             .keep_place_s = el_room_keep_place_s(cfg),
                              .target = ctx->back,
                              .target_len = ctx->back_len};
     size_t n;
@@ -426,7 +418,7 @@ void el_gate_busy(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_ht
                              .position = position,
                              .eta_s = (uint64_t)cfg->poll_s,
                              .poll_s = cfg->poll_s,
-                             .keep_place_s = keep_place_s(cfg)};
+                             .keep_place_s = el_room_keep_place_s(cfg)};
     if (accept && el_page_wants_html(accept->value, accept->value_len)) {
         ctx->body_len = el_page_html(g->page, &v, g->scratch, sizeof(g->scratch));
         ctx->ctype = "text/html; charset=utf-8";
