@@ -182,6 +182,10 @@ static const struct key keys[] = {
      F(has_previous_secret), "still accepted for verification (key rotation)"},
     {"room", "session_s", T_INT, "600", 1, 604800, NULL, true, NULL, F(session_s), 0,
      "a pass lives this long after its last use"},
+    {"room", "keep_place_s", T_INT, "600", 1, 86400, NULL, true, NULL, F(keep_place_s), 0,
+     "a waiting ticket keeps its place this long since it was last seen (at least 3 x poll_s)"},
+    {"room", "claim_s", T_INT, "300", 1, 86400, NULL, true, NULL, F(claim_s), 0,
+     "a reached ticket's admission is held this long, then returns as credit to the next in line"},
     {"room", "admit_per_s", T_DOUBLE, "10", 0.01, 100000, NULL, true, NULL, F(admit_per_s), 0,
      "admissions per second (starting value when adapt = on)"},
     {"room", "min_admit_per_s", T_DOUBLE, "1", 0.01, 100000, NULL, true, NULL, F(min_admit_per_s),
@@ -868,6 +872,10 @@ static void cross_check(struct parse *ps)
         fail(ps, EL_MAX(ad, mx), "[room] admit_per_s (%s) must not be above max_admit_per_s (%s)",
              num_text(cfg->admit_per_s, a, sizeof(a)),
              num_text(cfg->max_admit_per_s, b, sizeof(b)));
+    if (cfg->claim_s > cfg->keep_place_s)
+        fail(ps, EL_MAX(LINE_OF("claim_s"), LINE_OF("keep_place_s")),
+             "[room] claim_s (%d) must not be above keep_place_s (%d)", cfg->claim_s,
+             cfg->keep_place_s);
     if (cfg->proxy_protocol == EL_PROXY_PROTOCOL_V2 && cfg->ntrusted_proxies == 0)
         fail(ps, LINE_OF("proxy_protocol"),
              "[server] proxy_protocol = v2 needs trusted_proxies (the addresses of the "

@@ -38,7 +38,6 @@
 #include "einlass/generation.h"
 #include "einlass/limiter.h"
 #include "einlass/metrics.h"
-#include "einlass/page.h"
 #include "einlass/proxy.h"
 #include "einlass/upstream.h"
 #include "einlass/worker-t.h"
@@ -424,42 +423,16 @@ static void act(struct el_conn *c)
  * with the answer, so the retry is not sent to the back of the room. */
 static void queue_timeout(struct el_conn *c)
 {
-    static _Thread_local char body[EL_PAGE_MAX];
     const struct el_config *cfg = conn_cfg(c);
     struct el_limiter_stats st;
     el_limiter_stats(c->w->limiter, &st);
-    uint64_t position = (uint64_t)st.queued + 1;
-    bool get = c->req.method_len == 3 && memcmp(c->req.method, "GET", 3) == 0;
-    const char *ctype = "text/plain; charset=utf-8";
-    size_t n;
-    if (get || c->head_method) {
-        const struct el_http_header *acc = NULL, *lang = NULL;
-        for (size_t i = 0; i < c->req.nheaders; i++) {
-            const struct el_http_header *h = &c->req.headers[i];
-            if (el_strcaseeq(h->name, h->name_len, "accept", 6)) acc = h;
-            else if (el_strcaseeq(h->name, h->name_len, "accept-language", 15)) lang = h;
-        }
-        if (acc && el_page_wants_html(acc->value, acc->value_len)) {
-            enum el_lang l = lang ? el_page_lang(lang->value, lang->value_len) : EL_LANG_EN;
-            n = el_page_html(c->gen->page, l, position, (uint64_t)cfg->poll_s, cfg->poll_s, body,
-                             sizeof(body));
-            ctype = "text/html; charset=utf-8";
-        } else {
-            n = el_page_json_waiting(position, (uint64_t)cfg->poll_s, cfg->poll_s, body,
-                                     sizeof(body));
-            ctype = "application/json";
-        }
-    } else {
-        n = (size_t)snprintf(body, sizeof(body),
-                             "503 Service Unavailable: the backend is at its concurrency "
-                             "limit and this request waited queue_timeout_ms (%d ms); try "
-                             "again\n", cfg->queue_timeout_ms);
-    }
+    struct el_gate_ctx *g = &c->gate;
+    el_gate_busy(c->w->gate, g, &c->req, (uint64_t)st.queued + 1);
     el_info("queue: %s: \"%s\" waited %d ms for a backend slot (queue_timeout_ms), answered 503",
-            c->peer_ip, conn_cfg(c)->access_log ? c->log_req : "", cfg->queue_timeout_ms);
+            c->peer_ip, cfg->access_log ? c->log_req : "", cfg->queue_timeout_ms);
     bool close = !c->req_body_done || !c->req.keep_alive;
     if (c->req_body_done) el_buf_consume(&c->in, c->req.head_len);
-    respond(c, 503, ctype, body, n, c->gate.cookie, cfg->poll_s, close);
+    respond(c, g->status, g->ctype, g->body, g->body_len, g->cookie, g->retry_after, close);
     access_log(c, "queue-timeout");
     finish_request(c);
 }

@@ -125,6 +125,8 @@ static void admin_status(void *ctx, struct el_status *st)
     st->queueing = ct->queueing;
     st->waiting = el_room_waiting(ct->room_shared);
     st->admitted_total = el_room_admitted_total(ct->room_shared);
+    st->unclaimed_total = el_room_unclaimed_total(ct->room_shared);
+    st->places_kept_total = el_room_places_kept_total(ct->room_shared);
     st->admit_per_s = ct->rate_now;
     st->p50_ms = ct->lat.p50;
     st->p95_ms = ct->lat.p95;

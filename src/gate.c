@@ -155,18 +155,55 @@ static void answer_state(struct el_gate *g, struct el_gate_ctx *ctx, const char 
 static void answer_wait(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_room_answer *a)
 {
     const struct el_config *cfg = gate_cfg(g);
+    struct el_page_view v = {.lang = (enum el_lang)ctx->lang,
+                             .position = a->place.position,
+                             .eta_s = a->eta_s,
+                             .poll_s = cfg->poll_s,
+                             .keep_place_s = el_room_keep_place_s(cfg),
+                             .target = ctx->back,
+                             .target_len = ctx->back_len};
     size_t n;
     if (ctx->html && !ctx->status_path) {
-        n = el_page_html(g->page, (enum el_lang)ctx->lang, a->place.position, a->eta_s,
-                         cfg->poll_s, g->scratch, sizeof(g->scratch));
+        n = el_page_html(g->page, &v, g->scratch, sizeof(g->scratch));
         answer(ctx, EL_DECISION_WAIT, 503, "text/html; charset=utf-8", g->scratch, n);
     } else {
-        n = el_page_json_waiting(a->place.position, a->eta_s, cfg->poll_s, g->scratch,
-                                 sizeof(g->scratch));
+        n = el_page_json_waiting(&v, ctx->status_path, g->scratch, sizeof(g->scratch));
         answer(ctx, EL_DECISION_WAIT, ctx->status_path ? 200 : 503, "application/json",
                g->scratch, n);
     }
     ctx->retry_after = cfg->poll_s;
+}
+
+/* GET /_einlass/lang?set=TAG&to=PATH: remember the language in a cookie
+ * (not with mode = off: no cookies then) and go back to PATH. */
+static void answer_lang(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_http_msg *req,
+                        bool cookies)
+{
+    int lang;
+    size_t n = el_page_lang_switch(req->query, req->query_len, &lang, g->scratch,
+                                   sizeof(g->scratch));
+    answer(ctx, EL_DECISION_WAIT, 200, "text/html; charset=utf-8", g->scratch, n);
+    if (lang >= 0 && cookies)
+        snprintf(ctx->cookie, sizeof(ctx->cookie),
+                 EL_PAGE_LANG_COOKIE "=%s; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax%s",
+                 el_page_lang_tag((enum el_lang)lang), ctx->secure ? "; Secure" : "");
+}
+
+/* The waiter's language: the switch's cookie, else Accept-Language. */
+static enum el_lang waiter_lang(const struct el_http_msg *req)
+{
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const struct el_http_header *h = &req->headers[i];
+        const char *v;
+        size_t len;
+        int l;
+        if (el_strcaseeq(h->name, h->name_len, "cookie", 6) &&
+            el_http_cookie(h->value, h->value_len, EL_PAGE_LANG_COOKIE, &v, &len) &&
+            (l = el_page_lang_parse(v, len)) >= 0)
+            return (enum el_lang)l;
+    }
+    const struct el_http_header *al = el_http_find(req, "accept-language", 15);
+    return al ? el_page_lang(al->value, al->value_len) : EL_LANG_EN;
 }
 
 static void complete(struct el_gate_ctx *ctx)
@@ -282,6 +319,13 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
     ctx->status_path = path_len == sizeof(STATUS_PATH) - 1 &&
                        memcmp(path, STATUS_PATH, path_len) == 0;
 
+    if (path_len == sizeof(EL_PAGE_LANG_PATH) - 1 &&
+        memcmp(path, EL_PAGE_LANG_PATH, path_len) == 0) {
+        const struct el_http_header *xfp = find(req, "x-forwarded-proto");
+        ctx->secure = xfp && ctx->proxied && el_strcaseeq(xfp->value, xfp->value_len, "https", 5);
+        answer_lang(g, ctx, req, in->mode != EL_MODE_OFF);
+        return 1;
+    }
     if (in->mode == EL_MODE_OFF) { /* a plain proxy: no cookies */
         if (ctx->status_path) answer_state(g, ctx, "open");
         else forward(ctx, EL_DECISION_FORWARD);
@@ -336,8 +380,13 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
     /* The room queues: ask for the place, or join. */
     const struct el_http_header *accept = find(req, "accept");
     ctx->html = accept && el_page_wants_html(accept->value, accept->value_len);
-    const struct el_http_header *al = find(req, "accept-language");
-    ctx->lang = (uint8_t)(al ? el_page_lang(al->value, al->value_len) : EL_LANG_EN);
+    ctx->lang = (uint8_t)waiter_lang(req);
+    ctx->back_len = 0; /* the path and query as received (too long: none) */
+    if ((size_t)req->path_len + req->query_len <= sizeof(ctx->back)) {
+        memcpy(ctx->back, req->path, req->path_len);
+        memcpy(ctx->back + req->path_len, req->query, req->query_len);
+        ctx->back_len = (uint16_t)(req->path_len + req->query_len);
+    }
     if (!el_ratelimit_key(peer, &ctx->peer_key, &ctx->peer_family)) ctx->peer_family = 0;
     ctx->in_decide = true;
     if (cookie_token(g, req, "einlass_ticket", EL_TOKEN_TICKET, now, &t)) {
@@ -351,6 +400,41 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
     }
     ctx->in_decide = false;
     return ctx->completed ? 1 : 0;
+}
+
+void el_gate_busy(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_http_msg *req,
+                  uint64_t position)
+{
+    const struct el_config *cfg = gate_cfg(g);
+    bool get = (req->method_len == 3 && memcmp(req->method, "GET", 3) == 0) ||
+               (req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0);
+    ctx->status = 503;
+    ctx->retry_after = cfg->poll_s;
+    ctx->decision = EL_DECISION_WAIT;
+    if (!get) {
+        int n = snprintf(g->scratch, sizeof(g->scratch),
+                         "503 Service Unavailable: the backend is at its concurrency limit and "
+                         "this request waited queue_timeout_ms (%d ms); try again\n",
+                         cfg->queue_timeout_ms);
+        ctx->ctype = "text/plain; charset=utf-8";
+        ctx->body = g->scratch;
+        ctx->body_len = (size_t)n;
+        return;
+    }
+    const struct el_http_header *accept = find(req, "accept");
+    struct el_page_view v = {.lang = waiter_lang(req),
+                             .position = position,
+                             .eta_s = (uint64_t)cfg->poll_s,
+                             .poll_s = cfg->poll_s,
+                             .keep_place_s = el_room_keep_place_s(cfg)};
+    if (accept && el_page_wants_html(accept->value, accept->value_len)) {
+        ctx->body_len = el_page_html(g->page, &v, g->scratch, sizeof(g->scratch));
+        ctx->ctype = "text/html; charset=utf-8";
+    } else {
+        ctx->body_len = el_page_json_waiting(&v, false, g->scratch, sizeof(g->scratch));
+        ctx->ctype = "application/json";
+    }
+    ctx->body = g->scratch;
 }
 
 const char *el_gate_response(struct el_gate *g, struct el_gate_ctx *ctx,

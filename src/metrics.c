@@ -221,6 +221,12 @@ void el_metrics_render(struct evbuffer *out, const struct el_status *st)
     single_u64(out, "einlass_waiting", "gauge", "Live waiting tickets.", st->waiting);
     single_u64(out, "einlass_admitted_total", "counter", "Tickets exchanged for passes.",
                st->admitted_total);
+    single_u64(out, "einlass_admissions_unclaimed_total", "counter",
+               "Admissions held claim_s for a patient who did not come back: returned as credit.",
+               st->unclaimed_total);
+    single_u64(out, "einlass_places_kept_total", "counter",
+               "Admissions claimed by a patient who was away when their turn came.",
+               st->places_kept_total);
     single_u64(out, "einlass_joins_refused_total", "counter",
                "Joins refused by max_joins_per_ip_per_min (429, no place).", refused);
     single_num(out, "einlass_admit_per_second", "gauge", "Current admission rate.",

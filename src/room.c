@@ -6,8 +6,13 @@
  *     figures are atomics written by the main thread's tick, read anywhere.
  *   - each thread's room holds its own Redis store (store = redis) and the
  *     configuration generation it was made for; a reload that changes the
- *     store kind, Redis address, room name or poll_s bumps sh->gen, and the
- *     thread's room remakes its Redis store on its next use.
+ *     store kind, Redis address, room name, poll_s, keep_place_s or claim_s
+ *     bumps sh->gen, and the thread's room remakes its Redis store on its
+ *     next use.
+ *   - places and holds: the stores keep a place keep_place_s since it was
+ *     last seen and hold a reached ticket's admission claim_s (store.h);
+ *     both are at least 3 x poll_s (the old generation), so a patient who
+ *     polls as told never loses either, and claim_s is at most keep_place_s.
  *   - every join/check answers exactly once and never with an error: when
  *     Redis is configured but down (or an op fails), the newcomer, or the
  *     holder of a Redis ticket, joins the local queue (answer.local = true).
@@ -56,10 +61,14 @@ struct el_room_shared {
     bool use_redis;                  /* store = redis */
     char *redis;                     /* Redis address */
     char *room;                      /* room name */
-    int poll_s;                      /* generation length / 3 */
+    int poll_s;                      /* a claim later than 3 x poll_s is a place kept */
+    int keep_ms;                     /* keep_place_s (at least 3 x poll_s), ms */
+    int claim_ms;                    /* claim_s (at least 3 x poll_s, at most keep_ms), ms */
     _Atomic unsigned gen;            /* bumped when the Redis store must be remade */
     _Atomic uint64_t waiting;        /* figures from the last tick */
     _Atomic uint64_t admitted_total; /* ... */
+    _Atomic uint64_t unclaimed_total; /* ... held admissions returned as credit */
+    _Atomic uint64_t kept_total;     /* ... admissions claimed by a patient who was away */
     _Atomic uint64_t rate_bits;      /* measured rate (double bits) */
     _Atomic uint64_t conf_rate_bits; /* configured admit_per_s (double bits) */
     _Atomic uint64_t tick_rate_bits; /* the last tick's rate (double bits) */
@@ -158,7 +167,8 @@ static void ensure_store(struct el_room *r)
     if (gen == r->gen) return;
     pthread_mutex_lock(&sh->lock);
     bool want = sh->use_redis && r->base != NULL;
-    struct el_store_params p = {.room = sh->room, .poll_s = sh->poll_s, .redis = sh->redis,
+    struct el_store_params p = {.room = sh->room, .poll_s = sh->poll_s, .keep_ms = sh->keep_ms,
+                                .claim_ms = sh->claim_ms, .redis = sh->redis,
                                 .timeout_ms = REDIS_TIMEOUT_MS};
     struct el_store *old = r->redis;
     r->redis = want ? el_store_redis_new(r->base, &p) : NULL;
@@ -248,14 +258,19 @@ static void publish(struct el_room *r)
     struct el_room_shared *sh = r->sh;
     bool up = redis_usable(r);
     uint64_t waiting = r->mem_st.waiting, admitted = r->mem_st.admitted_total;
+    uint64_t unclaimed = r->mem_st.unclaimed_total, kept = r->mem_st.kept_total;
     double rate = r->mem_st.rate;
     if (r->redis_known) {
         waiting += r->redis_st.waiting;
         admitted += r->redis_st.admitted_total;
+        unclaimed += r->redis_st.unclaimed_total;
+        kept += r->redis_st.kept_total;
         if (up) rate += r->redis_st.rate;
     }
     atomic_store(&sh->waiting, waiting);
     atomic_store(&sh->admitted_total, admitted);
+    atomic_store(&sh->unclaimed_total, unclaimed);
+    atomic_store(&sh->kept_total, kept);
     atomic_store(&sh->rate_bits, dbits(rate));
     atomic_store(&sh->state, r->redis == NULL ? EL_STORE_STATE_MEMORY
                                             : up       ? EL_STORE_STATE_REDIS
@@ -318,6 +333,16 @@ uint64_t el_room_admitted_total(const struct el_room_shared *sh)
     return atomic_load(&sh->admitted_total);
 }
 
+uint64_t el_room_unclaimed_total(const struct el_room_shared *sh)
+{
+    return atomic_load(&sh->unclaimed_total);
+}
+
+uint64_t el_room_places_kept_total(const struct el_room_shared *sh)
+{
+    return atomic_load(&sh->kept_total);
+}
+
 double el_room_measured_rate(const struct el_room_shared *sh)
 {
     return bitsd(atomic_load(&sh->rate_bits));
@@ -344,13 +369,31 @@ static bool str_changed(const char *a, const char *b)
     return strcmp(a ? a : "", b ? b : "") != 0;
 }
 
+/* keep_place_s and claim_s in ms, each at least 3 x poll_s (a patient who
+ * polls as told keeps both), claim at most keep. */
+int el_room_keep_place_s(const struct el_config *cfg)
+{
+    return EL_MAX(cfg->keep_place_s, 3 * (cfg->poll_s > 0 ? cfg->poll_s : 1));
+}
+
+static void room_times(const struct el_config *cfg, int *keep_ms, int *claim_ms)
+{
+    int floor_s = 3 * (cfg->poll_s > 0 ? cfg->poll_s : 1);
+    int keep_s = el_room_keep_place_s(cfg);
+    *keep_ms = keep_s * 1000;
+    *claim_ms = EL_MIN(EL_MAX(cfg->claim_s, floor_s), keep_s) * 1000;
+}
+
 void el_room_shared_configure(struct el_room_shared *sh, const struct el_config *cfg)
 {
     bool use_redis = cfg->store == EL_STORE_REDIS;
     int poll_s = cfg->poll_s > 0 ? cfg->poll_s : 1;
+    int keep_ms, claim_ms;
+    room_times(cfg, &keep_ms, &claim_ms);
     pthread_mutex_lock(&sh->lock);
-    bool changed = use_redis != sh->use_redis || poll_s != sh->poll_s ||
-                   str_changed(cfg->redis, sh->redis) || str_changed(cfg->room_name, sh->room);
+    bool changed = use_redis != sh->use_redis || poll_s != sh->poll_s || keep_ms != sh->keep_ms ||
+                   claim_ms != sh->claim_ms || str_changed(cfg->redis, sh->redis) ||
+                   str_changed(cfg->room_name, sh->room);
     if (changed) {
         free(sh->redis);
         free(sh->room);
@@ -358,9 +401,12 @@ void el_room_shared_configure(struct el_room_shared *sh, const struct el_config 
         sh->room = el_strdup(cfg->room_name ? cfg->room_name : "");
         sh->use_redis = use_redis;
         sh->poll_s = poll_s;
+        sh->keep_ms = keep_ms;
+        sh->claim_ms = claim_ms;
         atomic_fetch_add(&sh->gen, 1);
     }
-    struct el_store_params p = {.room = sh->room, .poll_s = poll_s};
+    struct el_store_params p = {.room = sh->room, .poll_s = poll_s, .keep_ms = keep_ms,
+                                .claim_ms = claim_ms};
     el_store_memory_configure(sh->mem, &p);
     if (!use_redis) atomic_store(&sh->state, EL_STORE_STATE_MEMORY);
     else if (changed) /* until a tick sees it up */
@@ -376,6 +422,7 @@ struct el_room_shared *el_room_shared_new(const struct el_config *cfg)
     struct el_room_shared *sh = el_calloc(1, sizeof(*sh));
     pthread_mutex_init(&sh->lock, NULL);
     struct el_store_params p = {.room = cfg->room_name, .poll_s = cfg->poll_s};
+    room_times(cfg, &p.keep_ms, &p.claim_ms);
     sh->mem = el_store_memory_new(&p);
     uint64_t seed = el_now_us() ^ (uint64_t)(uintptr_t)sh;
     sh->revoked = el_revoke_new(EL_STORE_RELEASED_MAX, seed);

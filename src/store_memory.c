@@ -9,13 +9,21 @@
  *   - lane.waiting is exactly the number of prev bits in [head, tail): joins
  *     add one, admissions take one, a generation roll recounts it. So the
  *     meter never scans to learn that a lane is empty.
- *   - an admitted ticket gets its cur bit set, so it stays live (and may
- *     exchange its pass) for at least one more generation; a ticket the head
- *     stepped over while dead is GONE when it comes back.
+ *   - an admitted ticket gets its cur bit set, so it stays live for at least
+ *     one more generation (L >= claim_ms); a ticket the head stepped over
+ *     while dead is GONE when it comes back.
+ *   - held admissions: per lane, log holds (time, head after, admitted) of
+ *     the advances that admitted anyone, one entry per second at most, oldest
+ *     first, covering [claim_from, head). A ticket in [claim_from, head)
+ *     that is live may claim its pass; when the oldest entry is claim_ms old
+ *     it leaves the log: its admissions without an exchange bit become
+ *     credits, and claim_from moves to its head. late_from (<= head) is the
+ *     head of the newest entry older than 3 x poll_s: a claim below it was
+ *     made by a patient who was away when their turn came.
  * One mutex guards everything; callbacks run after it is released, before
  * the op returns. Bitmaps grow with the ticket numbers and are never
  * trimmed: 3 bits per ticket number ever handed out (about 3.6 MB for ten
- * million). Released pass ids live in a fixed table of their own
+ * million), plus the held-admission log (claim_ms / 1 s entries a lane). Released pass ids live in a fixed table of their own
  * (EL_STORE_RELEASED_MAX, 2 MB), for one credit per pass. Time is the now_ms
  * the caller passes. */
 #include "store_internal.h"
@@ -34,12 +42,25 @@ struct bitmap {
     size_t nw;   /* words allocated (zero-filled) */
 };
 
+/* One second's admissions in a lane, held for their tickets. */
+struct held {
+    uint64_t t;   /* when the first of them was made */
+    uint64_t h;   /* the lane's head after them: they lie below */
+    uint64_t n;   /* how many tickets were admitted */
+};
+
 struct lane {
     uint64_t head;          /* every number below was reached */
     uint64_t tail;          /* the next number to hand out */
     uint64_t waiting;       /* prev bits in [head, tail) */
     struct bitmap live[2];  /* generation bitmaps, by generation parity */
     struct bitmap exchange; /* a set bit: that ticket's pass was claimed */
+    uint64_t claim_from;    /* admitted tickets below this may no longer claim */
+    uint64_t late_from;     /* a claim below this comes later than 3 x poll_s */
+    struct held *log;       /* ring of held admissions, oldest first */
+    size_t log_lo, log_n;   /* first entry, entries */
+    size_t log_cap;         /* ring size (a power of two, or 0) */
+    size_t log_late;        /* entries already older than 3 x poll_s */
 };
 
 struct meter {
@@ -55,13 +76,17 @@ struct meter {
 struct mstore {
     struct el_store base;    /* ops table: first member */
     pthread_mutex_t lock;    /* guards every field below */
-    uint64_t gen_ms;         /* generation length L = 3 * poll_s seconds */
+    uint64_t gen_ms;         /* generation length L = keep_place_s */
+    uint64_t claim_ms;       /* an admission is held this long (<= gen_ms) */
+    uint64_t late_ms;        /* 3 * poll_s: a later claim counts as a place kept */
     struct lane lanes[2];    /* 0 normal, 1 priority */
     uint64_t gen;            /* generation number: parity picks cur */
     uint64_t gen_t;          /* when the current generation started */
     bool started;            /* gen_t is set */
     struct meter meter;        /* fraction, last advance, credits, measured rate */
     uint64_t admitted_total; /* passes claimed */
+    uint64_t unclaimed_total; /* held admissions returned as credit */
+    uint64_t kept_total;     /* claims later than late_ms after the admission */
     struct el_revoke *released; /* pass ids released (their credit given); own lock */
 };
 
@@ -203,6 +228,55 @@ static uint64_t total_waiting(const struct mstore *s)
     return s->lanes[0].waiting + s->lanes[1].waiting;
 }
 
+static struct held *log_at(struct lane *ln, size_t i)
+{
+    return &ln->log[(ln->log_lo + i) & (ln->log_cap - 1)];
+}
+
+/* Record n admissions made at now (head is the lane's head after them). */
+static void log_admitted(struct lane *ln, uint64_t now, uint64_t n)
+{
+    if (ln->log_n > 0) {
+        struct held *last = log_at(ln, ln->log_n - 1);
+        if (now >= last->t && now - last->t < 1000) {
+            last->h = ln->head;
+            last->n += n;
+            return;
+        }
+    }
+    if (ln->log_n == ln->log_cap) {
+        size_t cap = ln->log_cap ? ln->log_cap * 2 : 64;
+        struct held *nl = el_malloc(cap * sizeof(*nl));
+        for (size_t i = 0; i < ln->log_n; i++) nl[i] = *log_at(ln, i);
+        free(ln->log);
+        ln->log = nl;
+        ln->log_lo = 0;
+        ln->log_cap = cap;
+    }
+    *log_at(ln, ln->log_n++) = (struct held){.t = now, .h = ln->head, .n = n};
+}
+
+/* Move the late and claim horizons to now; returns the credits of held
+ * admissions that were not claimed in time. */
+static uint64_t expire_held(struct mstore *s, struct lane *ln, uint64_t now)
+{
+    uint64_t credits = 0;
+    while (ln->log_late < ln->log_n && now >= log_at(ln, ln->log_late)->t + s->late_ms)
+        ln->late_from = log_at(ln, ln->log_late++)->h;
+    while (ln->log_n > 0 && now >= log_at(ln, 0)->t + s->claim_ms) {
+        struct held *e = log_at(ln, 0);
+        uint64_t claimed = bm_count(&ln->exchange, ln->claim_from, e->h);
+        if (e->n > claimed) credits += e->n - claimed;
+        ln->claim_from = e->h;
+        if (ln->late_from < e->h) ln->late_from = e->h;
+        ln->log_lo = (ln->log_lo + 1) & (ln->log_cap - 1);
+        ln->log_n--;
+        if (ln->log_late > 0) ln->log_late--;
+    }
+    s->unclaimed_total += credits;
+    return credits;
+}
+
 static void mem_join(struct el_store *st, uint8_t lane, uint64_t now_ms, el_store_place_cb cb,
                      void *arg)
 {
@@ -237,9 +311,10 @@ static void mem_check(struct el_store *st, uint8_t lane, uint64_t num, uint64_t 
         if (num < ln->head) {
             if (bm_get(&ln->exchange, num)) {
                 p.state = EL_PLACE_USED;
-            } else if (live) {
+            } else if (live && num >= ln->claim_from) { /* its admission is still held */
                 bm_set(&ln->exchange, num);
                 s->admitted_total++;
+                if (num < ln->late_from) s->kept_total++;
                 p.state = EL_PLACE_ADMITTED;
             }
         } else if (live) {
@@ -262,11 +337,13 @@ static void mem_advance(struct el_store *st, double rate, uint64_t now_ms, el_st
     struct el_store_stats out;
     pthread_mutex_lock(&s->lock);
     roll(s, now_ms);
+    for (int l = 0; l < 2; l++) s->meter.credits += expire_held(s, &s->lanes[l], now_ms);
     uint64_t elapsed;
     uint64_t n = meter_budget(&s->meter, rate, now_ms, &elapsed);
     uint64_t admitted = 0;
     for (int l = 1; l >= 0; l--) {
         struct lane *ln = &s->lanes[l];
+        uint64_t before = admitted;
         while (n > 0 && ln->waiting > 0) {
             uint64_t p = bm_next(prev(s, l), ln->head, ln->tail);
             if (p >= ln->tail) break; /* cannot happen while waiting is exact */
@@ -276,12 +353,15 @@ static void mem_advance(struct el_store *st, double rate, uint64_t now_ms, el_st
             n--;
             admitted++;
         }
+        if (admitted > before) log_admitted(ln, now_ms, admitted - before);
         if (ln->waiting == 0) ln->head = ln->tail;
     }
     meter_done(&s->meter, admitted, elapsed, total_waiting(s) > 0);
     out.waiting = total_waiting(s);
     out.admitted_total = s->admitted_total;
     out.rate = s->meter.rate;
+    out.unclaimed_total = s->unclaimed_total;
+    out.kept_total = s->kept_total;
     pthread_mutex_unlock(&s->lock);
     if (cb) cb(arg, 0, &out);
 }
@@ -309,6 +389,7 @@ static void mem_free(struct el_store *st)
         bm_clear(&s->lanes[l].live[0]);
         bm_clear(&s->lanes[l].live[1]);
         bm_clear(&s->lanes[l].exchange);
+        free(s->lanes[l].log);
     }
     el_revoke_free(s->released);
     pthread_mutex_destroy(&s->lock);
@@ -325,9 +406,13 @@ static const struct el_store_ops mem_ops = {
     .free = mem_free,
 };
 
-static uint64_t gen_ms(const struct el_store_params *p)
+/* L, the hold and the late mark from p (see store.h for the defaults). */
+static void set_times(struct mstore *s, const struct el_store_params *p)
 {
-    return (uint64_t)(p->poll_s > 0 ? p->poll_s : 1) * 3000;
+    uint64_t late = (uint64_t)(p->poll_s > 0 ? p->poll_s : 1) * 3000;
+    s->gen_ms = p->keep_ms > 0 ? (uint64_t)p->keep_ms : late;
+    s->claim_ms = p->claim_ms > 0 ? EL_MIN((uint64_t)p->claim_ms, s->gen_ms) : s->gen_ms;
+    s->late_ms = late;
 }
 
 struct el_store *el_store_memory_new(const struct el_store_params *p)
@@ -335,7 +420,7 @@ struct el_store *el_store_memory_new(const struct el_store_params *p)
     struct mstore *s = el_calloc(1, sizeof(*s));
     s->base.ops = &mem_ops;
     pthread_mutex_init(&s->lock, NULL);
-    s->gen_ms = gen_ms(p);
+    set_times(s, p);
     s->released = el_revoke_new(EL_STORE_RELEASED_MAX, (uint64_t)(uintptr_t)s);
     return &s->base;
 }
@@ -344,6 +429,6 @@ void el_store_memory_configure(struct el_store *st, const struct el_store_params
 {
     struct mstore *s = (struct mstore *)st;
     pthread_mutex_lock(&s->lock);
-    s->gen_ms = gen_ms(p);
+    set_times(s, p);
     pthread_mutex_unlock(&s->lock);
 }

@@ -7,7 +7,13 @@
  *                          and start, ms), frac last cred (meter), rate bn bms
  *                          (measured rate and its window), adm (passes
  *                          claimed), r0 r1 (tail per lane at the last roll),
- *                          pf (set once the block counts below are kept)
+ *                          pf (set once the block counts below are kept),
+ *                          c0 c1 (claim horizon per lane: admitted tickets
+ *                          below may no longer claim), k0 k1 (late mark: a
+ *                          claim below is later than 3 x poll_s), q0 q1
+ *                          (entries of held:L older than 3 x poll_s), unc
+ *                          (held admissions returned as credit), kept
+ *                          (claims below the late mark)
  *   einlass:{R}:live:P:L   liveness bitmap of generation parity P, lane L
  *   einlass:{R}:blk:P:L    block counts of live:P:L below rL (blocks of B =
  *                          65536 ticket numbers, 8 KB of bitmap): while P is
@@ -15,6 +21,12 @@
  *                          block b; while P is the previous one, field i =
  *                          set bits below min(i * B, rL) (prefix sums)
  *   einlass:{R}:x:L        exchange bitmap of lane L
+ *   einlass:{R}:held:L     list of lane L's held admissions, oldest first:
+ *                          "time:head:n" (n tickets admitted below head, the
+ *                          first at time, ms), one entry a second at most,
+ *                          claim_ms / 1 s entries (a few KB); the meter pops
+ *                          an entry claim_ms old and credits its n minus the
+ *                          exchange bits in [cL, head) (store.h)
  *   einlass:{R}:rel        sorted set of released pass ids (member: the id
  *                          in decimal, score: Redis time of the release in
  *                          ms), trimmed to the last ttl by each release: ZADD
@@ -93,13 +105,14 @@
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
-#define NKEYS 12
+#define NKEYS 14
 #define BLOCK 65536 /* ticket numbers per counted block */
 
 /* KEYS: 1 meter, 2..5 live bitmaps (KEYS[2 + parity * 2 + lane]), 6..7
  * exchange per lane, 8..11 block counts (KEYS[8 + parity * 2 + lane]), 12
- * released pass ids.
- * ARGV[1] = poll_s. Sets the locals and helpers every script uses, builds
+ * released pass ids, 13..14 held admissions per lane.
+ * ARGV[1] = L (keep_place_s, ms), ARGV[2] = claim_ms, ARGV[3] = 3 x poll_s
+ * in ms (every script gets all three; its own arguments follow). Sets the locals and helpers every script uses, builds
  * missing block counts, and rolls the generation when due. live(CUR, l) /
  * live(PREV, l) name a lane's bitmaps and blk() their block counts; set_cur
  * sets a cur bit (at a number below tail) and counts it; count_live(l, a, b)
@@ -110,7 +123,7 @@
     "local CUR, PREV = 0, 1\n"                                                                     \
     "local t = redis.call('TIME')\n"                                                               \
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"                      \
-    "local L = math.max(tonumber(ARGV[1]), 1) * 3000\n"                                            \
+    "local L = math.max(tonumber(ARGV[1]), 1)\n"                                                   \
     "local f = redis.call('HMGET', m, 'h0', 'h1', 't0', 't1', 'w0', 'w1', 'g', 'gt', 'rate',\n"    \
     "  'r0', 'r1', 'pf')\n"                                                                        \
     "local head = {tonumber(f[1]) or 0, tonumber(f[2]) or 0}\n"                                    \
@@ -209,9 +222,9 @@
     "  redis.call('HSET', m, 'g', g, 'gt', gt, 'w0', w[1], 'w1', w[2], 'r0', r[1], 'r1', r[2])\n"  \
     "end\n"
 
-/* ARGV[2] = lane. Returns {state, num, position, waiting, rate}. */
+/* ARGV[4] = lane. Returns {state, num, position, waiting, rate}. */
 static const char lua_join[] = LUA_PRELUDE
-    "local l = tonumber(ARGV[2])\n"
+    "local l = tonumber(ARGV[4])\n"
     "local num = tail[l + 1]\n"
     "tail[l + 1] = num + 1\n"
     "w[l + 1] = w[l + 1] + 1\n"
@@ -222,10 +235,12 @@ static const char lua_join[] = LUA_PRELUDE
     "if l == 0 then pos = w[1] + w[2] end\n"
     "return {0, num, pos, w[1] + w[2], mrate}\n";
 
-/* ARGV[2] = lane, ARGV[3] = num. Returns {state, num, position, waiting, rate}. */
+/* ARGV[4] = lane, ARGV[5] = num. Returns {state, num, position, waiting,
+ * rate}. A reached ticket claims its pass while its admission is held (at or
+ * above the claim horizon) and it is live. */
 static const char lua_check[] = LUA_PRELUDE
-    "local l = tonumber(ARGV[2])\n"
-    "local num = tonumber(ARGV[3])\n"
+    "local l = tonumber(ARGV[4])\n"
+    "local num = tonumber(ARGV[5])\n"
     "local state, pos = 3, 0\n"
     "if num < tail[l + 1] then\n"
     "  local live_now = redis.call('GETBIT', live(PREV, l), num) == 1\n"
@@ -233,9 +248,13 @@ static const char lua_check[] = LUA_PRELUDE
     "    if redis.call('GETBIT', KEYS[6 + l], num) == 1 then\n"
     "      state = 2\n"
     "    elseif live_now then\n"
-    "      redis.call('SETBIT', KEYS[6 + l], num, 1)\n"
-    "      redis.call('HINCRBY', m, 'adm', 1)\n"
-    "      state = 1\n"
+    "      local h = redis.call('HMGET', m, 'c' .. l, 'k' .. l)\n"
+    "      if num >= (tonumber(h[1]) or 0) then\n"
+    "        redis.call('SETBIT', KEYS[6 + l], num, 1)\n"
+    "        redis.call('HINCRBY', m, 'adm', 1)\n"
+    "        if num < (tonumber(h[2]) or 0) then redis.call('HINCRBY', m, 'kept', 1) end\n"
+    "        state = 1\n"
+    "      end\n"
     "    end\n"
     "  elseif live_now then\n"
     "    set_cur(l, num)\n"
@@ -246,21 +265,60 @@ static const char lua_check[] = LUA_PRELUDE
     "end\n"
     "return {state, num, pos, w[1] + w[2], mrate}\n";
 
-/* ARGV[2] = rate. Returns {waiting, admitted_total, rate}. */
+/* ARGV[4] = rate. Returns {waiting, admitted_total, rate, unclaimed, kept}.
+ * First the held admissions: entries 3 x poll_s old move the late mark,
+ * entries claim_ms old leave the log and credit their unclaimed
+ * admissions (the same as expire_held in store_memory.c). */
 static const char lua_advance[] = LUA_PRELUDE
-    "local rate = tonumber(ARGV[2]) or 0\n"
+    "local rate = tonumber(ARGV[4]) or 0\n"
     "if rate < 0 or rate ~= rate then rate = 0 end\n"
-    "local a = redis.call('HMGET', m, 'frac', 'last', 'cred', 'bn', 'bms', 'adm')\n"
+    "local CLAIM, LATE = tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+    "local function entry(e)\n"
+    "  local et, eh, en = string.match(e, '^(%d+):(%d+):(%d+)$')\n"
+    "  return tonumber(et), tonumber(eh), tonumber(en)\n"
+    "end\n"
+    "local credit = 0\n"
+    "for l = 0, 1 do\n"
+    "  local key = KEYS[13 + l]\n"
+    "  local h = redis.call('HMGET', m, 'c' .. l, 'k' .. l, 'q' .. l)\n"
+    "  local cf, kf, q = tonumber(h[1]) or 0, tonumber(h[2]) or 0, tonumber(h[3]) or 0\n"
+    "  local moved = false\n"
+    "  while true do\n"
+    "    local e = redis.call('LINDEX', key, q)\n"
+    "    if not e then break end\n"
+    "    local et, eh = entry(e)\n"
+    "    if now < et + LATE then break end\n"
+    "    kf, q, moved = eh, q + 1, true\n"
+    "  end\n"
+    "  while true do\n"
+    "    local e = redis.call('LINDEX', key, 0)\n"
+    "    if not e then break end\n"
+    "    local et, eh, en = entry(e)\n"
+    "    if now < et + CLAIM then break end\n"
+    "    local claimed = 0\n"
+    "    if eh > cf then claimed = redis.call('BITCOUNT', KEYS[6 + l], cf, eh - 1, 'BIT') end\n"
+    "    if en > claimed then credit = credit + en - claimed end\n"
+    "    cf = eh\n"
+    "    if kf < eh then kf = eh end\n"
+    "    if q > 0 then q = q - 1 end\n"
+    "    redis.call('LPOP', key)\n"
+    "    moved = true\n"
+    "  end\n"
+    "  if moved then redis.call('HSET', m, 'c' .. l, cf, 'k' .. l, kf, 'q' .. l, q) end\n"
+    "end\n"
+    "if credit > 0 then redis.call('HINCRBY', m, 'unc', credit) end\n"
+    "local a = redis.call('HMGET', m, 'frac', 'last', 'cred', 'bn', 'bms', 'adm', 'unc', 'kept')\n"
     "local frac = tonumber(a[1]) or 0\n"
     "local last = tonumber(a[2])\n"
     "local el = 0\n"
     "if last ~= nil and now > last then el = math.min(now - last, " EL_STR(EL_METER_MAX_GAP_MS) ") end\n"
-    "local budget = frac + rate * el / 1000 + (tonumber(a[3]) or 0)\n"
+    "local budget = frac + rate * el / 1000 + (tonumber(a[3]) or 0) + credit\n"
     "local n = math.floor(budget)\n"
     "frac = budget - n\n"
     "local admitted = 0\n"
     "for _, l in ipairs({1, 0}) do\n"
     "  local i = l + 1\n"
+    "  local before = admitted\n"
     "  while n > 0 and w[i] > 0 do\n"
     "    local p = redis.call('BITPOS', live(PREV, l), 1, head[i], tail[i] - 1, 'BIT')\n"
     "    if p < 0 then break end\n"
@@ -269,6 +327,17 @@ static const char lua_advance[] = LUA_PRELUDE
     "    w[i] = w[i] - 1\n"
     "    n = n - 1\n"
     "    admitted = admitted + 1\n"
+    "  end\n"
+    "  if admitted > before then\n"
+    "    local key, k = KEYS[13 + l], admitted - before\n"
+    "    local e = redis.call('LINDEX', key, -1)\n"
+    "    local et, _, en\n"
+    "    if e then et, _, en = entry(e) end\n"
+    "    if et and now >= et and now - et < 1000 then\n"
+    "      redis.call('LSET', key, -1, et .. ':' .. head[i] .. ':' .. (en + k))\n"
+    "    else\n"
+    "      redis.call('RPUSH', key, now .. ':' .. head[i] .. ':' .. k)\n"
+    "    end\n"
     "  end\n"
     "  if w[i] <= 0 then w[i] = 0; head[i] = tail[i] end\n"
     "end\n"
@@ -290,23 +359,23 @@ static const char lua_advance[] = LUA_PRELUDE
     "redis.call('HSET', m, 'h0', head[1], 'h1', head[2], 'w0', w[1], 'w1', w[2],\n"
     "  'frac', string.format('%.17g', frac), 'last', now, 'cred', 0, 'bn', bn, 'bms', bms,\n"
     "  'rate', mrate)\n"
-    "return {w[1] + w[2], tonumber(a[6]) or 0, mrate}\n";
+    "return {w[1] + w[2], tonumber(a[6]) or 0, mrate, tonumber(a[7]) or 0, tonumber(a[8]) or 0}\n";
 
-/* ARGV[2] = pass id, ARGV[3] = ttl in ms. The first release of an id adds
+/* ARGV[4] = pass id, ARGV[5] = ttl in ms. The first release of an id adds
  * one credit. Returns {1 if it did, else 0}. */
 static const char lua_release[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "local ttl = tonumber(ARGV[3])\n"
+    "local ttl = tonumber(ARGV[5])\n"
     "redis.call('ZREMRANGEBYSCORE', KEYS[12], '-inf', '(' .. (now - ttl))\n"
-    "local added = redis.call('ZADD', KEYS[12], 'NX', now, ARGV[2])\n"
+    "local added = redis.call('ZADD', KEYS[12], 'NX', now, ARGV[4])\n"
     "if added == 1 then redis.call('HINCRBY', KEYS[1], 'cred', 1) end\n"
     "redis.call('PEXPIRE', KEYS[12], ttl)\n"
     "return {added}\n";
 
-/* ARGV[2] = cursor (ms). Returns {id, score, id, score, ...}, oldest first. */
+/* ARGV[4] = cursor (ms). Returns {id, score, id, score, ...}, oldest first. */
 static const char lua_revoked[] =
-    "return redis.call('ZRANGEBYSCORE', KEYS[12], ARGV[2], '+inf', 'WITHSCORES', 'LIMIT', 0, "
+    "return redis.call('ZRANGEBYSCORE', KEYS[12], ARGV[4], '+inf', 'WITHSCORES', 'LIMIT', 0, "
     EL_STR(EL_STORE_REVOKED_MAX) ")\n";
 
 enum op_kind { OP_JOIN = 0, OP_CHECK, OP_ADVANCE, OP_RELEASE, OP_REVOKED, OP_NKINDS };
@@ -337,7 +406,9 @@ struct rstore {
     struct el_store base;          /* ops table: first member */
     struct event_base *evb;        /* this thread's loop */
     char *addr;                    /* host:port or unix:/path */
-    int poll_s;                    /* generation length / 3 */
+    long long keep_ms;             /* generation length L (keep_place_s) */
+    long long claim_ms;            /* an admission is held this long (<= L) */
+    long long late_ms;             /* 3 x poll_s: a later claim is a place kept */
     int timeout_ms;                /* command (and connect) timeout */
     char *keys[NKEYS];             /* see the top of the file */
     char sha[OP_NKINDS][41];       /* SHA1 hex of each script */
@@ -566,10 +637,14 @@ static void deliver(struct op *op, const redisReply *r)
     }
     if (op->kind == OP_ADVANCE) {
         struct el_store_stats st;
-        if (r->elements != 3 || !int_elem(r, 0, &a) || !int_elem(r, 1, &b)) goto fail;
+        if (r->elements != 5 || !int_elem(r, 0, &a) || !int_elem(r, 1, &b) ||
+            !int_elem(r, 3, &c) || !int_elem(r, 4, &d))
+            goto fail;
         st.waiting = (uint64_t)a;
         st.admitted_total = (uint64_t)b;
         st.rate = str_elem(r, 2);
+        st.unclaimed_total = (uint64_t)c;
+        st.kept_total = (uint64_t)d;
         finish(op, 0, NULL, &st);
         return;
     }
@@ -614,15 +689,19 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 /* Hand op to hiredis (EVALSHA, or EVAL once NOSCRIPT was seen). */
 static void send_op(struct rstore *s, struct op *op)
 {
-    const char *argv[2 + 1 + NKEYS + 3];
+    const char *argv[2 + 1 + NKEYS + 5];
     size_t len[EL_ARRAY_LEN(argv)];
-    char nums[3][32];
+    char nums[5][32];
     int n = 0;
     argv[n++] = op->retried ? "EVAL" : "EVALSHA";
     argv[n++] = op->retried ? scripts[op->kind] : s->sha[op->kind];
     argv[n++] = EL_STR(NKEYS);
     for (int i = 0; i < NKEYS; i++) argv[n++] = s->keys[i];
-    snprintf(nums[0], sizeof(nums[0]), "%d", s->poll_s);
+    snprintf(nums[3], sizeof(nums[3]), "%lld", s->keep_ms);
+    argv[n++] = nums[3];
+    snprintf(nums[4], sizeof(nums[4]), "%lld", s->claim_ms);
+    argv[n++] = nums[4];
+    snprintf(nums[0], sizeof(nums[0]), "%lld", s->late_ms);
     argv[n++] = nums[0];
     if (op->kind == OP_ADVANCE) {
         snprintf(nums[1], sizeof(nums[1]), "%.6f", op->rate);
@@ -759,12 +838,14 @@ struct el_store *el_store_redis_new(struct event_base *base, const struct el_sto
     static const char *const suffix[NKEYS] = {"meter",   "live:0:0", "live:0:1", "live:1:0",
                                               "live:1:1", "x:0",     "x:1",      "blk:0:0",
                                               "blk:0:1",  "blk:1:0", "blk:1:1",
-                                              "rel"};
+                                              "rel",      "held:0",  "held:1"};
     struct rstore *s = el_calloc(1, sizeof(*s));
     s->base.ops = &redis_ops;
     s->evb = base;
     s->addr = el_strdup(p->redis ? p->redis : "127.0.0.1:6379");
-    s->poll_s = p->poll_s > 0 ? p->poll_s : 1;
+    s->late_ms = (long long)(p->poll_s > 0 ? p->poll_s : 1) * 3000;
+    s->keep_ms = p->keep_ms > 0 ? p->keep_ms : s->late_ms;
+    s->claim_ms = p->claim_ms > 0 ? EL_MIN((long long)p->claim_ms, s->keep_ms) : s->keep_ms;
     s->timeout_ms = p->timeout_ms > 0 ? p->timeout_ms : 1000;
     for (int i = 0; i < NKEYS; i++)
         s->keys[i] = el_sprintf("einlass:{%s}:%s", p->room ? p->room : "", suffix[i]);

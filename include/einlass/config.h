@@ -95,6 +95,8 @@ struct el_config {
     uint8_t previous_secret[EL_SECRET_LEN]; /* still accepted for verification */
     bool has_previous_secret;      /* previous_secret given (or carried over by reload) */
     int session_s;                 /* a pass lives this long after its last use */
+    int keep_place_s;              /* a waiting ticket keeps its place this long since last seen */
+    int claim_s;                   /* a reached ticket's admission is held this long */
     double admit_per_s;            /* admissions per second (start value when adapt) */
     double min_admit_per_s;        /* adapt's floor */
     double max_admit_per_s;        /* adapt's ceiling */

@@ -56,6 +56,8 @@ struct el_gate_ctx {
     bool status_path;          /* the request was /_einlass/status */
     bool html;                 /* the client wants the HTML page */
     uint8_t lang;              /* enum el_lang */
+    uint16_t back_len;         /* bytes in back; 0: the language links go to "/" */
+    char back[256];            /* the waiter's path and query: the language links' way back */
     bool in_decide;            /* inside el_gate_decide(): answers are synchronous */
     bool completed;            /* the decision is made */
     bool joined;               /* this request joined the room (once at most) */
@@ -101,6 +103,15 @@ void el_gate_set_generation(struct el_gate *g, const struct el_config *cfg,
 int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_http_msg *req,
                    const struct sockaddr *peer, const struct el_gate_input *in,
                    void (*done)(void *arg), void *arg);
+
+/* A forwarded request waited queue_timeout_ms for a backend slot: fill
+ * ctx's local answer (status 503, Retry-After poll_s): the waiting page or
+ * JSON at position for a GET or HEAD (the language and format the request
+ * asks for), a short text reason for anything else. The body is the gate's
+ * scratch, valid until its next decision. ctx's decision becomes WAIT; its
+ * cookie (a pass the gate gave) stays for the caller to send. */
+void el_gate_busy(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_http_msg *req,
+                  uint64_t position);
 
 /* The backend answered resp to a forwarded request: returns the Set-Cookie
  * value to add ("" for none). An "Einlass-Release: 1" ends the session: the

@@ -78,6 +78,8 @@ struct el_status {
     bool queueing;           /* the room queues newcomers now */
     uint64_t waiting;        /* live waiting tickets */
     uint64_t admitted_total; /* tickets exchanged for passes */
+    uint64_t unclaimed_total; /* held admissions not claimed within claim_s: given on */
+    uint64_t places_kept_total; /* admissions claimed by a patient who was away at their turn */
     double admit_per_s;      /* current metering rate */
     double p50_ms, p95_ms, p99_ms; /* window percentiles */
     uint64_t samples;        /* samples in the window */

@@ -34,6 +34,10 @@ typedef void (*el_room_cb)(void *arg, const struct el_room_answer *a);
 struct el_room_shared;
 struct el_room;
 
+/* How long a place is kept, in seconds: [room] keep_place_s, at least
+ * 3 x poll_s, so a patient who polls as told never loses it. */
+int el_room_keep_place_s(const struct el_config *cfg);
+
 /* Main thread: the process-wide part, from cfg. */
 struct el_room_shared *el_room_shared_new(const struct el_config *cfg);
 /* Main thread, on reload: take the new room keys. The queue and its places
@@ -76,6 +80,12 @@ void el_room_tick(struct el_room *r, double rate);
 uint64_t el_room_waiting(const struct el_room_shared *sh);
 uint64_t el_room_admitted_total(const struct el_room_shared *sh);
 double el_room_measured_rate(const struct el_room_shared *sh);
+/* Admissions held claim_s for a reached ticket and not claimed: returned as
+ * credit to the next in line. */
+uint64_t el_room_unclaimed_total(const struct el_room_shared *sh);
+/* Admissions claimed by a patient who was away when their turn came (later
+ * than 3 x poll_s after it, within claim_s). */
+uint64_t el_room_places_kept_total(const struct el_room_shared *sh);
 /* Which store the room uses now. */
 enum el_store_state {
     EL_STORE_STATE_MEMORY = 0, /* the embedded store, as configured */

@@ -6,12 +6,21 @@
  * tail (the next ticket number to hand out) and a head (every ticket number
  * below head has been reached). A ticket's number lives in its signed cookie;
  * the store keeps only counters and per-ticket bits:
- *   - liveness: two generation bitmaps "cur" and "prev" of L = 3 * poll_s
- *     seconds each. Join sets the bit in both; a check by a live ticket sets
- *     it in cur; at a generation change prev := cur, cur := empty. So cur is a
- *     subset of prev, and a ticket is live iff its bit is set in prev: it came
- *     back within the last L..2L seconds.
+ *   - liveness (a kept place): two generation bitmaps "cur" and "prev" of
+ *     L = keep_place_s seconds each. Join sets the bit in both; a check by a
+ *     live ticket sets it in cur; at a generation change prev := cur, cur :=
+ *     empty. So cur is a subset of prev, and a ticket is live iff its bit is
+ *     set in prev: it came back within the last L..2L seconds. A place is
+ *     kept at least keep_place_s since the ticket was last seen, however
+ *     seldom it polls, and dropped by 2 x keep_place_s.
  *   - exchange: one bitmap; setting a ticket's bit claims its one pass.
+ *   - held admissions: every admission is held for its ticket claim_s (at
+ *     most L): a log per lane of (time, head after, admitted), one entry a
+ *     second at most. When an entry is claim_s old, its admissions whose
+ *     pass was not claimed (exchange bits) return as credits to the meter,
+ *     and the claim horizon moves past it: a later check is GONE. A claim
+ *     more than 3 x poll_s after the admission was made by a patient who was
+ *     away when their turn came: counted as a place kept.
  * position = live tickets in [head, num] (1 = next in). The meter (advance)
  * moves the heads by rate x elapsed time, keeping the fraction, serving the
  * priority lane first and stepping over dead tickets without charging them.
@@ -53,9 +62,11 @@ struct el_place {
 };
 
 struct el_store_stats {
-    uint64_t waiting;        /* live waiting tickets, both lanes */
-    uint64_t admitted_total; /* tickets exchanged for passes, all instances */
-    double rate;             /* measured admissions per second */
+    uint64_t waiting;         /* live waiting tickets, both lanes */
+    uint64_t admitted_total;  /* tickets exchanged for passes, all instances */
+    double rate;              /* measured admissions per second */
+    uint64_t unclaimed_total; /* admissions not claimed within claim_s: returned as credit */
+    uint64_t kept_total;      /* admissions claimed later than 3 x poll_s (the patient was away) */
 };
 
 struct el_store;
@@ -99,14 +110,16 @@ struct el_store {
 
 struct el_store_params {
     const char *room;        /* room name: Redis keys are "einlass:{room}:..." */
-    int poll_s;              /* liveness generation is 3 * poll_s seconds */
+    int poll_s;              /* a claim later than 3 * poll_s counts as a place kept */
+    int keep_ms;             /* liveness generation L (keep_place_s); 0: 3 * poll_s */
+    int claim_ms;            /* an admission is held this long (at most L); 0: L */
     const char *redis;       /* host:port or unix:/path (Redis only) */
     int timeout_ms;          /* Redis command timeout */
 };
 
 /* Memory store: one per process; thread-safe. */
 struct el_store *el_store_memory_new(const struct el_store_params *p);
-/* Change poll_s / room on reload, keeping the queue. */
+/* Change poll_s / keep_ms / claim_ms / room on reload, keeping the queue. */
 void el_store_memory_configure(struct el_store *s, const struct el_store_params *p);
 
 /* Redis store on base (one per thread). Connects at once and reconnects with

@@ -5,10 +5,17 @@ minimal WebSocket client (Python standard library only).
 
 Checks that the page shows the visitor's place, updates it without a reload
 (its script polls /_einlass/status: a mark set on the window survives while
-the place counts down) and lands on the portal's content once admitted; and
-that the German page serves for Accept-Language: de. Screenshots at a phone
-size (390 x 844) are saved as test artifacts (waiting-room.png,
-warteraum.png; docs/ holds copies).
+the place counts down) and lands on the portal's content once admitted; that
+the German page serves for Accept-Language: de; that the page polls at once
+when a hidden tab is looked at again or comes back from the back-forward
+cache, and that a turn which comes while the tab is hidden is said in the
+tab's title and lands on the portal when the patient looks; that every
+language fits 320 px at 200 % zoom (160 CSS px) without horizontal
+scrolling, Arabic right to left; that the language switch works; and that
+all text meets WCAG 2.1 AA contrast (4.5:1) in light and dark mode.
+Screenshots at a phone size (390 x 844) are saved as test artifacts
+(waiting-room.png, warteraum.png, waiting-room-LANG.png; docs/ holds
+copies).
 
 chromium is installed by tests/install-deps.sh test; without it this test
 fails, it does not skip."""
@@ -230,10 +237,15 @@ def ahead_of(port):
     return r.json()["position"], Poller(port, c.cookies)
 
 
-def room(backend, rate):
-    room_keys = ("mode = on\nstore = memory\nadapt = off\npoll_s = 1\n"
-                 "min_admit_per_s = 0.01\nadmit_per_s = %s\n" % rate)
-    return Einlass(write_conf(conf_text(backend.port, room=room_keys)))
+TOKEN = "browser-admin"
+LANGS = ("de", "en", "tr", "ar", "ru", "uk", "pl")
+
+
+def room(backend, rate, poll_s=1):
+    room_keys = ("mode = on\nstore = memory\nadapt = off\npoll_s = %d\n"
+                 "min_admit_per_s = 0.01\nadmit_per_s = %s\n" % (poll_s, rate))
+    return Einlass(write_conf(conf_text(backend.port, room=room_keys,
+                                        server="admin_token = %s" % TOKEN)))
 
 
 PAGE_STATE = """JSON.stringify({
@@ -336,5 +348,197 @@ def test_german_page():
         b.stop()
 
 
+# The tab's visibility, as the page sees it (document.hidden and
+# visibilityState), set and announced with a visibilitychange event.
+VISIBILITY = """(function (state) {
+  if (!window.__elVis) {
+    Object.defineProperty(document, "visibilityState", {configurable: true,
+      get: function () { return window.__elVis; }});
+    Object.defineProperty(document, "hidden", {configurable: true,
+      get: function () { return window.__elVis === "hidden"; }});
+  }
+  window.__elVis = state;
+  document.dispatchEvent(new Event("visibilitychange"));
+  return 1;
+})(%s)"""
+
+COUNT_POLLS = """(function () {
+  window.__elPolls = 0;
+  var f = window.fetch;
+  window.fetch = function () { window.__elPolls++; return f.apply(this, arguments); };
+  return 1;
+})()"""
+
+
+def set_visibility(br, state):
+    assert br.eval(VISIBILITY % json.dumps(state)) == 1
+
+
+def started(br, e, lang_header=None, path="/"):
+    br.call("Page.enable")
+    br.call("Network.enable")
+    if lang_header:
+        br.call("Network.setExtraHTTPHeaders", headers={"Accept-Language": lang_header})
+    br.call("Emulation.setDeviceMetricsOverride", **PHONE)
+    return load(br, "http://127.0.0.1:%d%s" % (e.port, path))
+
+
+def test_hidden_tab_polls_when_looked_at_again_and_after_back_forward_cache():
+    b = start_backend()
+    e = room(b, "0.01", poll_s=60)  # the page's own timer stays out of this test
+    br = ahead = None
+    try:
+        br = Browser()
+        ahead = ahead_of(e.port)[1]
+        st = started(br, e)
+        assert st["place"] == "2", st
+        assert br.eval(COUNT_POLLS) == 1
+        set_visibility(br, "hidden")
+        br.eval('document.getElementById("place").textContent = "999"; 1')
+        time.sleep(1.0)  # a hidden tab does not poll on its own account
+        assert br.eval("window.__elPolls") == 0
+        # looked at again: it asks at once and shows the place as it is now
+        set_visibility(br, "visible")
+        wait_until(lambda: page_state(br).get("place") == "2", timeout=20,
+                   what="the place shown at once on return")
+        assert br.eval("window.__elPolls") == 1
+        # restored from the back-forward cache: the same
+        br.eval('document.getElementById("place").textContent = "999"; '
+                'window.dispatchEvent(new PageTransitionEvent("pageshow", {persisted: true})); 1')
+        wait_until(lambda: page_state(br).get("place") == "2", timeout=20,
+                   what="the place shown at once after pageshow")
+        assert br.eval("window.__elPolls") == 2
+    finally:
+        if br:
+            br.close()
+        if ahead:
+            ahead.stop()
+        assert e.stop() == 0
+        b.stop()
+
+
+def test_turn_while_hidden_says_so_in_the_title_then_lands_on_portal_when_looked_at():
+    b = start_backend()
+    e = room(b, "0.01")
+    br = ahead = None
+    try:
+        br = Browser()
+        ahead = ahead_of(e.port)[1]
+        st = started(br, e)
+        assert st["place"] == "2", st
+        assert br.eval("document.title") == "Waiting room"
+        br.eval("window.__elMark = 'no reload'; 1")
+        set_visibility(br, "hidden")
+        assert e.admin("POST", "/rate", "50", token=TOKEN)[0] == 204
+        title = wait_until(lambda: (lambda t: t if t and t.startswith("It is your turn!")
+                                    else None)(br.eval("document.title")),
+                           timeout=30, what="the turn in the tab's title")
+        assert title == "It is your turn! \u2013 Waiting room", title
+        st = page_state(br)
+        assert st["mark"] == "no reload" and "It is your turn" in st["body"], st
+        time.sleep(1.5)  # while hidden it stays (no reload behind the patient's back)
+        assert page_state(br).get("mark") == "no reload"
+        set_visibility(br, "visible")
+        final = wait_until(lambda: (lambda s: s if "portal content" in s.get("body", "")
+                                    else None)(page_state(br)), timeout=20, what="portal content")
+        assert final["mark"] is None, final
+    finally:
+        if br:
+            br.close()
+        if ahead:
+            ahead.stop()
+        assert e.stop() == 0
+        b.stop()
+
+
+# WCAG 2.1 contrast of every visible text against its effective background.
+CONTRAST = """(function () {
+  function rgb(s) { var m = s.match(/[\\d.]+/g); return m ? m.map(Number) : null; }
+  function lum(c) {
+    var a = c.slice(0, 3).map(function (v) {
+      v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+    return 0.2126 * a[0] + 0.7152 * a[1] + 0.0722 * a[2];
+  }
+  function bg(el) {
+    for (; el; el = el.parentElement) {
+      var c = rgb(getComputedStyle(el).backgroundColor);
+      if (c && (c.length < 4 || c[3] > 0)) return c;
+    }
+    return null;
+  }
+  var worst = 99, what = "", n = 0;
+  document.querySelectorAll("body *").forEach(function (el) {
+    var text = false;
+    el.childNodes.forEach(function (c) { if (c.nodeType === 3 && c.textContent.trim()) text = true; });
+    if (!text || el.closest(".sr") || el.closest("[hidden]") || el.closest("noscript")) return;
+    var cs = getComputedStyle(el);
+    if (cs.display === "none" || cs.visibility === "hidden") return;
+    var f = lum(rgb(cs.color)), b = lum(bg(el) || [255, 255, 255]);
+    var r = (Math.max(f, b) + 0.05) / (Math.min(f, b) + 0.05);
+    n++;
+    if (r < worst) { worst = r; what = el.tagName + "." + el.className + ": " + cs.color; }
+  });
+  return JSON.stringify({worst: worst, what: what, n: n});
+})()"""
+
+NO_HSCROLL = """JSON.stringify({w: document.documentElement.scrollWidth, iw: window.innerWidth,
+  dir: document.documentElement.dir, lang: document.documentElement.lang})"""
+
+NARROW = {"width": 160, "height": 400, "deviceScaleFactor": 2, "mobile": True}  # 320 px at 200 %
+
+
+def test_every_language_rtl_arabic_fits_320px_at_200_percent_and_meets_contrast():
+    b = start_backend()
+    e = room(b, "0.01")
+    br = ahead = None
+    try:
+        br = Browser()
+        ahead = ahead_of(e.port)[1]
+        url = "http://127.0.0.1:%d/book?x=1" % e.port
+        st = started(br, e, "ar-SY,ar;q=0.9", "/book?x=1")
+        assert st["lang"] == "ar" and br.eval("document.documentElement.dir") == "rtl", st
+        assert st["place"] == "\u0662", st  # Arabic-Indic two
+        for scheme in ("light", "dark"):
+            br.call("Emulation.setEmulatedMedia",
+                    features=[{"name": "prefers-color-scheme", "value": scheme}])
+            c = json.loads(br.eval(CONTRAST))
+            assert c["n"] >= 8 and c["worst"] >= 4.5, (scheme, c)
+            print("  contrast %s: lowest %.2f:1 (%s)" % (scheme, c["worst"], c["what"]), flush=True)
+        br.call("Emulation.setEmulatedMedia", features=[])
+        for lang in LANGS:
+            br.call("Network.setCookie", name="einlass_lang", value=lang, url=url)
+            br.call("Emulation.setDeviceMetricsOverride", **PHONE)
+            st = load(br, url)
+            assert st["lang"] == lang and st["place"], st
+            br.screenshot("waiting-room-%s.png" % lang)
+            br.call("Emulation.setDeviceMetricsOverride", **NARROW)
+            br.call("Page.reload")
+            wait_until(lambda: br.eval("document.readyState") == "complete" and
+                       br.eval("window.innerWidth") == 160, timeout=30, what="the narrow page")
+            m = json.loads(br.eval(NO_HSCROLL))
+            assert m["lang"] == lang and m["dir"] == ("rtl" if lang == "ar" else "ltr"), m
+            assert m["w"] <= m["iw"], (lang, m)  # no horizontal scrolling
+        # the switch: a plain link, back to the same address, remembered
+        br.call("Emulation.setDeviceMetricsOverride", **PHONE)
+        br.call("Network.setCookie", name="einlass_lang", value="de", url=url)
+        load(br, url)
+        br.eval('document.querySelector("a[hreflang=tr]").click(); 1')
+        st = wait_until(lambda: (lambda s: s if s.get("lang") == "tr" and s.get("place")
+                                 else None)(page_state(br)), timeout=30, what="the Turkish page")
+        assert br.eval("location.pathname + location.search") == "/book?x=1"
+        cookies = br.call("Network.getCookies", urls=[url])["cookies"]
+        assert {c["name"]: c["value"] for c in cookies}.get("einlass_lang") == "tr", cookies
+    finally:
+        if br:
+            br.close()
+        if ahead:
+            ahead.stop()
+        assert e.stop() == 0
+        b.stop()
+
+
 if __name__ == "__main__":
-    run([test_waiting_page_counts_down_without_reload_then_admits, test_german_page])
+    run([test_waiting_page_counts_down_without_reload_then_admits, test_german_page,
+         test_hidden_tab_polls_when_looked_at_again_and_after_back_forward_cache,
+         test_turn_while_hidden_says_so_in_the_title_then_lands_on_portal_when_looked_at,
+         test_every_language_rtl_arabic_fits_320px_at_200_percent_and_meets_contrast])

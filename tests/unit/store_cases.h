@@ -1,6 +1,9 @@
 /* store_cases.h - behavioural cases every store must pass, included by
  * test_store_memory.c and test_store_redis.c. The includer defines
  *   static struct el_store *drv_open(int poll_s);   a new, empty room
+ *   static struct el_store *drv_open_keep(int poll_s, int keep_ms, int claim_ms);
+ *                                                   ... keeping places keep_ms, holding
+ *                                                   admissions claim_ms
  *   static void drv_wait(bool *done);               run until *done
  *   static uint64_t drv_now;                        now_ms passed to ops
  *   static void drv_sleep(unsigned ms);             let ms pass on the store's clock
@@ -237,10 +240,109 @@ static void case_replayed_release_gets_no_credit(void **state)
     s->ops->free(s);
 }
 
+/* The issue's trial (poll_s 5, four in line): the second patient stopped
+ * polling for 40 s and came back at position 4 of 4. Here poll_s = 1 (the
+ * old generation, 3 s, dropped a ticket after 3..6 s), an absence of 7 s,
+ * places kept 8 s: the patient is where they would have been. */
+static void case_place_kept_across_long_absence(void **state)
+{
+    struct el_store *s = drv_open_keep(1, 8000, 8000);
+    advance_ok(s, 0);
+    struct el_place a = join_ok(s, 0), b = join_ok(s, 0), c = join_ok(s, 0);
+    for (int i = 0; i < 7; i++) { /* a and c poll every second, b is in a pocket */
+        drv_sleep(1000);
+        assert_int_equal(check_ok(s, 0, a.num).state, EL_PLACE_WAITING);
+        assert_int_equal(check_ok(s, 0, c.num).state, EL_PLACE_WAITING);
+        advance_ok(s, 0);
+    }
+    struct el_place back = check_ok(s, 0, b.num);
+    assert_int_equal(back.state, EL_PLACE_WAITING);
+    assert_int_equal(back.position, 2);
+    assert_int_equal(back.waiting, 3);
+    assert_int_equal(check_ok(s, 0, c.num).position, 3);
+    s->ops->free(s);
+}
+
+/* Past keep_place_s (at most twice it) the place is gone: a returns GONE and
+ * b, who polled, moves up. keep 1 s: dropped by 2 s. */
+static void case_place_lost_after_keep(void **state)
+{
+    struct el_store *s = drv_open_keep(1, 1000, 1000);
+    advance_ok(s, 0);
+    struct el_place a = join_ok(s, 0), b = join_ok(s, 0);
+    for (int i = 0; i < 5; i++) {
+        drv_sleep(500);
+        assert_int_equal(check_ok(s, 0, b.num).state, EL_PLACE_WAITING);
+        advance_ok(s, 0);
+    }
+    assert_int_equal(check_ok(s, 0, a.num).state, EL_PLACE_GONE);
+    assert_int_equal(check_ok(s, 0, b.num).position, 1);
+    assert_int_equal(advance_ok(s, 0).waiting, 1);
+    s->ops->free(s);
+}
+
+/* "A patient whose turn came while away for 60-300 s lost the admission":
+ * the meter reaches a, who is away; the admission is held claim_s, nobody
+ * else takes it meanwhile, and a claims it on return. Claimed later than
+ * 3 x poll_s after it was made: counted as a place kept. */
+static void case_held_admission_claimed_within_claim(void **state)
+{
+    struct el_store *s = drv_open_keep(1, 8000, 6000);
+    advance_ok(s, 0);
+    struct el_place a = join_ok(s, 0), b = join_ok(s, 0);
+    assert_int_equal(admit(s, 1).waiting, 1); /* a's turn, a is away */
+    for (int i = 0; i < 7; i++) {
+        drv_sleep(500);
+        assert_int_equal(check_ok(s, 0, b.num).position, 1);
+        advance_ok(s, 0);
+    }
+    assert_int_equal(check_ok(s, 0, a.num).state, EL_PLACE_ADMITTED);
+    assert_int_equal(check_ok(s, 0, a.num).state, EL_PLACE_USED);
+    struct el_store_stats st = advance_ok(s, 0);
+    assert_int_equal(st.admitted_total, 1);
+    assert_int_equal(st.kept_total, 1);
+    assert_int_equal(st.unclaimed_total, 0);
+    drv_sleep(3000); /* past claim_s: a claimed it, so no credit */
+    assert_int_equal(check_ok(s, 0, b.num).state, EL_PLACE_WAITING);
+    st = advance_ok(s, 0);
+    assert_int_equal(st.unclaimed_total, 0);
+    assert_int_equal(st.waiting, 1);
+    s->ops->free(s);
+}
+
+/* Abandoned places cost nothing: a's admission, unclaimed after claim_s,
+ * returns as credit and admits b, the next in line; a is GONE after it. */
+static void case_unclaimed_admission_returns_as_credit(void **state)
+{
+    struct el_store *s = drv_open_keep(1, 4000, 2000);
+    advance_ok(s, 0);
+    struct el_place a = join_ok(s, 0), b = join_ok(s, 0), c = join_ok(s, 0);
+    assert_int_equal(admit(s, 1).waiting, 2);
+    drv_sleep(500);
+    assert_int_equal(check_ok(s, 0, b.num).position, 1);
+    assert_int_equal(check_ok(s, 0, c.num).position, 2);
+    assert_int_equal(advance_ok(s, 0).waiting, 2); /* still held for a */
+    drv_sleep(2000);
+    struct el_store_stats st = advance_ok(s, 0); /* a's hold ends: b gets it */
+    assert_int_equal(st.unclaimed_total, 1);
+    assert_int_equal(st.waiting, 1);
+    assert_int_equal(check_ok(s, 0, a.num).state, EL_PLACE_GONE);
+    assert_int_equal(check_ok(s, 0, b.num).state, EL_PLACE_ADMITTED);
+    assert_int_equal(check_ok(s, 0, c.num).position, 1);
+    st = advance_ok(s, 0);
+    assert_int_equal(st.admitted_total, 1);
+    assert_int_equal(st.unclaimed_total, 1);
+    s->ops->free(s);
+}
+
 #define STORE_CASES                                                                                \
     cmocka_unit_test(case_fifo_25), cmocka_unit_test(case_copied_ticket),                         \
         cmocka_unit_test(case_priority_first), cmocka_unit_test(case_unknown_ticket),             \
         cmocka_unit_test(case_no_banking), cmocka_unit_test(case_abandoned_skipped),              \
-        cmocka_unit_test(case_replayed_release_gets_no_credit)
+        cmocka_unit_test(case_replayed_release_gets_no_credit),                                   \
+        cmocka_unit_test(case_place_kept_across_long_absence),                                    \
+        cmocka_unit_test(case_place_lost_after_keep),                                             \
+        cmocka_unit_test(case_held_admission_claimed_within_claim),                               \
+        cmocka_unit_test(case_unclaimed_admission_returns_as_credit)
 
 #endif

@@ -148,6 +148,8 @@ static void test_defaults_when_keys_absent(void **state)
     assert_int_equal(cfg->secret[31], 0xff);
     assert_false(cfg->has_previous_secret);
     assert_int_equal(cfg->session_s, 600);
+    assert_int_equal(cfg->keep_place_s, 600);
+    assert_int_equal(cfg->claim_s, 300);
     assert_true(cfg->admit_per_s == 10.0);
     assert_true(cfg->min_admit_per_s == 1.0);
     assert_true(cfg->max_admit_per_s == 100.0);
@@ -181,7 +183,8 @@ static void test_every_value_is_read(void **state)
         "max_inflight = 7\nprobe_path = /healthz\nprobe_interval_ms = 200\n"
         "[room]\nmode = ON\nstore = redis\nredis = unix:/run/redis.sock\nname = portal-2\n"
         "secret = " HEX "\nprevious_secret = " HEX "\nsession_s = 30\nadmit_per_s = 0.5\n"
-        "min_admit_per_s = 0.5\nmax_admit_per_s = 0.5\nadapt = 0\npoll_s = 2\n");
+        "min_admit_per_s = 0.5\nmax_admit_per_s = 0.5\nadapt = 0\npoll_s = 2\n"
+        "keep_place_s = 1800\nclaim_s = 900\n");
     assert_string_equal(cfg->listen, "[::1]:8081");
     assert_int_equal(cfg->workers, 3);
     assert_string_equal(cfg->admin_listen, "localhost:0");
@@ -217,6 +220,8 @@ static void test_every_value_is_read(void **state)
     assert_true(cfg->admit_per_s == 0.5);
     assert_false(cfg->adapt);
     assert_int_equal(cfg->poll_s, 2);
+    assert_int_equal(cfg->keep_place_s, 1800);
+    assert_int_equal(cfg->claim_s, 900);
     el_config_free(cfg);
 }
 
@@ -589,7 +594,7 @@ static void test_shipped_conf_documents_every_key(void **state)
         free(b);
         nkeys++;
     }
-    assert_int_equal(nkeys, 50); /* 16 server, 6 backend, 10 trigger, 16 room, 2 route */
+    assert_int_equal(nkeys, 52); /* 16 server, 6 backend, 10 trigger, 18 room, 2 route */
     free(shipped);
     free(path);
     free(text);
@@ -885,6 +890,10 @@ static void test_err_cross_checks(void **state)
                "3: [room] admit_per_s (200) must not be above max_admit_per_s (100)");
     expect_err(ROOM "max_admit_per_s = 5\nadmit_per_s = 5\nmin_admit_per_s = 5.5\n",
                "5: [room] min_admit_per_s (5.5) must not be above admit_per_s (5)");
+    expect_err(ROOM "keep_place_s = 120\n", /* claim_s defaults to 300 */
+               "3: [room] claim_s (300) must not be above keep_place_s (120)");
+    expect_err(ROOM "claim_s = 700\n", "3: [room] claim_s (700) must not be above keep_place_s (600)");
+    expect_err(ROOM "keep_place_s = 0\n", "3: [room] keep_place_s: 0 is below the minimum 1");
 }
 
 static void test_err_template(void **state)

@@ -320,7 +320,9 @@ static void test_status_path_is_answered_never_forwarded(void **state)
     assert_int_equal(ctx.status, 200);
     assert_string_equal(ctx.ctype, "application/json");
     assert_int_equal(ctx.retry_after, POLL_S);
-    assert_body(&ctx, "{\"state\":\"waiting\",\"position\":1,\"eta_s\":1,\"poll_s\":7}");
+    assert_body(&ctx, "{\"state\":\"waiting\",\"position\":1,\"eta_s\":1,\"eta_low_s\":0,"
+                      "\"eta_high_s\":60,\"poll_s\":7,\"lang\":\"en\",\"place_text\":\"1\","
+                      "\"eta_text\":\"less than a minute\"}");
     cookie_token(f, ctx.cookie, "einlass_ticket", EL_TOKEN_TICKET);
     free(r);
 
@@ -716,7 +718,9 @@ static void test_ticket_holder_asks_its_place(void **state)
     r = req_with("/_einlass/status", "einlass_ticket", b_tk);
     decide_from(f, &ctx, r, "192.0.2.32", EL_MODE_AUTO, true);
     assert_int_equal(ctx.status, 200);
-    assert_body(&ctx, "{\"state\":\"waiting\",\"position\":2,\"eta_s\":1,\"poll_s\":7}");
+    assert_body(&ctx, "{\"state\":\"waiting\",\"position\":2,\"eta_s\":1,\"eta_low_s\":0,"
+                      "\"eta_high_s\":60,\"poll_s\":7,\"lang\":\"en\",\"place_text\":\"2\","
+                      "\"eta_text\":\"less than a minute\"}");
     free(r);
 }
 

@@ -13,10 +13,16 @@
 
 static uint64_t drv_now = 1000000;
 
+static struct el_store *drv_open_keep(int poll_s, int keep_ms, int claim_ms)
+{
+    struct el_store_params p = {.room = "t", .poll_s = poll_s, .keep_ms = keep_ms,
+                                .claim_ms = claim_ms};
+    return el_store_memory_new(&p);
+}
+
 static struct el_store *drv_open(int poll_s)
 {
-    struct el_store_params p = {.room = "t", .poll_s = poll_s};
-    return el_store_memory_new(&p);
+    return drv_open_keep(poll_s, 0, 0);
 }
 
 static void drv_wait(bool *done)

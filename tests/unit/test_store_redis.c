@@ -147,11 +147,14 @@ static int group_teardown(void **state)
  * tickets in one script can take longer than TIMEOUT_MS on a loaded machine. */
 static int store_timeout_ms = TIMEOUT_MS;
 
-static struct el_store *open_on(struct event_base *base, const char *name, int poll_s)
+static struct el_store *open_keep_on(struct event_base *base, const char *name, int poll_s,
+                                     int keep_ms, int claim_ms)
 {
     char addr[32];
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", redis_port);
-    struct el_store_params p = {.room = name, .poll_s = poll_s, .redis = addr, .timeout_ms = store_timeout_ms};
+    struct el_store_params p = {.room = name, .poll_s = poll_s, .keep_ms = keep_ms,
+                                .claim_ms = claim_ms, .redis = addr,
+                                .timeout_ms = store_timeout_ms};
     struct el_store *s = el_store_redis_new(base, &p);
     uint64_t end = el_now_ms() + 5000;
     while (!el_store_redis_up(s)) {
@@ -161,11 +164,21 @@ static struct el_store *open_on(struct event_base *base, const char *name, int p
     return s;
 }
 
+static struct el_store *open_on(struct event_base *base, const char *name, int poll_s)
+{
+    return open_keep_on(base, name, poll_s, 0, 0);
+}
+
 /* A new, empty room each time. */
-static struct el_store *drv_open(int poll_s)
+static struct el_store *drv_open_keep(int poll_s, int keep_ms, int claim_ms)
 {
     snprintf(room, sizeof(room), "t%d-%d", (int)getpid(), ++room_seq);
-    return open_on(evb, room, poll_s);
+    return open_keep_on(evb, room, poll_s, keep_ms, claim_ms);
+}
+
+static struct el_store *drv_open(int poll_s)
+{
+    return drv_open_keep(poll_s, 0, 0);
 }
 
 static void drv_sleep(unsigned ms)
