@@ -9,6 +9,7 @@ The backend runs in this process and speaks raw HTTP/1.1:
   /appointments/...  reads the head, then dies: closes without an answer
   /status/N          answers N
   /slow              waits until released (or 20 s), then answers 200
+  /slowdie           waits until released, then dies without an answer
   anything else      200"""
 import json
 import os
@@ -72,6 +73,9 @@ class RawBackend:
                 if path.startswith("/slow"):
                     self.slow_seen.set()
                     self.slow_release.wait(20)
+                    if path.startswith("/slowdie"):
+                        s.close()  # dies after the client is gone
+                        return
                 body = b"ok\n"
                 s.sendall(b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n\r\n%s" % (status, len(body), body))
         except OSError:
@@ -187,6 +191,22 @@ def test_client_going_away_during_a_slow_write_is_journaled_once():
         B.slow_release.set()  # the backend answers now: to nobody
         time.sleep(0.5)
         assert len(journal_lines(e)) == 1, journal_lines(e)
+        # the client goes, then the backend dies too: still one line
+        B.slow_seen.clear()
+        B.slow_release.clear()
+        c = Client(e.port)
+        c.send(b"PATCH /slowdie HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc")
+        assert B.slow_seen.wait(10)
+        c.close()
+        wait_until(lambda: len(journal_lines(e)) == 2, what="the second line")
+        B.slow_release.set()
+        # its failure is answered (to nobody) and counted as an error
+        wait_until(lambda: metric(e, 'einlass_requests_total{decision="error"}') == 1,
+                   what="the backend's failure")
+        time.sleep(0.3)
+        lines = journal_lines(e)
+        assert [(l["method"], l["reason"]) for l in lines] == [
+            ("POST", "client went away"), ("PATCH", "client went away")], lines
     finally:
         B.slow_release.set()
         assert e.stop() == 0
