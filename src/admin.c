@@ -25,6 +25,7 @@
 
 #include "einlass/common.h"
 #include "einlass/config.h"
+#include "einlass/journal.h"
 #include "einlass/metrics.h"
 #include "einlass/room.h"
 
@@ -61,7 +62,7 @@ struct el_admin {
     char address[EL_ADMIN_ADDR_LEN];              /* what we listen on, for the logs */
 };
 
-enum route_kind { ROUTE_STATUS, ROUTE_METRICS, ROUTE_MODE, ROUTE_RATE };
+enum route_kind { ROUTE_STATUS, ROUTE_METRICS, ROUTE_MODE, ROUTE_RATE, ROUTE_JOURNAL };
 
 static const struct {
     const char *path;
@@ -72,6 +73,7 @@ static const struct {
     {"/metrics", ROUTE_METRICS, false},
     {"/mode", ROUTE_MODE, true},
     {"/rate", ROUTE_RATE, true},
+    {"/journal", ROUTE_JOURNAL, false},
 };
 
 static void set_header(struct evhttp_request *req, const char *name, const char *value)
@@ -286,7 +288,48 @@ static void answer_metrics(struct el_admin *a, struct evhttp_request *req)
     get_status(a, &st);
     struct evbuffer *b = evbuffer_new();
     el_metrics_render(b, &st);
+    el_journal_render_metrics(b);
     set_header(req, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    send_body(req, HTTP_OK, b);
+    evbuffer_free(b);
+}
+
+/* GET /journal?since=UNIX_SECONDS: the journal's lines from then on (all
+ * without since). It names clients and what they did: with a token set it
+ * needs the token, like a POST. */
+static void answer_journal(struct evhttp_request *req)
+{
+    const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    uint64_t since_ms = 0;
+    if (q != NULL && *q != '\0') {
+        struct evkeyvalq args = {0}; /* evhttp_parse_query_str initialises it */
+        const char *v = NULL;
+        if (evhttp_parse_query_str(q, &args) == 0) v = evhttp_find_header(&args, "since");
+        char *end = NULL;
+        double s = -1;
+        if (v != NULL && *v >= '0' && *v <= '9') {
+            errno = 0;
+            s = strtod(v, &end);
+        }
+        bool bad = v == NULL || end == NULL || *end != '\0' || errno == ERANGE ||
+                   !isfinite(s) || s < 0 || s > 1e12;
+        evhttp_clear_headers(&args);
+        if (bad) {
+            reply_text(req, 400, "since must be a time in unix seconds (e.g. since=1712345678)");
+            return;
+        }
+        since_ms = (uint64_t)(s * 1000.0 + 0.5);
+    }
+    struct evbuffer *b = evbuffer_new();
+    bool cut = false;
+    if (el_journal_query(b, since_ms, EL_JOURNAL_ANSWER_MAX, &cut) == -1) {
+        evbuffer_free(b);
+        reply_text(req, HTTP_NOTFOUND, "no journal: [server] journal_file is not set");
+        return;
+    }
+    set_header(req, "Content-Type", "application/x-ndjson");
+    if (cut) /* the oldest lines first: ask again with the last line's time */
+        set_header(req, "Einlass-Journal-Truncated", "1");
     send_body(req, HTTP_OK, b);
     evbuffer_free(b);
 }
@@ -362,6 +405,14 @@ static void handle(struct evhttp_request *req, void *arg)
     case ROUTE_MODE:
     case ROUTE_RATE:
         answer_post(a, req, routes[i].kind);
+        break;
+    case ROUTE_JOURNAL:
+        if (!authorized(a, req)) {
+            set_header(req, "WWW-Authenticate", "Bearer");
+            reply_text(req, 401, "missing or wrong bearer token");
+            break;
+        }
+        answer_journal(req);
         break;
     }
 }

@@ -52,6 +52,7 @@ enum key_type {
     T_SECRET,      /* "" or 64 hex digits; flag_off marks it present */
     T_SECRET_FILE, /* "" or a file holding 64 hex digits, read into the secret */
     T_FILE,        /* "" or a readable file, stored resolved */
+    T_OUTFILE,     /* "" or a file to write (its directory must exist), stored resolved */
     T_CIDRS,       /* comma-separated CIDR list: off the array, flag_off its size_t count */
     T_MATCH,       /* route: METHOD PATH-GLOB */
     T_ACTION,      /* route: bypass | priority | queue | reject */
@@ -118,6 +119,12 @@ static const struct key keys[] = {
     {"server", "trusted_proxies", T_CIDRS, "", 0, 0, NULL, true, "127.0.0.1/32, ::1/128",
      F(trusted_proxies), F(ntrusted_proxies),
      "proxies in front of einlass (CIDRs): their X-Forwarded-For names the client"},
+    {"server", "journal_file", T_OUTFILE, "", 0, 0, NULL, true, "/var/lib/einlass/journal.jsonl",
+     F(journal_file), 0,
+     "if set, writes with an unknown outcome (5xx, timeout, client gone) are appended here as "
+     "JSON lines; relative to this file's directory"},
+    {"server", "journal_max_bytes", T_U64, "67108864", 0, 1099511627776.0, NULL, true, NULL,
+     F(journal_max_bytes), 0, "the journal is rotated to FILE.1 past this size; 0 = never"},
     {"server", "proxy_protocol", T_ENUM, "off", 0, 0, proxy_protocol_words, true, NULL,
      F(proxy_protocol), 0,
      "off | v2: every connection starts with a PROXY v2 header from a trusted proxy"},
@@ -459,6 +466,8 @@ static int parse_match(struct parse *ps, int line, const struct key *k, const ch
     return 0;
 }
 
+static char *dir_of(const char *path);
+
 /* Parse value v for key k into base (the config, or the route). Returns 0,
  * or -1 with the error recorded. line 0 means the table's default. */
 static int set_value(struct parse *ps, const struct key *k, void *base, const char *v, int line)
@@ -616,6 +625,21 @@ static int set_value(struct parse *ps, const struct key *k, void *base, const ch
         *(char **)field = path;
         return 0;
     }
+    case T_OUTFILE: {
+        char *path = *v ? resolve(ps->cfg, v) : el_strdup("");
+        char *dir = *v ? dir_of(path) : NULL;
+        struct stat st;
+        if (dir != NULL && (stat(dir, &st) == -1 || !S_ISDIR(st.st_mode))) {
+            key_fail(ps, line, k, "directory %s of %s does not exist", dir, path);
+            free(dir);
+            free(path);
+            return -1;
+        }
+        free(dir);
+        free(*(char **)field);
+        *(char **)field = path;
+        return 0;
+    }
     case T_CIDRS:
         return parse_cidrs(ps, line, k, v);
     case T_MATCH:
@@ -630,7 +654,7 @@ static int set_value(struct parse *ps, const struct key *k, void *base, const ch
 static bool is_string_type(enum key_type t)
 {
     return t == T_STR || t == T_TOKEN || t == T_WORD || t == T_ADDR || t == T_ADDR_UNIX ||
-           t == T_URLPATH || t == T_FILE;
+           t == T_URLPATH || t == T_FILE || t == T_OUTFILE;
 }
 
 static const char *known_keys(const char *section, char *buf, size_t n)

@@ -560,6 +560,8 @@ static void conn_read(struct el_conn *c, bool drain)
         c->in_more = n == -3 || c->in.len == c->in.cap;
         uint32_t before = el_buf_used(&c->in);
         conn_run(c);
+        if (c->client_eof && c->state == EL_CONN_PROXY && !c->resp_done) /* the answer may */
+            el_upstream_journal(c, c->resp_status, "client went away"); /* never reach it */
         if (c->client_eof && c->state == EL_CONN_PROXY && !c->req_body_done) {
             conn_abort(c); /* the client gave up mid-body */
             return;
@@ -775,6 +777,8 @@ static void conn_timeout(evutil_socket_t fd, short what, void *arg)
         case EL_CONN_PROXY:
             el_warn("timeout: %s: %s (idle_timeout_ms), connection cut", c->peer_ip,
                     c->resp_head_done ? "response body stalled" : "exchange stalled");
+            el_upstream_journal(c, c->resp_status, c->up_paused ? "client stopped reading"
+                                                                : "backend timed out");
             break;
         case EL_CONN_HEAD:
             el_info("timeout: %s: request head not complete (header_timeout_ms), closed",
@@ -810,6 +814,7 @@ static void conn_open(struct el_worker *w, int fd, const struct sockaddr_storage
     c->up = NULL;
     c->counted_inflight = false;
     c->slot_held = c->slot_waiting = false;
+    c->jr.armed = false;
     c->fd = fd;
     c->w = w;
     c->peer = *peer;

@@ -25,6 +25,7 @@
 #include "einlass/config.h"
 #include "einlass/control.h"
 #include "einlass/generation.h"
+#include "einlass/journal.h"
 #include "einlass/latency.h"
 #include "einlass/limiter.h"
 #include "einlass/metrics.h"
@@ -112,6 +113,8 @@ static void control_tick(evutil_socket_t fd, short what, void *arg)
     atomic_store_explicit(&ct->state->mode, mode, memory_order_relaxed);
     atomic_store_explicit(&ct->state->queueing, queueing, memory_order_relaxed);
     if (mode != EL_MODE_OFF) el_room_tick(ct->room, ct->rate_now);
+    if (fd == -1 && what == 0) return; /* an extra tick (admin, reload): no disk here */
+    el_journal_flush(); /* the uncertain writes the workers queued */
 }
 
 static void admin_status(void *ctx, struct el_status *st)

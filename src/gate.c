@@ -20,6 +20,7 @@
 #include "einlass/common.h"
 #include "einlass/config.h"
 #include "einlass/http.h"
+#include "einlass/journal.h"
 #include "einlass/page.h"
 #include "einlass/ratelimit.h"
 #include "einlass/room.h"
@@ -341,6 +342,10 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
     ctx->lane = route && route->action == EL_ROUTE_PRIORITY ? 1 : 0;
     if (!ctx->status_path && ((route && route->action == EL_ROUTE_BYPASS) ||
                               (cfg->nbypass_from && el_config_bypass_addr(cfg, peer)))) {
+        struct el_token bt; /* a write's journal line names the pass it carries */
+        if (el_journal_wants(req->method, req->method_len) &&
+            cookie_token(g, req, "einlass_pass", EL_TOKEN_PASS, in->now, &bt))
+            ctx->pass_id = bt.num;
         forward(ctx, EL_DECISION_BYPASS);
         return 1;
     }
@@ -385,6 +390,9 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
     if (!el_ratelimit_key(peer, &ctx->peer_key, &ctx->peer_family)) ctx->peer_family = 0;
     ctx->in_decide = true;
     if (cookie_token(g, req, "einlass_ticket", EL_TOKEN_TICKET, now, &t)) {
+        ctx->had_ticket = true;
+        ctx->ticket_lane = t.lane;
+        ctx->ticket = t.num;
         el_room_check(g->room, t.lane, t.num, (t.flags & EL_TOKEN_LOCAL) != 0, room_answer,
                       ctx);
     } else {

@@ -37,6 +37,7 @@
 #include "einlass/control_loop.h"
 #include "einlass/generation.h"
 #include "einlass/gate.h"
+#include "einlass/journal.h"
 #include "einlass/latency.h"
 #include "einlass/limiter.h"
 #include "einlass/metrics.h"
@@ -222,6 +223,15 @@ static void reload(struct el_server *s)
     if (g == NULL) goto fail;
     g->id = ++s->next_gen_id;
     cfg = NULL; /* g owns it */
+    if (el_journal_configure(g->cfg->journal_file, g->cfg->journal_max_bytes, &err) == -1) {
+        char *e = el_sprintf("%s:0: %s", g->cfg->path, err); /* the old journal stays */
+        free(err);
+        err = e;
+        if (g->listen_fds[0] != old->listen_fds[0])
+            for (int i = 0; i < s->nworkers; i++) close(g->listen_fds[i]);
+        el_generation_drop(g);
+        goto fail;
+    }
     if (strcmp(g->cfg->admin_listen, old->cfg->admin_listen) != 0) {
         struct el_admin *a = el_admin_new(s->base, g->cfg->admin_listen, g->cfg->admin_token,
                                           &el_control_loop_admin_ops, s->control, &err);
@@ -287,6 +297,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     struct el_server *s = arg;
     if (sig == SIGHUP) {
+        el_journal_reopen(); /* logrotate: mv, then HUP */
         if (!atomic_load(&s->stopping)) reload(s);
         return;
     }
@@ -341,6 +352,11 @@ int el_server_start(struct el_server *s, const char *conf_path)
     }
     g->id = ++s->next_gen_id;
     atomic_init(&s->gen, g);
+    if (el_journal_configure(cfg->journal_file, cfg->journal_max_bytes, &err) == -1) {
+        fprintf(stderr, "%s:0: %s\n", cfg->path, err);
+        free(err);
+        return -1;
+    }
     s->control = el_control_loop_new(cfg);
     s->admin = el_admin_new(s->base, cfg->admin_listen, cfg->admin_token,
                             &el_control_loop_admin_ops, s->control, &err);
@@ -418,6 +434,7 @@ int el_server_run(struct el_server *s)
     el_latency_free(s->probe_latency);
     el_control_loop_free(s->control);
     el_limiter_free(s->limiter);
+    el_journal_close(); /* the workers are gone: what they queued is written */
     free(s->workers);
     el_generation_drop(g);
     event_base_free(s->base);

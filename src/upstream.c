@@ -56,6 +56,7 @@
 #include "einlass/conn-t.h"
 #include "einlass/gate.h"
 #include "einlass/http.h"
+#include "einlass/journal.h"
 #include "einlass/latency.h"
 #include "einlass/limiter.h"
 #include "einlass/metrics.h"
@@ -228,6 +229,35 @@ static void inflight_done(struct el_conn *c)
     }
 }
 
+/* ---- the journal of uncertain writes ---- */
+
+/* The outcome of c's write is unknown (status: the backend's, 0 if none
+ * came): journal it, once per request, and only if it may have reached the
+ * backend (connected, or answered): one that never left einlass is no
+ * uncertainty. Call before the backend connection is released. */
+void el_upstream_journal(struct el_conn *c, int status, const char *reason)
+{
+    struct el_journal_req *jr = &c->jr;
+    if (!jr->armed || jr->noted) return;
+    if (!c->resp_head_done && (c->up == NULL || c->up->connecting)) return;
+    jr->noted = true;
+    char why[32];
+    if (reason == NULL) {
+        snprintf(why, sizeof(why), "backend %d", status);
+        reason = why;
+    }
+    uint64_t us = c->resp_head_done ? c->upstream_us : el_now_us() - c->t_sent_us;
+    struct el_journal_entry e = {
+        .method = jr->method, .method_len = jr->method_len,
+        .path = jr->path, .path_len = jr->path_len, .path_cut = jr->path_cut,
+        .route = jr->route, .client = c->peer_ip, .pass = c->gate.pass_id,
+        .has_ticket = c->gate.had_ticket, .ticket_lane = c->gate.ticket_lane,
+        .ticket = c->gate.ticket, .status = status, .reason = reason,
+        .upstream_ms = (double)us / 1000.0,
+    };
+    el_journal_record(&e);
+}
+
 /* ---- admission: a slot under the backend limit ---- */
 
 static struct el_conn *wait_conn(struct el_limiter_wait *wt)
@@ -328,6 +358,9 @@ static void wait_abort(struct el_conn *c)
 
 static struct el_up_step fail(struct el_conn *c, int status, const char *reason)
 {
+    el_upstream_journal(c, c->resp_status, status == 504   ? "backend timed out"
+                                           : status == 408 ? "client stalled mid-body"
+                                                           : "backend connection broke");
     inflight_done(c);
     up_release(c, false);
     return (struct el_up_step){EL_UP_FAIL, false, (uint16_t)status, reason};
@@ -340,9 +373,12 @@ struct el_up_step el_upstream_fail(struct el_conn *c, int status, const char *re
 
 void el_upstream_abort(struct el_conn *c)
 {
-    if (c->tunnel) {
+    if (c->tunnel) { /* a tunnel's end is no uncertain write: its request was a GET */
         c->tunnel = false;
         atomic_fetch_sub_explicit(&el_metrics_workers[c->w->id].tunnels, 1, memory_order_relaxed);
+    } else if (c->up) {
+        el_upstream_journal(c, c->resp_status, c->w->draining ? "einlass stopped"
+                                                              : "client went away");
     }
     if (c->slot_waiting) wait_abort(c);
     inflight_done(c);
@@ -444,6 +480,7 @@ bool el_upstream_open(struct el_conn *c)
     el_rewrite_request(&c->req, c->hop_ip, c->hop_ip_len, c->peer_trusted, c->gate.secure,
                        conn_cfg(c)->backend_address, &u->out);
     c->sent_head_len = el_buf_used(&u->out);
+    el_journal_capture(&c->jr, &c->req, conn_cfg(c));
     return true;
 }
 
@@ -520,6 +557,7 @@ static void forward_response_head(struct el_conn *c, const struct el_http_msg *r
         memset(&c->resp_chunk, 0, sizeof(c->resp_chunk));
     if (close) c->req.keep_alive = false;
     c->resp_status = resp->status;
+    if (resp->status >= 500) el_upstream_journal(c, resp->status, NULL);
     c->resp_keepalive = resp->keep_alive && resp->body != EL_BODY_CLOSE;
     c->resp_head_done = true;
 }

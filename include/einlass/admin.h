@@ -3,6 +3,8 @@
  *   POST /mode     body auto|on|off -> 204 (until the next reload)
  *   POST /rate     body a number    -> 204 (until the next reload)
  *   GET  /metrics  Prometheus text
+ *   GET  /journal?since=UNIX_SECONDS  the journal's JSON lines from then on
+ *                  (404 without journal_file; needs the token when one is set)
  * With a token set, POSTs need "Authorization: Bearer <token>" (401 without,
  * compared in constant time). Bad bodies get 400 with a short reason.
  * Browsers' cross-site POSTs (an Origin other than "http://" + Host, or a

@@ -62,6 +62,8 @@ struct el_config {
                                                      header names the client */
     size_t ntrusted_proxies;   /* 0: every peer is the client itself */
     enum el_proxy_protocol proxy_protocol; /* v2: a connection starts with a PROXY v2 header */
+    char *journal_file;        /* resolved path of the journal of uncertain writes; "" = none */
+    uint64_t journal_max_bytes; /* rotate it to FILE.1 past this size; 0 = never */
 
     /* [backend] */
     char *backend_address;     /* host:port of the portal */

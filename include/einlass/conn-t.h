@@ -16,6 +16,7 @@
 #include "einlass/buf.h"
 #include "einlass/gate.h"
 #include "einlass/http.h"
+#include "einlass/journal.h"
 #include "einlass/limiter.h"
 
 struct el_worker;
@@ -94,6 +95,7 @@ struct el_conn {
     uint64_t t_sent_us;        /* head sent to the backend */
     uint64_t upstream_us;      /* backend time to the response head (access log) */
     struct el_gate_ctx gate;   /* the decision */
+    struct el_journal_req jr;  /* a forwarded write: what its journal line needs */
 
     /* the response */
     struct el_upconn *up;      /* backend connection, NULL if none */

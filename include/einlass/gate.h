@@ -41,6 +41,9 @@ struct el_gate_ctx {
     uint64_t pass_id;          /* session id of that pass */
     bool secure;               /* cookies get the Secure attribute */
     uint8_t lane;              /* room lane for a join */
+    bool had_ticket;           /* the request carried a valid ticket (journal lines name it) */
+    uint8_t ticket_lane;       /* ... its lane */
+    uint64_t ticket;           /* ... and place number */
     char cookie[EL_COOKIE_MAX]; /* Set-Cookie value to send, "" for none */
     /* local answer (forward == false), valid only inside the done callback */
     int status;                /* e.g. 503, 403, 200 */

@@ -116,6 +116,13 @@ struct el_up_step el_upstream_timeout(struct el_conn *c);
  * socket failed. Neither touches the timer. */
 struct el_up_step el_upstream_tunnel_send(struct el_conn *c);
 struct el_up_step el_upstream_tunnel_read(struct el_conn *c);
+
+/* c's request may have reached the backend and its outcome is unknown (a
+ * 5xx with status, a timeout, a broken connection, the client gone): if it
+ * is a write, record it in the journal (journal.h), once per request. Call
+ * before the backend connection is released; the steps here call it
+ * themselves, conn.c only for what they cannot see (a stalled body). */
+void el_upstream_journal(struct el_conn *c, int status, const char *reason);
 /* The client connection goes away: release its backend connection, if any
  * (closed), its in-flight count and its backend slot, or end its wait; a
  * tunnel leaves einlass_tunnels. */

@@ -390,6 +390,28 @@ static void test_secret_file_errors(void **state)
     el_config_free(cfg);
 }
 
+/* journal_file: relative to the config file's directory, need not exist yet,
+ * but its directory must; journal_max_bytes has a default and 0 = never. */
+static void test_journal_file(void **state)
+{
+    (void)state;
+    struct el_config *cfg = load_ok(ROOM);
+    assert_string_equal(cfg->journal_file, "");
+    assert_true(cfg->journal_max_bytes == 67108864);
+    el_config_free(cfg);
+    cfg = load_ok("[server]\njournal_file = journal.jsonl\njournal_max_bytes = 0\n" ROOM);
+    char *want = path_in("journal.jsonl");
+    assert_string_equal(cfg->journal_file, want);
+    assert_true(cfg->journal_max_bytes == 0);
+    free(want);
+    el_config_free(cfg);
+    want = el_sprintf("2: [server] journal_file: directory %s/nowhere of %s/nowhere/j.jsonl "
+                      "does not exist",
+                      dir, dir);
+    expect_err("[server]\njournal_file = nowhere/j.jsonl\n" ROOM, want);
+    free(want);
+}
+
 static void test_bypass_from(void **state)
 {
     (void)state;
@@ -572,7 +594,7 @@ static void test_shipped_conf_documents_every_key(void **state)
         free(b);
         nkeys++;
     }
-    assert_int_equal(nkeys, 50); /* 14 server, 6 backend, 10 trigger, 18 room, 2 route */
+    assert_int_equal(nkeys, 52); /* 16 server, 6 backend, 10 trigger, 18 room, 2 route */
     free(shipped);
     free(path);
     free(text);
@@ -967,6 +989,7 @@ int main(void)
         cmocka_unit_test(test_err_routes),
         cmocka_unit_test(test_err_cross_checks),
         cmocka_unit_test(test_err_template),
+        cmocka_unit_test(test_journal_file),
         cmocka_unit_test(test_workers_above_the_worker_slots_is_an_error),
         cmocka_unit_test(test_enum_keys_use_the_word_tables),
     };
