@@ -23,6 +23,7 @@
 #include <limits.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,6 +34,7 @@
 
 #include "einlass/common.h"
 #include "einlass/http.h"
+#include "einlass/redis_conn.h"
 
 enum key_type {
     T_STR,         /* any text, "" allowed */
@@ -48,6 +50,9 @@ enum key_type {
     T_WORD,        /* one of words[], stored as an allocated string */
     T_ADDR,        /* host:port or [v6]:port, stored as given */
     T_ADDR_UNIX,   /* ... or unix:/path */
+    T_REDIS,       /* a Redis address (redis_conn.h), stored as given */
+    T_PASSWORD_FILE, /* "" or a file whose first line is a password: the path in off,
+                        the password in flag_off (never printed) */
     T_URLPATH,     /* "" or an absolute URL path */
     T_SECRET,      /* "" or 64 hex digits; flag_off marks it present */
     T_SECRET_FILE, /* "" or a file holding 64 hex digits, read into the secret */
@@ -170,8 +175,15 @@ static const struct key keys[] = {
      "auto (latency decides) | on (everyone new waits) | off (never)"},
     {"room", "store", T_ENUM, "memory", 0, 0, el_store_kind_words, true, NULL, F(store), 0,
      "memory (one instance) | redis (shared by every instance)"},
-    {"room", "redis", T_ADDR_UNIX, "127.0.0.1:6379", 0, 0, NULL, true, NULL, F(redis), 0,
-     "host:port or unix:/path"},
+    {"room", "redis", T_REDIS, "127.0.0.1:6379", 0, 0, NULL, true, NULL, F(redis), 0,
+     "host:port, unix:/path, redis://[user[:password]@]host[:port][/db] or "
+     "sentinel://host[:port],host[:port]/master[/db] (host: an address or a name)"},
+    {"room", "redis_password_file", T_PASSWORD_FILE, "", 0, 0, NULL, true,
+     "/etc/einlass/redis-password", F(redis_password_file), F(redis_password),
+     "file whose first line is the Redis password (AUTH; the user, if any, goes in "
+     "redis://user@host); relative to this file's directory"},
+    {"room", "redis_timeout_ms", T_INT, "500", 1, 60000, NULL, true, NULL, F(redis_timeout_ms), 0,
+     "a Redis command (or connect) unanswered this long drops the link (the room falls back)"},
     {"room", "name", T_TOKEN, "portal", 0, 0, NULL, true, NULL, F(room_name), 0,
      "room name; instances with the same name, secret and redis are one room"},
     {"room", "secret", T_SECRET, "", 0, 0, NULL, true, "<64 hex digits from: openssl rand -hex 32>",
@@ -381,6 +393,43 @@ static int read_secret_file(struct parse *ps, int line, const struct key *k, con
     free(path);
     return 0;
 fail:
+    free(path);
+    return -1;
+}
+
+/* The first line of file v (relative to the config's directory) into the
+ * flag_off string, its resolved path into off. */
+static int read_password_file(struct parse *ps, int line, const struct key *k, const char *v,
+                              void *base)
+{
+    char **path_field = (char **)(void *)((char *)base + k->off);
+    char **pw_field = (char **)(void *)((char *)base + k->flag_off);
+    char *path = *v ? resolve(ps->cfg, v) : el_strdup("");
+    char buf[EL_REDIS_CRED_MAX + 2] = "";
+    if (*v) {
+        FILE *f = fopen(path, "r");
+        if (f == NULL) {
+            key_fail(ps, line, k, "cannot read %s: %s", path, strerror(errno));
+            goto fail;
+        }
+        bool got = fgets(buf, sizeof(buf), f) != NULL;
+        fclose(f);
+        size_t len = strcspn(buf, "\r\n");
+        if (!got || len == 0 || len > EL_REDIS_CRED_MAX - 1) {
+            key_fail(ps, line, k, "%s must hold the password on its first line (at most %d bytes)",
+                     path, EL_REDIS_CRED_MAX - 1);
+            goto fail;
+        }
+        buf[len] = '\0';
+    }
+    free(*path_field);
+    *path_field = path;
+    free(*pw_field);
+    *pw_field = el_strdup(buf);
+    OPENSSL_cleanse(buf, sizeof(buf));
+    return 0;
+fail:
+    OPENSSL_cleanse(buf, sizeof(buf));
     free(path);
     return -1;
 }
@@ -615,6 +664,20 @@ static int set_value(struct parse *ps, const struct key *k, void *base, const ch
         *present = true;
         return 0;
     }
+    case T_REDIS: {
+        struct el_redis_url u;
+        const char *why = "bad address";
+        if (el_redis_url_parse(v, &u, &why) == -1) {
+            if (strchr(v, '@')) /* the value may hold a password: not repeated */
+                key_fail(ps, line, k, "%s", why);
+            else
+                key_fail(ps, line, k, "'%s': %s", v, why);
+            return -1;
+        }
+        break;
+    }
+    case T_PASSWORD_FILE:
+        return read_password_file(ps, line, k, v, base);
     case T_FILE: {
         char *path = *v ? resolve(ps->cfg, v) : el_strdup("");
         if (*v && readable_file(ps, line, k, path) == -1) {
@@ -654,7 +717,8 @@ static int set_value(struct parse *ps, const struct key *k, void *base, const ch
 static bool is_string_type(enum key_type t)
 {
     return t == T_STR || t == T_TOKEN || t == T_WORD || t == T_ADDR || t == T_ADDR_UNIX ||
-           t == T_URLPATH || t == T_FILE || t == T_OUTFILE;
+           t == T_REDIS || t == T_PASSWORD_FILE || t == T_URLPATH || t == T_FILE ||
+           t == T_OUTFILE;
 }
 
 static const char *known_keys(const char *section, char *buf, size_t n)
@@ -880,6 +944,12 @@ static void cross_check(struct parse *ps)
         fail(ps, LINE_OF("proxy_protocol"),
              "[server] proxy_protocol = v2 needs trusted_proxies (the addresses of the "
              "proxies allowed to send the header)");
+    struct el_redis_url ru;
+    const char *why;
+    if (cfg->redis_password[0] && el_redis_url_parse(cfg->redis, &ru, &why) == 0 &&
+        ru.password[0])
+        fail(ps, EL_MAX(LINE_OF("redis"), LINE_OF("redis_password_file")),
+             "[room] the password is in both redis and redis_password_file: keep it in the file");
 #undef LINE_OF
 }
 
@@ -975,6 +1045,8 @@ void el_config_free(struct el_config *cfg)
     }
     free(cfg->path);
     free(cfg->dir);
+    if (cfg->redis_password) OPENSSL_cleanse(cfg->redis_password, strlen(cfg->redis_password));
+    free(cfg->redis_password);
     free(cfg);
 }
 

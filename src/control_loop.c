@@ -136,6 +136,8 @@ static void admin_status(void *ctx, struct el_status *st)
     enum el_store_state store = el_room_store_state(ct->room_shared);
     st->store = el_store_state_name(store);
     st->store_up = store != EL_STORE_STATE_FALLBACK;
+    st->store_state = el_room_store_detail(ct->room_shared);
+    st->store_fallback_s = el_room_fallback_s(ct->room_shared);
     el_limiter_stats(ct->limiter, &st->backend);
 }
 

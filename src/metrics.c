@@ -286,6 +286,20 @@ void el_metrics_render(struct evbuffer *out, const struct el_status *st)
     label_value(lv, sizeof(lv),
                 st->store != NULL ? st->store : el_store_state_name(EL_STORE_STATE_MEMORY));
     evbuffer_add_printf(out, "einlass_store_info{store=\"%s\"} 1\n", lv);
+    static const char *const store_states[] = {"memory", "redis", "fallback", "auth_failed",
+                                               "down"};
+    const char *now = st->store_state != NULL ? st->store_state
+                      : st->store != NULL     ? st->store
+                                              : "memory";
+    header(out, "einlass_store_state", "gauge",
+           "1 for the store's state now: memory, redis, or in fallback why (auth_failed: AUTH "
+           "refused, down: not connected, fallback: connected but unusable).");
+    for (size_t i = 0; i < EL_ARRAY_LEN(store_states); i++)
+        evbuffer_add_printf(out, "einlass_store_state{state=\"%s\"} %d\n", store_states[i],
+                            strcmp(now, store_states[i]) == 0);
+    single_num(out, "einlass_store_fallback_seconds_total", "counter",
+               "Seconds the room spent in the local fallback while store = redis.",
+               st->store_fallback_s);
 
     header(out, "einlass_config_reloads_total", "counter", "Configuration reloads by result.");
     sample_u64(out, "einlass_config_reloads_total", "{result=\"ok\"}",

@@ -50,7 +50,6 @@
 #include "einlass/store.h"
 #include "store_internal.h"
 
-#define REDIS_TIMEOUT_MS 500
 #define REVOKE_MARGIN_S 60      /* a revocation outlives session_s by this */
 #define JOIN_LIMIT_ENTRIES 65536 /* client addresses tracked by the join limit */
 
@@ -60,6 +59,8 @@ struct el_room_shared {
     pthread_mutex_t lock;            /* guards the strings and use_redis/poll_s below */
     bool use_redis;                  /* store = redis */
     char *redis;                     /* Redis address */
+    char *redis_password;            /* from redis_password_file, or "" */
+    int redis_timeout_ms;            /* [room] redis_timeout_ms */
     char *room;                      /* room name */
     int poll_s;                      /* a claim later than 3 x poll_s is a place kept */
     int keep_ms;                     /* keep_place_s (at least 3 x poll_s), ms */
@@ -73,6 +74,9 @@ struct el_room_shared {
     _Atomic uint64_t conf_rate_bits; /* configured admit_per_s (double bits) */
     _Atomic uint64_t tick_rate_bits; /* the last tick's rate (double bits) */
     _Atomic int state;               /* enum el_store_state */
+    _Atomic int link;                /* enum el_redis_link of the main thread's store */
+    _Atomic uint64_t fallback_ms;    /* time spent in fallback while store = redis */
+    uint64_t state_since_ms;         /* tick only: when state was last accounted */
     struct el_revoke *revoked;       /* released pass ids (this and, via Redis, other instances) */
     _Atomic int revoke_ttl_s;        /* session_s + REVOKE_MARGIN_S */
     struct el_ratelimit *joins;      /* token buckets per client address */
@@ -169,7 +173,8 @@ static void ensure_store(struct el_room *r)
     bool want = sh->use_redis && r->base != NULL;
     struct el_store_params p = {.room = sh->room, .poll_s = sh->poll_s, .keep_ms = sh->keep_ms,
                                 .claim_ms = sh->claim_ms, .redis = sh->redis,
-                                .timeout_ms = REDIS_TIMEOUT_MS};
+                                .redis_password = sh->redis_password,
+                                .timeout_ms = sh->redis_timeout_ms};
     struct el_store *old = r->redis;
     r->redis = want ? el_store_redis_new(r->base, &p) : NULL;
     r->gen = gen;
@@ -252,6 +257,27 @@ int el_room_join_allowed(const struct el_room *r, uint64_t key, uint8_t family)
     return el_ratelimit_take(sh->joins, key, family, el_now_ms(), per_min);
 }
 
+/* Tick: add the time since the last call to the fallback total, and log a
+ * change between redis and fallback (once; the link's own changes are
+ * logged by the store). */
+static void account_state(struct el_room_shared *sh, int state, int link)
+{
+    uint64_t now = el_now_ms();
+    int was = atomic_load(&sh->state);
+    if (sh->state_since_ms != 0 && was == EL_STORE_STATE_FALLBACK)
+        atomic_fetch_add(&sh->fallback_ms, now - sh->state_since_ms);
+    sh->state_since_ms = now;
+    if (link >= 0) atomic_store(&sh->link, link);
+    if (state == was) return;
+    if (state == EL_STORE_STATE_FALLBACK)
+        el_redis_log_state(EL_REDIS_EV_FALLBACK, EL_LOG_WARN, now,
+                           "room: Redis unusable, new visitors wait in this instance's local "
+                           "queue (fallback)");
+    else if (state == EL_STORE_STATE_REDIS && was == EL_STORE_STATE_FALLBACK)
+        el_redis_log_state(EL_REDIS_EV_RECOVERED, EL_LOG_NOTICE, now,
+                           "room: recovered, back on Redis");
+}
+
 /* Tick: combine both stores' figures into the shared ones. */
 static void publish(struct el_room *r)
 {
@@ -272,9 +298,11 @@ static void publish(struct el_room *r)
     atomic_store(&sh->unclaimed_total, unclaimed);
     atomic_store(&sh->kept_total, kept);
     atomic_store(&sh->rate_bits, dbits(rate));
-    atomic_store(&sh->state, r->redis == NULL ? EL_STORE_STATE_MEMORY
-                                            : up       ? EL_STORE_STATE_REDIS
-                                                       : EL_STORE_STATE_FALLBACK);
+    int state = r->redis == NULL ? EL_STORE_STATE_MEMORY
+                : up             ? EL_STORE_STATE_REDIS
+                                 : EL_STORE_STATE_FALLBACK;
+    account_state(sh, state, r->redis ? (int)el_store_redis_link(r->redis) : -1);
+    atomic_store(&sh->state, state);
 }
 
 static void mem_stats_cb(void *arg, int err, const struct el_store_stats *st)
@@ -364,6 +392,21 @@ enum el_store_state el_room_store_state(const struct el_room_shared *sh)
     return (enum el_store_state)atomic_load(&sh->state);
 }
 
+const char *el_room_store_detail(const struct el_room_shared *sh)
+{
+    int state = atomic_load(&sh->state);
+    if (state != EL_STORE_STATE_FALLBACK) return el_store_state_name((enum el_store_state)state);
+    int link = atomic_load(&sh->link);
+    return link == EL_REDIS_LINK_AUTH_FAILED ? "auth_failed"
+           : link == EL_REDIS_LINK_DOWN      ? "down"
+                                             : "fallback";
+}
+
+double el_room_fallback_s(const struct el_room_shared *sh)
+{
+    return (double)atomic_load(&sh->fallback_ms) / 1000.0;
+}
+
 static bool str_changed(const char *a, const char *b)
 {
     return strcmp(a ? a : "", b ? b : "") != 0;
@@ -388,16 +431,22 @@ void el_room_shared_configure(struct el_room_shared *sh, const struct el_config 
 {
     bool use_redis = cfg->store == EL_STORE_REDIS;
     int poll_s = cfg->poll_s > 0 ? cfg->poll_s : 1;
+    int timeout_ms = cfg->redis_timeout_ms > 0 ? cfg->redis_timeout_ms : 500;
     int keep_ms, claim_ms;
     room_times(cfg, &keep_ms, &claim_ms);
     pthread_mutex_lock(&sh->lock);
     bool changed = use_redis != sh->use_redis || poll_s != sh->poll_s || keep_ms != sh->keep_ms ||
                    claim_ms != sh->claim_ms || str_changed(cfg->redis, sh->redis) ||
-                   str_changed(cfg->room_name, sh->room);
+                   str_changed(cfg->room_name, sh->room) ||
+                   str_changed(cfg->redis_password, sh->redis_password) ||
+                   timeout_ms != sh->redis_timeout_ms;
     if (changed) {
         free(sh->redis);
         free(sh->room);
+        free(sh->redis_password);
         sh->redis = el_strdup(cfg->redis ? cfg->redis : "");
+        sh->redis_password = el_strdup(cfg->redis_password ? cfg->redis_password : "");
+        sh->redis_timeout_ms = timeout_ms;
         sh->room = el_strdup(cfg->room_name ? cfg->room_name : "");
         sh->use_redis = use_redis;
         sh->poll_s = poll_s;
@@ -439,6 +488,7 @@ void el_room_shared_free(struct el_room_shared *sh)
     el_revoke_free(sh->revoked);
     el_ratelimit_free(sh->joins);
     free(sh->redis);
+    free(sh->redis_password);
     free(sh->room);
     pthread_mutex_destroy(&sh->lock);
     free(sh);

@@ -94,17 +94,22 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <arpa/inet.h>
+#include <event2/dns.h>
 #include <event2/event.h>
+#include <event2/util.h>
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
 
 #include "einlass/common.h"
+#include "einlass/redis_conn.h"
 #include "einlass/store.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
+#define AUTH_BACKOFF_MAX_MS 5000 /* AUTH refused: retried this slowly at most */
 #define NKEYS 14
 #define BLOCK 65536 /* ticket numbers per counted block */
 
@@ -405,7 +410,8 @@ struct op {
 struct rstore {
     struct el_store base;          /* ops table: first member */
     struct event_base *evb;        /* this thread's loop */
-    char *addr;                    /* host:port or unix:/path */
+    char *addr;                    /* the address for logs, without its password */
+    struct el_redis_url url;       /* where and how to connect (with the password) */
     long long keep_ms;             /* generation length L (keep_place_s) */
     long long claim_ms;            /* an admission is held this long (<= L) */
     long long late_ms;             /* 3 x poll_s: a later claim is a place kept */
@@ -418,6 +424,19 @@ struct rstore {
     struct event *reconnect_ev;    /* fires do_connect */
     struct event *timer_ev;        /* watches the oldest pending op / the connect */
     uint64_t connect_deadline_ms;  /* while connecting: give up after this */
+    enum el_redis_link link;       /* for logs and /metrics */
+    int setup_left;                /* AUTH/SELECT/PING replies still owed before up */
+    struct evdns_base *dns;        /* made on the first host name */
+    struct evdns_getaddrinfo_request *dns_req; /* a lookup in flight */
+    bool resolving;                /* between evdns_getaddrinfo and its callback */
+    bool dns_sentinel;             /* the lookup is for a sentinel, not the master */
+    uint16_t dns_port;             /* port of the name being looked up */
+    redisAsyncContext *sac;        /* a sentinel being asked, or NULL */
+    size_t sentinel_i;             /* the sentinel to ask next */
+    size_t sentinel_tries;         /* sentinels asked in this round */
+    bool have_master;              /* master below holds the sentinels' answer */
+    struct el_redis_hostport master; /* the master the sentinels named */
+    bool relink;                   /* READONLY seen: drop the link at the next timer */
     struct op *head, *tail;        /* pending ops in hiredis */
     size_t nops;                   /* ops hiredis still holds */
     bool dead;                     /* el_store free was called */
@@ -457,7 +476,7 @@ static void arm_timer(struct rstore *s)
     if (s->dead || evtimer_pending(s->timer_ev, NULL)) return;
     uint64_t deadline;
     if (s->head) deadline = s->head->deadline_ms;
-    else if (s->ac && !s->up) deadline = s->connect_deadline_ms;
+    else if (s->sac || s->resolving || (s->ac && !s->up)) deadline = s->connect_deadline_ms;
     else return;
     uint64_t now = el_now_ms();
     uint64_t ms = deadline > now ? deadline - now : 0;
@@ -470,19 +489,73 @@ static void schedule_reconnect(struct rstore *s)
     if (s->dead) return;
     struct timeval tv = el_tv_ms((uint64_t)s->backoff_ms);
     evtimer_add(s->reconnect_ev, &tv);
-    s->backoff_ms = EL_MIN(s->backoff_ms * 2, BACKOFF_MAX_MS);
+    int cap = s->link == EL_REDIS_LINK_AUTH_FAILED ? AUTH_BACKOFF_MAX_MS : BACKOFF_MAX_MS;
+    s->backoff_ms = EL_MIN(s->backoff_ms * 2, cap);
 }
 
-/* Drop the link: every op hiredis holds calls back -1; reconnect later. */
-static void link_down(struct rstore *s)
+/* A new link state: one line when it changes (rate-limited process-wide,
+ * since every thread's store sees the same change). */
+static void set_link(struct rstore *s, enum el_redis_link link, const char *why)
+{
+    enum el_redis_link was = s->link;
+    s->link = link;
+    if (link == was || s->dead) return;
+    uint64_t now = el_now_ms();
+    if (link == EL_REDIS_LINK_UP)
+        el_redis_log_state(EL_REDIS_EV_CONNECTED, EL_LOG_NOTICE, now, "redis %s: connected%s%s%s",
+                           s->addr, s->have_master ? " (master " : "",
+                           s->have_master ? s->master.host : "", s->have_master ? ")" : "");
+    else if (link == EL_REDIS_LINK_AUTH_FAILED)
+        el_redis_log_state(EL_REDIS_EV_AUTH_FAILED, EL_LOG_WARN, now,
+                           "redis %s: auth failed: %s (check redis_password_file and the user in "
+                           "the address); retrying every %d s",
+                           s->addr, why ? why : "refused", AUTH_BACKOFF_MAX_MS / 1000);
+    else if (link == EL_REDIS_LINK_DOWN)
+        el_redis_log_state(EL_REDIS_EV_DOWN, EL_LOG_WARN, now, "redis %s: down: %s", s->addr,
+                           why ? why : "disconnected");
+}
+
+/* Let go of the context being set up or used; its late callbacks touch
+ * nothing (ac->data = NULL). Every op hiredis holds calls back -1. */
+static void drop_ac(struct rstore *s)
 {
     redisAsyncContext *ac = s->ac;
     s->ac = NULL;
     s->up = false;
+    s->setup_left = 0;
     if (ac) {
         ac->data = NULL;
         redisAsyncFree(ac);
     }
+}
+
+static void drop_sentinel(struct rstore *s)
+{
+    redisAsyncContext *sac = s->sac;
+    s->sac = NULL;
+    if (sac) {
+        sac->data = NULL;
+        redisAsyncFree(sac);
+    }
+}
+
+static void cancel_dns(struct rstore *s)
+{
+    struct evdns_getaddrinfo_request *req = s->dns_req;
+    s->dns_req = NULL;
+    s->resolving = false;
+    if (req) evdns_getaddrinfo_cancel(req); /* its callback sees EVUTIL_EAI_CANCEL */
+}
+
+/* Drop the link: every op hiredis holds calls back -1; reconnect later (a
+ * Sentinel master is asked for again). */
+static void link_down(struct rstore *s, const char *why)
+{
+    drop_ac(s);
+    drop_sentinel(s);
+    cancel_dns(s);
+    s->have_master = false;
+    if (s->link != EL_REDIS_LINK_AUTH_FAILED) set_link(s, EL_REDIS_LINK_DOWN, why);
     schedule_reconnect(s);
 }
 
@@ -491,12 +564,14 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     struct rstore *s = arg;
     uint64_t now = el_now_ms();
     s->depth++;
-    if (s->head && s->head->deadline_ms <= now) {
+    if (s->relink) {
+        s->relink = false;
+        link_down(s, "READONLY: the server is a replica now");
+    } else if (s->head && s->head->deadline_ms <= now) {
         el_warn("redis %s: no answer within %d ms; reconnecting", s->addr, s->timeout_ms);
-        link_down(s);
-    } else if (s->ac && !s->up && s->connect_deadline_ms <= now) {
-        el_warn("redis %s: connect timed out", s->addr);
-        link_down(s);
+        link_down(s, "no answer in time");
+    } else if ((s->sac || s->resolving || (s->ac && !s->up)) && s->connect_deadline_ms <= now) {
+        link_down(s, s->sac ? "sentinel did not answer in time" : "connect timed out");
     }
     if (!leave(s)) arm_timer(s);
 }
@@ -506,67 +581,270 @@ static void on_reconnect(evutil_socket_t fd, short what, void *arg)
     do_connect(arg);
 }
 
-static void on_connect(const redisAsyncContext *ac, int status)
-{
-    struct rstore *s = ac->data;
-    if (s == NULL || s->ac != ac) return;
-    if (status != REDIS_OK) {
-        el_debug("redis %s: connect failed: %s", s->addr, ac->errstr);
-        s->ac = NULL; /* hiredis frees it after this returns */
-        s->up = false;
-        schedule_reconnect(s);
-        return;
-    }
-    el_info("redis %s: connected", s->addr);
-    s->up = true;
-    s->backoff_ms = BACKOFF_MIN_MS;
-}
-
-static void on_disconnect(const redisAsyncContext *ac, int status)
-{
-    struct rstore *s = ac->data;
-    if (s == NULL || s->ac != ac) return;
-    el_warn("redis %s: disconnected%s%s", s->addr, ac->err ? ": " : "", ac->err ? ac->errstr : "");
-    s->ac = NULL; /* hiredis frees it after this returns */
-    s->up = false;
-    schedule_reconnect(s);
-}
-
 static void load_scripts(struct rstore *s)
 {
     for (int k = 0; k < OP_NKINDS; k++)
         redisAsyncCommand(s->ac, NULL, NULL, "SCRIPT LOAD %s", scripts[k]);
 }
 
-static void do_connect(struct rstore *s)
+static void became_up(struct rstore *s)
 {
-    redisAsyncContext *ac = NULL;
-    struct sockaddr_storage ss;
-    unsigned sslen;
-    const char *why = "out of memory";
-    if (el_parse_addr(s->addr, &ss, &sslen, &why) == -1) {
-        /* the config checked it: only a store made by hand gets here */
-    } else if (ss.ss_family == AF_UNIX) {
-        ac = redisAsyncConnectUnix(((const struct sockaddr_un *)&ss)->sun_path);
-    } else {
-        char host[EL_ADDR_TEXT_MAX];
-        el_addr_text(&ss, false, host, sizeof(host));
-        ac = redisAsyncConnect(host, el_addr_port(&ss));
+    s->up = true;
+    s->backoff_ms = BACKOFF_MIN_MS;
+    set_link(s, EL_REDIS_LINK_UP, NULL);
+    load_scripts(s);
+}
+
+static bool auth_error(const char *e)
+{
+    return strncmp(e, "NOAUTH", 6) == 0 || strncmp(e, "WRONGPASS", 9) == 0 ||
+           strncmp(e, "NOPERM", 6) == 0 || strstr(e, "invalid password") != NULL ||
+           strstr(e, "invalid username-password") != NULL ||
+           strstr(e, "no password is set") != NULL;
+}
+
+/* The answer to AUTH, SELECT or PING, sent before anything else. */
+static void on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct rstore *s = ac->data;
+    const redisReply *r = reply;
+    if (s == NULL || s->ac != ac || r == NULL) return;
+    if (r->type == REDIS_REPLY_ERROR) {
+        char why[160];
+        snprintf(why, sizeof(why), "%s", r->str);
+        s->depth++;
+        if (auth_error(why)) set_link(s, EL_REDIS_LINK_AUTH_FAILED, why);
+        else s->link = EL_REDIS_LINK_CONNECTING; /* a SELECT refused: "down" below */
+        link_down(s, why); /* freed by hiredis once this callback returns */
+        if (!leave(s)) arm_timer(s);
+        return;
     }
-    if (ac == NULL || ac->err) {
-        el_debug("redis %s: connect failed: %s", s->addr, ac ? ac->errstr : why);
-        if (ac) redisAsyncFree(ac);
+    if (--s->setup_left == 0) became_up(s);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    struct rstore *s = ac->data;
+    if (s == NULL || s->ac != ac) return;
+    if (status != REDIS_OK) {
+        s->ac = NULL; /* hiredis frees it after this returns */
+        s->up = false;
+        s->setup_left = 0;
+        s->have_master = false;
+        set_link(s, EL_REDIS_LINK_DOWN, ac->errstr);
         schedule_reconnect(s);
         return;
     }
+    el_debug("redis %s: connected, %d setup answers owed", s->addr, s->setup_left);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct rstore *s = ac->data;
+    if (s == NULL || s->ac != ac) return;
+    s->ac = NULL; /* hiredis frees it after this returns */
+    s->up = false;
+    s->setup_left = 0;
+    s->have_master = false; /* Sentinel: ask again, a failover may be why */
+    set_link(s, EL_REDIS_LINK_DOWN, ac->err ? ac->errstr : "disconnected");
+    schedule_reconnect(s);
+}
+
+static void open_master(struct rstore *s, redisAsyncContext *ac)
+{
     ac->data = s;
     redisLibeventAttach(ac, s->evb);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     s->ac = ac;
     s->up = false;
+    /* AUTH, then SELECT, then PING, ahead of everything: an unauthenticated
+     * script load would make the server close the link. */
+    const struct el_redis_url *u = &s->url;
+    s->setup_left = 0;
+    if (u->password[0]) {
+        if (u->user[0])
+            redisAsyncCommand(ac, on_setup_reply, NULL, "AUTH %s %s", u->user, u->password);
+        else
+            redisAsyncCommand(ac, on_setup_reply, NULL, "AUTH %s", u->password);
+        s->setup_left++;
+    }
+    if (u->db > 0) {
+        redisAsyncCommand(ac, on_setup_reply, NULL, "SELECT %d", u->db);
+        s->setup_left++;
+    }
+    redisAsyncCommand(ac, on_setup_reply, NULL, "PING"); /* NOAUTH when a password is missing */
+    s->setup_left++;
+}
+
+static void on_sentinel_connect(const redisAsyncContext *ac, int status)
+{
+    struct rstore *s = ac->data;
+    if (s == NULL || s->sac != ac || status == REDIS_OK) return;
+    s->sac = NULL; /* hiredis frees it */
+    event_active(s->reconnect_ev, EV_TIMEOUT, 1); /* the next sentinel, from the loop */
+}
+
+static void on_sentinel_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct rstore *s = ac->data;
+    if (s == NULL || s->sac != ac) return;
+    s->sac = NULL;
+    event_active(s->reconnect_ev, EV_TIMEOUT, 1);
+}
+
+static void on_sentinel_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct rstore *s = ac->data;
+    const redisReply *r = reply;
+    if (s == NULL || s->sac != ac || r == NULL) return;
+    struct el_redis_hostport hp = {.port = 0};
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING &&
+        r->element[0]->len < sizeof(hp.host)) {
+        long port = strtol(r->element[1]->str, NULL, 10);
+        if (port > 0 && port <= 65535) {
+            memcpy(hp.host, r->element[0]->str, r->element[0]->len + 1);
+            hp.port = (uint16_t)port;
+        }
+    }
+    s->sac = NULL;
+    ac->data = NULL;
+    redisAsyncDisconnect(ac); /* after this callback: the short-lived link is done */
+    if (hp.port == 0) {
+        el_debug("redis %s: a sentinel does not know master %s", s->addr, s->url.master);
+        event_active(s->reconnect_ev, EV_TIMEOUT, 1);
+        return;
+    }
+    bool moved = strcmp(hp.host, s->master.host) != 0 || hp.port != s->master.port;
+    s->master = hp;
+    s->have_master = true;
+    s->sentinel_tries = 0;
+    if (moved)
+        el_redis_log_state(EL_REDIS_EV_MASTER, EL_LOG_NOTICE, el_now_ms(),
+                           "redis %s: sentinels name master %s:%u", s->addr, hp.host, hp.port);
+    event_active(s->reconnect_ev, EV_TIMEOUT, 1); /* connect to it, from the loop */
+}
+
+static void open_sentinel(struct rstore *s, redisAsyncContext *ac)
+{
+    ac->data = s;
+    redisLibeventAttach(ac, s->evb);
+    redisAsyncSetConnectCallback(ac, on_sentinel_connect);
+    redisAsyncSetDisconnectCallback(ac, on_sentinel_disconnect);
+    s->sac = ac;
+    redisAsyncCommand(ac, on_sentinel_reply, NULL, "SENTINEL get-master-addr-by-name %s",
+                      s->url.master);
+}
+
+/* Connect to ip:port (a literal address) as the master or a sentinel. */
+static void connect_ip(struct rstore *s, const char *ip, uint16_t port, bool sentinel)
+{
+    redisAsyncContext *ac = redisAsyncConnect(ip, port);
+    if (ac == NULL || ac->err) {
+        char why[160];
+        snprintf(why, sizeof(why), "%s", ac ? ac->errstr : "out of memory");
+        if (ac) redisAsyncFree(ac);
+        if (sentinel) {
+            event_active(s->reconnect_ev, EV_TIMEOUT, 1);
+            return;
+        }
+        s->have_master = false;
+        set_link(s, EL_REDIS_LINK_DOWN, why);
+        schedule_reconnect(s);
+        return;
+    }
+    if (sentinel) open_sentinel(s, ac);
+    else open_master(s, ac);
+}
+
+static void on_resolved(int result, struct evutil_addrinfo *res, void *arg)
+{
+    struct rstore *s = arg;
+    if (result == EVUTIL_EAI_CANCEL) return; /* the store let go of it (maybe freed) */
+    s->resolving = false;
+    s->dns_req = NULL;
+    char ip[INET6_ADDRSTRLEN] = "";
+    if (result == 0 && res) {
+        const void *a = res->ai_family == AF_INET6
+                            ? (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr
+                            : (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr;
+        inet_ntop(res->ai_family, a, ip, sizeof(ip));
+    }
+    if (res) evutil_freeaddrinfo(res);
+    if (ip[0] == '\0') {
+        char why[160];
+        snprintf(why, sizeof(why), "cannot resolve the host name: %s",
+                 evutil_gai_strerror(result));
+        if (s->dns_sentinel) {
+            event_active(s->reconnect_ev, EV_TIMEOUT, 1);
+            return;
+        }
+        s->have_master = false;
+        set_link(s, EL_REDIS_LINK_DOWN, why);
+        schedule_reconnect(s);
+        return;
+    }
+    connect_ip(s, ip, s->dns_port, s->dns_sentinel);
+}
+
+/* Connect to host:port, looking the name up first unless it is an address
+ * (on this thread's loop: evdns reads /etc/hosts and resolv.conf, and never
+ * blocks the thread as a getaddrinfo inside hiredis would). */
+static void connect_host(struct rstore *s, const struct el_redis_hostport *hp, bool sentinel)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+    if (inet_pton(AF_INET, hp->host, buf) == 1 || inet_pton(AF_INET6, hp->host, buf) == 1) {
+        connect_ip(s, hp->host, hp->port, sentinel);
+        return;
+    }
+    if (s->dns == NULL) s->dns = evdns_base_new(s->evb, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+    if (s->dns == NULL) {
+        set_link(s, EL_REDIS_LINK_DOWN, "cannot start the resolver");
+        schedule_reconnect(s);
+        return;
+    }
+    struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                                    .ai_protocol = IPPROTO_TCP, .ai_flags = EVUTIL_AI_ADDRCONFIG};
+    s->resolving = true;
+    s->dns_sentinel = sentinel;
+    s->dns_port = hp->port;
+    struct evdns_getaddrinfo_request *req =
+        evdns_getaddrinfo(s->dns, hp->host, NULL, &hints, on_resolved, s);
+    if (s->resolving) s->dns_req = req; /* else it answered at once */
+}
+
+static void do_connect(struct rstore *s)
+{
+    if (s->dead || s->ac || s->sac || s->resolving) return;
+    if (s->link != EL_REDIS_LINK_AUTH_FAILED && s->link != EL_REDIS_LINK_DOWN)
+        s->link = EL_REDIS_LINK_CONNECTING;
     s->connect_deadline_ms = el_now_ms() + (uint64_t)s->timeout_ms;
-    load_scripts(s); /* queued ahead of every op */
+    const struct el_redis_url *u = &s->url;
+    if (u->kind == EL_REDIS_UNIX) {
+        redisAsyncContext *ac = redisAsyncConnectUnix(u->path);
+        if (ac == NULL || ac->err) {
+            set_link(s, EL_REDIS_LINK_DOWN, ac ? ac->errstr : "out of memory");
+            if (ac) redisAsyncFree(ac);
+            schedule_reconnect(s);
+            return;
+        }
+        open_master(s, ac);
+    } else if (u->kind == EL_REDIS_TCP) {
+        connect_host(s, &u->addr, false);
+    } else if (s->have_master) {
+        connect_host(s, &s->master, false);
+    } else if (s->sentinel_tries >= u->nsentinels) {
+        /* every sentinel asked in this round: wait, then start again */
+        s->sentinel_tries = 0;
+        set_link(s, EL_REDIS_LINK_DOWN, "no sentinel named the master");
+        schedule_reconnect(s);
+        return;
+    } else {
+        size_t i = s->sentinel_i++ % u->nsentinels;
+        s->sentinel_tries++;
+        connect_host(s, &u->sentinel[i], true);
+    }
     arm_timer(s);
 }
 
@@ -673,6 +951,11 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     pending_unlink(s, op);
     s->nops--;
     s->depth++;
+    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "READONLY", 8) == 0 && s->ac == ac &&
+        !s->dead && !s->relink) {
+        s->relink = true; /* a replica now (failover): drop the link, ask the sentinels */
+        event_active(s->timer_ev, EV_TIMEOUT, 1);
+    }
     if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && !op->retried &&
         !op->done && s->ac == ac && !s->dead) {
         op->retried = true;
@@ -805,6 +1088,10 @@ static void redis_free(struct el_store *st)
     s->dead = true;
     event_free(s->reconnect_ev);
     event_free(s->timer_ev);
+    cancel_dns(s);
+    drop_sentinel(s);
+    if (s->dns) evdns_base_free(s->dns, 0);
+    s->dns = NULL;
     redisAsyncContext *ac = s->ac;
     s->ac = NULL;
     s->depth++;
@@ -842,7 +1129,17 @@ struct el_store *el_store_redis_new(struct event_base *base, const struct el_sto
     struct rstore *s = el_calloc(1, sizeof(*s));
     s->base.ops = &redis_ops;
     s->evb = base;
-    s->addr = el_strdup(p->redis ? p->redis : "127.0.0.1:6379");
+    const char *why = NULL;
+    if (el_redis_url_parse(p->redis && *p->redis ? p->redis : "127.0.0.1:6379", &s->url, &why) ==
+        -1) {
+        el_warn("redis: bad address (%s); using 127.0.0.1:6379", why); /* the config checks it */
+        el_redis_url_parse("127.0.0.1:6379", &s->url, &why);
+    }
+    if (p->redis_password && *p->redis_password && s->url.password[0] == '\0')
+        snprintf(s->url.password, sizeof(s->url.password), "%s", p->redis_password);
+    char disp[1024];
+    el_redis_url_display(&s->url, disp, sizeof(disp));
+    s->addr = el_strdup(disp);
     s->late_ms = (long long)(p->poll_s > 0 ? p->poll_s : 1) * 3000;
     s->keep_ms = p->keep_ms > 0 ? p->keep_ms : s->late_ms;
     s->claim_ms = p->claim_ms > 0 ? EL_MIN((long long)p->claim_ms, s->keep_ms) : s->keep_ms;
@@ -851,6 +1148,7 @@ struct el_store *el_store_redis_new(struct event_base *base, const struct el_sto
         s->keys[i] = el_sprintf("einlass:{%s}:%s", p->room ? p->room : "", suffix[i]);
     for (int k = 0; k < OP_NKINDS; k++) sha1_hex(scripts[k], s->sha[k]);
     s->backoff_ms = BACKOFF_MIN_MS;
+    s->link = EL_REDIS_LINK_CONNECTING; /* a first failure is a change: logged */
     s->reconnect_ev = evtimer_new(base, on_reconnect, s);
     s->timer_ev = evtimer_new(base, on_timer, s);
     do_connect(s);
@@ -861,4 +1159,10 @@ bool el_store_redis_up(struct el_store *st)
 {
     const struct rstore *s = (const struct rstore *)st;
     return s->up && s->ac != NULL;
+}
+
+enum el_redis_link el_store_redis_link(struct el_store *st)
+{
+    const struct rstore *s = (const struct rstore *)st;
+    return s->link;
 }

@@ -88,7 +88,10 @@ struct el_config {
     /* [room] */
     enum el_mode mode;             /* auto | on | off */
     enum el_store_kind store;      /* memory | redis */
-    char *redis;                   /* host:port or unix:/path */
+    char *redis;                   /* the Redis address (redis_conn.h), as given */
+    char *redis_password_file;     /* resolved path, or "" */
+    char *redis_password;          /* its first line, or "" (never logged or printed) */
+    int redis_timeout_ms;          /* Redis command and connect timeout */
     char *room_name;               /* [room] name */
     uint8_t secret[EL_SECRET_LEN]; /* HMAC key */
     bool has_secret;               /* secret or secret_file given */

@@ -88,6 +88,9 @@ struct el_status {
     int64_t inflight;        /* backend requests in flight */
     const char *store;       /* el_store_state_name(): "memory" | "redis" | "fallback" */
     bool store_up;           /* the configured store answers */
+    const char *store_state; /* el_room_store_detail(): "memory" | "redis" | "fallback" |
+                                "auth_failed" | "down"; NULL = store */
+    double store_fallback_s; /* seconds in fallback since start */
     struct el_limiter_stats backend; /* the backend admission limit and its queue */
 };
 

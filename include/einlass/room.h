@@ -96,6 +96,12 @@ enum el_store_state {
 extern const struct el_word el_store_state_words[];
 const char *el_store_state_name(enum el_store_state s);
 enum el_store_state el_room_store_state(const struct el_room_shared *sh);
+/* The state for einlass_store_state: "memory", "redis", or, while in
+ * fallback, why: "auth_failed" (AUTH refused), "down" (not connected) or
+ * "fallback" (connected but not usable, or connecting). Any thread. */
+const char *el_room_store_detail(const struct el_room_shared *sh);
+/* Seconds spent in fallback while store = redis, since start. Any thread. */
+double el_room_fallback_s(const struct el_room_shared *sh);
 
 /* Pure helper: seconds until a place at position is reached at rate per
  * second (rounded up; rate <= 0 uses fallback_rate). */

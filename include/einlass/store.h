@@ -43,6 +43,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "einlass/redis_conn.h"
+
 struct event_base;
 
 enum el_place_state {
@@ -113,8 +115,9 @@ struct el_store_params {
     int poll_s;              /* a claim later than 3 * poll_s counts as a place kept */
     int keep_ms;             /* liveness generation L (keep_place_s); 0: 3 * poll_s */
     int claim_ms;            /* an admission is held this long (at most L); 0: L */
-    const char *redis;       /* host:port or unix:/path (Redis only) */
-    int timeout_ms;          /* Redis command timeout */
+    const char *redis;       /* the [room] redis address (redis_conn.h; Redis only) */
+    const char *redis_password; /* AUTH password when the address has none; NULL: none */
+    int timeout_ms;          /* Redis command and connect timeout */
 };
 
 /* Memory store: one per process; thread-safe. */
@@ -122,12 +125,18 @@ struct el_store *el_store_memory_new(const struct el_store_params *p);
 /* Change poll_s / keep_ms / claim_ms / room on reload, keeping the queue. */
 void el_store_memory_configure(struct el_store *s, const struct el_store_params *p);
 
-/* Redis store on base (one per thread). Connects at once and reconnects with
- * backoff (100 ms doubling to 2 s) when the link drops; while disconnected
- * every op calls back with err = -1 at once. Scripts are loaded with SCRIPT
+/* Redis store on base (one per thread). Connects at once (a host name is
+ * looked up on base, a sentinel:// address asks the sentinels in turn for
+ * the master), sends AUTH, SELECT and PING before anything else, and
+ * reconnects with backoff (100 ms doubling to 2 s; 5 s after AUTH was
+ * refused) when the link drops or a command answers READONLY (the master
+ * is asked for again); while disconnected every op calls back with err = -1
+ * at once. State changes are logged once (redis_conn.h). Scripts are loaded with SCRIPT
  * LOAD and called by EVALSHA, falling back to EVAL on NOSCRIPT. */
 struct el_store *el_store_redis_new(struct event_base *base, const struct el_store_params *p);
 /* True while the link is up and the last command did not time out. */
 bool el_store_redis_up(struct el_store *s);
+/* The link's state, for /metrics (enum el_redis_link, redis_conn.h). */
+enum el_redis_link el_store_redis_link(struct el_store *s);
 
 #endif

@@ -594,7 +594,7 @@ static void test_shipped_conf_documents_every_key(void **state)
         free(b);
         nkeys++;
     }
-    assert_int_equal(nkeys, 52); /* 16 server, 6 backend, 10 trigger, 18 room, 2 route */
+    assert_int_equal(nkeys, 54); /* 16 server, 6 backend, 10 trigger, 20 room, 2 route */
     free(shipped);
     free(path);
     free(text);
@@ -956,6 +956,49 @@ static void test_enum_keys_use_the_word_tables(void **state)
     assert_int_equal(m, EL_MODE_OFF); /* untouched on failure */
 }
 
+/* [room] redis takes URLs and Sentinel; the password comes from a file
+ * relative to the config, never twice; redis_timeout_ms is bounded. */
+static void test_redis_addresses_password_file_and_timeout(void **state)
+{
+    (void)state;
+    struct el_config *cfg = load_ok(ROOM "redis = redis://einlass@localhost:6380/2\n");
+    assert_string_equal(cfg->redis, "redis://einlass@localhost:6380/2");
+    assert_string_equal(cfg->redis_password, "");
+    assert_int_equal(cfg->redis_timeout_ms, 500);
+    el_config_free(cfg);
+    cfg = load_ok(ROOM "redis = sentinel://10.0.0.1,10.0.0.2:26380/mymaster\n"
+                       "redis_timeout_ms = 1500\n");
+    assert_int_equal(cfg->redis_timeout_ms, 1500);
+    el_config_free(cfg);
+    free(write_file("redis-pw", "s3cr:t@x\nignored\n"));
+    cfg = load_ok(ROOM "redis_password_file = redis-pw\n");
+    assert_string_equal(cfg->redis_password, "s3cr:t@x");
+    assert_non_null(strstr(cfg->redis_password_file, "/redis-pw"));
+    assert_int_equal(cfg->redis_password_file[0], '/');
+    el_config_free(cfg);
+    expect_err(ROOM "redis = redis://u:pw@h:6379\nredis_password_file = redis-pw\n",
+               "4: [room] the password is in both redis and redis_password_file: keep it in "
+               "the file");
+    expect_err(ROOM "redis = redis://u:pw@h:99999\n",
+               "3: [room] redis: the port must be a number 1-65535");
+    expect_err(ROOM "redis = rediss://h:6379\n",
+               "3: [room] redis: 'rediss://h:6379': unknown scheme (redis:// or sentinel://; "
+               "for TLS run a stunnel sidecar)");
+    expect_err(ROOM "redis_timeout_ms = 0\n", "3: [room] redis_timeout_ms: 0 is below the minimum 1");
+    free(write_file("redis-pw-empty", "\n"));
+    char *empty = path_in("redis-pw-empty"), *none = path_in("no-such-file");
+    char *want = el_sprintf("3: [room] redis_password_file: %s must hold the password on its "
+                            "first line (at most 255 bytes)", empty);
+    expect_err(ROOM "redis_password_file = redis-pw-empty\n", want);
+    free(want);
+    want = el_sprintf("3: [room] redis_password_file: cannot read %s: No such file or directory",
+                      none);
+    expect_err(ROOM "redis_password_file = no-such-file\n", want);
+    free(want);
+    free(empty);
+    free(none);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -975,6 +1018,7 @@ int main(void)
         cmocka_unit_test(test_inherit_carries_the_old_secret_over),
         cmocka_unit_test(test_print_defaults_loads),
         cmocka_unit_test(test_shipped_conf_documents_every_key),
+        cmocka_unit_test(test_redis_addresses_password_file_and_timeout),
         cmocka_unit_test(test_shipped_conf_loads),
         cmocka_unit_test(test_err_cannot_open),
         cmocka_unit_test(test_err_sections),
