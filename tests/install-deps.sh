@@ -2,7 +2,8 @@
 # tests/install-deps.sh PROFILE... - install the Debian 12 packages einlass needs.
 #
 #   build   compile einlass and run its demo
-#   test    build + what the test suite uses (cmocka, redis-server, a browser,
+#   test    build + what the test suite uses (cmocka, redis-server, redis-sentinel,
+#           stunnel4 (TLS to Redis), a browser,
 #           promtool from prometheus, clang with libFuzzer)
 #   bench   nginx, HAProxy, wrk and gnuplot for bench/proxy.py and bench/rush
 #
@@ -19,7 +20,7 @@ pkgs=()
 for profile in "$@"; do
     case "$profile" in
     build) pkgs+=("${build[@]}") ;;
-    test)  pkgs+=("${build[@]}" redis-server chromium prometheus clang) ;;
+    test)  pkgs+=("${build[@]}" redis-server redis-sentinel stunnel4 chromium prometheus clang) ;;
     bench) pkgs+=(nginx haproxy wrk gnuplot-nox) ;;
     *) echo "usage: $0 build|test|bench..." >&2; exit 2 ;;
     esac

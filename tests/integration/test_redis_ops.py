@@ -143,12 +143,130 @@ def test_password_file_acl_user_db_and_host_name():
         r.stop()
 
 
+class Sentinel:
+    """One redis-sentinel watching master_port (quorum 1, down after 1 s)."""
+
+    def __init__(self, master_port, name="mymaster"):
+        self.port = free_port()
+        self.name = name
+        self.dir = tempfile.mkdtemp(prefix="el-sentinel-")
+        path = os.path.join(self.dir, "sentinel.conf")
+        with open(path, "w") as f:
+            f.write("port %d\nbind 127.0.0.1\ndir %s\n"
+                    "sentinel monitor %s 127.0.0.1 %d 1\n"
+                    "sentinel down-after-milliseconds %s 1000\n"
+                    "sentinel failover-timeout %s 3000\n"
+                    % (self.port, self.dir, name, master_port, name, name))
+        self.proc = Proc(["redis-sentinel", path])
+        self.proc.wait_line(r"\+monitor master %s" % name)
+
+    def cli(self, *args):
+        return subprocess.run(["redis-cli", "-p", str(self.port)] + [str(a) for a in args],
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+
+    def master_port(self):
+        out = self.cli("SENTINEL", "get-master-addr-by-name", self.name).split()
+        return int(out[1]) if len(out) == 2 else None
+
+    def stop(self):
+        self.proc.stop(signal.SIGKILL)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Holder:
+    """A pass holder asking for /page every 20 ms; counts answers by status."""
+
+    def __init__(self, port, cookies):
+        self.port, self.cookies = port, cookies
+        self.statuses = []
+        self.running = True
+        self.t = threading.Thread(target=self._loop, daemon=True)
+        self.t.start()
+
+    def _loop(self):
+        while self.running:
+            try:
+                r, _ = request(self.port, "GET", "/page", self.cookies)
+                self.statuses.append(r.status)
+            except Exception as ex:  # a refused or reset connection counts too
+                self.statuses.append(repr(ex))
+            time.sleep(0.02)
+
+    def stop(self):
+        self.running = False
+        self.t.join(10)
+        return self.statuses
+
+
+def test_sentinel_failover_follows_new_master_no_5xx_to_pass_holders():
+    """A master, a replica and one sentinel; einlass with
+    sentinel://127.0.0.1:PORT/mymaster. The master is killed: the sentinel
+    promotes the replica, einlass asks the sentinel again and follows it
+    (the log names the new master, new joins land in its data), the places
+    taken before the failover are kept, and the pass holder's requests meanwhile
+    are all 200."""
+    master = RedisProc()
+    replica = RedisProc("--replicaof", "127.0.0.1", str(master.port))
+    sentinel = None
+    e = None
+    try:
+        wait_until(lambda: "master_link_status:up" in replica.cli("INFO", "replication"),
+                   timeout=20, what="replica in sync")
+        sentinel = Sentinel(master.port)
+        wait_until(lambda: "%d" % replica.port in sentinel.cli("SENTINEL", "replicas",
+                                                                "mymaster"),
+                   timeout=30, what="sentinel knows the replica")
+        e = Einlass(conf("sentinel://127.0.0.1:%d/mymaster" % sentinel.port, mode="auto",
+                         rate=0.01, name="sent"))
+        wait_until(lambda: e.status()["store"] == "redis", timeout=10, what="store redis")
+        e.proc.wait_line(r"sentinels name master 127\.0\.0\.1:%d" % master.port)
+        _, holder = request(e.port, "GET", "/page")
+        holder = {"einlass_pass": holder["einlass_pass"]}
+        assert e.admin("POST", "/mode", "on")[0] == 204
+        tickets = [join(e.port)[1] for _ in range(3)]
+        wait_until(lambda: replica.cli("HGET", "einlass:{sent}:meter", "t0") not in ("", "0"),
+                   timeout=10, what="joins replicated")
+        h = Holder(e.port, holder)
+        time.sleep(0.5)
+        n = len(e.proc.lines)
+        t0 = time.time()
+        master.stop()  # SIGKILL
+        wait_until(lambda: sentinel.master_port() == replica.port, timeout=30,
+                   what="sentinel promotes the replica")
+        e.proc.wait_line(r"sentinels name master 127\.0\.0\.1:%d" % replica.port, timeout=20,
+                         start=n)
+        wait_until(lambda: e.status()["store"] == "redis", timeout=20, what="store redis again")
+        recovery = time.time() - t0
+        time.sleep(0.5)
+        statuses = h.stop()
+        bad = [x for x in statuses if x != 200]
+        assert not bad and len(statuses) > 20, (bad[:10], len(statuses))
+        for i, t in enumerate(tickets):
+            doc, _ = poll(e.port, t)
+            assert doc["state"] == "waiting" and doc["position"] == i + 1, (i, doc)
+        r, _ = join(e.port)
+        assert r.json()["position"] == 4, r.body
+        assert replica.cli("HGET", "einlass:{sent}:meter", "t0") == "4"
+        assert state_gauge(e) == "redis"
+        print("     sentinel failover: %d pass-holder requests, 0 non-200, back on redis "
+              "%.1f s after the kill" % (len(statuses), recovery))
+        assert e.stop() == 0
+    finally:
+        if e:
+            e.stop()
+        if sentinel:
+            sentinel.stop()
+        replica.stop()
+        master.stop()
+
+
 def main():
     global B
     B = start_backend()
     try:
         run([test_requirepass_without_password_logs_once_not_15_lines_per_second,
              test_password_file_acl_user_db_and_host_name,
+             test_sentinel_failover_follows_new_master_no_5xx_to_pass_holders,
              test_unreachable_redis_at_start_is_logged_at_warning])
     finally:
         B.stop()
