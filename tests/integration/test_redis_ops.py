@@ -260,6 +260,54 @@ def test_sentinel_failover_follows_new_master_no_5xx_to_pass_holders():
         master.stop()
 
 
+def test_tls_redis_through_stunnel_sidecar():
+    """Redis speaking only TLS (Debian's redis-server built with TLS: no
+    plain port, a self-signed certificate made here with openssl req -x509),
+    and einlass talking plain Redis to a client-mode stunnel4 on 127.0.0.1
+    that verifies the certificate and wraps the link in TLS, as the README
+    describes: AUTH goes through, the room works, the state is redis."""
+    d = tempfile.mkdtemp(prefix="el-tls-")
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True, timeout=60)
+    tls_port, local_port = free_port(), free_port()
+    r = RedisProc("--port", "0", "--tls-port", str(tls_port), "--tls-cert-file", cert,
+                  "--tls-key-file", key, "--tls-ca-cert-file", cert, "--tls-auth-clients", "no",
+                  "--requirepass", "tls-pw")
+    sconf = os.path.join(d, "stunnel.conf")
+    with open(sconf, "w") as f:
+        f.write("foreground = yes\npid =\n[redis]\nclient = yes\naccept = 127.0.0.1:%d\n"
+                "connect = 127.0.0.1:%d\nverifyChain = yes\nCAfile = %s\n"
+                "checkHost = localhost\n" % (local_port, tls_port, cert))
+    st = Proc(["stunnel4", sconf])
+    e = None
+    try:
+        st.wait_line(r"Configuration successful", timeout=20)
+        path = conf("127.0.0.1:%d" % local_port, extra="redis_password_file = pw\n")
+        with open(os.path.join(os.path.dirname(path), "pw"), "w") as f:
+            f.write("tls-pw\n")
+        e = Einlass(path)
+        wait_until(lambda: e.status()["store"] == "redis", timeout=15, what="store redis")
+        rr, _ = join(e.port)
+        assert rr.json()["position"] == 1, rr.body
+        rr, _ = join(e.port)
+        assert rr.json()["position"] == 2, rr.body
+        assert state_gauge(e) == "redis"
+        out = subprocess.run(["redis-cli", "--tls", "--cacert", cert, "-h", "localhost", "-p",
+                              str(tls_port), "--pass", "tls-pw", "--no-auth-warning", "HGET",
+                              "einlass:{ops}:meter", "t0"], capture_output=True, text=True,
+                             timeout=10).stdout.strip()
+        assert out == "2", out
+        assert e.stop() == 0
+    finally:
+        if e:
+            e.stop()
+        st.stop()
+        r.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def main():
     global B
     B = start_backend()
@@ -267,6 +315,7 @@ def main():
         run([test_requirepass_without_password_logs_once_not_15_lines_per_second,
              test_password_file_acl_user_db_and_host_name,
              test_sentinel_failover_follows_new_master_no_5xx_to_pass_holders,
+             test_tls_redis_through_stunnel_sidecar,
              test_unreachable_redis_at_start_is_logged_at_warning])
     finally:
         B.stop()
