@@ -94,6 +94,8 @@ struct el_config {
     double admit_per_s;            /* admissions per second (start value when adapt) */
     double min_admit_per_s;        /* adapt's floor */
     double max_admit_per_s;        /* adapt's ceiling */
+    bool min_admit_per_s_set;      /* the file sets min_admit_per_s (else it follows admit_per_s) */
+    bool max_admit_per_s_set;      /* the file sets max_admit_per_s (else it follows admit_per_s) */
     bool adapt;                    /* rate follows latency */
     int poll_s;                    /* Retry-After for waiting clients */
     int max_joins_per_ip_per_min;  /* joins per client address (IPv6: /64) a minute; 0 = no limit */
@@ -123,6 +125,13 @@ extern const struct el_word el_store_kind_words[];
 const char *el_mode_name(int mode);
 /* The mode named s[0..n) (case-insensitive) into *mode: 0, or -1 if none. */
 int el_mode_parse(const char *s, size_t n, int *mode);
+
+/* Whether per_s may be admit_per_s under cfg, checked as the file's value
+ * would be: the key's bounds, and min/max_admit_per_s where the file sets
+ * them (unset ones follow admit_per_s). Returns 0, or -1 with the reason,
+ * worded like the file's error, in why (n bytes). Any thread; no allocation.
+ * The admin API's POST /rate uses it. */
+int el_config_check_rate(const struct el_config *cfg, double per_s, char *why, size_t n);
 
 /* Free a config from el_config_load(). NULL is fine. */
 void el_config_free(struct el_config *cfg);
