@@ -61,7 +61,15 @@ struct el_admin {
     char address[EL_ADMIN_ADDR_LEN];              /* what we listen on, for the logs */
 };
 
-enum route_kind { ROUTE_STATUS, ROUTE_METRICS, ROUTE_MODE, ROUTE_RATE };
+enum route_kind {
+    ROUTE_STATUS,
+    ROUTE_METRICS,
+    ROUTE_HEALTHZ,
+    ROUTE_MODE,
+    ROUTE_RATE,
+    ROUTE_PAUSE,
+    ROUTE_RESUME
+};
 
 static const struct {
     const char *path;
@@ -70,8 +78,11 @@ static const struct {
 } routes[] = {
     {"/status", ROUTE_STATUS, false},
     {"/metrics", ROUTE_METRICS, false},
+    {"/healthz", ROUTE_HEALTHZ, false},
     {"/mode", ROUTE_MODE, true},
     {"/rate", ROUTE_RATE, true},
+    {"/pause", ROUTE_PAUSE, true},
+    {"/resume", ROUTE_RESUME, true},
 };
 
 static void set_header(struct evhttp_request *req, const char *name, const char *value)
@@ -207,8 +218,8 @@ static int read_body(struct evhttp_request *req, char *buf)
     return 0;
 }
 
-/* Parse a positive finite decimal number (no hex, inf, nan, or trailing
- * text). Returns 0 or -1. */
+/* Parse a finite decimal number >= 0 (no hex, inf, nan, or trailing text).
+ * Returns 0 or -1. */
 static int parse_rate(const char *s, double *out)
 {
     if (*s == '\0') return -1;
@@ -219,7 +230,7 @@ static int parse_rate(const char *s, double *out)
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (end == s || *end != '\0' || errno == ERANGE || !isfinite(v) || !(v > 0)) return -1;
+    if (end == s || *end != '\0' || errno == ERANGE || !isfinite(v) || !(v >= 0)) return -1;
     *out = v;
     return 0;
 }
@@ -264,15 +275,31 @@ static void answer_status(struct el_admin *a, struct evhttp_request *req)
                         "{\"mode\":\"%s\",\"queueing\":%s,\"waiting\":%llu,\"admitted_total\":%llu,"
                         "\"admit_per_s\":%s,\"latency_ms\":{\"p50\":%s,\"p95\":%s,\"p99\":%s},"
                         "\"inflight\":%lld,\"store\":\"%s\",\"samples\":%llu,\"store_up\":%s,"
-                        "\"version\":\"%s\"}\n",
+                        "\"paused\":%s,\"version\":\"%s\"}\n",
                         el_mode_name(st.mode), st.queueing ? "true" : "false",
                         (unsigned long long)st.waiting, (unsigned long long)st.admitted_total,
                         json_num(r, st.admit_per_s), json_num(p50, st.p50_ms),
                         json_num(p95, st.p95_ms), json_num(p99, st.p99_ms), (long long)st.inflight,
                         json_store(st.store), (unsigned long long)st.samples,
-                        st.store_up ? "true" : "false", EL_VERSION);
+                        st.store_up ? "true" : "false", st.paused ? "true" : "false", EL_VERSION);
     set_header(req, "Content-Type", "application/json");
     send_body(req, HTTP_OK, b);
+    evbuffer_free(b);
+}
+
+/* For load balancers: 200 while serving, 503 while draining (take this
+ * instance out of rotation). A store in fallback still serves (newcomers
+ * wait in the local queue), so it is 200 too; the body says which. */
+static void answer_healthz(struct el_admin *a, struct evhttp_request *req)
+{
+    struct el_status st;
+    get_status(a, &st);
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add_printf(b, "{\"state\":\"%s\",\"store\":\"%s\",\"store_up\":%s,\"paused\":%s}\n",
+                        st.draining ? "draining" : "serving", json_store(st.store),
+                        st.store_up ? "true" : "false", st.paused ? "true" : "false");
+    set_header(req, "Content-Type", "application/json");
+    send_body(req, st.draining ? 503 : HTTP_OK, b);
     evbuffer_free(b);
 }
 
@@ -308,10 +335,29 @@ static void answer_post(struct el_admin *a, struct evhttp_request *req, enum rou
         }
         el_notice("admin: mode set to %s until the next reload", el_mode_name(mode));
         if (a->ops != NULL && a->ops->set_mode != NULL) a->ops->set_mode(a->ctx, mode);
+    } else if (kind == ROUTE_PAUSE || kind == ROUTE_RESUME) {
+        bool pause = kind == ROUTE_PAUSE;
+        if (pause)
+            el_notice("admin: paused: nobody new is admitted until POST /resume");
+        else
+            el_notice("admin: resumed: the meter admits again");
+        if (a->ops != NULL && a->ops->set_paused != NULL) a->ops->set_paused(a->ctx, pause);
     } else {
         double rate;
+        char why[200];
         if (parse_rate(body, &rate) != 0) {
-            reply_text(req, 400, "rate must be a positive number");
+            reply_text(req, 400, "rate must be a number (admissions per second)");
+            return;
+        }
+        if (rate == 0) {
+            reply_text(req, 400, "rate 0 would hold every admission: POST /pause does that "
+                                 "(and POST /resume ends it)");
+            return;
+        }
+        const struct el_config *cfg =
+            a->ops != NULL && a->ops->config != NULL ? a->ops->config(a->ctx) : NULL;
+        if (cfg != NULL && el_config_check_rate(cfg, rate, why, sizeof(why)) != 0) {
+            reply_text(req, 400, why);
             return;
         }
         char num[EL_METRICS_NUM_LEN];
@@ -355,8 +401,13 @@ static void handle(struct evhttp_request *req, void *arg)
     case ROUTE_METRICS:
         answer_metrics(a, req);
         break;
+    case ROUTE_HEALTHZ:
+        answer_healthz(a, req);
+        break;
     case ROUTE_MODE:
     case ROUTE_RATE:
+    case ROUTE_PAUSE:
+    case ROUTE_RESUME:
         answer_post(a, req, routes[i].kind);
         break;
     }

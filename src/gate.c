@@ -27,6 +27,7 @@
 #include "einlass/token.h"
 
 #define STATUS_PATH "/_einlass/status"
+#define HEALTH_PATH "/_einlass/health" /* for load balancers: never forwarded, never joins */
 #define TICKET_LIFETIME_S (6 * 3600) /* a place is kept by polling; this only bounds replay */
 
 struct el_gate {
@@ -151,17 +152,28 @@ static void answer_state(struct el_gate *g, struct el_gate_ctx *ctx, const char 
     answer(ctx, EL_DECISION_FORWARD, 200, "application/json", g->scratch, n);
 }
 
+/* JSON answers while paused say so: `"paused":true` before the closing brace. */
+static size_t mark_paused(struct el_gate *g, const struct el_gate_ctx *ctx, size_t n)
+{
+    static const char tail[] = ",\"paused\":true}";
+    if (!ctx->paused || n == 0 || n + sizeof(tail) > sizeof(g->scratch)) return n;
+    memcpy(g->scratch + n - 1, tail, sizeof(tail));
+    return n - 1 + sizeof(tail) - 1;
+}
+
 static void answer_wait(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_room_answer *a)
 {
     const struct el_config *cfg = gate_cfg(g);
     size_t n;
     if (ctx->html && !ctx->status_path) {
-        n = el_page_html(g->page, (enum el_lang)ctx->lang, a->place.position, a->eta_s,
-                         cfg->poll_s, g->scratch, sizeof(g->scratch));
+        n = el_page_html(g->page, (enum el_lang)ctx->lang, a->place.position,
+                         ctx->paused ? EL_PAGE_ETA_PAUSED : a->eta_s, cfg->poll_s, g->scratch,
+                         sizeof(g->scratch));
         answer(ctx, EL_DECISION_WAIT, 503, "text/html; charset=utf-8", g->scratch, n);
     } else {
         n = el_page_json_waiting(a->place.position, a->eta_s, cfg->poll_s, g->scratch,
                                  sizeof(g->scratch));
+        n = mark_paused(g, ctx, n);
         answer(ctx, EL_DECISION_WAIT, ctx->status_path ? 200 : 503, "application/json",
                g->scratch, n);
     }
@@ -279,6 +291,14 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
     const char *path = el_http_norm_path(req, g->path, &path_len);
     ctx->status_path = path_len == sizeof(STATUS_PATH) - 1 &&
                        memcmp(path, STATUS_PATH, path_len) == 0;
+    ctx->paused = in->paused && in->mode != EL_MODE_OFF;
+    if (path_len == sizeof(HEALTH_PATH) - 1 && memcmp(path, HEALTH_PATH, path_len) == 0) {
+        int n = snprintf(g->scratch, sizeof(g->scratch), "{\"state\":\"ok\",\"queueing\":%s%s}",
+                         in->queueing && in->mode != EL_MODE_OFF ? "true" : "false",
+                         ctx->paused ? ",\"paused\":true" : "");
+        answer(ctx, EL_DECISION_FORWARD, 200, "application/json", g->scratch, (size_t)n);
+        return 1;
+    }
 
     if (in->mode == EL_MODE_OFF) { /* a plain proxy: no cookies */
         if (ctx->status_path) answer_state(g, ctx, "open");
@@ -336,6 +356,14 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
     if (cookie_token(g, req, "einlass_ticket", EL_TOKEN_TICKET, now, &t)) {
         el_room_check(g->room, t.lane, t.num, (t.flags & EL_TOKEN_LOCAL) != 0, room_answer,
                       ctx);
+    } else if (ctx->status_path) {
+        /* No place to ask about: a status poll without a ticket (a load
+         * balancer, a script) must not take one. Loading a page joins. */
+        int n = snprintf(g->scratch, sizeof(g->scratch), "{\"state\":\"queueing\",\"poll_s\":%d}",
+                         cfg->poll_s);
+        answer(ctx, EL_DECISION_WAIT, 200, "application/json", g->scratch,
+               mark_paused(g, ctx, (size_t)n));
+        ctx->retry_after = cfg->poll_s;
     } else {
         join_or_refuse(g, ctx);
     }

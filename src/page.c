@@ -40,6 +40,7 @@ enum text {
     T_ETA_1M,
     T_ETA_NM,
     T_ETA_NH,
+    T_PAUSED,
     T_COUNT
 };
 
@@ -50,7 +51,7 @@ static const char *const text_names[T_COUNT] = {
     [T_KEEP_OPEN] = "keep_open",   [T_NO_JS] = "no_js",
     [T_ADMITTED] = "admitted",     [T_ETA_LT] = "eta_lt",
     [T_ETA_1M] = "eta_1m",         [T_ETA_NM] = "eta_nm",
-    [T_ETA_NH] = "eta_nh",
+    [T_ETA_NH] = "eta_nh",         [T_PAUSED] = "paused",
 };
 
 /* "{n}" in the eta texts stands for the number (here and in the page's script). */
@@ -74,6 +75,7 @@ static const char *const texts[2][T_COUNT] = {
             [T_ETA_1M] = "about 1 minute",
             [T_ETA_NM] = "about {n} minutes",
             [T_ETA_NH] = "about {n} hours",
+            [T_PAUSED] = "paused for now: nobody is let in at the moment, and your place is kept",
         },
     [EL_LANG_DE] =
         {
@@ -94,6 +96,8 @@ static const char *const texts[2][T_COUNT] = {
             [T_ETA_1M] = "etwa 1 Minute",
             [T_ETA_NM] = "etwa {n} Minuten",
             [T_ETA_NH] = "etwa {n} Stunden",
+            [T_PAUSED] = "gerade angehalten: im Moment wird niemand eingelassen, Ihr Platz "
+                         "bleibt erhalten",
         },
 };
 
@@ -304,6 +308,10 @@ static void put_eta(struct out *o, enum el_lang lang, uint64_t eta_s)
 {
     const char *fmt;
     uint64_t n = 0;
+    if (eta_s == EL_PAGE_ETA_PAUSED) {
+        put_str(o, texts[lang][T_PAUSED]);
+        return;
+    }
     if (eta_s < 60) {
         fmt = texts[lang][T_ETA_LT];
     } else if (eta_s <= 90 * 60) {
@@ -344,7 +352,7 @@ size_t el_page_html(const struct el_page *p, enum el_lang lang, uint64_t positio
             put_eta(&o, lang, eta_s);
             break;
         case OP_ETA_S:
-            put_u64(&o, eta_s);
+            put_u64(&o, eta_s == EL_PAGE_ETA_PAUSED ? 0 : eta_s);
             break;
         case OP_POLL_S:
             put_int(&o, poll_s);

@@ -367,6 +367,7 @@ struct control {
     int mode_override;               /* -1, or a mode set by POST /mode */
     double rate_override;            /* 0, or a rate set by POST /rate */
     double rate_now;                 /* the rate the meter runs at */
+    bool paused;                     /* POST /pause until POST /resume (survives reloads) */
     bool queueing;                   /* published state */
     struct el_latency_summary lat;   /* the last merged window */
     struct el_latency **lats;        /* workers' histograms and the probe's */
@@ -411,7 +412,8 @@ static void control_tick(evutil_socket_t fd, short what, void *arg)
         el_notice("trigger: %s (%s)", ct->trig.queueing ? "queueing" : "released",
                   ct->trig.reason ? ct->trig.reason : "");
     }
-    bool queueing = mode == EL_MODE_ON || (mode == EL_MODE_AUTO && (ct->trig.queueing || waiting > 0));
+    bool queueing = mode == EL_MODE_ON || (mode == EL_MODE_AUTO && (ct->trig.queueing || waiting > 0)) ||
+                    (ct->paused && mode != EL_MODE_OFF);
     if (queueing != ct->queueing) {
         atomic_fetch_add(&el_metrics_global.room_state_changes, 1);
         el_notice("room: %s (mode %s, p%g %.1f ms over %llu samples, %lld in flight, %llu waiting)",
@@ -435,7 +437,8 @@ static void control_tick(evutil_socket_t fd, short what, void *arg)
     }
     atomic_store_explicit(&s->state.mode, mode, memory_order_relaxed);
     atomic_store_explicit(&s->state.queueing, queueing, memory_order_relaxed);
-    if (mode != EL_MODE_OFF) el_room_tick(s->room, ct->rate_now);
+    atomic_store_explicit(&s->state.paused, ct->paused, memory_order_relaxed);
+    if (mode != EL_MODE_OFF) el_room_tick(s->room, ct->paused ? -1 : ct->rate_now); /* -1 holds */
 }
 
 static void admin_status(void *ctx, struct el_status *st)
@@ -456,6 +459,8 @@ static void admin_status(void *ctx, struct el_status *st)
     enum el_store_state store = el_room_store_state(s->room_shared);
     st->store = el_store_state_name(store);
     st->store_up = store != EL_STORE_STATE_FALLBACK;
+    st->paused = ct->paused;
+    st->draining = atomic_load(&s->stopping);
 }
 
 static void admin_set_mode(void *ctx, int mode)
@@ -470,11 +475,24 @@ static void admin_set_rate(void *ctx, double per_s)
 {
     struct el_server *s = ctx;
     struct control *ct = s->control;
-    ct->rate_override = EL_MIN(per_s, 1e6); /* admin.c logs the change */
+    ct->rate_override = per_s; /* admin.c checked it (el_config_check_rate) and logs it */
     control_tick(-1, 0, s);
 }
 
-static const struct el_admin_ops admin_ops = {admin_status, admin_set_mode, admin_set_rate};
+static void admin_set_paused(void *ctx, bool paused)
+{
+    struct el_server *s = ctx;
+    ((struct control *)s->control)->paused = paused; /* admin.c logs the change */
+    control_tick(-1, 0, s);
+}
+
+static const struct el_config *admin_config(void *ctx)
+{
+    return cur_cfg(ctx);
+}
+
+static const struct el_admin_ops admin_ops = {admin_status, admin_set_mode, admin_set_rate,
+                                              admin_set_paused, admin_config};
 
 /* ---- probe: GET probe_path every probe_interval_ms ---- */
 
@@ -736,6 +754,7 @@ int el_server_start(struct el_server *s, const char *conf_path)
     s->probe_latency = el_latency_new();
     atomic_init(&s->state.mode, (int)cfg->mode);
     atomic_init(&s->state.queueing, cfg->mode == EL_MODE_ON);
+    atomic_init(&s->state.paused, false);
 
     struct control *ct = el_calloc(1, sizeof(*ct));
     ct->mode_override = -1;

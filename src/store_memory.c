@@ -134,7 +134,9 @@ static uint64_t meter_budget(struct meter *m, double rate, uint64_t now_ms, uint
     if (m->has_last && now_ms > m->last_ms) el = EL_MIN(now_ms - m->last_ms, EL_METER_MAX_GAP_MS);
     m->last_ms = now_ms;
     m->has_last = true;
-    if (rate < 0 || !isfinite(rate)) rate = 0;
+    *elapsed = el;
+    if (rate < 0) return 0; /* held (paused): credits and the fraction wait for the resume */
+    if (!isfinite(rate)) rate = 0;
     double budget = m->frac + rate * (double)el / 1000.0 + (double)m->credits;
     m->credits = 0;
     double whole = floor(budget);

@@ -249,7 +249,9 @@ static const char lua_check[] = LUA_PRELUDE
 /* ARGV[2] = rate. Returns {waiting, admitted_total, rate}. */
 static const char lua_advance[] = LUA_PRELUDE
     "local rate = tonumber(ARGV[2]) or 0\n"
-    "if rate < 0 or rate ~= rate then rate = 0 end\n"
+    "if rate ~= rate then rate = 0 end\n"
+    "local hold = rate < 0\n"
+    "if hold then rate = 0 end\n"
     "local a = redis.call('HMGET', m, 'frac', 'last', 'cred', 'bn', 'bms', 'adm')\n"
     "local frac = tonumber(a[1]) or 0\n"
     "local last = tonumber(a[2])\n"
@@ -258,6 +260,8 @@ static const char lua_advance[] = LUA_PRELUDE
     "local budget = frac + rate * el / 1000 + (tonumber(a[3]) or 0)\n"
     "local n = math.floor(budget)\n"
     "frac = budget - n\n"
+    "local cred = 0\n"
+    "if hold then n = 0; frac = tonumber(a[1]) or 0; cred = tonumber(a[3]) or 0 end\n"
     "local admitted = 0\n"
     "for _, l in ipairs({1, 0}) do\n"
     "  local i = l + 1\n"
@@ -288,7 +292,7 @@ static const char lua_advance[] = LUA_PRELUDE
     "end\n"
     "mrate = string.format('%.6f', mr)\n"
     "redis.call('HSET', m, 'h0', head[1], 'h1', head[2], 'w0', w[1], 'w1', w[2],\n"
-    "  'frac', string.format('%.17g', frac), 'last', now, 'cred', 0, 'bn', bn, 'bms', bms,\n"
+    "  'frac', string.format('%.17g', frac), 'last', now, 'cred', cred, 'bn', bn, 'bms', bms,\n"
     "  'rate', mrate)\n"
     "return {w[1] + w[2], tonumber(a[6]) or 0, mrate}\n";
 

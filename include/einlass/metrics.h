@@ -78,6 +78,8 @@ struct el_status {
     int64_t inflight;        /* backend requests in flight */
     const char *store;       /* el_store_state_name(): "memory" | "redis" | "fallback" */
     bool store_up;           /* the configured store answers */
+    bool paused;             /* POST /pause: nobody new is admitted until POST /resume */
+    bool draining;           /* SIGTERM seen: finishing what is in flight */
 };
 
 struct evbuffer;

@@ -10,7 +10,8 @@
  *   {{poll_s}}    seconds between refreshes (meta refresh and script)
  *   {{t:KEY}}     a text in the page's language: title, heading, intro,
  *                 place_label, wait_label, keep_open, no_js, admitted,
- *                 note ("the estimate can change"), and the wait phrases for
+ *                 note ("the estimate can change"), paused (shown in place of
+ *                 the wait while admissions are on hold), and the wait phrases for
  *                 the page's script: eta_lt, eta_1m, eta_nm, eta_nh ("{n}"
  *                 in the last two stands for the number)
  * A "{{" must close with "}}" on the same line; anything else is an error.
@@ -42,6 +43,10 @@ enum el_lang el_page_lang(const char *accept_language, size_t len);
  * q > 0. A bare wildcard (curl's default) is not enough: API clients get JSON.
  * Malformed or absent headers give false. */
 bool el_page_wants_html(const char *accept, size_t len);
+
+/* eta_s for el_page_html while paused: {{eta}} says admissions are on hold
+ * (the text "paused", also {{t:paused}}) and {{eta_s}} reads 0. */
+#define EL_PAGE_ETA_PAUSED UINT64_MAX
 
 /* Render the waiting page into out (cap >= EL_PAGE_MAX). Returns its length. */
 size_t el_page_html(const struct el_page *p, enum el_lang lang, uint64_t position, uint64_t eta_s,
