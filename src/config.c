@@ -1008,6 +1008,8 @@ static const char *allowed_text(const struct key *k, char *buf, size_t n)
     case T_BOOL:
         return "on or off";
     case T_WORD:
+    case T_ENUM:
+    case T_ACTION:
         return words_text(k->words, buf, n);
     case T_SECRET:
         return "64 hex digits";
@@ -1041,6 +1043,75 @@ void el_config_print_defaults(FILE *f)
             fprintf(f, "; %s = %s\n", k->name, k->example);
         else
             fprintf(f, "%s =%s%s\n", k->name, k->def[0] ? " " : "", k->def);
+    }
+}
+
+/* Text for the documentation: '|' escaped for Markdown tables; for roff a
+ * backslash doubled, '-' as \- and a leading '.' or '\'' guarded. */
+static void doc_text(FILE *f, enum el_config_doc fmt, const char *s)
+{
+    if (fmt == EL_CONFIG_DOC_ROFF && (*s == '.' || *s == '\'')) fputs("\\&", f);
+    for (; *s; s++) {
+        if (fmt == EL_CONFIG_DOC_MARKDOWN && *s == '|')
+            fputs("\\|", f);
+        else if (fmt == EL_CONFIG_DOC_ROFF && *s == '\\')
+            fputs("\\e", f);
+        else if (fmt == EL_CONFIG_DOC_ROFF && *s == '-')
+            fputs("\\-", f);
+        else
+            fputc(*s, f);
+    }
+}
+
+void el_config_print_keys(FILE *f, enum el_config_doc fmt)
+{
+    const char *section = "";
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct key *k = &keys[i];
+        char allowed[200];
+        if (strcmp(section, k->section) != 0) {
+            section = k->section;
+            bool route = strcmp(section, "route") == 0;
+            if (fmt == EL_CONFIG_DOC_MARKDOWN)
+                fprintf(f, "%s### [%s]\n\n%s| key | default | allowed | on reload | meaning |\n"
+                           "|---|---|---|---|---|\n",
+                        i ? "\n" : "", route ? "route NAME" : section,
+                        route ? "Any number of sections; the first match wins.\n\n" : "");
+            else
+                fprintf(f, ".SS [%s]\n%s", route ? "route NAME" : section,
+                        route ? "Any number of sections; the first match wins.\n" : "");
+        }
+        const char *what = allowed_text(k, allowed, sizeof(allowed));
+        const char *def = k->def[0] ? k->def : "";
+        if (fmt == EL_CONFIG_DOC_MARKDOWN) {
+            fprintf(f, "| `%s` | %s%s%s | ", k->name, def[0] ? "`" : "(empty)", def,
+                    def[0] ? "`" : "");
+            doc_text(f, fmt, what ? what : "");
+            fprintf(f, " | %s | ", k->reloadable ? "applies" : "needs a restart");
+            doc_text(f, fmt, k->help);
+            if (k->example != NULL) {
+                fputs(" (e.g. `", f);
+                doc_text(f, fmt, k->example);
+                fputs("`)", f);
+            }
+            fputs(" |\n", f);
+        } else {
+            fprintf(f, ".TP\n.B %s\n", k->name);
+            doc_text(f, fmt, k->help);
+            fputs(".\n", f);
+            fputs("Default: ", f);
+            doc_text(f, fmt, def[0] ? def : "empty");
+            if (what != NULL) {
+                fputs("; allowed: ", f);
+                doc_text(f, fmt, what);
+            }
+            if (k->example != NULL) {
+                fputs("; e.g. ", f);
+                doc_text(f, fmt, k->example);
+            }
+            fputs(k->reloadable ? ".\n" : ". A change takes effect on restart, not on reload.\n",
+                  f);
+        }
     }
 }
 

@@ -140,6 +140,12 @@ void el_config_free(struct el_config *cfg);
  * and help) to f. */
 void el_config_print_defaults(FILE *f);
 
+/* Write the key table as reference documentation to f: Markdown tables, one
+ * per section (docs/interface.md), or roff for einlass.conf(5). Used by
+ * tools/keydoc.c at build time. */
+enum el_config_doc { EL_CONFIG_DOC_MARKDOWN = 0, EL_CONFIG_DOC_ROFF = 1 };
+void el_config_print_keys(FILE *f, enum el_config_doc fmt);
+
 /* The name of the first key that cannot change without a restart (today
  * only workers: the threads exist) whose value differs between old and new,
  * or NULL. On reload, server.c warns and keeps the running value. */
