@@ -237,10 +237,32 @@ static void case_replayed_release_gets_no_credit(void **state)
     s->ops->free(s);
 }
 
+/* A negative rate holds (pause): nobody is admitted, not even by release
+ * credits, which wait for the next advance at a rate >= 0. */
+static void case_hold_keeps_credits(void **state)
+{
+    struct el_store *s = drv_open(60);
+    advance_ok(s, 0);
+    struct el_place a = join_ok(s, 0), b = join_ok(s, 0);
+    for (int i = 0; i < 2; i++) s->ops->release(s, fresh_id(), 600, drv_now);
+    struct el_store_stats st = advance_ok(s, -1);
+    assert_int_equal(st.waiting, 2);
+    assert_int_equal(st.admitted_total, 0);
+    assert_int_equal(check_ok(s, 0, a.num).state, EL_PLACE_WAITING);
+    st = advance_ok(s, -1);
+    assert_int_equal(st.waiting, 2);
+    st = advance_ok(s, 0); /* resumed: the two credits admit two */
+    assert_int_equal(st.waiting, 0);
+    assert_int_equal(check_ok(s, 0, a.num).state, EL_PLACE_ADMITTED);
+    assert_int_equal(check_ok(s, 0, b.num).state, EL_PLACE_ADMITTED);
+    s->ops->free(s);
+}
+
 #define STORE_CASES                                                                                \
     cmocka_unit_test(case_fifo_25), cmocka_unit_test(case_copied_ticket),                         \
         cmocka_unit_test(case_priority_first), cmocka_unit_test(case_unknown_ticket),             \
         cmocka_unit_test(case_no_banking), cmocka_unit_test(case_abandoned_skipped),              \
-        cmocka_unit_test(case_replayed_release_gets_no_credit)
+        cmocka_unit_test(case_replayed_release_gets_no_credit),                                   \
+        cmocka_unit_test(case_hold_keeps_credits)
 
 #endif
