@@ -55,6 +55,7 @@ struct el_admin {
     const struct el_admin_ops *ops;               /* the main loop's callbacks */
     void *ctx;                                    /* their context */
     bool have_token;                              /* POSTs need "Authorization: Bearer" */
+    bool draining;                                /* SIGTERM seen: /healthz answers 503 */
     unsigned char token_md[SHA256_DIGEST_LENGTH]; /* SHA-256 of the token */
     int port;                                     /* bound TCP port, 0 for unix sockets */
     char *unix_path;                              /* our socket file, unlinked on free */
@@ -248,6 +249,7 @@ static void get_status(const struct el_admin *a, struct el_status *st)
     st->store = el_store_state_name(EL_STORE_STATE_MEMORY);
     st->inflight = el_metrics_inflight();
     if (a->ops != NULL && a->ops->status != NULL) a->ops->status(a->ctx, st);
+    st->draining = st->draining || a->draining;
 }
 
 /* JSON has no NaN or infinity: those read as 0. */
@@ -275,13 +277,18 @@ static void answer_status(struct el_admin *a, struct evhttp_request *req)
                         "{\"mode\":\"%s\",\"queueing\":%s,\"waiting\":%llu,\"admitted_total\":%llu,"
                         "\"admit_per_s\":%s,\"latency_ms\":{\"p50\":%s,\"p95\":%s,\"p99\":%s},"
                         "\"inflight\":%lld,\"store\":\"%s\",\"samples\":%llu,\"store_up\":%s,"
+                        "\"backend_limit\":%d,\"backend_inflight\":%d,\"backend_queue\":%d,"
+                        "\"backend_queued_total\":%llu,\"backend_queue_timeouts_total\":%llu,"
                         "\"paused\":%s,\"version\":\"%s\"}\n",
                         el_mode_name(st.mode), st.queueing ? "true" : "false",
                         (unsigned long long)st.waiting, (unsigned long long)st.admitted_total,
                         json_num(r, st.admit_per_s), json_num(p50, st.p50_ms),
                         json_num(p95, st.p95_ms), json_num(p99, st.p99_ms), (long long)st.inflight,
                         json_store(st.store), (unsigned long long)st.samples,
-                        st.store_up ? "true" : "false", st.paused ? "true" : "false", EL_VERSION);
+                        st.store_up ? "true" : "false", st.backend.limit, st.backend.inflight,
+                        st.backend.queued, (unsigned long long)st.backend.queued_total,
+                        (unsigned long long)st.backend.timeouts_total,
+                        st.paused ? "true" : "false", EL_VERSION);
     set_header(req, "Content-Type", "application/json");
     send_body(req, HTTP_OK, b);
     evbuffer_free(b);
@@ -538,6 +545,11 @@ void el_admin_set_token(struct el_admin *a, const char *token)
         SHA256((const unsigned char *)token, strlen(token), a->token_md);
     else
         memset(a->token_md, 0, sizeof(a->token_md));
+}
+
+void el_admin_set_draining(struct el_admin *a)
+{
+    a->draining = true;
 }
 
 int el_admin_port(const struct el_admin *a)

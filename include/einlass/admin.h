@@ -42,6 +42,8 @@ struct el_admin *el_admin_new(struct event_base *base, const char *listen, const
                               const struct el_admin_ops *ops, void *ctx, char **err);
 /* Reload: a new token ("" = none). */
 void el_admin_set_token(struct el_admin *a, const char *token);
+/* SIGTERM seen: from now on /healthz answers 503 (draining). */
+void el_admin_set_draining(struct el_admin *a);
 /* The TCP port actually bound (useful when listen asked for port 0); 0 for a
  * unix socket. */
 int el_admin_port(const struct el_admin *a);

@@ -484,6 +484,33 @@ static void test_restart_key(void **state)
     el_config_free(d);
 }
 
+#define HEX2 "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
+#define HEX3 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+static void test_inherit_carries_the_old_secret_over(void **state)
+{
+    (void)state;
+    struct el_config *old = load_ok(ROOM);
+    struct el_config *same = load_ok(ROOM);
+    struct el_config *rotated = load_ok("[room]\nsecret = " HEX2 "\n");
+    struct el_config *named = load_ok("[room]\nsecret = " HEX2 "\nprevious_secret = " HEX3 "\n");
+    el_config_inherit(same, old); /* the same secret: nothing to keep */
+    assert_false(same->has_previous_secret);
+    el_config_inherit(rotated, old); /* a new secret keeps the old one */
+    assert_true(rotated->has_previous_secret);
+    assert_memory_equal(rotated->previous_secret, old->secret, EL_SECRET_LEN);
+    uint8_t want[EL_SECRET_LEN];
+    memcpy(want, named->previous_secret, EL_SECRET_LEN);
+    el_config_inherit(named, old); /* a previous_secret in the file wins */
+    assert_true(named->has_previous_secret);
+    assert_memory_equal(named->previous_secret, want, EL_SECRET_LEN);
+    assert_memory_not_equal(named->previous_secret, old->secret, EL_SECRET_LEN);
+    el_config_free(old);
+    el_config_free(same);
+    el_config_free(rotated);
+    el_config_free(named);
+}
+
 /* --- the documented defaults and the shipped file ------------------------ */
 
 static char *defaults_text(void)
@@ -540,7 +567,7 @@ static void test_shipped_conf_documents_every_key(void **state)
         free(b);
         nkeys++;
     }
-    assert_int_equal(nkeys, 46); /* 14 server, 4 backend, 10 trigger, 16 room, 2 route */
+    assert_int_equal(nkeys, 48); /* 14 server, 6 backend, 10 trigger, 16 room, 2 route */
     free(shipped);
     free(path);
     free(text);
@@ -639,7 +666,7 @@ static void test_err_unknown_key(void **state)
     (void)state;
     expect_err(ROOM "[backend]\naddress = 127.0.0.1:1\nadress = 127.0.0.1:2\n",
                "5: [backend] unknown key 'adress' (known: address, connect_timeout_ms, "
-               "response_timeout_ms, keepalive)");
+               "response_timeout_ms, keepalive, max_concurrency, queue_timeout_ms)");
     expect_err(ROOM "[route a]\nmatch = GET /\nmethod = GET\n",
                "5: [route a] unknown key 'method' (known: match, action)");
 }
@@ -710,6 +737,31 @@ static void test_max_joins_per_ip_per_min(void **state)
                "3: [room] max_joins_per_ip_per_min: -1 is below the minimum 0");
     expect_err(ROOM "max_joins_per_ip_per_min = 100001\n",
                "3: [room] max_joins_per_ip_per_min: 100001 is above the maximum 100000");
+}
+
+static void test_max_concurrency_auto_number_or_unlimited(void **state)
+{
+    (void)state;
+    struct el_config *cfg = load_ok(ROOM);
+    assert_int_equal(cfg->max_concurrency, -1); /* auto by default */
+    assert_int_equal(cfg->queue_timeout_ms, 2000);
+    el_config_free(cfg);
+    cfg = load_ok("[backend]\nmax_concurrency = 0\nqueue_timeout_ms = 50\n" ROOM);
+    assert_int_equal(cfg->max_concurrency, 0); /* unlimited */
+    assert_int_equal(cfg->queue_timeout_ms, 50);
+    el_config_free(cfg);
+    cfg = load_ok("[backend]\nmax_concurrency = 3\n" ROOM);
+    assert_int_equal(cfg->max_concurrency, 3);
+    el_config_free(cfg);
+    cfg = load_ok("[backend]\nmax_concurrency = auto\n" ROOM);
+    assert_int_equal(cfg->max_concurrency, -1);
+    el_config_free(cfg);
+    expect_err("[backend]\nmax_concurrency = many\n" ROOM,
+               "2: [backend] max_concurrency: 'many' is not an integer (allowed: auto or 0..1000000)");
+    expect_err("[backend]\nmax_concurrency = -1\n" ROOM,
+               "2: [backend] max_concurrency: -1 is below the minimum 0");
+    expect_err("[backend]\nqueue_timeout_ms = 0\n" ROOM,
+               "2: [backend] queue_timeout_ms: 0 is below the minimum 1");
 }
 
 static void test_err_words(void **state)
@@ -959,6 +1011,7 @@ int main(void)
         cmocka_unit_test(test_bypass_from),
         cmocka_unit_test(test_trusted_proxies_and_proxy_protocol),
         cmocka_unit_test(test_restart_key),
+        cmocka_unit_test(test_inherit_carries_the_old_secret_over),
         cmocka_unit_test(test_print_defaults_loads),
         cmocka_unit_test(test_shipped_conf_documents_every_key),
         cmocka_unit_test(test_shipped_conf_loads),
@@ -968,6 +1021,7 @@ int main(void)
         cmocka_unit_test(test_err_duplicate_key),
         cmocka_unit_test(test_err_numbers),
         cmocka_unit_test(test_max_joins_per_ip_per_min),
+        cmocka_unit_test(test_max_concurrency_auto_number_or_unlimited),
         cmocka_unit_test(test_err_words),
         cmocka_unit_test(test_err_addresses),
         cmocka_unit_test(test_err_secrets),
