@@ -92,6 +92,8 @@ struct el_status {
                                 "auth_failed" | "down"; NULL = store */
     double store_fallback_s; /* seconds in fallback since start */
     struct el_limiter_stats backend; /* the backend admission limit and its queue */
+    bool paused;             /* POST /pause: nobody new is admitted until POST /resume */
+    bool draining;           /* SIGTERM seen: finishing what is in flight */
 };
 
 struct evbuffer;
