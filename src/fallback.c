@@ -86,6 +86,9 @@ void el_fallback_learn(struct el_fallback *f, const struct el_store_stats *st, u
         if (was_active) ln->mark = ln->tail;
         else if (ln->mark && ln->head >= ln->mark) ln->mark = 0;
     }
+    /* the meter's fraction: the next admission is that far on its way */
+    int fl = st->lane_waiting[1] > 0 ? 1 : 0;
+    if (st->frac > 0 && st->frac < 1) f->lane[fl].h += st->frac / f->lane[fl].density;
     f->instances = st->instances > 0 ? st->instances : 1;
     f->learnt = true;
     f->active = false;
@@ -142,7 +145,8 @@ void el_fallback_check(struct el_fallback *f, uint8_t lane, uint64_t num, uint64
     struct fb_lane *ln = &f->lane[l];
     if (!ln->known) { /* nothing learnt: the first ticket seen starts the line */
         ln->known = true;
-        ln->head = ln->claim = ln->base = num;
+        ln->head = ln->base = num;
+        ln->claim = 0; /* no horizon known: GONE for none */
         ln->tail = num + 1;
         ln->density = 1.0;
         ln->h = (double)num;

@@ -212,6 +212,15 @@ static bool redis_usable(struct el_room *r)
     return link_up(r) && !el_fallback_active(r->sh->fb);
 }
 
+/* For joins and checks: also while the store's first connect is under way
+ * (a restarted instance asks Redis rather than guessing). */
+static bool redis_askable(struct el_room *r)
+{
+    if (r->redis != NULL && el_store_redis_starting(r->redis))
+        return !el_fallback_active(r->sh->fb);
+    return redis_usable(r);
+}
+
 static void redis_place_cb(void *arg, int err, const struct el_place *p)
 {
     struct req *q = arg;
@@ -231,7 +240,7 @@ static struct req *new_req(struct el_room *r, uint8_t lane, el_room_cb cb, void 
 void el_room_join(struct el_room *r, uint8_t lane, el_room_cb cb, void *arg)
 {
     ensure_store(r);
-    if (redis_usable(r)) {
+    if (redis_askable(r)) {
         r->redis->ops->join(r->redis, lane & 1, el_now_ms(), redis_place_cb,
                             new_req(r, lane, cb, arg));
         return;
@@ -251,7 +260,7 @@ void el_room_check(struct el_room *r, uint8_t lane, uint64_t num, bool local, el
         answer(r, &sp.place, local, cb, arg);
         return;
     }
-    if (redis_usable(r)) {
+    if (redis_askable(r)) {
         struct req *q = new_req(r, lane, cb, arg);
         q->check = true;
         q->num = num;
@@ -351,7 +360,7 @@ void el_room_tick(struct el_room *r, double rate)
     uint64_t now = el_now_ms();
     struct el_fallback *fb = r->sh->fb;
     bool up = link_up(r);
-    if (r->redis != NULL && !up) el_fallback_begin(fb, now);
+    if (r->redis != NULL && !up && !el_store_redis_starting(r->redis)) el_fallback_begin(fb, now);
     if (el_fallback_active(fb)) el_fallback_tick(fb, rate, now);
     /* The local queue: behind every Redis ticket, at this instance's share. */
     double share = 1;

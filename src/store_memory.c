@@ -369,6 +369,7 @@ static void mem_advance(struct el_store *st, double rate, uint64_t now_ms, el_st
         out.lane_waiting[l] = s->lanes[l].waiting;
     }
     out.instances = 1;
+    out.frac = s->meter.frac;
     pthread_mutex_unlock(&s->lock);
     if (cb) cb(arg, 0, &out);
 }

@@ -280,7 +280,7 @@ static const char lua_check[] = LUA_PRELUDE
  * runs on every instance about every 100 ms), ARGV[6..7] = heads to move up
  * to after a fallback, per lane (0: none; fallback.h). Returns {waiting,
  * admitted_total, rate, unclaimed, kept, h0, h1, t0, t1, c0, c1, w0, w1,
- * instances}.
+ * instances, frac}.
  * First the held admissions: entries 3 x poll_s old move the late mark,
  * entries claim_ms old leave the log and credit their unclaimed
  * admissions (the same as expire_held in store_memory.c). */
@@ -388,7 +388,8 @@ static const char lua_advance[] = LUA_PRELUDE
     "  'frac', string.format('%.17g', frac), 'last', now, 'cred', 0, 'bn', bn, 'bms', bms,\n"
     "  'rate', mrate)\n"
     "return {w[1] + w[2], tonumber(a[6]) or 0, mrate, tonumber(a[7]) or 0, tonumber(a[8]) or 0,\n"
-    "  head[1], head[2], tail[1], tail[2], chz[1], chz[2], w[1], w[2], ninst}\n";
+    "  head[1], head[2], tail[1], tail[2], chz[1], chz[2], w[1], w[2], ninst,\n"
+    "  string.format('%.6f', frac)}\n";
 
 /* ARGV[4] = pass id, ARGV[5] = ttl in ms. The first release of an id adds
  * one credit. Returns {1 if it did, else 0}. */
@@ -444,7 +445,8 @@ struct rstore {
     char *keys[NKEYS];             /* see the top of the file */
     char sha[OP_NKINDS][41];       /* SHA1 hex of each script */
     redisAsyncContext *ac;         /* NULL while disconnected */
-    bool up;                       /* connected (connect callback said OK) */
+    bool up;                       /* connected, and Redis answered on this link */
+    bool ever_up;                  /* up at least once */
     int backoff_ms;                /* next reconnect delay */
     struct event *reconnect_ev;    /* fires do_connect */
     struct event *timer_ev;        /* watches the oldest pending op / the connect */
@@ -561,6 +563,7 @@ static void on_ping(redisAsyncContext *ac, void *reply, void *privdata)
     if (s == NULL || s->ac != ac || reply == NULL) return;
     el_info("redis %s: connected", s->addr);
     s->up = true;
+    s->ever_up = true;
     s->backoff_ms = BACKOFF_MIN_MS;
 }
 
@@ -681,7 +684,7 @@ static void deliver(struct op *op, const redisReply *r)
     if (op->kind == OP_ADVANCE) {
         struct el_store_stats st;
         long long v[9];
-        if (r->elements != 14 || !int_elem(r, 0, &a) || !int_elem(r, 1, &b) ||
+        if (r->elements != 15 || !int_elem(r, 0, &a) || !int_elem(r, 1, &b) ||
             !int_elem(r, 3, &c) || !int_elem(r, 4, &d))
             goto fail;
         for (size_t i = 0; i < 9; i++)
@@ -693,6 +696,7 @@ static void deliver(struct op *op, const redisReply *r)
             st.lane_waiting[l] = (uint64_t)v[6 + l];
         }
         st.instances = (unsigned)EL_MIN(v[8], 1 << 20);
+        st.frac = str_elem(r, 14);
         st.waiting = (uint64_t)a;
         st.admitted_total = (uint64_t)b;
         st.rate = str_elem(r, 2);
@@ -930,6 +934,12 @@ struct el_store *el_store_redis_new(struct event_base *base, const struct el_sto
     s->timer_ev = evtimer_new(base, on_timer, s);
     do_connect(s);
     return &s->base;
+}
+
+bool el_store_redis_starting(struct el_store *st)
+{
+    const struct rstore *s = (const struct rstore *)st;
+    return !s->ever_up && s->ac != NULL && !s->up;
 }
 
 bool el_store_redis_up(struct el_store *st)

@@ -73,6 +73,7 @@ struct el_store_stats {
     uint64_t claim[2];        /* claim horizon: reached tickets below may no longer claim */
     uint64_t lane_waiting[2]; /* live waiting tickets */
     unsigned instances;       /* live instances sharing the room (heartbeats); memory: 1 */
+    double frac;              /* the meter's budget fraction (the next admission's progress) */
 };
 
 struct el_store;
@@ -143,5 +144,8 @@ void el_store_memory_configure(struct el_store *s, const struct el_store_params 
 struct el_store *el_store_redis_new(struct event_base *base, const struct el_store_params *p);
 /* True while the link is up, Redis answered on it and no command timed out. */
 bool el_store_redis_up(struct el_store *s);
+/* True while the first connect is under way (never up yet): ops sent now
+ * queue for the link, under the command timeout. */
+bool el_store_redis_starting(struct el_store *s);
 
 #endif

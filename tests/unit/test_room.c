@@ -252,6 +252,8 @@ static void test_configure_switches_store(void **state)
     c.store = EL_STORE_REDIS;
     c.redis = addr;
     el_room_shared_configure(sh, &c);
+    el_room_tick(r, 1); /* makes the Redis store: its first connect is refused */
+    for (int i = 0; i < 3; i++) event_base_loop(base, EVLOOP_NONBLOCK);
     struct el_room_answer a = join(r, 0);
     assert_true(a.local);
     assert_int_equal(a.place.position, 2); /* the queue survived the reload */
