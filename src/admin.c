@@ -56,13 +56,23 @@ struct el_admin {
     const struct el_admin_ops *ops;               /* the main loop's callbacks */
     void *ctx;                                    /* their context */
     bool have_token;                              /* POSTs need "Authorization: Bearer" */
+    bool draining;                                /* SIGTERM seen: /healthz answers 503 */
     unsigned char token_md[SHA256_DIGEST_LENGTH]; /* SHA-256 of the token */
     int port;                                     /* bound TCP port, 0 for unix sockets */
     char *unix_path;                              /* our socket file, unlinked on free */
     char address[EL_ADMIN_ADDR_LEN];              /* what we listen on, for the logs */
 };
 
-enum route_kind { ROUTE_STATUS, ROUTE_METRICS, ROUTE_MODE, ROUTE_RATE, ROUTE_JOURNAL };
+enum route_kind {
+    ROUTE_STATUS,
+    ROUTE_METRICS,
+    ROUTE_HEALTHZ,
+    ROUTE_MODE,
+    ROUTE_RATE,
+    ROUTE_PAUSE,
+    ROUTE_RESUME,
+    ROUTE_JOURNAL
+};
 
 static const struct {
     const char *path;
@@ -71,9 +81,12 @@ static const struct {
 } routes[] = {
     {"/status", ROUTE_STATUS, false},
     {"/metrics", ROUTE_METRICS, false},
+    {"/healthz", ROUTE_HEALTHZ, false},
     {"/mode", ROUTE_MODE, true},
     {"/rate", ROUTE_RATE, true},
     {"/journal", ROUTE_JOURNAL, false},
+    {"/pause", ROUTE_PAUSE, true},
+    {"/resume", ROUTE_RESUME, true},
 };
 
 static void set_header(struct evhttp_request *req, const char *name, const char *value)
@@ -209,8 +222,8 @@ static int read_body(struct evhttp_request *req, char *buf)
     return 0;
 }
 
-/* Parse a positive finite decimal number (no hex, inf, nan, or trailing
- * text). Returns 0 or -1. */
+/* Parse a finite decimal number >= 0 (no hex, inf, nan, or trailing text).
+ * Returns 0 or -1. */
 static int parse_rate(const char *s, double *out)
 {
     if (*s == '\0') return -1;
@@ -221,7 +234,7 @@ static int parse_rate(const char *s, double *out)
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (end == s || *end != '\0' || errno == ERANGE || !isfinite(v) || !(v > 0)) return -1;
+    if (end == s || *end != '\0' || errno == ERANGE || !isfinite(v) || !(v >= 0)) return -1;
     *out = v;
     return 0;
 }
@@ -239,6 +252,7 @@ static void get_status(const struct el_admin *a, struct el_status *st)
     st->store = el_store_state_name(EL_STORE_STATE_MEMORY);
     st->inflight = el_metrics_inflight();
     if (a->ops != NULL && a->ops->status != NULL) a->ops->status(a->ctx, st);
+    st->draining = st->draining || a->draining;
 }
 
 /* JSON has no NaN or infinity: those read as 0. */
@@ -268,7 +282,7 @@ static void answer_status(struct el_admin *a, struct evhttp_request *req)
                         "\"inflight\":%lld,\"store\":\"%s\",\"samples\":%llu,\"store_up\":%s,"
                         "\"backend_limit\":%d,\"backend_inflight\":%d,\"backend_queue\":%d,"
                         "\"backend_queued_total\":%llu,\"backend_queue_timeouts_total\":%llu,"
-                        "\"version\":\"%s\"}\n",
+                        "\"paused\":%s,\"version\":\"%s\"}\n",
                         el_mode_name(st.mode), st.queueing ? "true" : "false",
                         (unsigned long long)st.waiting, (unsigned long long)st.admitted_total,
                         json_num(r, st.admit_per_s), json_num(p50, st.p50_ms),
@@ -276,9 +290,26 @@ static void answer_status(struct el_admin *a, struct evhttp_request *req)
                         json_store(st.store), (unsigned long long)st.samples,
                         st.store_up ? "true" : "false", st.backend.limit, st.backend.inflight,
                         st.backend.queued, (unsigned long long)st.backend.queued_total,
-                        (unsigned long long)st.backend.timeouts_total, EL_VERSION);
+                        (unsigned long long)st.backend.timeouts_total,
+                        st.paused ? "true" : "false", EL_VERSION);
     set_header(req, "Content-Type", "application/json");
     send_body(req, HTTP_OK, b);
+    evbuffer_free(b);
+}
+
+/* For load balancers: 200 while serving, 503 while draining (take this
+ * instance out of rotation). A store in fallback still serves (newcomers
+ * wait in the local queue), so it is 200 too; the body says which. */
+static void answer_healthz(struct el_admin *a, struct evhttp_request *req)
+{
+    struct el_status st;
+    get_status(a, &st);
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add_printf(b, "{\"state\":\"%s\",\"store\":\"%s\",\"store_up\":%s,\"paused\":%s}\n",
+                        st.draining ? "draining" : "serving", json_store(st.store),
+                        st.store_up ? "true" : "false", st.paused ? "true" : "false");
+    set_header(req, "Content-Type", "application/json");
+    send_body(req, st.draining ? 503 : HTTP_OK, b);
     evbuffer_free(b);
 }
 
@@ -355,10 +386,29 @@ static void answer_post(struct el_admin *a, struct evhttp_request *req, enum rou
         }
         el_notice("admin: mode set to %s until the next reload", el_mode_name(mode));
         if (a->ops != NULL && a->ops->set_mode != NULL) a->ops->set_mode(a->ctx, mode);
+    } else if (kind == ROUTE_PAUSE || kind == ROUTE_RESUME) {
+        bool pause = kind == ROUTE_PAUSE;
+        if (pause)
+            el_notice("admin: paused: nobody new is admitted until POST /resume");
+        else
+            el_notice("admin: resumed: the meter admits again");
+        if (a->ops != NULL && a->ops->set_paused != NULL) a->ops->set_paused(a->ctx, pause);
     } else {
         double rate;
+        char why[200];
         if (parse_rate(body, &rate) != 0) {
-            reply_text(req, 400, "rate must be a positive number");
+            reply_text(req, 400, "rate must be a number (admissions per second)");
+            return;
+        }
+        if (rate == 0) {
+            reply_text(req, 400, "rate 0 would hold every admission: POST /pause does that "
+                                 "(and POST /resume ends it)");
+            return;
+        }
+        const struct el_config *cfg =
+            a->ops != NULL && a->ops->config != NULL ? a->ops->config(a->ctx) : NULL;
+        if (cfg != NULL && el_config_check_rate(cfg, rate, why, sizeof(why)) != 0) {
+            reply_text(req, 400, why);
             return;
         }
         char num[EL_METRICS_NUM_LEN];
@@ -402,8 +452,13 @@ static void handle(struct evhttp_request *req, void *arg)
     case ROUTE_METRICS:
         answer_metrics(a, req);
         break;
+    case ROUTE_HEALTHZ:
+        answer_healthz(a, req);
+        break;
     case ROUTE_MODE:
     case ROUTE_RATE:
+    case ROUTE_PAUSE:
+    case ROUTE_RESUME:
         answer_post(a, req, routes[i].kind);
         break;
     case ROUTE_JOURNAL:
@@ -542,6 +597,11 @@ void el_admin_set_token(struct el_admin *a, const char *token)
         SHA256((const unsigned char *)token, strlen(token), a->token_md);
     else
         memset(a->token_md, 0, sizeof(a->token_md));
+}
+
+void el_admin_set_draining(struct el_admin *a)
+{
+    a->draining = true;
 }
 
 int el_admin_port(const struct el_admin *a)

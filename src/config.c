@@ -848,39 +848,102 @@ static size_t key_index(const char *name)
     return i;
 }
 
-/* Checks between keys, reported at the line of the later key. */
+/* "NAME (VALUE)" for a key the file sets; for one it does not, the text says
+ * so and names the key to set, since the user never wrote that value. */
+static const char *key_value_text(const char *name, double v, int line, char *buf, size_t n)
+{
+    char num[64];
+    if (line != 0)
+        snprintf(buf, n, "%s (%s)", name, num_text(v, num, sizeof(num)));
+    else
+        snprintf(buf, n, "%s (%s, the default: the file does not set %s; set it)", name,
+                 num_text(v, num, sizeof(num)), name);
+    return buf;
+}
+
+/* Bounds the file leaves unset follow what it sets, so no default fights a
+ * value the user chose: admit_per_s, unset, starts at 10 kept within the
+ * min/max the file sets; min_admit_per_s, unset, is min(1, admit_per_s);
+ * max_admit_per_s, unset, max(100, admit_per_s); release_below_ms, unset,
+ * min(150, queue_above_ms / 2). */
+static void follow_defaults(struct parse *ps, int ad, int mn, int mx, int qa, int rb)
+{
+    struct el_config *cfg = ps->cfg;
+    if (ad == 0) {
+        if (mx != 0 && cfg->admit_per_s > cfg->max_admit_per_s)
+            cfg->admit_per_s = cfg->max_admit_per_s;
+        if (mn != 0 && cfg->admit_per_s < cfg->min_admit_per_s)
+            cfg->admit_per_s = cfg->min_admit_per_s;
+    }
+    if (mn == 0) cfg->min_admit_per_s = EL_MIN(cfg->min_admit_per_s, cfg->admit_per_s);
+    if (mx == 0) cfg->max_admit_per_s = EL_MAX(cfg->max_admit_per_s, cfg->admit_per_s);
+    cfg->min_admit_per_s_set = mn != 0;
+    cfg->max_admit_per_s_set = mx != 0;
+    if (rb == 0 && qa != 0)
+        cfg->release_below_ms = EL_MIN(cfg->release_below_ms, cfg->queue_above_ms / 2);
+}
+
+/* Checks between keys, reported at the line of the later key. A message
+ * about a key the file does not set says so (key_value_text). */
 static void cross_check(struct parse *ps)
 {
     struct el_config *cfg = ps->cfg;
     int *kl = ps->key_line;
-    char a[64], b[64];
+    char a[200], b[200];
 #define LINE_OF(name) kl[key_index(name)]
     int qa = LINE_OF("queue_above_ms"), rb = LINE_OF("release_below_ms");
-    if (cfg->release_below_ms > cfg->queue_above_ms)
-        fail(ps, EL_MAX(qa, rb),
-             "[trigger] release_below_ms (%s) must not be above "
-             "queue_above_ms (%s)",
-             num_text(cfg->release_below_ms, a, sizeof(a)),
-             num_text(cfg->queue_above_ms, b, sizeof(b)));
     int mn = LINE_OF("min_admit_per_s"), ad = LINE_OF("admit_per_s"),
         mx = LINE_OF("max_admit_per_s");
+    follow_defaults(ps, ad, mn, mx, qa, rb);
+    if (cfg->release_below_ms > cfg->queue_above_ms)
+        fail(ps, EL_MAX(qa, rb), "[trigger] %s must not be above %s",
+             key_value_text("release_below_ms", cfg->release_below_ms, rb, a, sizeof(a)),
+             key_value_text("queue_above_ms", cfg->queue_above_ms, qa, b, sizeof(b)));
+    if (cfg->min_admit_per_s > cfg->max_admit_per_s)
+        fail(ps, EL_MAX(mn, mx), "[room] %s must not be above %s",
+             key_value_text("min_admit_per_s", cfg->min_admit_per_s, mn, a, sizeof(a)),
+             key_value_text("max_admit_per_s", cfg->max_admit_per_s, mx, b, sizeof(b)));
     if (cfg->min_admit_per_s > cfg->admit_per_s)
-        fail(ps, EL_MAX(mn, ad), "[room] min_admit_per_s (%s) must not be above admit_per_s (%s)",
-             num_text(cfg->min_admit_per_s, a, sizeof(a)),
-             num_text(cfg->admit_per_s, b, sizeof(b)));
+        fail(ps, EL_MAX(mn, ad), "[room] %s must not be above %s",
+             key_value_text("min_admit_per_s", cfg->min_admit_per_s, mn, a, sizeof(a)),
+             key_value_text("admit_per_s", cfg->admit_per_s, ad, b, sizeof(b)));
     if (cfg->admit_per_s > cfg->max_admit_per_s)
-        fail(ps, EL_MAX(ad, mx), "[room] admit_per_s (%s) must not be above max_admit_per_s (%s)",
-             num_text(cfg->admit_per_s, a, sizeof(a)),
-             num_text(cfg->max_admit_per_s, b, sizeof(b)));
+        fail(ps, EL_MAX(ad, mx), "[room] %s must not be above %s",
+             key_value_text("admit_per_s", cfg->admit_per_s, ad, a, sizeof(a)),
+             key_value_text("max_admit_per_s", cfg->max_admit_per_s, mx, b, sizeof(b)));
+    int cl = LINE_OF("claim_s"), kp = LINE_OF("keep_place_s");
     if (cfg->claim_s > cfg->keep_place_s)
-        fail(ps, EL_MAX(LINE_OF("claim_s"), LINE_OF("keep_place_s")),
-             "[room] claim_s (%d) must not be above keep_place_s (%d)", cfg->claim_s,
-             cfg->keep_place_s);
+        fail(ps, EL_MAX(cl, kp), "[room] %s must not be above %s",
+             key_value_text("claim_s", cfg->claim_s, cl, a, sizeof(a)),
+             key_value_text("keep_place_s", cfg->keep_place_s, kp, b, sizeof(b)));
     if (cfg->proxy_protocol == EL_PROXY_PROTOCOL_V2 && cfg->ntrusted_proxies == 0)
         fail(ps, LINE_OF("proxy_protocol"),
              "[server] proxy_protocol = v2 needs trusted_proxies (the addresses of the "
              "proxies allowed to send the header)");
 #undef LINE_OF
+}
+
+int el_config_check_rate(const struct el_config *cfg, double per_s, char *why, size_t n)
+{
+    const struct key *k = &keys[key_index("admit_per_s")];
+    char a[64], b[64];
+    if (!isfinite(per_s) || per_s < k->min || per_s > k->max) {
+        snprintf(why, n, "[room] admit_per_s: %s is %s the %s %s", num_text(per_s, a, sizeof(a)),
+                 per_s < k->min ? "below" : "above", per_s < k->min ? "minimum" : "maximum",
+                 num_text(per_s < k->min ? k->min : k->max, b, sizeof(b)));
+        return -1;
+    }
+    if (cfg->min_admit_per_s_set && per_s < cfg->min_admit_per_s) {
+        snprintf(why, n, "[room] min_admit_per_s (%s) must not be above admit_per_s (%s)",
+                 num_text(cfg->min_admit_per_s, a, sizeof(a)), num_text(per_s, b, sizeof(b)));
+        return -1;
+    }
+    if (cfg->max_admit_per_s_set && per_s > cfg->max_admit_per_s) {
+        snprintf(why, n, "[room] admit_per_s (%s) must not be above max_admit_per_s (%s)",
+                 num_text(per_s, a, sizeof(a)), num_text(cfg->max_admit_per_s, b, sizeof(b)));
+        return -1;
+    }
+    return 0;
 }
 
 /* The directory of path, absolute when it can be resolved. */
@@ -995,6 +1058,8 @@ static const char *allowed_text(const struct key *k, char *buf, size_t n)
     case T_BOOL:
         return "on or off";
     case T_WORD:
+    case T_ENUM:
+    case T_ACTION:
         return words_text(k->words, buf, n);
     case T_SECRET:
         return "64 hex digits";
@@ -1028,6 +1093,75 @@ void el_config_print_defaults(FILE *f)
             fprintf(f, "; %s = %s\n", k->name, k->example);
         else
             fprintf(f, "%s =%s%s\n", k->name, k->def[0] ? " " : "", k->def);
+    }
+}
+
+/* Text for the documentation: '|' escaped for Markdown tables; for roff a
+ * backslash doubled, '-' as \- and a leading '.' or '\'' guarded. */
+static void doc_text(FILE *f, enum el_config_doc fmt, const char *s)
+{
+    if (fmt == EL_CONFIG_DOC_ROFF && (*s == '.' || *s == '\'')) fputs("\\&", f);
+    for (; *s; s++) {
+        if (fmt == EL_CONFIG_DOC_MARKDOWN && *s == '|')
+            fputs("\\|", f);
+        else if (fmt == EL_CONFIG_DOC_ROFF && *s == '\\')
+            fputs("\\e", f);
+        else if (fmt == EL_CONFIG_DOC_ROFF && *s == '-')
+            fputs("\\-", f);
+        else
+            fputc(*s, f);
+    }
+}
+
+void el_config_print_keys(FILE *f, enum el_config_doc fmt)
+{
+    const char *section = "";
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct key *k = &keys[i];
+        char allowed[200];
+        if (strcmp(section, k->section) != 0) {
+            section = k->section;
+            bool route = strcmp(section, "route") == 0;
+            if (fmt == EL_CONFIG_DOC_MARKDOWN)
+                fprintf(f, "%s### [%s]\n\n%s| key | default | allowed | on reload | meaning |\n"
+                           "|---|---|---|---|---|\n",
+                        i ? "\n" : "", route ? "route NAME" : section,
+                        route ? "Any number of sections; the first match wins.\n\n" : "");
+            else
+                fprintf(f, ".SS [%s]\n%s", route ? "route NAME" : section,
+                        route ? "Any number of sections; the first match wins.\n" : "");
+        }
+        const char *what = allowed_text(k, allowed, sizeof(allowed));
+        const char *def = k->def[0] ? k->def : "";
+        if (fmt == EL_CONFIG_DOC_MARKDOWN) {
+            fprintf(f, "| `%s` | %s%s%s | ", k->name, def[0] ? "`" : "(empty)", def,
+                    def[0] ? "`" : "");
+            doc_text(f, fmt, what ? what : "");
+            fprintf(f, " | %s | ", k->reloadable ? "applies" : "needs a restart");
+            doc_text(f, fmt, k->help);
+            if (k->example != NULL) {
+                fputs(" (e.g. `", f);
+                doc_text(f, fmt, k->example);
+                fputs("`)", f);
+            }
+            fputs(" |\n", f);
+        } else {
+            fprintf(f, ".TP\n.B %s\n", k->name);
+            doc_text(f, fmt, k->help);
+            fputs(".\n", f);
+            fputs("Default: ", f);
+            doc_text(f, fmt, def[0] ? def : "empty");
+            if (what != NULL) {
+                fputs("; allowed: ", f);
+                doc_text(f, fmt, what);
+            }
+            if (k->example != NULL) {
+                fputs("; e.g. ", f);
+                doc_text(f, fmt, k->example);
+            }
+            fputs(k->reloadable ? ".\n" : ". A change takes effect on restart, not on reload.\n",
+                  f);
+        }
     }
 }
 

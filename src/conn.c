@@ -375,6 +375,7 @@ static void start_request(struct el_conn *c)
     struct el_gate_input in = {
         .mode = atomic_load_explicit(&w->state->mode, memory_order_relaxed),
         .queueing = atomic_load_explicit(&w->state->queueing, memory_order_relaxed),
+        .paused = atomic_load_explicit(&w->state->paused, memory_order_relaxed),
         .now = el_wall_s(),
     };
     if (el_gate_decide(w->gate, &c->gate, &c->req, client, &in, gate_done, c)) {

@@ -41,6 +41,7 @@ struct el_control_loop {
     int mode_override;               /* -1, or a mode set by POST /mode */
     double rate_override;            /* 0, or a rate set by POST /rate */
     double rate_now;                 /* the rate the meter runs at */
+    bool paused;                     /* POST /pause until POST /resume (survives reloads) */
     bool queueing;                   /* published state */
     struct el_latency_summary lat;   /* the last merged window */
     struct el_latency **lats;        /* workers' histograms and the probe's */
@@ -88,7 +89,8 @@ static void control_tick(evutil_socket_t fd, short what, void *arg)
     struct el_limiter_stats ls;
     el_limiter_stats(ct->limiter, &ls); /* requests waiting for a backend slot keep it queueing */
     bool queueing = mode == EL_MODE_ON ||
-                    (mode == EL_MODE_AUTO && (ct->trig.queueing || waiting > 0 || ls.queued > 0));
+                    (mode == EL_MODE_AUTO && (ct->trig.queueing || waiting > 0 || ls.queued > 0)) ||
+                    (ct->paused && mode != EL_MODE_OFF);
     if (queueing != ct->queueing) {
         atomic_fetch_add(&el_metrics_global.room_state_changes, 1);
         el_notice("room: %s (mode %s, p%g %.1f ms over %llu samples, %lld in flight, %llu waiting)",
@@ -112,7 +114,8 @@ static void control_tick(evutil_socket_t fd, short what, void *arg)
     }
     atomic_store_explicit(&ct->state->mode, mode, memory_order_relaxed);
     atomic_store_explicit(&ct->state->queueing, queueing, memory_order_relaxed);
-    if (mode != EL_MODE_OFF) el_room_tick(ct->room, ct->rate_now);
+    atomic_store_explicit(&ct->state->paused, ct->paused, memory_order_relaxed);
+    if (mode != EL_MODE_OFF) el_room_tick(ct->room, ct->paused ? -1 : ct->rate_now); /* -1 holds */
     if (fd == -1 && what == 0) return; /* an extra tick (admin, reload): no disk here */
     el_journal_flush(); /* the uncertain writes the workers queued */
 }
@@ -137,6 +140,7 @@ static void admin_status(void *ctx, struct el_status *st)
     st->store = el_store_state_name(store);
     st->store_up = store != EL_STORE_STATE_FALLBACK;
     el_limiter_stats(ct->limiter, &st->backend);
+    st->paused = ct->paused;
 }
 
 static void admin_set_mode(void *ctx, int mode)
@@ -149,11 +153,25 @@ static void admin_set_mode(void *ctx, int mode)
 static void admin_set_rate(void *ctx, double per_s)
 {
     struct el_control_loop *ct = ctx;
-    ct->rate_override = EL_MIN(per_s, 1e6); /* admin.c logs the change */
+    ct->rate_override = per_s; /* admin.c checked it (el_config_check_rate) and logs it */
     control_tick(-1, 0, ct);
 }
 
-const struct el_admin_ops el_control_loop_admin_ops = {admin_status, admin_set_mode, admin_set_rate};
+static void admin_set_paused(void *ctx, bool paused)
+{
+    struct el_control_loop *ct = ctx;
+    ct->paused = paused; /* admin.c logs the change */
+    control_tick(-1, 0, ct);
+}
+
+static const struct el_config *admin_config(void *ctx)
+{
+    struct el_control_loop *ct = ctx;
+    return atomic_load_explicit(ct->gen, memory_order_relaxed)->cfg;
+}
+
+const struct el_admin_ops el_control_loop_admin_ops = {admin_status, admin_set_mode, admin_set_rate,
+                                                       admin_set_paused, admin_config};
 
 struct el_control_loop *el_control_loop_new(const struct el_config *cfg)
 {

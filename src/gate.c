@@ -28,6 +28,7 @@
 #include "einlass/token.h"
 
 #define STATUS_PATH "/_einlass/status"
+#define HEALTH_PATH "/_einlass/health" /* for load balancers: never forwarded, never joins */
 #define TICKET_LIFETIME_S (6 * 3600) /* a place is kept by polling; this only bounds replay */
 
 struct el_gate {
@@ -152,6 +153,16 @@ static void answer_state(struct el_gate *g, struct el_gate_ctx *ctx, const char 
     answer(ctx, EL_DECISION_FORWARD, 200, "application/json", g->scratch, n);
 }
 
+/* The cookieless queueing answer while paused says so: `"paused":true`
+ * before the closing brace (the waiting answers get it from the page's view). */
+static size_t mark_paused(struct el_gate *g, const struct el_gate_ctx *ctx, size_t n)
+{
+    static const char tail[] = ",\"paused\":true}";
+    if (!ctx->paused || n == 0 || n + sizeof(tail) > sizeof(g->scratch)) return n;
+    memcpy(g->scratch + n - 1, tail, sizeof(tail));
+    return n - 1 + sizeof(tail) - 1;
+}
+
 static void answer_wait(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_room_answer *a)
 {
     const struct el_config *cfg = gate_cfg(g);
@@ -161,7 +172,8 @@ static void answer_wait(struct el_gate *g, struct el_gate_ctx *ctx, const struct
                              .poll_s = cfg->poll_s,
                              .keep_place_s = el_room_keep_place_s(cfg),
                              .target = ctx->back,
-                             .target_len = ctx->back_len};
+                             .target_len = ctx->back_len,
+                             .paused = ctx->paused};
     size_t n;
     if (ctx->html && !ctx->status_path) {
         n = el_page_html(g->page, &v, g->scratch, sizeof(g->scratch));
@@ -318,6 +330,14 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
     const char *path = el_http_norm_path(req, g->path, &path_len);
     ctx->status_path = path_len == sizeof(STATUS_PATH) - 1 &&
                        memcmp(path, STATUS_PATH, path_len) == 0;
+    ctx->paused = in->paused && in->mode != EL_MODE_OFF;
+    if (path_len == sizeof(HEALTH_PATH) - 1 && memcmp(path, HEALTH_PATH, path_len) == 0) {
+        int n = snprintf(g->scratch, sizeof(g->scratch), "{\"state\":\"ok\",\"queueing\":%s%s}",
+                         in->queueing && in->mode != EL_MODE_OFF ? "true" : "false",
+                         ctx->paused ? ",\"paused\":true" : "");
+        answer(ctx, EL_DECISION_FORWARD, 200, "application/json", g->scratch, (size_t)n);
+        return 1;
+    }
 
     if (path_len == sizeof(EL_PAGE_LANG_PATH) - 1 &&
         memcmp(path, EL_PAGE_LANG_PATH, path_len) == 0) {
@@ -395,6 +415,14 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
         ctx->ticket = t.num;
         el_room_check(g->room, t.lane, t.num, (t.flags & EL_TOKEN_LOCAL) != 0, room_answer,
                       ctx);
+    } else if (ctx->status_path) {
+        /* No place to ask about: a status poll without a ticket (a load
+         * balancer, a script) must not take one. Loading a page joins. */
+        int n = snprintf(g->scratch, sizeof(g->scratch), "{\"state\":\"queueing\",\"poll_s\":%d}",
+                         cfg->poll_s);
+        answer(ctx, EL_DECISION_WAIT, 200, "application/json", g->scratch,
+               mark_paused(g, ctx, (size_t)n));
+        ctx->retry_after = cfg->poll_s;
     } else {
         join_or_refuse(g, ctx);
     }

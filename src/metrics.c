@@ -226,6 +226,8 @@ void el_metrics_render(struct evbuffer *out, const struct el_status *st)
     }
     single_u64(out, "einlass_queueing", "gauge", "1 while the room queues newcomers.",
                st->queueing ? 1 : 0);
+    single_u64(out, "einlass_paused", "gauge",
+               "1 while paused (POST /pause): nobody new is admitted.", st->paused ? 1 : 0);
     single_u64(out, "einlass_waiting", "gauge", "Live waiting tickets.", st->waiting);
     single_u64(out, "einlass_admitted_total", "counter", "Tickets exchanged for passes.",
                st->admitted_total);

@@ -63,6 +63,7 @@ enum text {
     T_HOUR_FEW,
     T_HOUR_MANY,
     T_HOUR_OTHER,
+    T_PAUSED,   /* shown in place of the wait while admissions are on hold */
     T_COUNT
 };
 
@@ -97,6 +98,7 @@ static const char *const text_names[T_COUNT] = {
     [T_HOUR_FEW] = "hour_few",
     [T_HOUR_MANY] = "hour_many",
     [T_HOUR_OTHER] = "hour_other",
+    [T_PAUSED] = "paused",
 };
 
 static const char *const texts[EL_LANG_COUNT][T_COUNT] = {
@@ -129,6 +131,7 @@ static const char *const texts[EL_LANG_COUNT][T_COUNT] = {
             [T_MIN_OTHER] = "{n}\u00a0Minuten",
             [T_HOUR_ONE] = "{n}\u00a0Stunde",
             [T_HOUR_OTHER] = "{n}\u00a0Stunden",
+            [T_PAUSED] = "Der Einlass ist kurz angehalten. Ihr Platz bleibt erhalten.",
         },
     [EL_LANG_EN] =
         {
@@ -158,6 +161,7 @@ static const char *const texts[EL_LANG_COUNT][T_COUNT] = {
             [T_MIN_OTHER] = "{n}\u00a0minutes",
             [T_HOUR_ONE] = "{n}\u00a0hour",
             [T_HOUR_OTHER] = "{n}\u00a0hours",
+            [T_PAUSED] = "Admissions are paused for a moment. Your place is kept.",
         },
     [EL_LANG_TR] =
         {
@@ -185,6 +189,7 @@ static const char *const texts[EL_LANG_COUNT][T_COUNT] = {
             [T_OVER_DAY] = "bir günden fazla",
             [T_MIN_OTHER] = "{n}\u00a0dakika",
             [T_HOUR_OTHER] = "{n}\u00a0saat",
+            [T_PAUSED] = "Girişler kısa bir süreliğine durduruldu. Yeriniz korunuyor.",
         },
     [EL_LANG_AR] =
         {
@@ -218,6 +223,7 @@ static const char *const texts[EL_LANG_COUNT][T_COUNT] = {
             [T_HOUR_FEW] = "{n}\u00a0ساعات",
             [T_HOUR_MANY] = "{n}\u00a0ساعة",
             [T_HOUR_OTHER] = "{n}\u00a0ساعة",
+            [T_PAUSED] = "الدخول متوقف مؤقتًا لفترة قصيرة. مكانك محفوظ.",
         },
     [EL_LANG_RU] =
         {
@@ -251,6 +257,7 @@ static const char *const texts[EL_LANG_COUNT][T_COUNT] = {
             [T_HOUR_FEW] = "{n}\u00a0часа",
             [T_HOUR_MANY] = "{n}\u00a0часов",
             [T_HOUR_OTHER] = "{n}\u00a0часа",
+            [T_PAUSED] = "Пропуск ненадолго приостановлен. Ваше место сохраняется.",
         },
     [EL_LANG_UK] =
         {
@@ -284,6 +291,7 @@ static const char *const texts[EL_LANG_COUNT][T_COUNT] = {
             [T_HOUR_FEW] = "{n}\u00a0години",
             [T_HOUR_MANY] = "{n}\u00a0годин",
             [T_HOUR_OTHER] = "{n}\u00a0години",
+            [T_PAUSED] = "Пропуск ненадовго призупинено. Ваше місце зберігається.",
         },
     [EL_LANG_PL] =
         {
@@ -319,6 +327,7 @@ static const char *const texts[EL_LANG_COUNT][T_COUNT] = {
             [T_HOUR_FEW] = "{n}\u00a0godziny",
             [T_HOUR_MANY] = "{n}\u00a0godzin",
             [T_HOUR_OTHER] = "{n}\u00a0godziny",
+            [T_PAUSED] = "Wpuszczanie jest na chwilę wstrzymane. Twoje miejsce jest zachowane.",
         },
 };
 
@@ -958,7 +967,10 @@ size_t el_page_html(const struct el_page *p, const struct el_page_view *view, ch
             put_num(&o, v.lang, v.position);
             break;
         case OP_ETA:
-            put_eta(&o, v.lang, v.eta_s);
+            if (v.paused)
+                put_str(&o, text_of(v.lang, T_PAUSED));
+            else
+                put_eta(&o, v.lang, v.eta_s);
             break;
         case OP_ETA_S:
             put_u64(&o, e.s);
@@ -1031,10 +1043,14 @@ size_t el_page_json_waiting(const struct el_page_view *v, bool words, char *out,
         put_json_chars(&o, buf, finish(&w));
         put_str(&o, "\",\"eta_text\":\"");
         w.len = 0;
-        put_eta(&w, lang, v->eta_s);
+        if (v->paused)
+            put_str(&w, text_of(lang, T_PAUSED));
+        else
+            put_eta(&w, lang, v->eta_s);
         put_json_chars(&o, buf, finish(&w));
         put_str(&o, "\"");
     }
+    if (v->paused) put_str(&o, ",\"paused\":true");
     put_str(&o, "}");
     return finish(&o);
 }

@@ -14,15 +14,19 @@
  *     both are at least 3 x poll_s (the old generation), so a patient who
  *     polls as told never loses either, and claim_s is at most keep_place_s.
  *   - every join/check answers exactly once and never with an error: when
- *     Redis is configured but down (or an op fails), the newcomer, or the
- *     holder of a Redis ticket, joins the local queue (answer.local = true).
- *     Local tickets are checked against the memory store.
- *   - rates: the tick meters the Redis queue at rate and the local queue at
- *     the same full rate, independently (they do not share it). While Redis
- *     is down the local queue is all this instance can meter; with N
- *     instances in fallback the whole site admits up to N x rate, and for the
- *     short time both queues hold people after Redis returns, each gets rate.
- *     That is the price of never opening the door and never answering 5xx.
+ *     Redis is configured but down (or an op fails), a newcomer joins the
+ *     local queue (answer.local = true), and the holder of a Redis ticket is
+ *     answered by the fallback by its own number (fallback.h: admitted once
+ *     a virtual head passes it, never a new place). Local tickets are
+ *     checked against the memory store. Redis is used again once its link
+ *     has answered and the main thread's meter has moved the Redis heads up
+ *     to the fallback's (so workers wait for that meter run).
+ *   - rates: while Redis is down the fallback's head moves at the full rate
+ *     over the Redis tickets (each instance admits only its own holders, so
+ *     the site admits about rate in all); the local queue is metered at rate
+ *     / instances, and only once every Redis ticket learnt is passed (after
+ *     Redis returns: once the Redis heads pass the Redis tail seen then; for
+ *     that time the site admits up to rate x (1 + 1 / instances)).
  *   - eta uses the measured rate of the store that answered, falling back to
  *     the last tick's rate, then to the configured admit_per_s.
  *   - released passes: the shared revocation set holds every pass id released
@@ -366,7 +370,7 @@ void el_room_tick(struct el_room *r, double rate)
     double share = 1;
     if (r->redis != NULL)
         share = el_fallback_local_share(fb, up && r->redis_known ? r->redis_st.head : NULL);
-    r->sh->mem->ops->advance(r->sh->mem, rate * share, now, mem_stats_cb, r);
+    r->sh->mem->ops->advance(r->sh->mem, rate < 0 ? rate : rate * share, now, mem_stats_cb, r);
     if (up && !r->advancing) {
         r->advancing = true;
         if (el_fallback_active(fb)) {

@@ -303,6 +303,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     }
     if (atomic_exchange(&s->stopping, true)) return;
     notify("STOPPING=1");
+    el_admin_set_draining(s->admin); /* /healthz answers 503 from now on */
     el_notice("stopping: no new connections; draining requests in flight (up to %d ms)",
               el_generation_config(&s->gen)->drain_timeout_ms);
     wake_workers(s, 1);
@@ -373,6 +374,7 @@ int el_server_start(struct el_server *s, const char *conf_path)
     s->probe_latency = el_latency_new();
     atomic_init(&s->state.mode, (int)cfg->mode);
     atomic_init(&s->state.queueing, cfg->mode == EL_MODE_ON);
+    atomic_init(&s->state.paused, false);
     s->limiter = el_limiter_new(el_limiter_configured(cfg->max_concurrency));
 
     start_workers(s, g);

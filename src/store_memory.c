@@ -159,7 +159,9 @@ static uint64_t meter_budget(struct meter *m, double rate, uint64_t now_ms, uint
     if (m->has_last && now_ms > m->last_ms) el = EL_MIN(now_ms - m->last_ms, EL_METER_MAX_GAP_MS);
     m->last_ms = now_ms;
     m->has_last = true;
-    if (rate < 0 || !isfinite(rate)) rate = 0;
+    *elapsed = el;
+    if (rate < 0) return 0; /* held (paused): credits and the fraction wait for the resume */
+    if (!isfinite(rate)) rate = 0;
     double budget = m->frac + rate * (double)el / 1000.0 + (double)m->credits;
     m->credits = 0;
     double whole = floor(budget);
@@ -337,7 +339,10 @@ static void mem_advance(struct el_store *st, double rate, uint64_t now_ms, el_st
     struct el_store_stats out;
     pthread_mutex_lock(&s->lock);
     roll(s, now_ms);
-    for (int l = 0; l < 2; l++) s->meter.credits += expire_held(s, &s->lanes[l], now_ms);
+    /* A hold (pause) keeps the held admissions claimable: their expiry and
+     * the late mark wait for the resume (the same in store_redis.c). */
+    if (!(rate < 0))
+        for (int l = 0; l < 2; l++) s->meter.credits += expire_held(s, &s->lanes[l], now_ms);
     uint64_t elapsed;
     uint64_t n = meter_budget(&s->meter, rate, now_ms, &elapsed);
     uint64_t admitted = 0;

@@ -3,7 +3,8 @@
 #
 #   build   compile einlass and run its demo
 #   test    build + what the test suite uses (cmocka, redis-server, a browser,
-#           promtool from prometheus, clang with libFuzzer)
+#           promtool from prometheus, clang with libFuzzer, dpkg-dev and file
+#           for cpack -G DEB in test_package)
 #   bench   nginx, HAProxy, wrk and gnuplot for bench/proxy.py and bench/rush
 #
 # Packages already installed are skipped, so a second run needs no network.
@@ -19,7 +20,7 @@ pkgs=()
 for profile in "$@"; do
     case "$profile" in
     build) pkgs+=("${build[@]}") ;;
-    test)  pkgs+=("${build[@]}" redis-server chromium prometheus clang) ;;
+    test)  pkgs+=("${build[@]}" redis-server chromium prometheus clang dpkg-dev file) ;;
     bench) pkgs+=(nginx haproxy wrk gnuplot-nox) ;;
     *) echo "usage: $0 build|test|bench..." >&2; exit 2 ;;
     esac

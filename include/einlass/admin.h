@@ -1,7 +1,12 @@
 /* admin.h - the admin API on admin_listen (libevent evhttp, main thread):
- *   GET  /status   JSON (see CONTRACT.md)
+ *   GET  /status   JSON (docs/interface.md)
+ *   GET  /healthz  200 while serving, 503 while draining; JSON naming the store state
  *   POST /mode     body auto|on|off -> 204 (until the next reload)
- *   POST /rate     body a number    -> 204 (until the next reload)
+ *   POST /rate     body a number    -> 204 (until the next reload); checked as the
+ *                  file's admit_per_s would be (el_config_check_rate), 400 with the
+ *                  reason otherwise; 0 is refused: POST /pause holds admissions
+ *   POST /pause    -> 204: the meter admits nobody, places are kept, passes go on
+ *   POST /resume   -> 204: the meter runs again (pause survives reloads)
  *   GET  /metrics  Prometheus text
  *   GET  /journal?since=UNIX_SECONDS  the journal's JSON lines from then on
  *                  (404 without journal_file; needs the token when one is set)
@@ -21,11 +26,14 @@
 #define EL_ADMIN_ADDR_LEN 128 /* el_admin_address's text, NUL included */
 
 struct event_base;
+struct el_config;
 
 struct el_admin_ops {
     void (*status)(void *ctx, struct el_status *st); /* fill st */
     void (*set_mode)(void *ctx, int mode);            /* enum el_mode */
-    void (*set_rate)(void *ctx, double per_s);        /* > 0, validated by admin */
+    void (*set_rate)(void *ctx, double per_s);        /* validated by admin */
+    void (*set_paused)(void *ctx, bool paused);       /* POST /pause, /resume */
+    const struct el_config *(*config)(void *ctx);     /* the running config (for /rate) */
 };
 
 struct el_admin;
@@ -36,6 +44,8 @@ struct el_admin *el_admin_new(struct event_base *base, const char *listen, const
                               const struct el_admin_ops *ops, void *ctx, char **err);
 /* Reload: a new token ("" = none). */
 void el_admin_set_token(struct el_admin *a, const char *token);
+/* SIGTERM seen: from now on /healthz answers 503 (draining). */
+void el_admin_set_draining(struct el_admin *a);
 /* The TCP port actually bound (useful when listen asked for port 0); 0 for a
  * unix socket. */
 int el_admin_port(const struct el_admin *a);

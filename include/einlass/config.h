@@ -100,6 +100,8 @@ struct el_config {
     double admit_per_s;            /* admissions per second (start value when adapt) */
     double min_admit_per_s;        /* adapt's floor */
     double max_admit_per_s;        /* adapt's ceiling */
+    bool min_admit_per_s_set;      /* the file sets min_admit_per_s (else it follows admit_per_s) */
+    bool max_admit_per_s_set;      /* the file sets max_admit_per_s (else it follows admit_per_s) */
     bool adapt;                    /* rate follows latency */
     int poll_s;                    /* Retry-After for waiting clients */
     int max_joins_per_ip_per_min;  /* joins per client address (IPv6: /64) a minute; 0 = no limit */
@@ -130,12 +132,25 @@ const char *el_mode_name(int mode);
 /* The mode named s[0..n) (case-insensitive) into *mode: 0, or -1 if none. */
 int el_mode_parse(const char *s, size_t n, int *mode);
 
+/* Whether per_s may be admit_per_s under cfg, checked as the file's value
+ * would be: the key's bounds, and min/max_admit_per_s where the file sets
+ * them (unset ones follow admit_per_s). Returns 0, or -1 with the reason,
+ * worded like the file's error, in why (n bytes). Any thread; no allocation.
+ * The admin API's POST /rate uses it. */
+int el_config_check_rate(const struct el_config *cfg, double per_s, char *why, size_t n);
+
 /* Free a config from el_config_load(). NULL is fine. */
 void el_config_free(struct el_config *cfg);
 
 /* Write the default configuration (every key of the table with its default
  * and help) to f. */
 void el_config_print_defaults(FILE *f);
+
+/* Write the key table as reference documentation to f: Markdown tables, one
+ * per section (docs/interface.md), or roff for einlass.conf(5). Used by
+ * tools/keydoc.c at build time. */
+enum el_config_doc { EL_CONFIG_DOC_MARKDOWN = 0, EL_CONFIG_DOC_ROFF = 1 };
+void el_config_print_keys(FILE *f, enum el_config_doc fmt);
 
 /* The name of the first key that cannot change without a restart (today
  * only workers: the threads exist) whose value differs between old and new,

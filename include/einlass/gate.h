@@ -5,11 +5,14 @@
  * generation (config, page) and, per decision, the effective mode, whether
  * the room queues and the time (struct el_gate_input).
  *
- * Order of rules: /_einlass/status is answered here, never forwarded; mode
+ * Order of rules: /_einlass/health answers 200 {"state":"ok",...} at once
+ * (never forwarded, never joins: for load balancers); /_einlass/status is
+ * answered here, never forwarded, and without a ticket while the room queues
+ * answers {"state":"queueing"} and takes no place; mode
  * off forwards with no cookies; a bypass route or network forwards; a valid
  * pass forwards (its expiry slides); a reject route answers 403; while the
  * room does not queue, the request is forwarded and its response gets a pass;
- * while it queues, a newcomer joins, a ticket holder asks for its place and,
+ * while it queues (always while paused, unless the mode is off), a newcomer joins, a ticket holder asks for its place and,
  * once reached, is forwarded with a pass. Passes are checked locally: pass
  * holders never cost a store round trip (a released pass is known from the
  * room's local revocation set and counts as none). A join (a newcomer, or a
@@ -54,6 +57,7 @@ struct el_gate_ctx {
     /* private, for the asynchronous room answer */
     struct el_gate *gate;
     bool status_path;          /* the request was /_einlass/status */
+    bool paused;               /* el_gate_input.paused (and the mode is not off) */
     bool html;                 /* the client wants the HTML page */
     uint8_t lang;              /* enum el_lang */
     uint16_t back_len;         /* bytes in back; 0: the language links go to "/" */
@@ -76,6 +80,7 @@ struct el_gate_ctx {
 struct el_gate_input {
     int mode;      /* enum el_mode in effect (the config's, or the admin's override) */
     bool queueing; /* the room queues newcomers now */
+    bool paused;   /* POST /pause: the page says admissions are on hold */
     uint64_t now;  /* unix seconds: verifies tokens and stamps the ones issued */
 };
 

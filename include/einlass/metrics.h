@@ -89,6 +89,8 @@ struct el_status {
     const char *store;       /* el_store_state_name(): "memory" | "redis" | "fallback" */
     bool store_up;           /* the configured store answers */
     struct el_limiter_stats backend; /* the backend admission limit and its queue */
+    bool paused;             /* POST /pause: nobody new is admitted until POST /resume */
+    bool draining;           /* SIGTERM seen: finishing what is in flight */
 };
 
 struct evbuffer;

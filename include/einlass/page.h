@@ -19,7 +19,9 @@
  *                   place_label, wait_label, note, keep_open (says how long
  *                   the place is kept), no_js, admitted, turn_title, sound,
  *                   lang_label, say ("{place}" and "{wait}" stand for the
- *                   place and the wait: the script's announcement), and the
+ *                   place and the wait: the script's announcement), paused
+ *                   (shown in place of the wait while admissions are on
+ *                   hold; {{eta}} says it then too), and the
  *                   wait phrases of older templates: eta_lt, eta_1m, eta_nm,
  *                   eta_nh ("{n}" in the last two stands for the number)
  * A "{{" must close with "}}" on the same line; anything else is an error.
@@ -63,6 +65,8 @@ struct el_page_view {
     const char *target; /* the request's path and query as received, for the
                            language links' way back; NULL: "/" */
     size_t target_len;
+    bool paused;        /* admissions are on hold (POST /pause): the wait reads
+                           "paused" and the place is kept */
 };
 
 /* The wait as shown: the estimate capped at EL_PAGE_ETA_CAP_S and the range
@@ -101,7 +105,9 @@ size_t el_page_html(const struct el_page *p, const struct el_page_view *v, char 
 /* JSON answers (cap >= 128; >= 512 with words). Return the length.
  * waiting: {"state":"waiting","position":N,"eta_s":S,"eta_low_s":L,
  * "eta_high_s":H,"poll_s":P}; with words (the page's own poll) it adds
- * "place_text" and "eta_text" in v->lang, so the script formats nothing. */
+ * "lang", "place_text" and "eta_text" in v->lang, so the script formats
+ * nothing. While v->paused it ends with "paused":true and eta_text is the
+ * paused text (the estimate's numbers stay as they are). */
 size_t el_page_json_waiting(const struct el_page_view *v, bool words, char *out, size_t cap);
 size_t el_page_json_state(const char *state /* "open" | "admitted" */, char *out, size_t cap);
 

@@ -73,7 +73,8 @@ int el_room_join_allowed(const struct el_room *r, uint64_t key, uint8_t family);
 
 /* Main thread, about every 100 ms: run the meter at rate admissions per
  * second (on the Redis store, and on the local queue if it holds anyone),
- * and refresh the figures below. */
+ * and refresh the figures below. A negative rate holds the meter (pause):
+ * nobody is admitted, places and release credits are kept. */
 void el_room_tick(struct el_room *r, double rate);
 
 /* Figures for /status and /metrics; any thread. */

@@ -96,7 +96,12 @@ struct el_store_ops {
                   el_store_place_cb cb, void *arg);
     /* The meter: advance the heads at rate per second since the last advance
      * (any instance may call it; the elapsed time is the store's own: Redis
-     * TIME, or now_ms for memory). Reports stats. */
+     * TIME, or now_ms for memory). Reports stats. A negative rate holds
+     * (pause): nobody is admitted, release credits and the fraction are kept
+     * for later, the meter's clock still moves (no burst on resume), and
+     * held admissions do not expire: a reached ticket can still claim its
+     * pass (while it is live); the first advance at rate >= 0 expires
+     * whatever is claim_s old by then. */
     void (*advance)(struct el_store *s, double rate, uint64_t now_ms, el_store_stats_cb cb,
                     void *arg);
     /* Redis only (NULL in memory): advance after a fallback, first moving

@@ -53,6 +53,7 @@ struct el_generation {
 struct el_room_state {
     _Atomic bool queueing;        /* newcomers wait now */
     _Atomic int mode;             /* effective mode (config, or admin override) */
+    _Atomic bool paused;          /* POST /pause: the meter holds, newcomers wait */
 };
 
 struct el_worker {

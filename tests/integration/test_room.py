@@ -253,11 +253,14 @@ def test_status_path_never_forwarded_three_states():
         holder = {"einlass_pass": ck["einlass_pass"]}
         assert e.admin("POST", "/mode", "on")[0] == 204
         n1 = backend_requests()
-        r, ck = request(e.port, "GET", "/_einlass/status")
+        r, ck = request(e.port, "GET", "/_einlass/status")  # no ticket: no place taken
+        assert r.status == 200 and r.json()["state"] == "queueing" and not ck, r.body
+        r, ck = request(e.port, "GET", "/page")  # a page load joins
+        assert r.status == 503 and "einlass_ticket" in ck, r.status
+        r, ck = request(e.port, "GET", "/_einlass/status", ck)
         assert r.status == 200, r.status
         doc = r.json()
         assert doc["state"] == "waiting" and doc["position"] >= 1, doc
-        assert "einlass_ticket" in ck
         r, _ = request(e.port, "GET", "/_einlass/status", holder)
         assert r.json() == {"state": "admitted"}, r.body
         # the waiting ticket becomes admitted, with a pass, all without the backend
@@ -295,7 +298,7 @@ def test_tampered_ticket_or_pass_counts_as_none():
         r, ck = request(e.port, "GET", "/page", {"einlass_pass": tamper(good_pass)})
         assert r.status == 503 and "einlass_ticket" in ck and r.json()["position"] == 4
         doc, _ = poll(e.port, {"einlass_pass": tamper(good_pass)})
-        assert doc["state"] == "waiting"
+        assert doc["state"] == "queueing", doc  # counts as none: no ticket, no place
         # a ticket is not a pass, nor a pass a ticket
         r, _ = request(e.port, "GET", "/page", {"einlass_pass": a["einlass_ticket"]})
         assert r.status == 503

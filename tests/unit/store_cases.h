@@ -335,6 +335,51 @@ static void case_unclaimed_admission_returns_as_credit(void **state)
     s->ops->free(s);
 }
 
+/* A negative rate holds (pause): nobody is admitted, not even by release
+ * credits, which wait for the next advance at a rate >= 0. */
+static void case_hold_keeps_credits(void **state)
+{
+    struct el_store *s = drv_open(60);
+    advance_ok(s, 0);
+    struct el_place a = join_ok(s, 0), b = join_ok(s, 0);
+    for (int i = 0; i < 2; i++) s->ops->release(s, fresh_id(), 600, drv_now);
+    struct el_store_stats st = advance_ok(s, -1);
+    assert_int_equal(st.waiting, 2);
+    assert_int_equal(st.admitted_total, 0);
+    assert_int_equal(check_ok(s, 0, a.num).state, EL_PLACE_WAITING);
+    st = advance_ok(s, -1);
+    assert_int_equal(st.waiting, 2);
+    st = advance_ok(s, 0); /* resumed: the two credits admit two */
+    assert_int_equal(st.waiting, 0);
+    assert_int_equal(check_ok(s, 0, a.num).state, EL_PLACE_ADMITTED);
+    assert_int_equal(check_ok(s, 0, b.num).state, EL_PLACE_ADMITTED);
+    s->ops->free(s);
+}
+
+/* A hold does not expire held admissions: a and b, reached before the pause
+ * and away past claim_s, keep their admissions while the room is paused (a
+ * claims its pass); the first advance after the resume expires b's, whose
+ * credit lets c in. */
+static void case_hold_keeps_held_admission_claimable(void **state)
+{
+    struct el_store *s = drv_open_keep(1, 8000, 1000);
+    advance_ok(s, 0);
+    struct el_place a = join_ok(s, 0), b = join_ok(s, 0), c = join_ok(s, 0);
+    assert_int_equal(admit(s, 2).waiting, 1); /* a's and b's turn, both away */
+    drv_sleep(1500);                          /* past claim_s, while paused */
+    struct el_store_stats st = advance_ok(s, -1);
+    assert_int_equal(st.unclaimed_total, 0);
+    assert_int_equal(st.waiting, 1);
+    assert_int_equal(check_ok(s, 0, a.num).state, EL_PLACE_ADMITTED);
+    assert_int_equal(check_ok(s, 0, c.num).position, 1);
+    st = advance_ok(s, 0); /* resumed: b's admission returns as credit */
+    assert_int_equal(st.unclaimed_total, 1);
+    assert_int_equal(st.waiting, 0);
+    assert_int_equal(check_ok(s, 0, b.num).state, EL_PLACE_GONE);
+    assert_int_equal(check_ok(s, 0, c.num).state, EL_PLACE_ADMITTED);
+    s->ops->free(s);
+}
+
 #define STORE_CASES                                                                                \
     cmocka_unit_test(case_fifo_25), cmocka_unit_test(case_copied_ticket),                         \
         cmocka_unit_test(case_priority_first), cmocka_unit_test(case_unknown_ticket),             \
@@ -343,6 +388,8 @@ static void case_unclaimed_admission_returns_as_credit(void **state)
         cmocka_unit_test(case_place_kept_across_long_absence),                                    \
         cmocka_unit_test(case_place_lost_after_keep),                                             \
         cmocka_unit_test(case_held_admission_claimed_within_claim),                               \
-        cmocka_unit_test(case_unclaimed_admission_returns_as_credit)
+        cmocka_unit_test(case_unclaimed_admission_returns_as_credit),                             \
+        cmocka_unit_test(case_hold_keeps_credits),                                                \
+        cmocka_unit_test(case_hold_keeps_held_admission_claimable)
 
 #endif

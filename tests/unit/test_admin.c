@@ -35,6 +35,9 @@ struct fake {
     int last_mode;       /* last mode set */
     int rate_calls;      /* set_rate calls */
     double last_rate;    /* last rate set */
+    int pause_calls;     /* set_paused calls */
+    bool paused;         /* last pause state set */
+    struct el_config cfg; /* what ops->config reports (zero: only the key's bounds) */
 };
 
 struct fixture {
@@ -64,7 +67,21 @@ static void fake_set_rate(void *ctx, double per_s)
     f->last_rate = per_s;
 }
 
-static const struct el_admin_ops fake_ops = {fake_status, fake_set_mode, fake_set_rate};
+static void fake_set_paused(void *ctx, bool paused)
+{
+    struct fake *f = ctx;
+    f->pause_calls++;
+    f->paused = paused;
+    f->st.paused = paused;
+}
+
+static const struct el_config *fake_config(void *ctx)
+{
+    return &((struct fake *)ctx)->cfg;
+}
+
+static const struct el_admin_ops fake_ops = {fake_status, fake_set_mode, fake_set_rate,
+                                             fake_set_paused, fake_config};
 
 static void *loop_main(void *arg)
 {
@@ -327,14 +344,83 @@ static void test_rate(void **state)
     request(fx, "POST", "/rate", NULL, "1e1", &r);
     assert_int_equal(r.status, 204);
     assert_true(fx->fake.last_rate == 10);
-    static const char *const bad[] = {"0",     "-1",   "abc", "inf", "nan", "",
-                                      "1e999", "0x10", "5/s", "1 2", "-0",  "0.0"};
+    static const char *const bad[] = {"-1",    "abc",  "inf", "nan", "",
+                                      "1e999", "0x10", "5/s", "1 2"};
     for (size_t i = 0; i < EL_ARRAY_LEN(bad); i++) {
         request(fx, "POST", "/rate", NULL, bad[i], &r);
         if (r.status != 400) fail_msg("body '%s' got %d", bad[i], r.status);
-        assert_non_null(strstr(r.body, "positive number"));
+        assert_non_null(strstr(r.body, "must be a number"));
+    }
+    static const char *const zero[] = {"0", "-0", "0.0"};
+    for (size_t i = 0; i < EL_ARRAY_LEN(zero); i++) {
+        request(fx, "POST", "/rate", NULL, zero[i], &r);
+        if (r.status != 400) fail_msg("body '%s' got %d", zero[i], r.status);
+        assert_non_null(strstr(r.body, "POST /pause"));
     }
     assert_int_equal(fx->fake.rate_calls, 3);
+}
+
+static void test_rate_refuses_what_the_file_would(void **state)
+{
+    struct fixture *fx = *state;
+    struct resp r;
+    request(fx, "POST", "/rate", NULL, "0.001", &r);
+    assert_int_equal(r.status, 400);
+    assert_non_null(strstr(r.body, "[room] admit_per_s: 0.001 is below the minimum 0.01"));
+    request(fx, "POST", "/rate", NULL, "1e6", &r);
+    assert_int_equal(r.status, 400);
+    assert_non_null(strstr(r.body, "above the maximum 100000"));
+    fx->fake.cfg.max_admit_per_s = 50;
+    fx->fake.cfg.max_admit_per_s_set = true;
+    request(fx, "POST", "/rate", NULL, "80", &r);
+    assert_int_equal(r.status, 400);
+    assert_non_null(strstr(r.body, "admit_per_s (80) must not be above max_admit_per_s (50)"));
+    assert_int_equal(fx->fake.rate_calls, 0);
+    request(fx, "POST", "/rate", NULL, "50", &r);
+    assert_int_equal(r.status, 204);
+    assert_int_equal(fx->fake.rate_calls, 1);
+}
+
+static void test_pause_and_resume(void **state)
+{
+    struct fixture *fx = *state;
+    struct resp r;
+    request(fx, "POST", "/pause", NULL, "", &r);
+    assert_int_equal(r.status, 204);
+    assert_int_equal(fx->fake.pause_calls, 1);
+    assert_true(fx->fake.paused);
+    request(fx, "GET", "/status", NULL, NULL, &r);
+    assert_non_null(strstr(r.body, "\"paused\":true"));
+    request(fx, "GET", "/metrics", NULL, NULL, &r);
+    assert_non_null(strstr(r.body, "\neinlass_paused 1\n"));
+    request(fx, "POST", "/resume", NULL, NULL, &r);
+    assert_int_equal(r.status, 204);
+    assert_int_equal(fx->fake.pause_calls, 2);
+    assert_false(fx->fake.paused);
+    request(fx, "GET", "/status", NULL, NULL, &r);
+    assert_non_null(strstr(r.body, "\"paused\":false"));
+    request(fx, "GET", "/pause", NULL, NULL, &r);
+    assert_int_equal(r.status, 405);
+}
+
+static void test_healthz(void **state)
+{
+    struct fixture *fx = *state;
+    struct resp r;
+    request(fx, "GET", "/healthz", NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body,
+                        "{\"state\":\"serving\",\"store\":\"memory\",\"store_up\":true,"
+                        "\"paused\":false}\n");
+    fx->fake.st.store = "fallback";
+    fx->fake.st.store_up = false;
+    request(fx, "GET", "/healthz", NULL, NULL, &r);
+    assert_int_equal(r.status, 200); /* the fallback queue still serves */
+    assert_non_null(strstr(r.body, "\"store\":\"fallback\""));
+    fx->fake.st.draining = true;
+    request(fx, "GET", "/healthz", NULL, NULL, &r);
+    assert_int_equal(r.status, 503);
+    assert_non_null(strstr(r.body, "\"state\":\"draining\""));
 }
 
 static void test_body_too_large(void **state)
@@ -673,6 +759,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_status_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rate_refuses_what_the_file_would, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pause_and_resume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_healthz, setup, teardown),
         cmocka_unit_test_setup_teardown(test_body_too_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_found_and_methods, setup, teardown),

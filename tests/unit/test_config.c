@@ -882,18 +882,91 @@ static void test_err_routes(void **state)
 static void test_err_cross_checks(void **state)
 {
     (void)state;
-    expect_err(ROOM "[trigger]\nrelease_below_ms = 400\n",
-               "4: [trigger] release_below_ms (400) must not be above queue_above_ms (300)");
+    expect_err(ROOM "[trigger]\nrelease_below_ms = 400\nqueue_above_ms = 300\n",
+               "5: [trigger] release_below_ms (400) must not be above queue_above_ms (300)");
     expect_err(ROOM "[trigger]\nrelease_below_ms = 100\n\nqueue_above_ms = 50\n",
                "6: [trigger] release_below_ms (100) must not be above queue_above_ms (50)");
-    expect_err(ROOM "admit_per_s = 200\n",
-               "3: [room] admit_per_s (200) must not be above max_admit_per_s (100)");
+    expect_err(ROOM "admit_per_s = 200\nmax_admit_per_s = 100\n",
+               "4: [room] admit_per_s (200) must not be above max_admit_per_s (100)");
     expect_err(ROOM "max_admit_per_s = 5\nadmit_per_s = 5\nmin_admit_per_s = 5.5\n",
+               "5: [room] min_admit_per_s (5.5) must not be above max_admit_per_s (5)");
+    expect_err(ROOM "max_admit_per_s = 6\nadmit_per_s = 5\nmin_admit_per_s = 5.5\n",
                "5: [room] min_admit_per_s (5.5) must not be above admit_per_s (5)");
     expect_err(ROOM "keep_place_s = 120\n", /* claim_s defaults to 300 */
-               "3: [room] claim_s (300) must not be above keep_place_s (120)");
-    expect_err(ROOM "claim_s = 700\n", "3: [room] claim_s (700) must not be above keep_place_s (600)");
+               "3: [room] claim_s (300, the default: the file does not set claim_s; set it) "
+               "must not be above keep_place_s (120)");
+    expect_err(ROOM "claim_s = 700\n",
+               "3: [room] claim_s (700) must not be above keep_place_s (600, the default: the "
+               "file does not set keep_place_s; set it)");
     expect_err(ROOM "keep_place_s = 0\n", "3: [room] keep_place_s: 0 is below the minimum 1");
+}
+
+static void test_admit_per_s_500_alone_is_accepted(void **state)
+{
+    (void)state;
+    struct el_config *cfg = load_ok(ROOM "admit_per_s = 500\n");
+    assert_true(cfg->admit_per_s == 500.0);
+    assert_true(cfg->max_admit_per_s == 500.0); /* max(100, admit_per_s) */
+    assert_true(cfg->min_admit_per_s == 1.0);
+    el_config_free(cfg);
+}
+
+static void test_admit_per_s_half_alone_is_accepted(void **state)
+{
+    (void)state;
+    struct el_config *cfg = load_ok(ROOM "admit_per_s = 0.5\n");
+    assert_true(cfg->admit_per_s == 0.5);
+    assert_true(cfg->min_admit_per_s == 0.5); /* min(1, admit_per_s) */
+    assert_true(cfg->max_admit_per_s == 100.0);
+    el_config_free(cfg);
+}
+
+static void test_unset_admit_per_s_follows_the_bounds_the_file_sets(void **state)
+{
+    (void)state;
+    struct el_config *cfg = load_ok(ROOM "max_admit_per_s = 5\n");
+    assert_true(cfg->admit_per_s == 5.0);
+    assert_true(cfg->min_admit_per_s == 1.0);
+    el_config_free(cfg);
+    cfg = load_ok(ROOM "min_admit_per_s = 200\n");
+    assert_true(cfg->admit_per_s == 200.0);
+    assert_true(cfg->max_admit_per_s == 200.0);
+    el_config_free(cfg);
+    cfg = load_ok(ROOM "max_admit_per_s = 0.5\n");
+    assert_true(cfg->admit_per_s == 0.5 && cfg->min_admit_per_s == 0.5);
+    el_config_free(cfg);
+    cfg = load_ok(ROOM "[trigger]\nqueue_above_ms = 100\n");
+    assert_true(cfg->release_below_ms == 50.0); /* min(150, queue_above_ms / 2) */
+    el_config_free(cfg);
+}
+
+static void test_error_about_an_unset_key_names_it(void **state)
+{
+    (void)state;
+    expect_err(ROOM "[trigger]\nrelease_below_ms = 400\n",
+               "4: [trigger] release_below_ms (400) must not be above queue_above_ms (300, the "
+               "default: the file does not set queue_above_ms; set it)");
+}
+
+static void test_check_rate_refuses_what_the_file_would(void **state)
+{
+    (void)state;
+    char why[200];
+    struct el_config *cfg = load_ok(ROOM);
+    assert_int_equal(el_config_check_rate(cfg, 500, why, sizeof(why)), 0);
+    assert_int_equal(el_config_check_rate(cfg, 0.5, why, sizeof(why)), 0);
+    assert_int_equal(el_config_check_rate(cfg, 0.001, why, sizeof(why)), -1);
+    assert_string_equal(why, "[room] admit_per_s: 0.001 is below the minimum 0.01");
+    assert_int_equal(el_config_check_rate(cfg, 200000, why, sizeof(why)), -1);
+    assert_string_equal(why, "[room] admit_per_s: 200000 is above the maximum 100000");
+    el_config_free(cfg);
+    cfg = load_ok(ROOM "min_admit_per_s = 2\nmax_admit_per_s = 50\n");
+    assert_int_equal(el_config_check_rate(cfg, 50, why, sizeof(why)), 0);
+    assert_int_equal(el_config_check_rate(cfg, 80, why, sizeof(why)), -1);
+    assert_string_equal(why, "[room] admit_per_s (80) must not be above max_admit_per_s (50)");
+    assert_int_equal(el_config_check_rate(cfg, 1, why, sizeof(why)), -1);
+    assert_string_equal(why, "[room] min_admit_per_s (2) must not be above admit_per_s (1)");
+    el_config_free(cfg);
 }
 
 static void test_err_template(void **state)
@@ -988,6 +1061,11 @@ int main(void)
         cmocka_unit_test(test_err_secrets),
         cmocka_unit_test(test_err_routes),
         cmocka_unit_test(test_err_cross_checks),
+        cmocka_unit_test(test_admit_per_s_500_alone_is_accepted),
+        cmocka_unit_test(test_admit_per_s_half_alone_is_accepted),
+        cmocka_unit_test(test_unset_admit_per_s_follows_the_bounds_the_file_sets),
+        cmocka_unit_test(test_error_about_an_unset_key_names_it),
+        cmocka_unit_test(test_check_rate_refuses_what_the_file_would),
         cmocka_unit_test(test_err_template),
         cmocka_unit_test(test_journal_file),
         cmocka_unit_test(test_workers_above_the_worker_slots_is_an_error),

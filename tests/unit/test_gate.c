@@ -313,17 +313,29 @@ static void test_status_path_is_answered_never_forwarded(void **state)
     assert_false(ctx.forward);
     assert_body(&ctx, "{\"state\":\"open\"}");
 
-    /* queueing, no ticket: joins, and is told its place with 200 */
+    /* queueing, no ticket: told so with 200, and no place is taken */
     decide(f, &ctx, r, true);
     assert_false(ctx.forward);
     assert_int_equal(ctx.decision, EL_DECISION_WAIT);
     assert_int_equal(ctx.status, 200);
     assert_string_equal(ctx.ctype, "application/json");
     assert_int_equal(ctx.retry_after, POLL_S);
+    assert_body(&ctx, "{\"state\":\"queueing\",\"poll_s\":7}");
+    assert_string_equal(ctx.cookie, "");
+    free(r);
+
+    /* with a ticket: its place, with 200, in words for the page's script */
+    r = make_req("GET", "/book", NULL);
+    decide(f, &ctx, r, true);
+    char ticket[EL_TOKEN_TEXT_MAX];
+    cookie_value(ctx.cookie, "einlass_ticket", ticket);
+    free(r);
+    r = req_with("/_einlass/status", "einlass_ticket", ticket);
+    decide(f, &ctx, r, true);
+    assert_int_equal(ctx.status, 200);
     assert_body(&ctx, "{\"state\":\"waiting\",\"position\":1,\"eta_s\":1,\"eta_low_s\":0,"
                       "\"eta_high_s\":60,\"poll_s\":7,\"lang\":\"en\",\"place_text\":\"1\","
                       "\"eta_text\":\"less than a minute\"}");
-    cookie_token(f, ctx.cookie, "einlass_ticket", EL_TOKEN_TICKET);
     free(r);
 
     /* with a pass: admitted */
@@ -335,6 +347,69 @@ static void test_status_path_is_answered_never_forwarded(void **state)
     assert_int_equal(ctx.status, 200);
     assert_body(&ctx, "{\"state\":\"admitted\"}");
     assert_true(ctx.had_pass);
+    free(r);
+}
+
+static void test_cookieless_status_does_not_join_the_queue(void **state)
+{
+    struct fx *f = *state;
+    struct el_gate_ctx ctx = {0};
+    struct req *r = make_req("GET", "/_einlass/status", NULL);
+    for (int i = 0; i < 3; i++) {
+        decide(f, &ctx, r, true);
+        assert_int_equal(ctx.status, 200);
+        assert_string_equal(ctx.cookie, "");
+    }
+    free(r);
+    /* the next page load is first in line: the polls took no place */
+    r = make_req("GET", "/book", NULL);
+    decide(f, &ctx, r, true);
+    assert_body_has(&ctx, "\"position\":1,");
+    free(r);
+}
+
+static void test_health_path_is_answered_and_never_joins(void **state)
+{
+    struct fx *f = *state;
+    struct el_gate_ctx ctx = {0};
+    struct req *r = make_req("GET", "/_einlass/health", NULL);
+    decide(f, &ctx, r, true);
+    assert_false(ctx.forward);
+    assert_int_equal(ctx.status, 200);
+    assert_body(&ctx, "{\"state\":\"ok\",\"queueing\":true}");
+    assert_string_equal(ctx.cookie, "");
+    decide_from(f, &ctx, r, "192.0.2.10", EL_MODE_OFF, false);
+    assert_false(ctx.forward);
+    assert_body(&ctx, "{\"state\":\"ok\",\"queueing\":false}");
+    free(r);
+    r = make_req("GET", "/book", NULL);
+    decide(f, &ctx, r, true);
+    assert_body_has(&ctx, "\"position\":1,");
+    free(r);
+}
+
+static void test_paused_page_says_so_and_keeps_the_place(void **state)
+{
+    struct fx *f = *state;
+    struct el_gate_ctx ctx = {0};
+    struct req *r = make_req("GET", "/book", "Accept: text/html\r\nAccept-Language: de\r\n");
+    struct sockaddr_in peer = v4("198.18.200.1");
+    struct el_gate_input in = {.mode = EL_MODE_AUTO, .queueing = true, .paused = true,
+                               .now = f->now};
+    assert_int_equal(el_gate_decide(f->gate, &ctx, &r->m, (const struct sockaddr *)&peer, &in,
+                                    done_cb, f),
+                     1);
+    assert_int_equal(ctx.status, 503);
+    assert_body_has(&ctx, "data-paused=\"Der Einlass ist kurz angehalten. Ihr Platz bleibt "
+                          "erhalten.\">Der Einlass ist kurz angehalten. Ihr Platz bleibt "
+                          "erhalten.</span>");
+    free(r);
+    r = make_req("GET", "/book", NULL);
+    assert_int_equal(el_gate_decide(f->gate, &ctx, &r->m, (const struct sockaddr *)&peer, &in,
+                                    done_cb, f),
+                     1);
+    assert_body_has(&ctx, "\"position\":2,");
+    assert_body_has(&ctx, "\"paused\":true}");
     free(r);
 }
 
@@ -885,6 +960,9 @@ int main(void)
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_status_path_is_answered_never_forwarded),
+        T(test_cookieless_status_does_not_join_the_queue),
+        T(test_health_path_is_answered_and_never_joins),
+        T(test_paused_page_says_so_and_keeps_the_place),
         T(test_mode_off_forwards_without_cookies),
         T(test_bypass_route_forwards_without_pass),
         T(test_bypass_network_forwards_without_pass),

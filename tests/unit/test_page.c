@@ -503,6 +503,49 @@ static void test_plural_forms(void **state)
     el_page_free(p);
 }
 
+/* Paused (POST /pause): the wait reads "paused" in the page's language, on
+ * the page and in the words of the status JSON, which ends "paused":true;
+ * the estimate's numbers stay. Not paused: no "paused" key. */
+static void test_paused_in_every_language(void **state)
+{
+    static const char *const want[EL_LANG_COUNT] = {
+        [EL_LANG_EN] = "Admissions are paused for a moment. Your place is kept.",
+        [EL_LANG_DE] = "Der Einlass ist kurz angehalten. Ihr Platz bleibt erhalten.",
+        [EL_LANG_TR] = "Girişler kısa bir süreliğine durduruldu. Yeriniz korunuyor.",
+        [EL_LANG_AR] = "الدخول متوقف مؤقتًا لفترة قصيرة. مكانك محفوظ.",
+        [EL_LANG_RU] = "Пропуск ненадолго приостановлен. Ваше место сохраняется.",
+        [EL_LANG_UK] = "Пропуск ненадовго призупинено. Ваше місце зберігається.",
+        [EL_LANG_PL] = "Wpuszczanie jest na chwilę wstrzymane. Twoje miejsce jest zachowane.",
+    };
+    char *err = NULL;
+    struct el_page *p = el_page_load(NULL, &err);
+    assert_non_null(p);
+    char buf[512], span[256];
+    for (int l = 0; l < EL_LANG_COUNT; l++) {
+        struct el_page_view v = {.lang = l, .position = 3, .eta_s = 720, .poll_s = 5,
+                                 .keep_place_s = 600, .paused = true};
+        el_page_html(p, &v, out, sizeof(out));
+        snprintf(span, sizeof(span), "data-paused=\"%s\">%s</span>", want[l], want[l]);
+        assert_non_null(strstr(out, span)); /* {{eta}} says it too */
+        size_t n = el_page_json_waiting(&v, true, buf, sizeof(buf));
+        assert_int_equal(n, strlen(buf));
+        assert_non_null(strstr(buf, "\"eta_s\":720,\"eta_low_s\":600,\"eta_high_s\":900,"));
+        snprintf(span, sizeof(span), "\"eta_text\":\"%s\",\"paused\":true}", want[l]);
+        assert_non_null(strstr(buf, span));
+        n = el_page_json_waiting(&v, false, buf, sizeof(buf));
+        assert_string_equal(buf, "{\"state\":\"waiting\",\"position\":3,\"eta_s\":720,"
+                                 "\"eta_low_s\":600,\"eta_high_s\":900,\"poll_s\":5,"
+                                 "\"paused\":true}");
+        v.paused = false;
+        el_page_html(p, &v, out, sizeof(out));
+        snprintf(span, sizeof(span), "\">%s", want[l]);
+        assert_null(strstr(out, span));
+        el_page_json_waiting(&v, true, buf, sizeof(buf));
+        assert_null(strstr(buf, "paused"));
+    }
+    el_page_free(p);
+}
+
 /* Every language: under 32 KiB with the largest numbers, in its own
  * language and direction, with a switch to all the others, and no text that
  * could break out of an attribute. */
@@ -514,7 +557,8 @@ static void test_every_language_page(void **state)
     static const char *const keys[] = {"name", "title", "heading", "intro", "place_label",
                                        "wait_label", "note", "keep_open", "no_js", "admitted",
                                        "turn_title", "sound", "lang_label", "say", "about",
-                                       "eta_lt", "over_day", "eta_1m", "eta_nm", "eta_nh"};
+                                       "eta_lt", "over_day", "eta_1m", "eta_nm", "eta_nh",
+                                       "paused"};
     char tpl[1024] = "";
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         strcat(tpl, "{{t:");
@@ -608,6 +652,7 @@ int main(void)
         cmocka_unit_test(test_berlin_languages),
         cmocka_unit_test(test_plural_forms),
         cmocka_unit_test(test_every_language_page),
+        cmocka_unit_test(test_paused_in_every_language),
         cmocka_unit_test(test_lang_switch),
         cmocka_unit_test(test_accept_q_values_prefer_json),
         cmocka_unit_test(test_eta_after_rate_0_01_is_capped_not_15644_hours),
