@@ -14,15 +14,19 @@
  *     both are at least 3 x poll_s (the old generation), so a patient who
  *     polls as told never loses either, and claim_s is at most keep_place_s.
  *   - every join/check answers exactly once and never with an error: when
- *     Redis is configured but down (or an op fails), the newcomer, or the
- *     holder of a Redis ticket, joins the local queue (answer.local = true).
- *     Local tickets are checked against the memory store.
- *   - rates: the tick meters the Redis queue at rate and the local queue at
- *     the same full rate, independently (they do not share it). While Redis
- *     is down the local queue is all this instance can meter; with N
- *     instances in fallback the whole site admits up to N x rate, and for the
- *     short time both queues hold people after Redis returns, each gets rate.
- *     That is the price of never opening the door and never answering 5xx.
+ *     Redis is configured but down (or an op fails), a newcomer joins the
+ *     local queue (answer.local = true), and the holder of a Redis ticket is
+ *     answered by the fallback by its own number (fallback.h: admitted once
+ *     a virtual head passes it, never a new place). Local tickets are
+ *     checked against the memory store. Redis is used again once its link
+ *     has answered and the main thread's meter has moved the Redis heads up
+ *     to the fallback's (so workers wait for that meter run).
+ *   - rates: while Redis is down the fallback's head moves at the full rate
+ *     over the Redis tickets (each instance admits only its own holders, so
+ *     the site admits about rate in all); the local queue is metered at rate
+ *     / instances, and only once every Redis ticket learnt is passed (after
+ *     Redis returns: once the Redis heads pass the Redis tail seen then; for
+ *     that time the site admits up to rate x (1 + 1 / instances)).
  *   - eta uses the measured rate of the store that answered, falling back to
  *     the last tick's rate, then to the configured admit_per_s.
  *   - released passes: the shared revocation set holds every pass id released
@@ -45,6 +49,7 @@
 
 #include "einlass/common.h"
 #include "einlass/config.h"
+#include "einlass/fallback.h"
 #include "einlass/ratelimit.h"
 #include "einlass/revoke.h"
 #include "einlass/store.h"
@@ -56,6 +61,7 @@
 
 struct el_room_shared {
     struct el_store *mem;            /* memory store: the room, or the fallback queue */
+    struct el_fallback *fb;          /* the order of Redis tickets while Redis is down */
     pthread_mutex_t lock;            /* guards the strings and use_redis/poll_s below */
     bool use_redis;                  /* store = redis */
     char *redis;                     /* Redis address */
@@ -99,6 +105,8 @@ struct el_room {
 /* One join or check waiting for the Redis store. */
 struct req {
     struct el_room *r; /* whose */
+    bool check;        /* a check of num (else a join) */
+    uint64_t num;      /* check: the ticket's number */
     uint8_t lane;      /* for the fallback join */
     el_room_cb cb;     /* the caller's */
     void *arg;         /* ... and its argument */
@@ -161,7 +169,24 @@ static void local_join(struct el_room *r, uint8_t lane, bool local, el_room_cb c
 {
     struct sync_place sp = {.err = -1, .place = {.state = EL_PLACE_GONE, .lane = lane}};
     r->sh->mem->ops->join(r->sh->mem, lane, el_now_ms(), sync_place_cb, &sp);
+    if (local && sp.place.state == EL_PLACE_WAITING && el_fallback_active(r->sh->fb)) {
+        uint64_t ahead = el_fallback_ahead(r->sh->fb); /* the Redis tickets before it */
+        sp.place.position += ahead;
+        sp.place.waiting += ahead;
+    }
     answer(r, &sp.place, local, cb, arg);
+}
+
+/* A Redis ticket while Redis is down: its place by its own number
+ * (fallback.h), never a new place in the local queue. */
+static void fallback_check(struct el_room *r, uint8_t lane, uint64_t num, el_room_cb cb,
+                           void *arg)
+{
+    struct el_place p;
+    uint64_t now = el_now_ms();
+    el_fallback_begin(r->sh->fb, now);
+    el_fallback_check(r->sh->fb, lane & 1, num, now, &p);
+    answer(r, &p, false, cb, arg);
 }
 
 static void ensure_store(struct el_room *r)
@@ -184,15 +209,32 @@ static void ensure_store(struct el_room *r)
     if (old) old->ops->free(old); /* its waiting ops fall back to the local queue */
 }
 
-static bool redis_usable(struct el_room *r)
+static bool link_up(struct el_room *r)
 {
     return r->redis != NULL && el_store_redis_up(r->redis);
+}
+
+/* Redis serves, and the main thread's meter has ended any fallback (moving
+ * the Redis heads past the tickets the fallback admitted). */
+static bool redis_usable(struct el_room *r)
+{
+    return link_up(r) && !el_fallback_active(r->sh->fb);
+}
+
+/* For joins and checks: also while the store's first connect is under way
+ * (a restarted instance asks Redis rather than guessing). */
+static bool redis_askable(struct el_room *r)
+{
+    if (r->redis != NULL && el_store_redis_starting(r->redis))
+        return !el_fallback_active(r->sh->fb);
+    return redis_usable(r);
 }
 
 static void redis_place_cb(void *arg, int err, const struct el_place *p)
 {
     struct req *q = arg;
-    if (err) local_join(q->r, q->lane, true, q->cb, q->arg);
+    if (err && q->check) fallback_check(q->r, q->lane, q->num, q->cb, q->arg);
+    else if (err) local_join(q->r, q->lane, true, q->cb, q->arg);
     else answer(q->r, p, false, q->cb, q->arg);
     free(q);
 }
@@ -207,7 +249,7 @@ static struct req *new_req(struct el_room *r, uint8_t lane, el_room_cb cb, void 
 void el_room_join(struct el_room *r, uint8_t lane, el_room_cb cb, void *arg)
 {
     ensure_store(r);
-    if (redis_usable(r)) {
+    if (redis_askable(r)) {
         r->redis->ops->join(r->redis, lane & 1, el_now_ms(), redis_place_cb,
                             new_req(r, lane, cb, arg));
         return;
@@ -222,15 +264,19 @@ void el_room_check(struct el_room *r, uint8_t lane, uint64_t num, bool local, el
     if (local || r->redis == NULL) {
         struct sync_place sp = {.err = -1, .place = {.state = EL_PLACE_GONE, .lane = lane, .num = num}};
         r->sh->mem->ops->check(r->sh->mem, lane & 1, num, el_now_ms(), sync_place_cb, &sp);
+        if (local && sp.place.state == EL_PLACE_WAITING && el_fallback_active(r->sh->fb))
+            sp.place.position += el_fallback_ahead(r->sh->fb); /* Redis tickets first */
         answer(r, &sp.place, local, cb, arg);
         return;
     }
-    if (redis_usable(r)) {
-        r->redis->ops->check(r->redis, lane & 1, num, el_now_ms(), redis_place_cb,
-                             new_req(r, lane, cb, arg));
+    if (redis_askable(r)) {
+        struct req *q = new_req(r, lane, cb, arg);
+        q->check = true;
+        q->num = num;
+        r->redis->ops->check(r->redis, lane & 1, num, el_now_ms(), redis_place_cb, q);
         return;
     }
-    local_join(r, lane & 1, true, cb, arg); /* Redis ticket, Redis down: wait here */
+    fallback_check(r, lane, num, cb, arg); /* Redis ticket, Redis down: in number order */
 }
 
 void el_room_release(struct el_room *r, uint64_t id)
@@ -318,6 +364,7 @@ static void redis_stats_cb(void *arg, int err, const struct el_store_stats *st)
     if (err == 0 && st) {
         r->redis_st = *st;
         r->redis_known = true;
+        el_fallback_learn(r->sh->fb, st, el_now_ms()); /* ends a fallback */
     }
     publish(r);
 }
@@ -342,10 +389,25 @@ void el_room_tick(struct el_room *r, double rate)
         r->fetching = true;
         r->redis->ops->revoked(r->redis, r->revoke_cursor, revoked_cb, r);
     }
-    r->sh->mem->ops->advance(r->sh->mem, rate, el_now_ms(), mem_stats_cb, r);
-    if (redis_usable(r) && !r->advancing) {
+    uint64_t now = el_now_ms();
+    struct el_fallback *fb = r->sh->fb;
+    bool up = link_up(r);
+    if (r->redis != NULL && !up && !el_store_redis_starting(r->redis)) el_fallback_begin(fb, now);
+    if (el_fallback_active(fb)) el_fallback_tick(fb, rate, now);
+    /* The local queue: behind every Redis ticket, at this instance's share. */
+    double share = 1;
+    if (r->redis != NULL)
+        share = el_fallback_local_share(fb, up && r->redis_known ? r->redis_st.head : NULL);
+    r->sh->mem->ops->advance(r->sh->mem, rate < 0 ? rate : rate * share, now, mem_stats_cb, r);
+    if (up && !r->advancing) {
         r->advancing = true;
-        r->redis->ops->advance(r->redis, rate, el_now_ms(), redis_stats_cb, r);
+        if (el_fallback_active(fb)) {
+            uint64_t skip[2];
+            el_fallback_skip(fb, skip);
+            r->redis->ops->advance_skip(r->redis, rate, skip, redis_stats_cb, r);
+        } else {
+            r->redis->ops->advance(r->redis, rate, now, redis_stats_cb, r);
+        }
         return;
     }
     publish(r);
@@ -473,6 +535,7 @@ struct el_room_shared *el_room_shared_new(const struct el_config *cfg)
     struct el_store_params p = {.room = cfg->room_name, .poll_s = cfg->poll_s};
     room_times(cfg, &p.keep_ms, &p.claim_ms);
     sh->mem = el_store_memory_new(&p);
+    sh->fb = el_fallback_new();
     uint64_t seed = el_now_us() ^ (uint64_t)(uintptr_t)sh;
     sh->revoked = el_revoke_new(EL_STORE_RELEASED_MAX, seed);
     sh->joins = el_ratelimit_new(JOIN_LIMIT_ENTRIES, seed * 0x9E3779B97F4A7C15ULL);
@@ -485,6 +548,7 @@ void el_room_shared_free(struct el_room_shared *sh)
 {
     if (sh == NULL) return;
     sh->mem->ops->free(sh->mem);
+    el_fallback_free(sh->fb);
     el_revoke_free(sh->revoked);
     el_ratelimit_free(sh->joins);
     free(sh->redis);

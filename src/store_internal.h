@@ -9,6 +9,13 @@
 /* The measured rate is updated after this much metered time during which
  * someone was waiting (the meter, not demand, set the pace). */
 #define EL_METER_WINDOW_MS 2000
+/* No meter run for this long (every instance stopped, or Redis was
+ * unreachable): the liveness generations are paused for that time, so a
+ * place is not lost to an outage nobody could have polled through. */
+#define EL_METER_STALL_MS 5000
+/* An instance whose meter has not run for this long is no longer counted
+ * among the live instances sharing a Redis room. */
+#define EL_INSTANCE_TTL_MS 3000
 /* EWMA weight of the newest window. */
 #define EL_METER_ALPHA 0.3
 

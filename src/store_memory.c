@@ -367,6 +367,14 @@ static void mem_advance(struct el_store *st, double rate, uint64_t now_ms, el_st
     out.rate = s->meter.rate;
     out.unclaimed_total = s->unclaimed_total;
     out.kept_total = s->kept_total;
+    for (int l = 0; l < 2; l++) {
+        out.head[l] = s->lanes[l].head;
+        out.tail[l] = s->lanes[l].tail;
+        out.claim[l] = s->lanes[l].claim_from;
+        out.lane_waiting[l] = s->lanes[l].waiting;
+    }
+    out.instances = 1;
+    out.frac = s->meter.frac;
     pthread_mutex_unlock(&s->lock);
     if (cb) cb(arg, 0, &out);
 }

@@ -27,6 +27,11 @@
  *                          claim_ms / 1 s entries (a few KB); the meter pops
  *                          an entry claim_ms old and credits its n minus the
  *                          exchange bits in [cL, head) (store.h)
+ *   einlass:{R}:inst       sorted set of live instances (member: an id each
+ *                          instance draws at start, score: Redis time of its
+ *                          last meter run, ms), trimmed to the last
+ *                          EL_INSTANCE_TTL_MS: the instance count every
+ *                          instance's fallback meters its share by
  *   einlass:{R}:rel        sorted set of released pass ids (member: the id
  *                          in decimal, score: Redis time of the release in
  *                          ms), trimmed to the last ttl by each release: ZADD
@@ -102,15 +107,16 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include "einlass/common.h"
 #include "einlass/redis_conn.h"
 #include "einlass/store.h"
 
 #define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 2000
+#define BACKOFF_MAX_MS 1000 /* recovery within 2 s of Redis coming back */
 #define AUTH_BACKOFF_MAX_MS 5000 /* AUTH refused: retried this slowly at most */
-#define NKEYS 14
+#define NKEYS 15
 #define BLOCK 65536 /* ticket numbers per counted block */
 
 /* KEYS: 1 meter, 2..5 live bitmaps (KEYS[2 + parity * 2 + lane]), 6..7
@@ -130,7 +136,7 @@
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"                      \
     "local L = math.max(tonumber(ARGV[1]), 1)\n"                                                   \
     "local f = redis.call('HMGET', m, 'h0', 'h1', 't0', 't1', 'w0', 'w1', 'g', 'gt', 'rate',\n"    \
-    "  'r0', 'r1', 'pf')\n"                                                                        \
+    "  'r0', 'r1', 'pf', 'last')\n"                                                                \
     "local head = {tonumber(f[1]) or 0, tonumber(f[2]) or 0}\n"                                    \
     "local tail = {tonumber(f[3]) or 0, tonumber(f[4]) or 0}\n"                                    \
     "local w = {tonumber(f[5]) or 0, tonumber(f[6]) or 0}\n"                                       \
@@ -196,6 +202,11 @@
     "    set_prefix(l, bitmap_counts(live(PREV, l)))\n"                                            \
     "  end\n"                                                                                      \
     "  redis.call('HSET', m, 'pf', 1, 'r0', r[1], 'r1', r[2])\n"                                   \
+    "end\n"                                                                                        \
+    "local mlast = tonumber(f[13])\n"                                                              \
+    "if gt ~= nil and mlast ~= nil and now - mlast > " EL_STR(EL_METER_STALL_MS) " then\n"        \
+    "  gt = math.min(gt + now - mlast, now)\n"                                                     \
+    "  redis.call('HSET', m, 'gt', gt, 'last', now)\n"                                            \
     "end\n"                                                                                        \
     "if gt == nil then\n"                                                                          \
     "  gt = now\n"                                                                                 \
@@ -270,7 +281,11 @@ static const char lua_check[] = LUA_PRELUDE
     "end\n"
     "return {state, num, pos, w[1] + w[2], mrate}\n";
 
-/* ARGV[4] = rate. Returns {waiting, admitted_total, rate, unclaimed, kept}.
+/* ARGV[4] = rate, ARGV[5] = this instance's id (its heartbeat: the meter
+ * runs on every instance about every 100 ms), ARGV[6..7] = heads to move up
+ * to after a fallback, per lane (0: none; fallback.h). Returns {waiting,
+ * admitted_total, rate, unclaimed, kept, h0, h1, t0, t1, c0, c1, w0, w1,
+ * instances, frac}.
  * First the held admissions: entries 3 x poll_s old move the late mark,
  * entries claim_ms old leave the log and credit their unclaimed
  * admissions (the same as expire_held in store_memory.c). A negative rate
@@ -282,6 +297,17 @@ static const char lua_advance[] = LUA_PRELUDE
     "if rate ~= rate then rate = 0 end\n"
     "local hold = rate < 0\n"
     "if hold then rate = 0 end\n"
+    "for l = 0, 1 do\n"
+    "  local sk = tonumber(ARGV[6 + l]) or 0\n"
+    "  if sk > head[l + 1] then\n"
+    "    head[l + 1] = math.min(sk, tail[l + 1])\n"
+    "    w[l + 1] = count_live(l, head[l + 1], tail[l + 1] - 1)\n"
+    "  end\n"
+    "end\n"
+    "redis.call('ZADD', KEYS[15], now, ARGV[5])\n"
+    "redis.call('ZREMRANGEBYSCORE', KEYS[15], '-inf', '(' .. (now - " EL_STR(EL_INSTANCE_TTL_MS) "))\n"
+    "redis.call('PEXPIRE', KEYS[15], " EL_STR(EL_INSTANCE_TTL_MS) ")\n"
+    "local ninst = redis.call('ZCARD', KEYS[15])\n"
     "local CLAIM, LATE = tonumber(ARGV[2]), tonumber(ARGV[3])\n"
     "local function entry(e)\n"
     "  local et, eh, en = string.match(e, '^(%d+):(%d+):(%d+)$')\n"
@@ -318,6 +344,8 @@ static const char lua_advance[] = LUA_PRELUDE
     "    if moved then redis.call('HSET', m, 'c' .. l, cf, 'k' .. l, kf, 'q' .. l, q) end\n"
     "  end\n"
     "end\n"
+    "local hz = redis.call('HMGET', m, 'c0', 'c1')\n"
+    "local chz = {tonumber(hz[1]) or 0, tonumber(hz[2]) or 0}\n"
     "if credit > 0 then redis.call('HINCRBY', m, 'unc', credit) end\n"
     "local a = redis.call('HMGET', m, 'frac', 'last', 'cred', 'bn', 'bms', 'adm', 'unc', 'kept')\n"
     "local frac = tonumber(a[1]) or 0\n"
@@ -373,7 +401,9 @@ static const char lua_advance[] = LUA_PRELUDE
     "redis.call('HSET', m, 'h0', head[1], 'h1', head[2], 'w0', w[1], 'w1', w[2],\n"
     "  'frac', string.format('%.17g', frac), 'last', now, 'cred', cred, 'bn', bn, 'bms', bms,\n"
     "  'rate', mrate)\n"
-    "return {w[1] + w[2], tonumber(a[6]) or 0, mrate, tonumber(a[7]) or 0, tonumber(a[8]) or 0}\n";
+    "return {w[1] + w[2], tonumber(a[6]) or 0, mrate, tonumber(a[7]) or 0, tonumber(a[8]) or 0,\n"
+    "  head[1], head[2], tail[1], tail[2], chz[1], chz[2], w[1], w[2], ninst,\n"
+    "  string.format('%.6f', frac)}\n";
 
 /* ARGV[4] = pass id, ARGV[5] = ttl in ms. The first release of an id adds
  * one credit. Returns {1 if it did, else 0}. */
@@ -407,6 +437,7 @@ struct op {
     uint64_t num;            /* check; release: the pass id; revoked: the cursor */
     int ttl_s;               /* release */
     double rate;             /* advance */
+    uint64_t skip[2];        /* advance: heads to move up to (0: none) */
     el_store_place_cb pcb;   /* join, check */
     el_store_stats_cb scb;   /* advance (may be NULL) */
     el_store_revoked_cb rcb; /* revoked */
@@ -425,10 +456,12 @@ struct rstore {
     long long claim_ms;            /* an admission is held this long (<= L) */
     long long late_ms;             /* 3 x poll_s: a later claim is a place kept */
     int timeout_ms;                /* command (and connect) timeout */
+    char inst[24];                 /* this instance's id in the inst set */
     char *keys[NKEYS];             /* see the top of the file */
     char sha[OP_NKINDS][41];       /* SHA1 hex of each script */
     redisAsyncContext *ac;         /* NULL while disconnected */
-    bool up;                       /* connected (connect callback said OK) */
+    bool up;                       /* connected, and Redis answered on this link */
+    bool ever_up;                  /* up at least once */
     int backoff_ms;                /* next reconnect delay */
     struct event *reconnect_ev;    /* fires do_connect */
     struct event *timer_ev;        /* watches the oldest pending op / the connect */
@@ -599,6 +632,7 @@ static void load_scripts(struct rstore *s)
 static void became_up(struct rstore *s)
 {
     s->up = true;
+    s->ever_up = true;
     s->backoff_ms = BACKOFF_MIN_MS;
     set_link(s, EL_REDIS_LINK_UP, NULL);
     load_scripts(s);
@@ -924,9 +958,20 @@ static void deliver(struct op *op, const redisReply *r)
     }
     if (op->kind == OP_ADVANCE) {
         struct el_store_stats st;
-        if (r->elements != 5 || !int_elem(r, 0, &a) || !int_elem(r, 1, &b) ||
+        long long v[9];
+        if (r->elements != 15 || !int_elem(r, 0, &a) || !int_elem(r, 1, &b) ||
             !int_elem(r, 3, &c) || !int_elem(r, 4, &d))
             goto fail;
+        for (size_t i = 0; i < 9; i++)
+            if (!int_elem(r, 5 + i, &v[i])) goto fail;
+        for (int l = 0; l < 2; l++) {
+            st.head[l] = (uint64_t)v[l];
+            st.tail[l] = (uint64_t)v[2 + l];
+            st.claim[l] = (uint64_t)v[4 + l];
+            st.lane_waiting[l] = (uint64_t)v[6 + l];
+        }
+        st.instances = (unsigned)EL_MIN(v[8], 1 << 20);
+        st.frac = str_elem(r, 14);
         st.waiting = (uint64_t)a;
         st.admitted_total = (uint64_t)b;
         st.rate = str_elem(r, 2);
@@ -981,9 +1026,9 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 /* Hand op to hiredis (EVALSHA, or EVAL once NOSCRIPT was seen). */
 static void send_op(struct rstore *s, struct op *op)
 {
-    const char *argv[2 + 1 + NKEYS + 5];
+    const char *argv[2 + 1 + NKEYS + 7];
     size_t len[EL_ARRAY_LEN(argv)];
-    char nums[5][32];
+    char nums[7][32];
     int n = 0;
     argv[n++] = op->retried ? "EVAL" : "EVALSHA";
     argv[n++] = op->retried ? scripts[op->kind] : s->sha[op->kind];
@@ -998,6 +1043,11 @@ static void send_op(struct rstore *s, struct op *op)
     if (op->kind == OP_ADVANCE) {
         snprintf(nums[1], sizeof(nums[1]), "%.6f", op->rate);
         argv[n++] = nums[1];
+        argv[n++] = s->inst;
+        snprintf(nums[5], sizeof(nums[5]), "%llu", (unsigned long long)op->skip[0]);
+        argv[n++] = nums[5];
+        snprintf(nums[6], sizeof(nums[6]), "%llu", (unsigned long long)op->skip[1]);
+        argv[n++] = nums[6];
     } else if (op->kind == OP_RELEASE) {
         snprintf(nums[1], sizeof(nums[1]), "%llu", (unsigned long long)op->num);
         argv[n++] = nums[1];
@@ -1070,6 +1120,19 @@ static void redis_advance(struct el_store *st, double rate, uint64_t now_ms, el_
     submit((struct rstore *)st, op);
 }
 
+static void redis_advance_skip(struct el_store *st, double rate, const uint64_t skip[2],
+                               el_store_stats_cb cb, void *arg)
+{
+    struct op *op = el_calloc(1, sizeof(*op));
+    op->kind = OP_ADVANCE;
+    op->rate = rate;
+    op->skip[0] = skip[0];
+    op->skip[1] = skip[1];
+    op->scb = cb;
+    op->arg = arg;
+    submit((struct rstore *)st, op);
+}
+
 static void redis_release(struct el_store *st, uint64_t id, int ttl_s, uint64_t now_ms)
 {
     struct op *op = el_calloc(1, sizeof(*op));
@@ -1116,6 +1179,7 @@ static const struct el_store_ops redis_ops = {
     .join = redis_join,
     .check = redis_check,
     .advance = redis_advance,
+    .advance_skip = redis_advance_skip,
     .release = redis_release,
     .revoked = redis_revoked,
     .free = redis_free,
@@ -1134,7 +1198,7 @@ struct el_store *el_store_redis_new(struct event_base *base, const struct el_sto
     static const char *const suffix[NKEYS] = {"meter",   "live:0:0", "live:0:1", "live:1:0",
                                               "live:1:1", "x:0",     "x:1",      "blk:0:0",
                                               "blk:0:1",  "blk:1:0", "blk:1:1",
-                                              "rel",      "held:0",  "held:1"};
+                                              "rel",      "held:0",  "held:1",  "inst"};
     struct rstore *s = el_calloc(1, sizeof(*s));
     s->base.ops = &redis_ops;
     s->evb = base;
@@ -1156,12 +1220,21 @@ struct el_store *el_store_redis_new(struct event_base *base, const struct el_sto
     for (int i = 0; i < NKEYS; i++)
         s->keys[i] = el_sprintf("einlass:{%s}:%s", p->room ? p->room : "", suffix[i]);
     for (int k = 0; k < OP_NKINDS; k++) sha1_hex(scripts[k], s->sha[k]);
+    uint64_t id;
+    if (RAND_bytes((unsigned char *)&id, sizeof(id)) != 1) id = el_now_us() ^ (uintptr_t)s;
+    snprintf(s->inst, sizeof(s->inst), "%llu", (unsigned long long)id);
     s->backoff_ms = BACKOFF_MIN_MS;
     s->link = EL_REDIS_LINK_CONNECTING; /* a first failure is a change: logged */
     s->reconnect_ev = evtimer_new(base, on_reconnect, s);
     s->timer_ev = evtimer_new(base, on_timer, s);
     do_connect(s);
     return &s->base;
+}
+
+bool el_store_redis_starting(struct el_store *st)
+{
+    const struct rstore *s = (const struct rstore *)st;
+    return !s->ever_up && s->ac != NULL && !s->up;
 }
 
 bool el_store_redis_up(struct el_store *st)

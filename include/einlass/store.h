@@ -69,6 +69,13 @@ struct el_store_stats {
     double rate;              /* measured admissions per second */
     uint64_t unclaimed_total; /* admissions not claimed within claim_s: returned as credit */
     uint64_t kept_total;      /* admissions claimed later than 3 x poll_s (the patient was away) */
+    /* The room's figures per lane, for the fallback (fallback.h): */
+    uint64_t head[2];         /* every number below was reached */
+    uint64_t tail[2];         /* the next number to hand out */
+    uint64_t claim[2];        /* claim horizon: reached tickets below may no longer claim */
+    uint64_t lane_waiting[2]; /* live waiting tickets */
+    unsigned instances;       /* live instances sharing the room (heartbeats); memory: 1 */
+    double frac;              /* the meter's budget fraction (the next admission's progress) */
 };
 
 struct el_store;
@@ -99,6 +106,11 @@ struct el_store_ops {
      * whatever is claim_s old by then. */
     void (*advance)(struct el_store *s, double rate, uint64_t now_ms, el_store_stats_cb cb,
                     void *arg);
+    /* Redis only (NULL in memory): advance after a fallback, first moving
+     * each lane's head up to skip[l] (0: not), the tickets the fallback
+     * admitted below it being reached (fallback.h). */
+    void (*advance_skip)(struct el_store *s, double rate, const uint64_t skip[2],
+                         el_store_stats_cb cb, void *arg);
     /* A session ended (Einlass-Release) for pass id: the first release of id
      * within ttl_s seconds adds one admission credit, later ones none (in
      * Redis: across every instance). Fire and forget. */
@@ -133,15 +145,20 @@ void el_store_memory_configure(struct el_store *s, const struct el_store_params 
 /* Redis store on base (one per thread). Connects at once (a host name is
  * looked up on base, a sentinel:// address asks the sentinels in turn for
  * the master), sends AUTH, SELECT and PING before anything else, and
- * reconnects with backoff (100 ms doubling to 2 s; 5 s after AUTH was
+ * reconnects with backoff (100 ms doubling to 1 s; 5 s after AUTH was
  * refused) when the link drops or a command answers READONLY (the master
  * is asked for again); while disconnected every op calls back with err = -1
- * at once. State changes are logged once (redis_conn.h). Scripts are loaded with SCRIPT
+ * at once; it is up only once Redis answered
+ * the setup (a stopped Redis whose kernel still accepts connections is not
+ * up). State changes are logged once (redis_conn.h). Scripts are loaded with SCRIPT
  * LOAD and called by EVALSHA, falling back to EVAL on NOSCRIPT. */
 struct el_store *el_store_redis_new(struct event_base *base, const struct el_store_params *p);
-/* True while the link is up and the last command did not time out. */
+/* True while the link is up, Redis answered on it and no command timed out. */
 bool el_store_redis_up(struct el_store *s);
 /* The link's state, for /metrics (enum el_redis_link, redis_conn.h). */
 enum el_redis_link el_store_redis_link(struct el_store *s);
+/* True while the first connect is under way (never up yet): ops sent now
+ * queue for the link, under the command timeout. */
+bool el_store_redis_starting(struct el_store *s);
 
 #endif

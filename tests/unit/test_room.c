@@ -186,21 +186,53 @@ static void test_fallback_when_redis_down(void **state)
     assert_true(a.local);
     assert_int_equal(a.place.state, EL_PLACE_WAITING);
     assert_int_equal(a.place.position, 1);
-    /* a Redis ticket while Redis is down: a new place in the local queue */
+    /* a Redis ticket while Redis is down: its own number, no local place
+     * (nothing learnt from Redis: the first Redis ticket seen starts H) */
     struct el_room_answer b = check(r, 0, 12345, false);
-    assert_true(b.local);
+    assert_false(b.local);
+    assert_int_equal(b.place.num, 12345);
     assert_int_equal(b.place.state, EL_PLACE_WAITING);
-    assert_int_equal(b.place.position, 2);
+    assert_int_equal(b.place.position, 1);
     /* local tickets are checked locally */
     struct el_room_answer aa = check(r, 0, a.place.num, true);
     assert_true(aa.local);
-    assert_int_equal(aa.place.position, 1);
+    assert_int_equal(aa.place.position, 2); /* behind the Redis ticket */
     el_room_tick(r, 0);
     assert_string_equal(el_store_state_name(el_room_store_state(sh)), "fallback");
-    assert_int_equal(el_room_waiting(sh), 2);
+    assert_int_equal(el_room_waiting(sh), 1); /* the local queue; Redis figures unknown */
     el_room_release(r, 1003); /* Redis down: the credit goes to the local queue */
     el_room_tick(r, 0);
     assert_int_equal(check(r, 0, a.place.num, true).place.state, EL_PLACE_ADMITTED);
+    el_room_free(r);
+    el_room_shared_free(sh);
+    event_base_free(base);
+}
+
+/* While Redis is down, every check of a Redis ticket used to make a new
+ * place in the local queue: one replayed ticket flooded it (unseen by the
+ * join limit). Now it keeps its own number and takes at most one place. */
+static void test_replayed_redis_ticket_during_outage_takes_one_place(void **state)
+{
+    char addr[32];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", closed_port());
+    struct el_config c = memory_cfg();
+    c.store = EL_STORE_REDIS;
+    c.redis = addr;
+    struct event_base *base = event_base_new();
+    struct el_room_shared *sh = el_room_shared_new(&c);
+    struct el_room *r = el_room_new(sh, base);
+    for (int i = 0; i < 3; i++) event_base_loop(base, EVLOOP_NONBLOCK);
+    struct el_room_answer b;
+    for (int i = 0; i < 20; i++) b = check(r, 0, 777, false);
+    struct el_room_answer a = join(r, 0);
+    assert_int_equal(a.place.state, EL_PLACE_WAITING);
+    assert_int_equal(a.place.position, 2); /* behind the one Redis ticket, not 20 */
+    el_room_tick(r, 0);
+    assert_true(el_room_waiting(sh) <= 2);
+    assert_false(b.local);
+    assert_int_equal(b.place.num, 777);
+    assert_int_equal(b.place.state, EL_PLACE_WAITING);
+    assert_int_equal(b.place.position, 1);
     el_room_free(r);
     el_room_shared_free(sh);
     event_base_free(base);
@@ -220,6 +252,8 @@ static void test_configure_switches_store(void **state)
     c.store = EL_STORE_REDIS;
     c.redis = addr;
     el_room_shared_configure(sh, &c);
+    el_room_tick(r, 1); /* makes the Redis store: its first connect is refused */
+    for (int i = 0; i < 3; i++) event_base_loop(base, EVLOOP_NONBLOCK);
     struct el_room_answer a = join(r, 0);
     assert_true(a.local);
     assert_int_equal(a.place.position, 2); /* the queue survived the reload */
@@ -247,6 +281,7 @@ int main(void)
         cmocka_unit_test(test_release_revokes_once),
         cmocka_unit_test(test_join_limit_per_address),
         cmocka_unit_test(test_fallback_when_redis_down),
+        cmocka_unit_test(test_replayed_redis_ticket_during_outage_takes_one_place),
         cmocka_unit_test(test_configure_switches_store),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
