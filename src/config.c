@@ -129,6 +129,10 @@ static const struct key keys[] = {
      F(response_timeout_ms), 0, "request sent, no response head (or backend not reading it): 504"},
     {"backend", "keepalive", T_INT, "64", 0, 10000, NULL, true, NULL, F(keepalive), 0,
      "idle backend connections kept per worker"},
+    {"backend", "min_concurrency", T_INT, "2", 1, 100000, NULL, true, NULL, F(min_concurrency), 0,
+     "the auto limit never goes below this many backend requests (and starts here)"},
+    {"backend", "max_concurrency_cap", T_INT, "1000", 1, 100000, NULL, true, NULL,
+     F(max_concurrency_cap), 0, "... nor above this"},
 
     {"trigger", "latency_metric", T_TOKEN, "db", 0, 0, NULL, true, NULL, F(latency_metric), 0,
      "Server-Timing metric read from backend responses (else time to first byte)"},
@@ -175,6 +179,8 @@ static const struct key keys[] = {
      0, "adapt never goes above this"},
     {"room", "adapt", T_BOOL, "on", 0, 0, NULL, true, NULL, F(adapt), 0,
      "on: the rate follows database latency; off: fixed admit_per_s"},
+    {"room", "settle_ms", T_INT, "0", 0, 3600000, NULL, true, NULL, F(settle_ms), 0,
+     "how long an admission takes to show as backend load; 0 = poll_s + 2 s"},
     {"room", "poll_s", T_INT, "5", 1, 3600, NULL, true, NULL, F(poll_s), 0,
      "how often waiting clients come back (Retry-After)"},
     {"room", "max_joins_per_ip_per_min", T_INT, "60", 0, 100000, NULL, true, NULL,
@@ -820,6 +826,11 @@ static void cross_check(struct parse *ps)
              num_text(cfg->queue_above_ms, b, sizeof(b)));
     int mn = LINE_OF("min_admit_per_s"), ad = LINE_OF("admit_per_s"),
         mx = LINE_OF("max_admit_per_s");
+    if (cfg->min_concurrency > cfg->max_concurrency_cap) {
+        int a1 = LINE_OF("min_concurrency"), a2 = LINE_OF("max_concurrency_cap");
+        fail(ps, EL_MAX(a1, a2), "[backend] min_concurrency (%d) must not be above max_concurrency_cap (%d)",
+             cfg->min_concurrency, cfg->max_concurrency_cap);
+    }
     if (cfg->min_admit_per_s > cfg->admit_per_s)
         fail(ps, EL_MAX(mn, ad), "[room] min_admit_per_s (%s) must not be above admit_per_s (%s)",
              num_text(cfg->min_admit_per_s, a, sizeof(a)),

@@ -68,6 +68,8 @@ struct el_config {
     int connect_timeout_ms;    /* unreachable backend: 502 after this */
     int response_timeout_ms;   /* no response head: 504 after this */
     int keepalive;             /* idle backend connections kept per worker */
+    int min_concurrency;       /* auto limit's floor and cold start */
+    int max_concurrency_cap;   /* auto limit's ceiling */
 
     /* [trigger] */
     char *latency_metric;      /* Server-Timing metric name */
@@ -95,6 +97,7 @@ struct el_config {
     double min_admit_per_s;        /* adapt's floor */
     double max_admit_per_s;        /* adapt's ceiling */
     bool adapt;                    /* rate follows latency */
+    int settle_ms;                 /* admission -> load delay; 0 = poll_s * 1000 + 2000 */
     int poll_s;                    /* Retry-After for waiting clients */
     int max_joins_per_ip_per_min;  /* joins per client address (IPv6: /64) a minute; 0 = no limit */
     char *template_path;           /* resolved path, or "" for the built-in page */

@@ -540,7 +540,7 @@ static void test_shipped_conf_documents_every_key(void **state)
         free(b);
         nkeys++;
     }
-    assert_int_equal(nkeys, 46); /* 14 server, 4 backend, 10 trigger, 16 room, 2 route */
+    assert_int_equal(nkeys, 49); /* 14 server, 6 backend, 10 trigger, 17 room, 2 route */
     free(shipped);
     free(path);
     free(text);
@@ -639,7 +639,7 @@ static void test_err_unknown_key(void **state)
     (void)state;
     expect_err(ROOM "[backend]\naddress = 127.0.0.1:1\nadress = 127.0.0.1:2\n",
                "5: [backend] unknown key 'adress' (known: address, connect_timeout_ms, "
-               "response_timeout_ms, keepalive)");
+               "response_timeout_ms, keepalive, min_concurrency, max_concurrency_cap)");
     expect_err(ROOM "[route a]\nmatch = GET /\nmethod = GET\n",
                "5: [route a] unknown key 'method' (known: match, action)");
 }
@@ -811,6 +811,16 @@ static void test_err_cross_checks(void **state)
                "3: [room] admit_per_s (200) must not be above max_admit_per_s (100)");
     expect_err(ROOM "max_admit_per_s = 5\nadmit_per_s = 5\nmin_admit_per_s = 5.5\n",
                "5: [room] min_admit_per_s (5.5) must not be above admit_per_s (5)");
+    expect_err(ROOM "[backend]\nmax_concurrency_cap = 4\nmin_concurrency = 5\n",
+               "5: [backend] min_concurrency (5) must not be above max_concurrency_cap (4)");
+    expect_err(ROOM "[backend]\nmin_concurrency = 0\n", "4: [backend] min_concurrency: 0 is below the minimum 1");
+    expect_err(ROOM "settle_ms = -1\n", "3: [room] settle_ms: -1 is below the minimum 0");
+    struct el_config *cfg = load_ok(ROOM "settle_ms = 9000\n[backend]\nmin_concurrency = 3\n"
+                                         "max_concurrency_cap = 40\n");
+    assert_int_equal(cfg->settle_ms, 9000);
+    assert_int_equal(cfg->min_concurrency, 3);
+    assert_int_equal(cfg->max_concurrency_cap, 40);
+    el_config_free(cfg);
 }
 
 static void test_err_template(void **state)
