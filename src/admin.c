@@ -264,13 +264,17 @@ static void answer_status(struct el_admin *a, struct evhttp_request *req)
                         "{\"mode\":\"%s\",\"queueing\":%s,\"waiting\":%llu,\"admitted_total\":%llu,"
                         "\"admit_per_s\":%s,\"latency_ms\":{\"p50\":%s,\"p95\":%s,\"p99\":%s},"
                         "\"inflight\":%lld,\"store\":\"%s\",\"samples\":%llu,\"store_up\":%s,"
+                        "\"backend_limit\":%d,\"backend_inflight\":%d,\"backend_queue\":%d,"
+                        "\"backend_queued_total\":%llu,\"backend_queue_timeouts_total\":%llu,"
                         "\"version\":\"%s\"}\n",
                         el_mode_name(st.mode), st.queueing ? "true" : "false",
                         (unsigned long long)st.waiting, (unsigned long long)st.admitted_total,
                         json_num(r, st.admit_per_s), json_num(p50, st.p50_ms),
                         json_num(p95, st.p95_ms), json_num(p99, st.p99_ms), (long long)st.inflight,
                         json_store(st.store), (unsigned long long)st.samples,
-                        st.store_up ? "true" : "false", EL_VERSION);
+                        st.store_up ? "true" : "false", st.backend.limit, st.backend.inflight,
+                        st.backend.queued, (unsigned long long)st.backend.queued_total,
+                        (unsigned long long)st.backend.timeouts_total, EL_VERSION);
     set_header(req, "Content-Type", "application/json");
     send_body(req, HTTP_OK, b);
     evbuffer_free(b);

@@ -39,6 +39,7 @@ enum key_type {
     T_TOKEN,       /* non-empty HTTP token (RFC 9110 tchar) */
     T_INT,         /* int within [min, max] */
     T_WORKERS,     /* "auto" (online cores) or an int within [min, max] */
+    T_AUTO_INT,    /* "auto" (stored as -1) or an int within [min, max] */
     T_DOUBLE,      /* finite double within [min, max] */
     T_SIZE,        /* size_t within [min, max] */
     T_U64,         /* uint64_t within [min, max] */
@@ -129,6 +130,13 @@ static const struct key keys[] = {
      F(response_timeout_ms), 0, "request sent, no response head (or backend not reading it): 504"},
     {"backend", "keepalive", T_INT, "64", 0, 10000, NULL, true, NULL, F(keepalive), 0,
      "idle backend connections kept per worker"},
+    {"backend", "max_concurrency", T_AUTO_INT, "auto", 0, 1000000, NULL, true, NULL,
+     F(max_concurrency), 0,
+     "requests in flight to the backend at most, all workers together; more wait here; "
+     "0 = unlimited; auto = learned from latency"},
+    {"backend", "queue_timeout_ms", T_INT, "2000", 1, MS_MAX, NULL, true, NULL,
+     F(queue_timeout_ms), 0,
+     "a request waits this long for a backend slot, then gets the waiting page (GET) or 503"},
     {"backend", "min_concurrency", T_INT, "2", 1, 100000, NULL, true, NULL, F(min_concurrency), 0,
      "the auto limit never goes below this many backend requests (and starts here)"},
     {"backend", "max_concurrency_cap", T_INT, "1000", 1, 100000, NULL, true, NULL,
@@ -294,7 +302,7 @@ static int parse_integer(struct parse *ps, int line, const struct key *k, const 
     long long x = digits ? strtoll(v, NULL, 10) : 0;
     if (!digits || errno == ERANGE) {
         key_fail(ps, line, k, "'%s' is not an integer (allowed: %s%s)", v,
-                 k->type == T_WORKERS ? "auto or " : "", range_text(k, r, sizeof(r)));
+                 k->type == T_WORKERS || k->type == T_AUTO_INT ? "auto or " : "", range_text(k, r, sizeof(r)));
         return -1;
     }
     if (check_bounds(ps, line, k, (double)x, v) == -1) return -1;
@@ -475,6 +483,14 @@ static int set_value(struct parse *ps, const struct key *k, void *base, const ch
             }
         break;
     case T_INT:
+        if (parse_integer(ps, line, k, v, &ll) == -1) return -1;
+        *(int *)field = (int)ll;
+        return 0;
+    case T_AUTO_INT:
+        if (strcmp(v, "auto") == 0) {
+            *(int *)field = -1;
+            return 0;
+        }
         if (parse_integer(ps, line, k, v, &ll) == -1) return -1;
         *(int *)field = (int)ll;
         return 0;
@@ -952,6 +968,7 @@ static const char *allowed_text(const struct key *k, char *buf, size_t n)
     case T_U64:
         return range_text(k, buf, n);
     case T_WORKERS:
+    case T_AUTO_INT:
         snprintf(buf, n, "auto or %s", range_text(k, r, sizeof(r)));
         return buf;
     case T_BOOL:
@@ -1000,6 +1017,7 @@ static bool fields_equal(const struct key *k, const struct el_config *a, const s
     switch (k->type) {
     case T_INT:
     case T_WORKERS:
+    case T_AUTO_INT:
     case T_ENUM:
         return *(const int *)x == *(const int *)y;
     case T_DOUBLE:

@@ -36,7 +36,9 @@
 #include "einlass/common.h"
 #include "einlass/config.h"
 #include "einlass/generation.h"
+#include "einlass/limiter.h"
 #include "einlass/metrics.h"
+#include "einlass/page.h"
 #include "einlass/proxy.h"
 #include "einlass/upstream.h"
 #include "einlass/worker-t.h"
@@ -383,6 +385,9 @@ static void begin_forward(struct el_conn *c)
 {
     struct el_worker *w = c->w;
     c->state = EL_CONN_PROXY;
+    /* Admission: above the backend limit, the request waits for a slot
+     * (no backend connection, no body read); el_conn_ready goes on. */
+    if (!c->slot_held && !el_upstream_admit(c)) return;
     if (!el_upstream_open(c)) {
         respond_error(c, 502, "backend unreachable");
         return;
@@ -411,6 +416,67 @@ static void act(struct el_conn *c)
     respond(c, g->status, g->ctype, g->body, g->body_len, g->cookie, g->retry_after, close);
     access_log(c, el_decision_name(g->decision));
     finish_request(c);
+}
+
+/* A request waited queue_timeout_ms for a backend slot: a GET or HEAD gets
+ * the waiting answer (page or JSON, 503 with Retry-After: try again soon),
+ * anything else a plain 503 that says why. A pass the gate gave it goes
+ * with the answer, so the retry is not sent to the back of the room. */
+static void queue_timeout(struct el_conn *c)
+{
+    static _Thread_local char body[EL_PAGE_MAX];
+    const struct el_config *cfg = conn_cfg(c);
+    struct el_limiter_stats st;
+    el_limiter_stats(c->w->limiter, &st);
+    uint64_t position = (uint64_t)st.queued + 1;
+    bool get = c->req.method_len == 3 && memcmp(c->req.method, "GET", 3) == 0;
+    const char *ctype = "text/plain; charset=utf-8";
+    size_t n;
+    if (get || c->head_method) {
+        const struct el_http_header *acc = NULL, *lang = NULL;
+        for (size_t i = 0; i < c->req.nheaders; i++) {
+            const struct el_http_header *h = &c->req.headers[i];
+            if (el_strcaseeq(h->name, h->name_len, "accept", 6)) acc = h;
+            else if (el_strcaseeq(h->name, h->name_len, "accept-language", 15)) lang = h;
+        }
+        if (acc && el_page_wants_html(acc->value, acc->value_len)) {
+            enum el_lang l = lang ? el_page_lang(lang->value, lang->value_len) : EL_LANG_EN;
+            n = el_page_html(c->gen->page, l, position, (uint64_t)cfg->poll_s, cfg->poll_s, body,
+                             sizeof(body));
+            ctype = "text/html; charset=utf-8";
+        } else {
+            n = el_page_json_waiting(position, (uint64_t)cfg->poll_s, cfg->poll_s, body,
+                                     sizeof(body));
+            ctype = "application/json";
+        }
+    } else {
+        n = (size_t)snprintf(body, sizeof(body),
+                             "503 Service Unavailable: the backend is at its concurrency "
+                             "limit and this request waited queue_timeout_ms (%d ms); try "
+                             "again\n", cfg->queue_timeout_ms);
+    }
+    el_info("queue: %s: \"%s\" waited %d ms for a backend slot (queue_timeout_ms), answered 503",
+            c->peer_ip, conn_cfg(c)->access_log ? c->log_req : "", cfg->queue_timeout_ms);
+    bool close = !c->req_body_done || !c->req.keep_alive;
+    if (c->req_body_done) el_buf_consume(&c->in, c->req.head_len);
+    respond(c, 503, ctype, body, n, c->gate.cookie, cfg->poll_s, close);
+    access_log(c, "queue-timeout");
+    finish_request(c);
+}
+
+void el_conn_ready(struct el_worker *w)
+{
+    struct el_conn *c;
+    while ((c = el_upstream_ready_pop(w)) != NULL) {
+        if (aborted(c)) { /* cannot be: abort takes it out of the list */
+            settle(c);
+            continue;
+        }
+        event_del(&c->timer);
+        begin_forward(c);
+        if (c->in_more && !aborted(c)) conn_read(c, false); /* what came while waiting */
+        settle(c);
+    }
 }
 
 /* ---- client input ---- */
@@ -483,6 +549,11 @@ static void conn_read(struct el_conn *c, bool drain)
     }
     if (c->state == EL_CONN_GATE) { /* the head must not move while the room decides */
         c->in_more = true;
+        return;
+    }
+    if (c->slot_waiting) { /* nor while it waits for a backend slot: read nothing */
+        c->in_more = true;
+        if (drain) conn_abort(c); /* the client closed: give the wait up */
         return;
     }
     for (int round = 0;; round++) {
@@ -630,7 +701,10 @@ void el_conn_upstream_event(evutil_socket_t fd, short what, void *arg)
 static void conn_timeout(evutil_socket_t fd, short what, void *arg)
 {
     struct el_conn *c = arg;
-    if (c->state == EL_CONN_PROXY && !c->resp_head_done && c->up) {
+    if (c->slot_waiting) {
+        if (el_upstream_admit_cancel(c)) queue_timeout(c);
+        /* else a slot came meanwhile: el_conn_ready goes on */
+    } else if (c->state == EL_CONN_PROXY && !c->resp_head_done && c->up) {
         up_step(c, el_upstream_timeout(c)); /* logs which timeout */
     } else {
         switch (c->state) {
@@ -666,6 +740,7 @@ static void conn_open(struct el_worker *w, int fd, const struct sockaddr_storage
     memset(&c->gate, 0, sizeof(c->gate));
     c->up = NULL;
     c->counted_inflight = false;
+    c->slot_held = c->slot_waiting = false;
     c->fd = fd;
     c->w = w;
     c->peer = *peer;

@@ -269,6 +269,7 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
     ctx->status = 0;
     ctx->body = NULL;
     ctx->retry_after = 0;
+    ctx->lane = 0;
     ctx->gate = g;
     ctx->done = done;
     ctx->arg = arg;
@@ -292,6 +293,8 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
 
     const struct el_route *route =
         el_route_find(cfg, req->method, req->method_len, path, path_len);
+    /* the room's lane for a join, and the backend queue's for any request */
+    ctx->lane = route && route->action == EL_ROUTE_PRIORITY ? 1 : 0;
     if (!ctx->status_path && ((route && route->action == EL_ROUTE_BYPASS) ||
                               (cfg->nbypass_from && el_config_bypass_addr(cfg, peer)))) {
         forward(ctx, EL_DECISION_BYPASS);
@@ -330,7 +333,6 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
     ctx->html = accept && el_page_wants_html(accept->value, accept->value_len);
     const struct el_http_header *al = find(req, "accept-language");
     ctx->lang = (uint8_t)(al ? el_page_lang(al->value, al->value_len) : EL_LANG_EN);
-    ctx->lane = route && route->action == EL_ROUTE_PRIORITY ? 1 : 0;
     if (!el_ratelimit_key(peer, &ctx->peer_key, &ctx->peer_family)) ctx->peer_family = 0;
     ctx->in_decide = true;
     if (cookie_token(g, req, "einlass_ticket", EL_TOKEN_TICKET, now, &t)) {

@@ -19,6 +19,7 @@
 
 #include <event2/buffer.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,18 @@ void el_metrics_observe(int worker, double ms)
     /* Huge values would overflow the microsecond sum: cap one sample at a day. */
     double us = ms > 86400000.0 ? 86400000000.0 : ms * 1000.0;
     atomic_fetch_add_explicit(&w->latency_sum_us, (uint64_t)llround(us), memory_order_relaxed);
+}
+
+void el_metrics_observe_queue_wait(int worker, uint64_t us)
+{
+    if (worker < 0 || worker >= EL_MAX_WORKERS) return;
+    double s = (double)us / 1e6;
+    int i = 0;
+    while (i < EL_LATENCY_BUCKETS && s > el_latency_bucket_le[i])
+        i++;
+    struct el_metrics_worker *w = &el_metrics_workers[worker];
+    atomic_fetch_add_explicit(&w->queue_wait_bucket[i], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&w->queue_wait_sum_us, us, memory_order_relaxed);
 }
 
 int64_t el_metrics_inflight(void)
@@ -139,18 +152,22 @@ static void label_value(char *dst, size_t len, const char *s)
     dst[o] = '\0';
 }
 
-static void render_histogram(struct evbuffer *out)
+/* A histogram summed over the workers' blocks: the buckets and the
+ * microsecond sum at these offsets in struct el_metrics_worker. */
+static void render_histogram(struct evbuffer *out, const char *name, const char *help,
+                             size_t bucket_off, size_t sum_off)
 {
     uint64_t buckets[EL_LATENCY_BUCKETS + 1] = {0};
     uint64_t sum_us = 0;
     for (int w = 0; w < EL_MAX_WORKERS; w++) {
-        const struct el_metrics_worker *mw = &el_metrics_workers[w];
+        const char *mw = (const char *)&el_metrics_workers[w];
+        const _Atomic uint64_t *b = (const _Atomic uint64_t *)(const void *)(mw + bucket_off);
         for (int i = 0; i <= EL_LATENCY_BUCKETS; i++)
-            buckets[i] += atomic_load_explicit(&mw->latency_bucket[i], memory_order_relaxed);
-        sum_us += atomic_load_explicit(&mw->latency_sum_us, memory_order_relaxed);
+            buckets[i] += atomic_load_explicit(&b[i], memory_order_relaxed);
+        sum_us += atomic_load_explicit((const _Atomic uint64_t *)(const void *)(mw + sum_off),
+                                       memory_order_relaxed);
     }
-    const char *name = "einlass_backend_latency_seconds";
-    header(out, name, "histogram", "Backend latency (Server-Timing metric or time to first byte).");
+    header(out, name, "histogram", help);
     uint64_t cum = 0;
     char num[EL_METRICS_NUM_LEN];
     for (int i = 0; i < EL_LATENCY_BUCKETS; i++) {
@@ -214,7 +231,27 @@ void el_metrics_render(struct evbuffer *out, const struct el_status *st)
     single_num(out, "einlass_inflight", "gauge", "Backend requests in flight.",
                (double)st->inflight);
 
-    render_histogram(out);
+    render_histogram(out, "einlass_backend_latency_seconds",
+                     "Backend latency (Server-Timing metric or time to first byte).",
+                     offsetof(struct el_metrics_worker, latency_bucket),
+                     offsetof(struct el_metrics_worker, latency_sum_us));
+
+    single_num(out, "einlass_backend_limit", "gauge",
+               "Backend admission limit: requests in flight at most (0 = unlimited).",
+               (double)st->backend.limit);
+    single_num(out, "einlass_backend_inflight", "gauge",
+               "Requests holding a slot of the backend limit.", (double)st->backend.inflight);
+    single_num(out, "einlass_backend_queue", "gauge",
+               "Requests waiting in einlass for a backend slot.", (double)st->backend.queued);
+    single_u64(out, "einlass_backend_queued_total", "counter",
+               "Requests that had to wait for a backend slot.", st->backend.queued_total);
+    single_u64(out, "einlass_backend_queue_timeouts_total", "counter",
+               "Waits for a backend slot that ran past queue_timeout_ms.",
+               st->backend.timeouts_total);
+    render_histogram(out, "einlass_backend_queue_wait_seconds",
+                     "Time requests waited for a backend slot (those that got one).",
+                     offsetof(struct el_metrics_worker, queue_wait_bucket),
+                     offsetof(struct el_metrics_worker, queue_wait_sum_us));
 
     /* A gauge per percentile, not a summary: the window slides and forgets,
      * so it has no _sum or _count, and a gauge may not carry "quantile". */

@@ -40,6 +40,7 @@
 #include "einlass/gate.h"
 #include "einlass/http.h"
 #include "einlass/latency.h"
+#include "einlass/limiter.h"
 #include "einlass/metrics.h"
 #include "einlass/page.h"
 #include "einlass/room.h"
@@ -267,6 +268,7 @@ static void worker_wake(evutil_socket_t fd, short what, void *arg)
     struct el_worker *w = arg;
     uint64_t v;
     if (read(fd, &v, sizeof(v)) != sizeof(v)) return;
+    el_conn_ready(w); /* requests granted a backend slot meanwhile */
     struct el_server *s = w->srv;
     if (v >= (1u << 20)) { /* forced stop: the drain timeout passed */
         event_base_loopbreak(w->base);
@@ -332,6 +334,8 @@ static void start_workers(struct el_server *s, struct el_generation *g)
         w->id = i;
         w->srv = s;
         w->state = &s->state;
+        w->limiter = s->limiter;
+        pthread_mutex_init(&w->ready_mu, NULL);
         w->base = new_base();
         w->listen_fd = -1;
         w->bufs.max = 1024;
@@ -370,6 +374,11 @@ struct control {
     bool queueing;                   /* published state */
     struct el_latency_summary lat;   /* the last merged window */
     struct el_latency **lats;        /* workers' histograms and the probe's */
+    struct el_limit_ctl lim;         /* adaptive backend limit (max_concurrency = auto) */
+    struct el_admit_ctl adm;         /* admission rate by headroom (a backend limit in force) */
+    struct el_limiter_stats prev;    /* the limiter's counters at the previous tick */
+    uint64_t prev_n, prev_us;        /* the workers' latency totals at the previous tick */
+    uint64_t prev_ms;                /* time of the previous tick */
 };
 
 static const struct el_config *cur_cfg(struct el_server *s)
@@ -384,6 +393,59 @@ static struct el_rate_params rate_params(const struct el_config *cfg)
                                 .target_ms = cfg->queue_above_ms,
                                 .low_ms = cfg->release_below_ms};
     return rp;
+}
+
+static struct el_limit_params limit_params(const struct el_config *cfg)
+{
+    struct el_limit_params lp = {.min = cfg->min_concurrency, .max = cfg->max_concurrency_cap,
+                                 .initial = cfg->min_concurrency,
+                                 .ceiling_ms = cfg->queue_above_ms};
+    return lp;
+}
+
+static struct el_admit_params admit_params(const struct el_config *cfg)
+{
+    struct el_admit_params ap = {.min_per_s = cfg->min_admit_per_s,
+                                 .max_per_s = cfg->max_admit_per_s,
+                                 .wait_ms = cfg->queue_above_ms / 2,
+                                 .settle_ms = cfg->settle_ms > 0 ? (uint32_t)cfg->settle_ms
+                                                                 : (uint32_t)cfg->poll_s * 1000u + 2000u};
+    return ap;
+}
+
+/* The backend's tick, from the limiter's counters and the workers' latency
+ * totals: sets the adaptive limit, returns the admission obs for the rate. */
+static struct el_admit_obs backend_tick(struct el_server *s, const struct el_config *cfg,
+                                        uint64_t now, const struct el_limiter_stats *ls)
+{
+    struct control *ct = s->control;
+    uint64_t n, us;
+    el_latency_totals(ct->lats, (size_t)s->nworkers, &n, &us); /* not the probe's */
+    uint64_t dt = ct->prev_ms && now > ct->prev_ms ? now - ct->prev_ms : CONTROL_PERIOD_MS;
+    uint64_t dn = n - ct->prev_n, dus = us - ct->prev_us;
+    uint64_t waited = ls->queued_total - ct->prev.queued_total;
+    uint64_t granted = ls->granted_total - ct->prev.granted_total;
+    uint64_t wait_us = ls->wait_us_total - ct->prev.wait_us_total;
+    ct->prev_n = n;
+    ct->prev_us = us;
+    ct->prev_ms = now;
+    ct->prev = *ls;
+    if (dt > UINT32_MAX) dt = UINT32_MAX;
+    struct el_limit_obs o = {.dt_ms = (uint32_t)dt, .done = dn,
+                             .lat_ms = dn ? (double)dus / 1000.0 / (double)dn : 0,
+                             .inflight = ls->inflight, .queued = ls->queued, .waited = waited};
+    int limit = ls->limit;
+    if (cfg->max_concurrency < 0) {
+        struct el_limit_params lp = limit_params(cfg);
+        limit = el_limit_update(&ct->lim, &lp, &o);
+        if (limit != ls->limit) el_limiter_set_limit(s->limiter, limit);
+    }
+    struct el_admit_obs ao = {.dt_ms = (uint32_t)dt, .limit = limit,
+                              .busy = (double)dus / 1000.0 / (double)dt,
+                              .queued = ls->queued, .done = dn,
+                              .wait_ms = granted ? (double)wait_us / 1000.0 / (double)granted : 0,
+                              .probing = cfg->max_concurrency < 0 && el_limit_probing(&ct->lim)};
+    return ao;
 }
 
 static void control_tick(evutil_socket_t fd, short what, void *arg)
@@ -411,7 +473,22 @@ static void control_tick(evutil_socket_t fd, short what, void *arg)
         el_notice("trigger: %s (%s)", ct->trig.queueing ? "queueing" : "released",
                   ct->trig.reason ? ct->trig.reason : "");
     }
-    bool queueing = mode == EL_MODE_ON || (mode == EL_MODE_AUTO && (ct->trig.queueing || waiting > 0));
+    struct el_limiter_stats ls;
+    el_limiter_stats(s->limiter, &ls); /* requests waiting for a backend slot keep it queueing */
+    uint64_t waited = ls.queued_total - ct->prev.queued_total;
+    struct el_admit_obs ao = backend_tick(s, cfg, now, &ls);
+    /* The path opened the room on the request that found the limit reached;
+     * keep it queueing while requests wait or the limit was reached in the
+     * tick, and let only the hysteresis release it (the hold restarts). */
+    if (mode == EL_MODE_AUTO && ls.limit > 0 && (ls.queued > 0 || waited > 0)) {
+        char why[96];
+        snprintf(why, sizeof(why), "backend limit %d reached: %d waiting, %llu waited in the tick",
+                 ls.limit, ls.queued, (unsigned long long)waited);
+        if (!ao.probing && el_trigger_hold(&ct->trig, why))
+            el_notice("trigger: queueing (%s)", ct->trig.reason);
+    }
+    bool queueing = mode == EL_MODE_ON ||
+                    (mode == EL_MODE_AUTO && (ct->trig.queueing || waiting > 0 || ls.queued > 0));
     if (queueing != ct->queueing) {
         atomic_fetch_add(&el_metrics_global.room_state_changes, 1);
         el_notice("room: %s (mode %s, p%g %.1f ms over %llu samples, %lld in flight, %llu waiting)",
@@ -428,8 +505,14 @@ static void control_tick(evutil_socket_t fd, short what, void *arg)
     } else if (cfg->adapt) {
         /* The controller steers only while the room queues, and keeps what
          * it learned (the rate, the knee) from one episode to the next. */
-        if (queueing) el_rate_update(&ct->rate, &rp, now, ct->lat.pctl, ct->lat.count);
-        ct->rate_now = ct->rate.rate;
+        if (ao.limit > 0) { /* a backend limit: admit by its headroom */
+            struct el_admit_params ap = admit_params(cfg);
+            if (queueing) el_admit_update(&ct->adm, &ap, &ao);
+            ct->rate_now = ct->adm.rate;
+        } else { /* no limit: by latency alone */
+            if (queueing) el_rate_update(&ct->rate, &rp, now, ct->lat.pctl, ct->lat.count);
+            ct->rate_now = ct->rate.rate;
+        }
     } else {
         ct->rate_now = cfg->admit_per_s;
     }
@@ -456,6 +539,7 @@ static void admin_status(void *ctx, struct el_status *st)
     enum el_store_state store = el_room_store_state(s->room_shared);
     st->store = el_store_state_name(store);
     st->store_up = store != EL_STORE_STATE_FALLBACK;
+    el_limiter_stats(s->limiter, &st->backend);
 }
 
 static void admin_set_mode(void *ctx, int mode)
@@ -626,7 +710,18 @@ static void reload(struct el_server *s)
         oc->max_admit_per_s != nc->max_admit_per_s) {
         struct el_rate_params rp = rate_params(nc);
         el_rate_init(&ct->rate, &rp, nc->admit_per_s);
+        struct el_admit_params ap = admit_params(nc);
+        el_admit_init(&ct->adm, &ap, nc->admit_per_s);
     }
+    if (nc->max_concurrency < 0 &&
+        (oc->max_concurrency >= 0 || oc->min_concurrency != nc->min_concurrency ||
+         oc->max_concurrency_cap != nc->max_concurrency_cap)) {
+        struct el_limit_params lp = limit_params(nc);
+        el_limit_init(&ct->lim, &lp); /* from the floor again: the knee is learned in a second */
+        el_limiter_set_limit(s->limiter, (int)lround(ct->lim.limit));
+    }
+    if (nc->max_concurrency != oc->max_concurrency && nc->max_concurrency >= 0)
+        el_limiter_set_limit(s->limiter, el_limiter_configured(nc->max_concurrency));
     el_log_level = el_config_log_level(g->cfg);
     atomic_store_explicit(&s->gen, g, memory_order_release);
     wake_workers(s, 1);
@@ -736,12 +831,19 @@ int el_server_start(struct el_server *s, const char *conf_path)
     s->probe_latency = el_latency_new();
     atomic_init(&s->state.mode, (int)cfg->mode);
     atomic_init(&s->state.queueing, cfg->mode == EL_MODE_ON);
+    s->limiter = el_limiter_new(el_limiter_configured(cfg->max_concurrency));
 
     struct control *ct = el_calloc(1, sizeof(*ct));
     ct->mode_override = -1;
     ct->rate_now = cfg->admit_per_s;
     struct el_rate_params rp = rate_params(cfg);
     el_rate_init(&ct->rate, &rp, cfg->admit_per_s);
+    struct el_admit_params ap = admit_params(cfg);
+    el_admit_init(&ct->adm, &ap, cfg->admit_per_s);
+    struct el_limit_params lp = limit_params(cfg);
+    el_limit_init(&ct->lim, &lp);
+    if (cfg->max_concurrency < 0) /* cold start at the floor: the first second of a rush is held */
+        el_limiter_set_limit(s->limiter, (int)lround(ct->lim.limit));
     ct->queueing = cfg->mode == EL_MODE_ON;
     s->control = ct;
     start_workers(s, g);
@@ -794,6 +896,7 @@ int el_server_run(struct el_server *s)
         el_latency_free(w->latency);
         if (w->gen) el_generation_drop(w->gen);
         close(w->wake_fd);
+        pthread_mutex_destroy(&w->ready_mu);
         close(g->listen_fds[i]);
         event_base_free(w->base);
     }
@@ -804,6 +907,7 @@ int el_server_run(struct el_server *s)
     el_room_free(s->room);
     el_room_shared_free(s->room_shared);
     el_latency_free(s->probe_latency);
+    el_limiter_free(s->limiter);
     free(ct->lats);
     free(ct);
     free(s->workers);

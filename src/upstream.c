@@ -18,10 +18,22 @@
  *    framed and the request went out whole (read from the client and
  *    written to the backend), with nothing unread after the response.
  *  - The request is counted in flight (metrics) from el_upstream_start to
- *    the step that releases its backend connection. */
+ *    the step that releases its backend connection.
+ *  - Admission: a forwarded request holds a slot of the process's limiter
+ *    (c->slot_held) from el_upstream_admit to that same step (inflight_done
+ *    gives both back), and takes a backend connection only while it holds
+ *    one. A request that has to wait (c->slot_waiting) sits in the limiter's
+ *    queue; the release that hands it a slot moves it, under the limiter's
+ *    lock, to its own worker's ready list (any thread) and nudges the
+ *    worker's wake_fd when that list was empty; the worker takes it from
+ *    there (el_upstream_ready_pop) and goes on. A wait ends exactly once:
+ *    granted (popped from the ready list), cancelled while still queued, or
+ *    taken out of the ready list and released by el_upstream_abort. */
 #include "einlass/upstream.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stddef.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -38,6 +50,7 @@
 #include "einlass/gate.h"
 #include "einlass/http.h"
 #include "einlass/latency.h"
+#include "einlass/limiter.h"
 #include "einlass/metrics.h"
 #include "einlass/rewrite.h"
 #include "einlass/worker-t.h"
@@ -202,6 +215,108 @@ static void inflight_done(struct el_conn *c)
         atomic_fetch_sub_explicit(&el_metrics_workers[c->w->id].inflight, 1,
                                   memory_order_relaxed);
     }
+    if (c->slot_held) {
+        c->slot_held = false;
+        el_limiter_release(c->w->limiter);
+    }
+}
+
+/* ---- admission: a slot under the backend limit ---- */
+
+static struct el_conn *wait_conn(struct el_limiter_wait *wt)
+{
+    return (struct el_conn *)(void *)((char *)wt - offsetof(struct el_conn, slot_wait));
+}
+
+/* The limiter handed wt a slot: under its lock, on any thread. Queue the
+ * request on its own worker, and wake that worker if nothing was queued. */
+static void slot_granted(struct el_limiter_wait *wt)
+{
+    struct el_worker *w = wait_conn(wt)->w;
+    pthread_mutex_lock(&w->ready_mu);
+    bool was_empty = w->ready_head == NULL;
+    wt->next = NULL;
+    wt->prev = w->ready_tail;
+    if (w->ready_tail) w->ready_tail->next = wt;
+    else w->ready_head = wt;
+    w->ready_tail = wt;
+    pthread_mutex_unlock(&w->ready_mu);
+    if (was_empty) {
+        uint64_t one = 1;
+        if (write(w->wake_fd, &one, sizeof(one)) != sizeof(one)) {
+            /* the counter is not full before 2^64-2: nothing to do */
+        }
+    }
+}
+
+/* Under w->ready_mu: take wt out of the ready list. */
+static void ready_unlink(struct el_worker *w, struct el_limiter_wait *wt)
+{
+    if (wt->prev) wt->prev->next = wt->next;
+    else w->ready_head = wt->next;
+    if (wt->next) wt->next->prev = wt->prev;
+    else w->ready_tail = wt->prev;
+    wt->next = wt->prev = NULL;
+}
+
+bool el_upstream_admit(struct el_conn *c)
+{
+    struct el_worker *w = c->w;
+    enum el_limiter_lane lane = c->gate.decision == EL_DECISION_BYPASS || c->gate.lane == 1
+                                    ? EL_LIMITER_PRIO
+                                    : EL_LIMITER_NORMAL;
+    c->slot_wait.grant = slot_granted;
+    if (el_limiter_acquire(w->limiter, &c->slot_wait, lane) == EL_LIMITER_GRANTED) {
+        c->slot_held = true;
+        return true;
+    }
+    /* The limit is reached: the room opens now, on this request, not on
+     * the control loop's next tick (which keeps it so while requests wait
+     * here). */
+    if (atomic_load_explicit(&w->state->mode, memory_order_relaxed) == EL_MODE_AUTO)
+        atomic_store_explicit(&w->state->queueing, true, memory_order_relaxed);
+    c->slot_waiting = true;
+    c->slot_wait.t_us = el_now_us();
+    struct timeval tv = el_tv_ms((uint64_t)conn_cfg(c)->queue_timeout_ms);
+    event_add(&c->timer, &tv);
+    return false;
+}
+
+bool el_upstream_admit_cancel(struct el_conn *c)
+{
+    if (!c->slot_waiting) return true;
+    if (!el_limiter_cancel(c->w->limiter, &c->slot_wait, true)) return false;
+    c->slot_waiting = false;
+    return true;
+}
+
+struct el_conn *el_upstream_ready_pop(struct el_worker *w)
+{
+    pthread_mutex_lock(&w->ready_mu);
+    struct el_limiter_wait *wt = w->ready_head;
+    if (wt) ready_unlink(w, wt);
+    pthread_mutex_unlock(&w->ready_mu);
+    if (wt == NULL) return NULL;
+    struct el_conn *c = wait_conn(wt);
+    c->slot_waiting = false;
+    c->slot_held = true;
+    uint64_t us = el_now_us() - wt->t_us;
+    el_limiter_waited(w->limiter, us);
+    el_metrics_observe_queue_wait(w->id, us);
+    return c;
+}
+
+/* The client went away while its request waited: give the wait up, or the
+ * slot if one was handed to it already. */
+static void wait_abort(struct el_conn *c)
+{
+    struct el_worker *w = c->w;
+    c->slot_waiting = false;
+    if (el_limiter_cancel(w->limiter, &c->slot_wait, false)) return;
+    pthread_mutex_lock(&w->ready_mu); /* granted: it is in the ready list */
+    ready_unlink(w, &c->slot_wait);
+    pthread_mutex_unlock(&w->ready_mu);
+    el_limiter_release(w->limiter);
 }
 
 static struct el_up_step fail(struct el_conn *c, int status, const char *reason)
@@ -218,6 +333,7 @@ struct el_up_step el_upstream_fail(struct el_conn *c, int status, const char *re
 
 void el_upstream_abort(struct el_conn *c)
 {
+    if (c->slot_waiting) wait_abort(c);
     inflight_done(c);
     if (c->up) up_release(c, false);
 }
@@ -306,7 +422,10 @@ bool el_upstream_open(struct el_conn *c)
 {
     struct el_worker *w = c->w;
     c->up = upconn_acquire(c->w, c);
-    if (c->up == NULL) return false;
+    if (c->up == NULL) {
+        inflight_done(c); /* the slot */
+        return false;
+    }
     struct el_upconn *u = c->up;
     el_buf_alloc(&w->bufs, &u->out, EL_BUF_SIZE);
     el_buf_alloc(&w->bufs, &u->in, EL_BUF_SIZE);

@@ -68,6 +68,8 @@ struct el_config {
     int connect_timeout_ms;    /* unreachable backend: 502 after this */
     int response_timeout_ms;   /* no response head: 504 after this */
     int keepalive;             /* idle backend connections kept per worker */
+    int max_concurrency;       /* backend admission limit: N, 0 unlimited, -1 auto */
+    int queue_timeout_ms;      /* longest wait for a backend slot */
     int min_concurrency;       /* auto limit's floor and cold start */
     int max_concurrency_cap;   /* auto limit's ceiling */
 

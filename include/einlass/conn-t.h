@@ -16,6 +16,7 @@
 #include "einlass/buf.h"
 #include "einlass/gate.h"
 #include "einlass/http.h"
+#include "einlass/limiter.h"
 
 struct el_worker;
 struct el_generation;
@@ -106,6 +107,10 @@ struct el_conn {
     bool resp_keepalive;       /* the backend connection may serve another request */
     uint32_t sent_head_len;    /* request head bytes, for a retry */
     bool counted_inflight;     /* inflight was incremented for this request */
+    bool slot_held;            /* holds a backend slot (limiter.h) until the exchange ends */
+    bool slot_waiting;         /* waits for one: in the limiter's queue or the worker's
+                                  ready list; no backend connection, no body read */
+    struct el_limiter_wait slot_wait; /* its node in those lists */
 
     struct el_conn *next, *prev; /* worker's list of open connections */
 };

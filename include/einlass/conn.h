@@ -28,6 +28,10 @@ void el_conn_close_all(struct el_worker *w);
 /* Then free what is left and the worker's pools. */
 void el_conn_worker_free(struct el_worker *w);
 
+/* Go on with the requests of w that were granted a backend slot while
+ * they waited (the worker's wake_fd was nudged). Worker thread of w. */
+void el_conn_ready(struct el_worker *w);
+
 /* The event callback of every backend socket (arg: its struct el_upconn).
  * upstream.c registers new sockets with it; the worker's starter stores it
  * in w->up_event before the worker runs. */

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "einlass/common.h"
+#include "einlass/limiter.h"
 
 /* The main thread's block (the probe's samples): never a worker's id, since
  * workers are capped one below it (EL_WORKERS_MAX). */
@@ -37,6 +38,8 @@ struct el_metrics_worker {
     _Atomic int64_t inflight;                        /* backend requests in flight */
     _Atomic uint64_t connections;                    /* client connections open */
     _Atomic uint64_t joins_refused;                  /* joins over max_joins_per_ip_per_min */
+    _Atomic uint64_t queue_wait_bucket[EL_LATENCY_BUCKETS + 1]; /* waits for a backend slot */
+    _Atomic uint64_t queue_wait_sum_us;              /* their sum, microseconds */
 } __attribute__((aligned(64)));
 
 extern struct el_metrics_worker el_metrics_workers[EL_MAX_WORKERS];
@@ -63,6 +66,9 @@ const char *el_decision_name(enum el_decision d);
 /* Record one backend latency sample (milliseconds) for worker. */
 void el_metrics_observe(int worker, double ms);
 
+/* Record how long one request waited for a backend slot (microseconds). */
+void el_metrics_observe_queue_wait(int worker, uint64_t us);
+
 /* Sum of inflight over all workers. */
 int64_t el_metrics_inflight(void);
 
@@ -78,6 +84,7 @@ struct el_status {
     int64_t inflight;        /* backend requests in flight */
     const char *store;       /* el_store_state_name(): "memory" | "redis" | "fallback" */
     bool store_up;           /* the configured store answers */
+    struct el_limiter_stats backend; /* the backend admission limit and its queue */
 };
 
 struct evbuffer;

@@ -18,6 +18,7 @@
 #include "einlass/worker-t.h"
 
 struct el_room_shared;
+struct el_limiter;
 
 struct el_server {
     const char *conf_path;        /* -c FILE */
@@ -30,6 +31,7 @@ struct el_server {
     struct el_room *room;         /* the main thread's room (meter) */
     struct el_latency *probe_latency; /* samples from the probe (main thread) */
     struct el_room_state state;
+    struct el_limiter *limiter;   /* backend admission limit, shared by the workers */
     void *control;                /* control loop state (server.c) */
     void *admin;                  /* struct el_admin */
     void *probe;                  /* probe state (server.c) */

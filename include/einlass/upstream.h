@@ -46,6 +46,23 @@ struct el_up_step {
     const char *reason;
 };
 
+/* Admission, before el_upstream_open: take a slot of the backend limit
+ * (w->limiter) for c's request. Returns true if c holds one (c->slot_held;
+ * given back by the step that releases the backend connection, or by
+ * el_upstream_abort). Returns false if the limit is reached: c waits
+ * (c->slot_waiting) in the limiter's queue, in the priority lane for bypass
+ * and priority routes; in mode auto the room queues newcomers from now on;
+ * c's timer is armed for queue_timeout_ms. The worker's wake_fd is nudged
+ * when it is granted a slot: el_upstream_ready_pop() then returns it. */
+bool el_upstream_admit(struct el_conn *c);
+/* c's queue timer fired: true if its wait is over without a slot (counted
+ * in timeouts_total; the client side answers), false if a slot was handed
+ * to it meanwhile (el_upstream_ready_pop returns it soon). */
+bool el_upstream_admit_cancel(struct el_conn *c);
+/* The next request of w that was granted a slot while waiting (it holds it
+ * now, its wait is recorded), or NULL. Worker thread of w. */
+struct el_conn *el_upstream_ready_pop(struct el_worker *w);
+
 /* Start forwarding c's request (its head parsed, still in c->in): take a
  * backend connection and write the rewritten head into its output buffer.
  * Returns false if no connection could be had (c->up NULL): the client
@@ -88,7 +105,7 @@ struct el_up_step el_upstream_fail(struct el_conn *c, int status, const char *re
  * client's body stalled) or 504. */
 struct el_up_step el_upstream_timeout(struct el_conn *c);
 /* The client connection goes away: release its backend connection, if any
- * (closed), and its in-flight count. */
+ * (closed), its in-flight count and its backend slot, or end its wait. */
 void el_upstream_abort(struct el_conn *c);
 
 /* An event on an idle pooled connection u: the backend closed it (or sent

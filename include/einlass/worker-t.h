@@ -35,6 +35,8 @@ struct el_latency;
 struct el_server;
 struct el_conn;
 struct el_upconn;
+struct el_limiter;
+struct el_limiter_wait;
 
 struct el_generation {
     _Atomic int refs;             /* workers and requests holding it */
@@ -56,7 +58,13 @@ struct el_room_state {
 struct el_worker {
     int id;                       /* 0..workers-1; index into el_metrics_workers */
     struct el_server *srv;        /* the process */
-    const struct el_room_state *state; /* the control loop's published room state */
+    struct el_room_state *state;  /* the control loop's published room state (a request
+                                     that must wait for a backend slot sets queueing) */
+    struct el_limiter *limiter;   /* the process's backend admission limit (shared) */
+    pthread_mutex_t ready_mu;     /* guards ready_head/ready_tail: any thread's release
+                                     hands a slot to one of this worker's requests */
+    struct el_limiter_wait *ready_head, *ready_tail; /* requests granted a slot, to go on
+                                     here (wake_fd is nudged when it becomes non-empty) */
     struct event_base *base;      /* this thread's loop */
     pthread_t thread;
     bool joined;                  /* the main thread has joined it */

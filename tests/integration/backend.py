@@ -25,7 +25,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
-STATE = {"db_ms": 0.0, "timing": True, "requests": 0}
+STATE = {"db_ms": 0.0, "timing": True, "requests": 0, "active": 0, "max_active": 0}
 LOCK = threading.Lock()
 
 
@@ -66,6 +66,20 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def handle_any(self):
+        # active / max_active: requests being handled at once, /_ paths not
+        # counted (GET /_stats; /_set?reset_max=1 sets max_active to active)
+        if self.path.startswith("/_"):
+            return self.handle_one()
+        with LOCK:
+            STATE["active"] += 1
+            STATE["max_active"] = max(STATE["max_active"], STATE["active"])
+        try:
+            self.handle_one()
+        finally:
+            with LOCK:
+                STATE["active"] -= 1
+
+    def handle_one(self):
         with LOCK:
             STATE["requests"] += 1
         body, framing = self.read_body()
@@ -76,6 +90,9 @@ class Handler(BaseHTTPRequestHandler):
                 STATE["db_ms"] = float(q["db_ms"])
             if "timing" in q:
                 STATE["timing"] = q["timing"] == "1"
+            if "reset_max" in q:
+                with LOCK:
+                    STATE["max_active"] = STATE["active"]
             return self.send(200, b"ok\n")
         if path.startswith("/_stats"):
             return self.send(200, json.dumps(STATE).encode(), "application/json")

@@ -540,7 +540,7 @@ static void test_shipped_conf_documents_every_key(void **state)
         free(b);
         nkeys++;
     }
-    assert_int_equal(nkeys, 49); /* 14 server, 6 backend, 10 trigger, 17 room, 2 route */
+    assert_int_equal(nkeys, 51); /* 14 server, 8 backend, 10 trigger, 17 room, 2 route */
     free(shipped);
     free(path);
     free(text);
@@ -639,7 +639,8 @@ static void test_err_unknown_key(void **state)
     (void)state;
     expect_err(ROOM "[backend]\naddress = 127.0.0.1:1\nadress = 127.0.0.1:2\n",
                "5: [backend] unknown key 'adress' (known: address, connect_timeout_ms, "
-               "response_timeout_ms, keepalive, min_concurrency, max_concurrency_cap)");
+               "response_timeout_ms, keepalive, max_concurrency, queue_timeout_ms, "
+               "min_concurrency, max_concurrency_cap)");
     expect_err(ROOM "[route a]\nmatch = GET /\nmethod = GET\n",
                "5: [route a] unknown key 'method' (known: match, action)");
 }
@@ -710,6 +711,31 @@ static void test_max_joins_per_ip_per_min(void **state)
                "3: [room] max_joins_per_ip_per_min: -1 is below the minimum 0");
     expect_err(ROOM "max_joins_per_ip_per_min = 100001\n",
                "3: [room] max_joins_per_ip_per_min: 100001 is above the maximum 100000");
+}
+
+static void test_max_concurrency_auto_number_or_unlimited(void **state)
+{
+    (void)state;
+    struct el_config *cfg = load_ok(ROOM);
+    assert_int_equal(cfg->max_concurrency, -1); /* auto by default */
+    assert_int_equal(cfg->queue_timeout_ms, 2000);
+    el_config_free(cfg);
+    cfg = load_ok("[backend]\nmax_concurrency = 0\nqueue_timeout_ms = 50\n" ROOM);
+    assert_int_equal(cfg->max_concurrency, 0); /* unlimited */
+    assert_int_equal(cfg->queue_timeout_ms, 50);
+    el_config_free(cfg);
+    cfg = load_ok("[backend]\nmax_concurrency = 3\n" ROOM);
+    assert_int_equal(cfg->max_concurrency, 3);
+    el_config_free(cfg);
+    cfg = load_ok("[backend]\nmax_concurrency = auto\n" ROOM);
+    assert_int_equal(cfg->max_concurrency, -1);
+    el_config_free(cfg);
+    expect_err("[backend]\nmax_concurrency = many\n" ROOM,
+               "2: [backend] max_concurrency: 'many' is not an integer (allowed: auto or 0..1000000)");
+    expect_err("[backend]\nmax_concurrency = -1\n" ROOM,
+               "2: [backend] max_concurrency: -1 is below the minimum 0");
+    expect_err("[backend]\nqueue_timeout_ms = 0\n" ROOM,
+               "2: [backend] queue_timeout_ms: 0 is below the minimum 1");
 }
 
 static void test_err_words(void **state)
@@ -908,6 +934,7 @@ int main(void)
         cmocka_unit_test(test_err_duplicate_key),
         cmocka_unit_test(test_err_numbers),
         cmocka_unit_test(test_max_joins_per_ip_per_min),
+        cmocka_unit_test(test_max_concurrency_auto_number_or_unlimited),
         cmocka_unit_test(test_err_words),
         cmocka_unit_test(test_err_addresses),
         cmocka_unit_test(test_err_secrets),
