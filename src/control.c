@@ -316,7 +316,7 @@ int el_limit_update(struct el_limit_ctl *c, const struct el_limit_params *p,
 
 #define ADMIT_CUT 0.7    /* a cut keeps this share of the rate ... */
                          /* ... and the next may follow after settle_ms / 2 */
-#define ADMIT_UP 2.0     /* doublings per settle_ms with the whole limit spare */
+#define ADMIT_UP 1.0     /* doublings per settle_ms with the whole limit spare */
 #define ADMIT_BAND 0.1   /* spare share below this: hold */
 #define ADMIT_CALM 0.25  /* pressure below this counts as no queue */
 #define ADMIT_SETTLE_MS 7000
@@ -358,13 +358,18 @@ double el_admit_update(struct el_admit_ctl *c, const struct el_admit_params *p,
         /* Those admitted in the last settle period are still on their way
          * in and will keep the queue up: cut once, at once, then give the
          * cut time to show before cutting again (CoDel's lesson). */
-        if (!c->have_cut || c->since_cut_ms >= settle / 2) {
+        if (!c->have_cut || c->since_cut_ms >= settle) {
             c->rate *= fmax(ADMIT_CUT, 1 - 0.1 * pressure); /* deeper for a longer queue */
             c->since_cut_ms = 0;
             c->have_cut = true;
         }
     } else if (pressure < ADMIT_CALM && spare > ADMIT_BAND) {
-        c->rate *= exp(ADMIT_UP * M_LN2 * fmin(spare, 1) * dt * 1000.0 / settle);
+        /* Spare room, but is anyone coming? An idle backend right after
+         * admissions says only that the admitted have not polled yet: grow
+         * in proportion to the share of the limit in use too, so growth
+         * needs evidence that admitted visitors arrive. */
+        double used = fmin(1, fmax(0, 2 * o->busy / o->limit));
+        c->rate *= exp(ADMIT_UP * M_LN2 * used * dt * 1000.0 / settle);
     }
     c->rate = admit_clamp(p, c->rate);
     return c->rate;

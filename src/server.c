@@ -379,6 +379,7 @@ struct control {
     struct el_limiter_stats prev;    /* the limiter's counters at the previous tick */
     uint64_t prev_n, prev_us;        /* the workers' latency totals at the previous tick */
     uint64_t prev_ms;                /* time of the previous tick */
+    double credit_ps;                /* admissions/s the store adds for releases (estimate) */
 };
 
 static const struct el_config *cur_cfg(struct el_server *s)
@@ -407,7 +408,7 @@ static struct el_admit_params admit_params(const struct el_config *cfg)
 {
     struct el_admit_params ap = {.min_per_s = cfg->min_admit_per_s,
                                  .max_per_s = cfg->max_admit_per_s,
-                                 .wait_ms = cfg->queue_above_ms / 2,
+                                 .wait_ms = cfg->queue_above_ms,
                                  .settle_ms = cfg->settle_ms > 0 ? (uint32_t)cfg->settle_ms
                                                                  : (uint32_t)cfg->poll_s * 1000u + 2000u};
     return ap;
@@ -508,7 +509,14 @@ static void control_tick(evutil_socket_t fd, short what, void *arg)
         if (ao.limit > 0) { /* a backend limit: admit by its headroom */
             struct el_admit_params ap = admit_params(cfg);
             if (queueing) el_admit_update(&ct->adm, &ap, &ao);
-            ct->rate_now = ct->adm.rate;
+            /* Every Einlass-Release admits one more on top of the meter's
+             * rate: the headroom rate is for all admissions, so the meter
+             * gets it less the release credits (measured rate minus what
+             * the meter was given, smoothed over seconds). */
+            double measured = el_room_measured_rate(s->room_shared);
+            double extra = waiting > 0 && measured > ct->rate_now ? measured - ct->rate_now : 0;
+            ct->credit_ps += 0.05 * (extra - ct->credit_ps);
+            ct->rate_now = EL_MAX(cfg->min_admit_per_s, ct->adm.rate - ct->credit_ps);
         } else { /* no limit: by latency alone */
             if (queueing) el_rate_update(&ct->rate, &rp, now, ct->lat.pctl, ct->lat.count);
             ct->rate_now = ct->rate.rate;

@@ -506,7 +506,7 @@ static void dsim_init(struct dsim *s, int conns, int service_ms, int initial)
     s->lp = (struct el_limit_params){.min = 1, .max = 1000, .initial = initial, .ceiling_ms = CEIL_MS};
     el_limit_init(&s->lim, &s->lp);
     s->limit = (int)lround(s->lim.limit);
-    s->ap = (struct el_admit_params){.min_per_s = 0.5, .max_per_s = 1000, .wait_ms = CEIL_MS / 2, .settle_ms = S_POLL_MS + 2000};
+    s->ap = (struct el_admit_params){.min_per_s = 0.5, .max_per_s = 1000, .wait_ms = CEIL_MS, .settle_ms = S_POLL_MS + 2000};
 }
 
 static void d_arrive(struct dsim *s, int sess)
@@ -764,7 +764,9 @@ static void test_admit_sessions(void **state)
                    (unsigned long long)s.timeouts, s.adm.rate, cap / S_K);
         assert_int_equal(s.timeouts, 0);
         assert_true(a.p95 <= 1.2 * CEIL_MS);
-        assert_true(a.x_share >= 0.6); /* 5 s of the 60 nobody has polled yet */
+        /* 5 s of the 60 nobody has polled yet, and admissions come in waves a
+         * poll apart: see docs/controller.md */
+        assert_true(a.x_share >= 0.5);
     }
 }
 
@@ -774,12 +776,15 @@ static void test_admit_headroom(void **state)
 {
     (void)state;
     struct el_admit_params ap = {.min_per_s = 1, .max_per_s = 100, .wait_ms = 75, .settle_ms = 7000};
+    struct el_admit_obs idle = {.dt_ms = 100, .limit = 10, .busy = 0, .done = 0};
     struct el_admit_ctl c;
     el_admit_init(&c, &ap, 10);
-    struct el_admit_obs spare = {.dt_ms = 100, .limit = 10, .busy = 2, .done = 40};
+    for (int i = 0; i < 70; i++) el_admit_update(&c, &ap, &idle); /* nobody came yet: hold */
+    assert_true(c.rate == 10);
+    struct el_admit_obs spare = {.dt_ms = 100, .limit = 10, .busy = 5, .done = 40};
     double r0 = c.rate;
-    for (int i = 0; i < 70; i++) el_admit_update(&c, &ap, &spare); /* 7 s, 80% spare */
-    assert_true(c.rate > 1.5 * r0);
+    for (int i = 0; i < 70; i++) el_admit_update(&c, &ap, &spare); /* 7 s, half spare */
+    assert_true(c.rate > 1.9 * r0 && c.rate < 2.1 * r0);
     double r1 = c.rate;
     struct el_admit_obs full = spare;
     full.busy = 9.5; /* limit used up, no queue: hold */
@@ -798,7 +803,7 @@ static void test_admit_headroom(void **state)
     for (int i = 0; i < 50; i++) el_admit_update(&c, &ap, &queue);
     assert_true(c.rate == r2);
     queue.probing = false;
-    for (int i = 0; i < 600; i++) el_admit_update(&c, &ap, &queue);
+    for (int i = 0; i < 1500; i++) el_admit_update(&c, &ap, &queue); /* a cut per settle_ms */
     assert_true(c.rate == 1); /* floor */
 }
 
