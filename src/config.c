@@ -1061,6 +1061,15 @@ const char *el_config_restart_key(const struct el_config *old, const struct el_c
     return NULL;
 }
 
+void el_config_inherit(struct el_config *cfg, const struct el_config *old)
+{
+    /* A new secret keeps the old one for verification (key rotation). */
+    if (memcmp(cfg->secret, old->secret, EL_SECRET_LEN) != 0 && !cfg->has_previous_secret) {
+        memcpy(cfg->previous_secret, old->secret, EL_SECRET_LEN);
+        cfg->has_previous_secret = true;
+    }
+}
+
 bool el_config_bypass_addr(const struct el_config *cfg, const struct sockaddr *addr)
 {
     return el_proxy_addr_match(cfg->bypass_from, cfg->nbypass_from, addr);

@@ -140,6 +140,11 @@ void el_config_print_defaults(FILE *f);
  * only workers: the threads exist) whose value differs between old and new,
  * or NULL. On reload, server.c warns and keeps the running value. */
 const char *el_config_restart_key(const struct el_config *old, const struct el_config *new_);
+/* Reload: what cfg (just loaded) takes over from old (the running one).
+ * Today the secret: when cfg's secret differs from old's and cfg names no
+ * previous_secret, old's secret becomes cfg's previous_secret, so tickets
+ * and passes signed before the reload still verify (key rotation). */
+void el_config_inherit(struct el_config *cfg, const struct el_config *old);
 
 /* True if addr (AF_INET/AF_INET6 sockaddr) is inside one of cfg->bypass_from. */
 bool el_config_bypass_addr(const struct el_config *cfg, const struct sockaddr *addr);

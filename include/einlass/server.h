@@ -1,5 +1,6 @@
-/* server.h - the process: worker threads, listeners, the configuration
- * generation they run on, the main control loop, reload and drain.
+/* server.h - the process: worker threads, signals, the reload swap and the
+ * drain. It builds generations with generation.h, and starts the control
+ * loop (control_loop.h) and the probe (probe.h) on the main event base.
  *
  * Threads. The main thread owns the config file, signals, the admin API, the
  * probe and the control loop (every 100 ms: latency window -> trigger ->
@@ -19,6 +20,8 @@
 
 struct el_room_shared;
 struct el_limiter;
+struct el_control_loop;
+struct el_probe;
 
 struct el_server {
     const char *conf_path;        /* -c FILE */
@@ -32,9 +35,9 @@ struct el_server {
     struct el_latency *probe_latency; /* samples from the probe (main thread) */
     struct el_room_state state;
     struct el_limiter *limiter;   /* backend admission limit, shared by the workers */
-    void *control;                /* control loop state (server.c) */
+    struct el_control_loop *control; /* the tick, and the admin API's callbacks */
     void *admin;                  /* struct el_admin */
-    void *probe;                  /* probe state (server.c) */
+    struct el_probe *probe;       /* the active latency probe */
     struct event signal_ev[3];    /* HUP, TERM, INT */
     struct event join_ev;         /* while stopping: join finished workers */
     _Atomic bool stopping;        /* SIGTERM seen */

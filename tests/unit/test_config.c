@@ -484,6 +484,33 @@ static void test_restart_key(void **state)
     el_config_free(d);
 }
 
+#define HEX2 "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
+#define HEX3 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+static void test_inherit_carries_the_old_secret_over(void **state)
+{
+    (void)state;
+    struct el_config *old = load_ok(ROOM);
+    struct el_config *same = load_ok(ROOM);
+    struct el_config *rotated = load_ok("[room]\nsecret = " HEX2 "\n");
+    struct el_config *named = load_ok("[room]\nsecret = " HEX2 "\nprevious_secret = " HEX3 "\n");
+    el_config_inherit(same, old); /* the same secret: nothing to keep */
+    assert_false(same->has_previous_secret);
+    el_config_inherit(rotated, old); /* a new secret keeps the old one */
+    assert_true(rotated->has_previous_secret);
+    assert_memory_equal(rotated->previous_secret, old->secret, EL_SECRET_LEN);
+    uint8_t want[EL_SECRET_LEN];
+    memcpy(want, named->previous_secret, EL_SECRET_LEN);
+    el_config_inherit(named, old); /* a previous_secret in the file wins */
+    assert_true(named->has_previous_secret);
+    assert_memory_equal(named->previous_secret, want, EL_SECRET_LEN);
+    assert_memory_not_equal(named->previous_secret, old->secret, EL_SECRET_LEN);
+    el_config_free(old);
+    el_config_free(same);
+    el_config_free(rotated);
+    el_config_free(named);
+}
+
 /* --- the documented defaults and the shipped file ------------------------ */
 
 static char *defaults_text(void)
@@ -925,6 +952,7 @@ int main(void)
         cmocka_unit_test(test_bypass_from),
         cmocka_unit_test(test_trusted_proxies_and_proxy_protocol),
         cmocka_unit_test(test_restart_key),
+        cmocka_unit_test(test_inherit_carries_the_old_secret_over),
         cmocka_unit_test(test_print_defaults_loads),
         cmocka_unit_test(test_shipped_conf_documents_every_key),
         cmocka_unit_test(test_shipped_conf_loads),

@@ -1,0 +1,313 @@
+/* control_loop.c - the main thread's tick: every CONTROL_PERIOD_MS it
+ * merges the latency windows (the workers' and the probe's), runs the
+ * trigger in mode auto, steers the admission rate, publishes the room state
+ * the gates read, and meters the room. It also answers the admin API's
+ * status, mode and rate callbacks.
+ *
+ * Invariants:
+ *  - Main thread only: the tick, the admin callbacks and reload all run on
+ *    the main event base, so the loop's own fields need no lock.
+ *  - The loop is the only writer of the published room state (*state); the
+ *    workers read it with relaxed loads.
+ *  - An admin override (mode, rate) lasts until the next reload
+ *    (el_control_loop_reload clears it); a tick runs at once after each, so
+ *    the state the gates read follows without waiting for the period. */
+#include "einlass/control_loop.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "einlass/admin.h"
+#include "einlass/common.h"
+#include "einlass/config.h"
+#include "einlass/control.h"
+#include "einlass/generation.h"
+#include "einlass/latency.h"
+#include "einlass/limiter.h"
+#include "einlass/metrics.h"
+#include "einlass/room.h"
+#include "einlass/worker-t.h"
+
+#define CONTROL_PERIOD_MS 100
+
+struct el_control_loop {
+    struct event timer;              /* every CONTROL_PERIOD_MS */
+    struct el_trigger trig;          /* latency trigger with hysteresis */
+    struct el_rate_ctl rate;         /* adaptive admission rate */
+    int mode_override;               /* -1, or a mode set by POST /mode */
+    double rate_override;            /* 0, or a rate set by POST /rate */
+    double rate_now;                 /* the rate the meter runs at */
+    bool queueing;                   /* published state */
+    struct el_latency_summary lat;   /* the last merged window */
+    struct el_latency **lats;        /* workers' histograms and the probe's */
+    size_t nlats;                    /* length of lats */
+    _Atomic(struct el_generation *) *gen; /* the server's current generation */
+    struct el_room_shared *room_shared; /* waiting count, admitted total, store state */
+    struct el_room *room;            /* the main thread's room handle: the meter */
+    struct el_room_state *state;     /* published here, read by the gates */
+    struct el_limiter *limiter;      /* the backend admission limit: its queue keeps the room */
+    struct el_limit_ctl lim;         /* adaptive backend limit (max_concurrency = auto) */
+    struct el_admit_ctl adm;         /* admission rate by headroom (a backend limit in force) */
+    struct el_limiter_stats prev;    /* the limiter's counters at the previous tick */
+    uint64_t prev_n, prev_us;        /* the workers' latency totals at the previous tick */
+    uint64_t prev_ms;                /* time of the previous tick */
+    double credit_ps;                /* admissions/s the store adds for releases (estimate) */
+};
+
+static struct el_rate_params rate_params(const struct el_config *cfg)
+{
+    struct el_rate_params rp = {.min_per_s = cfg->min_admit_per_s,
+                                .max_per_s = cfg->max_admit_per_s,
+                                .target_ms = cfg->queue_above_ms,
+                                .low_ms = cfg->release_below_ms};
+    return rp;
+}
+
+static struct el_limit_params limit_params(const struct el_config *cfg)
+{
+    struct el_limit_params lp = {.min = cfg->min_concurrency, .max = cfg->max_concurrency_cap,
+                                 .initial = cfg->min_concurrency,
+                                 .ceiling_ms = cfg->queue_above_ms};
+    return lp;
+}
+
+static struct el_admit_params admit_params(const struct el_config *cfg)
+{
+    struct el_admit_params ap = {.min_per_s = cfg->min_admit_per_s,
+                                 .max_per_s = cfg->max_admit_per_s,
+                                 .wait_ms = cfg->queue_above_ms,
+                                 .settle_ms = cfg->settle_ms > 0 ? (uint32_t)cfg->settle_ms
+                                                                 : (uint32_t)cfg->poll_s * 1000u + 2000u};
+    return ap;
+}
+
+/* The backend's tick, from the limiter's counters and the workers' latency
+ * totals (not the probe's: its samples never held a slot): sets the adaptive
+ * limit, returns what the admission rate needs. */
+static struct el_admit_obs backend_tick(struct el_control_loop *ct, const struct el_config *cfg,
+                                        uint64_t now, const struct el_limiter_stats *ls)
+{
+    uint64_t n, us;
+    el_latency_totals(ct->lats, ct->nlats > 0 ? ct->nlats - 1 : 0, &n, &us);
+    uint64_t dt = ct->prev_ms && now > ct->prev_ms ? now - ct->prev_ms : CONTROL_PERIOD_MS;
+    if (dt > 60000) dt = 60000;
+    uint64_t dn = n - ct->prev_n, dus = us - ct->prev_us;
+    uint64_t waited = ls->queued_total - ct->prev.queued_total;
+    uint64_t granted = ls->granted_total - ct->prev.granted_total;
+    uint64_t wait_us = ls->wait_us_total - ct->prev.wait_us_total;
+    ct->prev_n = n;
+    ct->prev_us = us;
+    ct->prev_ms = now;
+    ct->prev = *ls;
+    struct el_limit_obs o = {.dt_ms = (uint32_t)dt, .done = dn,
+                             .lat_ms = dn ? (double)dus / 1000.0 / (double)dn : 0,
+                             .inflight = ls->inflight, .queued = ls->queued, .waited = waited};
+    int limit = ls->limit;
+    if (cfg->max_concurrency < 0) {
+        struct el_limit_params lp = limit_params(cfg);
+        limit = el_limit_update(&ct->lim, &lp, &o);
+        if (limit != ls->limit) el_limiter_set_limit(ct->limiter, limit);
+    }
+    struct el_admit_obs ao = {.dt_ms = (uint32_t)dt, .limit = limit,
+                              .busy = (double)dus / 1000.0 / (double)dt,
+                              .queued = ls->queued, .done = dn,
+                              .wait_ms = granted ? (double)wait_us / 1000.0 / (double)granted : 0,
+                              .probing = cfg->max_concurrency < 0 && el_limit_probing(&ct->lim)};
+    return ao;
+}
+
+static void control_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct el_control_loop *ct = arg;
+    const struct el_config *cfg = el_generation_config(ct->gen);
+    uint64_t now = el_now_ms();
+    el_latency_merge(ct->lats, ct->nlats, now, (uint32_t)cfg->window_ms,
+                     cfg->percentile, &ct->lat);
+    int64_t inflight = el_metrics_inflight();
+    uint64_t waiting = el_room_waiting(ct->room_shared);
+    int mode = ct->mode_override >= 0 ? ct->mode_override : (int)cfg->mode;
+
+    struct el_trigger_params tp = {
+        .queue_above_ms = cfg->queue_above_ms,
+        .release_below_ms = cfg->release_below_ms,
+        .release_hold_ms = (uint32_t)cfg->release_hold_ms,
+        .min_samples = (uint32_t)cfg->min_samples,
+        .max_inflight = (uint32_t)cfg->max_inflight,
+    };
+    if (mode == EL_MODE_AUTO &&
+        el_trigger_update(&ct->trig, &tp, now, ct->lat.pctl, ct->lat.count,
+                          inflight > 0 ? (uint64_t)inflight : 0, waiting)) {
+        el_notice("trigger: %s (%s)", ct->trig.queueing ? "queueing" : "released",
+                  ct->trig.reason ? ct->trig.reason : "");
+    }
+    struct el_limiter_stats ls;
+    el_limiter_stats(ct->limiter, &ls); /* requests waiting for a backend slot keep it queueing */
+    uint64_t waited = ls.queued_total - ct->prev.queued_total;
+    struct el_admit_obs ao = backend_tick(ct, cfg, now, &ls);
+    /* The path opened the room on the request that found the limit reached;
+     * keep it queueing while requests wait or the limit was reached in the
+     * tick, and let only the hysteresis release it (the hold restarts). */
+    if (mode == EL_MODE_AUTO && ls.limit > 0 && (ls.queued > 0 || waited > 0)) {
+        char why[96];
+        snprintf(why, sizeof(why), "backend limit %d reached: %d waiting, %llu waited in the tick",
+                 ls.limit, ls.queued, (unsigned long long)waited);
+        if (el_trigger_hold(&ct->trig, why)) el_notice("trigger: queueing (%s)", ct->trig.reason);
+    }
+    bool queueing = mode == EL_MODE_ON ||
+                    (mode == EL_MODE_AUTO && (ct->trig.queueing || waiting > 0 || ls.queued > 0));
+    if (queueing != ct->queueing) {
+        atomic_fetch_add(&el_metrics_global.room_state_changes, 1);
+        el_notice("room: %s (mode %s, p%g %.1f ms over %llu samples, %lld in flight, %llu waiting)",
+                  queueing ? "queueing newcomers" : "open",
+                  el_mode_name(mode),
+                  cfg->percentile, ct->lat.pctl, (unsigned long long)ct->lat.count,
+                  (long long)inflight, (unsigned long long)waiting);
+        ct->queueing = queueing;
+    }
+
+    struct el_rate_params rp = rate_params(cfg);
+    if (ct->rate_override > 0) {
+        ct->rate_now = ct->rate_override;
+    } else if (cfg->adapt) {
+        /* The controller steers only while the room queues, and keeps what
+         * it learned (the rate, the knee) from one episode to the next. */
+        if (ao.limit > 0) { /* a backend limit: admit by its headroom */
+            struct el_admit_params ap = admit_params(cfg);
+            if (queueing) el_admit_update(&ct->adm, &ap, &ao);
+            /* Every Einlass-Release admits one more on top of the meter's
+             * rate: the headroom rate is for all admissions, so the meter
+             * gets it less the release credits (measured rate minus what
+             * the meter was given, smoothed over seconds). */
+            double measured = el_room_measured_rate(ct->room_shared);
+            double extra = waiting > 0 && measured > ct->rate_now ? measured - ct->rate_now : 0;
+            ct->credit_ps += 0.05 * (extra - ct->credit_ps);
+            ct->rate_now = EL_MAX(cfg->min_admit_per_s, ct->adm.rate - ct->credit_ps);
+        } else { /* no limit: by latency alone */
+            if (queueing) el_rate_update(&ct->rate, &rp, now, ct->lat.pctl, ct->lat.count);
+            ct->rate_now = ct->rate.rate;
+        }
+    } else {
+        ct->rate_now = cfg->admit_per_s;
+    }
+    atomic_store_explicit(&ct->state->mode, mode, memory_order_relaxed);
+    atomic_store_explicit(&ct->state->queueing, queueing, memory_order_relaxed);
+    if (mode != EL_MODE_OFF) el_room_tick(ct->room, ct->rate_now);
+}
+
+static void admin_status(void *ctx, struct el_status *st)
+{
+    struct el_control_loop *ct = ctx;
+    memset(st, 0, sizeof(*st));
+    st->mode = atomic_load(&ct->state->mode);
+    st->queueing = ct->queueing;
+    st->waiting = el_room_waiting(ct->room_shared);
+    st->admitted_total = el_room_admitted_total(ct->room_shared);
+    st->admit_per_s = ct->rate_now;
+    st->p50_ms = ct->lat.p50;
+    st->p95_ms = ct->lat.p95;
+    st->p99_ms = ct->lat.p99;
+    st->samples = ct->lat.count;
+    st->inflight = el_metrics_inflight();
+    enum el_store_state store = el_room_store_state(ct->room_shared);
+    st->store = el_store_state_name(store);
+    st->store_up = store != EL_STORE_STATE_FALLBACK;
+    el_limiter_stats(ct->limiter, &st->backend);
+}
+
+static void admin_set_mode(void *ctx, int mode)
+{
+    struct el_control_loop *ct = ctx;
+    ct->mode_override = mode; /* admin.c logs the change */
+    control_tick(-1, 0, ct);
+}
+
+static void admin_set_rate(void *ctx, double per_s)
+{
+    struct el_control_loop *ct = ctx;
+    ct->rate_override = EL_MIN(per_s, 1e6); /* admin.c logs the change */
+    control_tick(-1, 0, ct);
+}
+
+const struct el_admin_ops el_control_loop_admin_ops = {admin_status, admin_set_mode, admin_set_rate};
+
+struct el_control_loop *el_control_loop_new(const struct el_config *cfg)
+{
+    struct el_control_loop *ct = el_calloc(1, sizeof(*ct));
+    ct->mode_override = -1;
+    ct->rate_now = cfg->admit_per_s;
+    struct el_rate_params rp = rate_params(cfg);
+    el_rate_init(&ct->rate, &rp, cfg->admit_per_s);
+    struct el_admit_params ap = admit_params(cfg);
+    el_admit_init(&ct->adm, &ap, cfg->admit_per_s);
+    struct el_limit_params lp = limit_params(cfg);
+    el_limit_init(&ct->lim, &lp);
+    ct->queueing = cfg->mode == EL_MODE_ON;
+    return ct;
+}
+
+void el_control_loop_start(struct el_control_loop *ct, struct event_base *base,
+                           const struct el_control_inputs *in)
+{
+    ct->gen = in->gen;
+    ct->room_shared = in->room_shared;
+    ct->room = in->room;
+    ct->state = in->state;
+    ct->limiter = in->limiter;
+    const struct el_config *cfg = el_generation_config(ct->gen);
+    if (cfg->max_concurrency < 0) /* cold start at the floor: the first second of a rush is held */
+        el_limiter_set_limit(ct->limiter, (int)lround(ct->lim.limit));
+    ct->nlats = in->nwindows;
+    ct->lats = el_calloc(in->nwindows, sizeof(*ct->lats));
+    memcpy(ct->lats, in->windows, in->nwindows * sizeof(*ct->lats));
+    event_assign(&ct->timer, base, -1, EV_PERSIST, control_tick, ct);
+    struct timeval tv = {0, CONTROL_PERIOD_MS * 1000};
+    event_add(&ct->timer, &tv);
+}
+
+void el_control_loop_reload(struct el_control_loop *ct, const struct el_config *oc,
+                            const struct el_config *nc)
+{
+    ct->mode_override = -1;
+    ct->rate_override = 0;
+    if (oc->admit_per_s != nc->admit_per_s || oc->min_admit_per_s != nc->min_admit_per_s ||
+        oc->max_admit_per_s != nc->max_admit_per_s) {
+        struct el_rate_params rp = rate_params(nc);
+        el_rate_init(&ct->rate, &rp, nc->admit_per_s);
+        struct el_admit_params ap = admit_params(nc);
+        el_admit_init(&ct->adm, &ap, nc->admit_per_s);
+    }
+    if (nc->max_concurrency < 0 &&
+        (oc->max_concurrency >= 0 || oc->min_concurrency != nc->min_concurrency ||
+         oc->max_concurrency_cap != nc->max_concurrency_cap)) {
+        struct el_limit_params lp = limit_params(nc);
+        el_limit_init(&ct->lim, &lp); /* from the floor again: the knee is learned in a second */
+    }
+}
+
+int el_control_loop_limit(const struct el_control_loop *ct)
+{
+    return (int)lround(ct->lim.limit);
+}
+
+void el_control_loop_tick(struct el_control_loop *ct)
+{
+    control_tick(-1, 0, ct);
+}
+
+void el_control_loop_stop(struct el_control_loop *ct)
+{
+    event_del(&ct->timer);
+}
+
+void el_control_loop_free(struct el_control_loop *ct)
+{
+    if (ct == NULL) return;
+    if (ct->lats != NULL) event_del(&ct->timer); /* started */
+    free(ct->lats);
+    free(ct);
+}
