@@ -56,7 +56,8 @@ struct el_control_loop {
     struct el_limiter_stats prev;    /* the limiter's counters at the previous tick */
     uint64_t prev_n, prev_us;        /* the workers' latency totals at the previous tick */
     uint64_t prev_ms;                /* time of the previous tick */
-    double credit_ps;                /* admissions/s the store adds for releases (estimate) */
+    double credit_ps;                /* admissions/s the store adds for releases (smoothed) */
+    uint64_t prev_released;          /* the room's released total at the previous tick */
 };
 
 static struct el_rate_params rate_params(const struct el_config *cfg)
@@ -170,6 +171,12 @@ static void control_tick(evutil_socket_t fd, short what, void *arg)
         ct->queueing = queueing;
     }
 
+    uint64_t released = el_room_released_total(ct->room_shared);
+    double credits = (double)(released - ct->prev_released) * 1000.0 / (double)ao.dt_ms;
+    ct->prev_released = released;
+    ct->credit_ps += (1 - exp(-(double)ao.dt_ms / 1000.0)) * (credits - ct->credit_ps);
+    bool by_headroom = false; /* the meter gets meter_rate, not rate_now */
+    double meter_rate = 0;
     struct el_rate_params rp = rate_params(cfg);
     if (ct->rate_override > 0) {
         ct->rate_now = ct->rate_override;
@@ -181,12 +188,12 @@ static void control_tick(evutil_socket_t fd, short what, void *arg)
             if (queueing) el_admit_update(&ct->adm, &ap, &ao);
             /* Every Einlass-Release admits one more on top of the meter's
              * rate: the headroom rate is for all admissions, so the meter
-             * gets it less the release credits (measured rate minus what
-             * the meter was given, smoothed over seconds). */
-            double measured = el_room_measured_rate(ct->room_shared);
-            double extra = waiting > 0 && measured > ct->rate_now ? measured - ct->rate_now : 0;
-            ct->credit_ps += 0.05 * (extra - ct->credit_ps);
-            ct->rate_now = EL_MAX(cfg->min_admit_per_s, ct->adm.rate - ct->credit_ps);
+             * gets it less the release credits (counted here, smoothed over
+             * a second); below zero it cancels credits (the memory store
+             * carries the debt). */
+            ct->rate_now = ct->adm.rate;
+            meter_rate = ct->adm.rate - ct->credit_ps;
+            by_headroom = true;
         } else { /* no limit: by latency alone */
             if (queueing) el_rate_update(&ct->rate, &rp, now, ct->lat.pctl, ct->lat.count);
             ct->rate_now = ct->rate.rate;
@@ -196,7 +203,7 @@ static void control_tick(evutil_socket_t fd, short what, void *arg)
     }
     atomic_store_explicit(&ct->state->mode, mode, memory_order_relaxed);
     atomic_store_explicit(&ct->state->queueing, queueing, memory_order_relaxed);
-    if (mode != EL_MODE_OFF) el_room_tick(ct->room, ct->rate_now);
+    if (mode != EL_MODE_OFF) el_room_tick(ct->room, by_headroom ? meter_rate : ct->rate_now);
 }
 
 static void admin_status(void *ctx, struct el_status *st)

@@ -60,6 +60,7 @@ struct el_room_shared {
     _Atomic unsigned gen;            /* bumped when the Redis store must be remade */
     _Atomic uint64_t waiting;        /* figures from the last tick */
     _Atomic uint64_t admitted_total; /* ... */
+    _Atomic uint64_t released_total; /* first releases here (each one a store credit) */
     _Atomic uint64_t rate_bits;      /* measured rate (double bits) */
     _Atomic uint64_t conf_rate_bits; /* configured admit_per_s (double bits) */
     _Atomic uint64_t tick_rate_bits; /* the last tick's rate (double bits) */
@@ -224,6 +225,7 @@ void el_room_release(struct el_room *r, uint64_t id)
     uint32_t now = (uint32_t)el_wall_s();
     int ttl = atomic_load(&sh->revoke_ttl_s);
     if (!el_revoke_add(sh->revoked, id, now + (uint32_t)ttl, now)) return; /* released before */
+    atomic_fetch_add(&sh->released_total, 1);
     ensure_store(r);
     if (redis_usable(r)) r->redis->ops->release(r->redis, id, ttl, el_now_ms());
     else sh->mem->ops->release(sh->mem, id, ttl, el_now_ms());
@@ -316,6 +318,11 @@ uint64_t el_room_waiting(const struct el_room_shared *sh)
 uint64_t el_room_admitted_total(const struct el_room_shared *sh)
 {
     return atomic_load(&sh->admitted_total);
+}
+
+uint64_t el_room_released_total(const struct el_room_shared *sh)
+{
+    return atomic_load(&sh->released_total);
 }
 
 double el_room_measured_rate(const struct el_room_shared *sh)

@@ -11,6 +11,8 @@
 #define EL_METER_WINDOW_MS 2000
 /* EWMA weight of the newest window. */
 #define EL_METER_ALPHA 0.3
+/* Largest debt a negative rate builds up against release credits. */
+#define EL_METER_MAX_DEBT 50.0
 
 /* Released pass ids the memory store keeps for one credit per pass (and the
  * room for its revocation set): about 2 MB each, more than 200 releases a

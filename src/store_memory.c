@@ -134,9 +134,16 @@ static uint64_t meter_budget(struct meter *m, double rate, uint64_t now_ms, uint
     if (m->has_last && now_ms > m->last_ms) el = EL_MIN(now_ms - m->last_ms, EL_METER_MAX_GAP_MS);
     m->last_ms = now_ms;
     m->has_last = true;
-    if (rate < 0 || !isfinite(rate)) rate = 0;
+    if (!isfinite(rate)) rate = 0;
+    /* A negative rate cancels release credits (the control loop counts
+     * them in its own rate): the debt carries over, up to EL_METER_MAX_DEBT. */
     double budget = m->frac + rate * (double)el / 1000.0 + (double)m->credits;
     m->credits = 0;
+    if (budget < 0) {
+        m->frac = budget < -EL_METER_MAX_DEBT ? -EL_METER_MAX_DEBT : budget;
+        *elapsed = el;
+        return 0;
+    }
     double whole = floor(budget);
     m->frac = budget - whole;
     *elapsed = el;

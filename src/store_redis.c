@@ -249,15 +249,20 @@ static const char lua_check[] = LUA_PRELUDE
 /* ARGV[2] = rate. Returns {waiting, admitted_total, rate}. */
 static const char lua_advance[] = LUA_PRELUDE
     "local rate = tonumber(ARGV[2]) or 0\n"
-    "if rate < 0 or rate ~= rate then rate = 0 end\n"
+    "if rate ~= rate or rate == math.huge or rate == -math.huge then rate = 0 end\n"
     "local a = redis.call('HMGET', m, 'frac', 'last', 'cred', 'bn', 'bms', 'adm')\n"
     "local frac = tonumber(a[1]) or 0\n"
     "local last = tonumber(a[2])\n"
     "local el = 0\n"
     "if last ~= nil and now > last then el = math.min(now - last, " EL_STR(EL_METER_MAX_GAP_MS) ") end\n"
     "local budget = frac + rate * el / 1000 + (tonumber(a[3]) or 0)\n"
-    "local n = math.floor(budget)\n"
-    "frac = budget - n\n"
+    "local n = 0\n"
+    "if budget < 0 then\n" /* a negative rate cancels credits: the debt carries over */
+    "  frac = math.max(budget, -" EL_STR(EL_METER_MAX_DEBT) ")\n"
+    "else\n"
+    "  n = math.floor(budget)\n"
+    "  frac = budget - n\n"
+    "end\n"
     "local admitted = 0\n"
     "for _, l in ipairs({1, 0}) do\n"
     "  local i = l + 1\n"

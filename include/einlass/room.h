@@ -75,6 +75,9 @@ void el_room_tick(struct el_room *r, double rate);
 /* Figures for /status and /metrics; any thread. */
 uint64_t el_room_waiting(const struct el_room_shared *sh);
 uint64_t el_room_admitted_total(const struct el_room_shared *sh);
+/* Passes released on this instance so far (first releases only: each gave
+ * the store one admission credit on top of the meter's rate). */
+uint64_t el_room_released_total(const struct el_room_shared *sh);
 double el_room_measured_rate(const struct el_room_shared *sh);
 /* Which store the room uses now. */
 enum el_store_state {
