@@ -188,6 +188,7 @@ double el_rate_update(struct el_rate_ctl *c, const struct el_rate_params *p, uin
 #define LIM_PROBE_SHARE 0.9   /* probe limit: this share of throughput x base (below the knee) */
 #define LIM_PROBE_MAX_MS 2000 /* give a probe up after this long */
 #define LIM_MAX_DT_MS 1000
+#define LIM_KNEE_TAU_MS 10000.0 /* the knee floor fades with this time constant */
 #define LIM_CEIL_SHARE 0.7    /* and at most throughput x this share of the ceiling */
 
 static double limit_clamp(const struct el_limit_params *p, double l)
@@ -269,6 +270,13 @@ int el_limit_update(struct el_limit_ctl *c, const struct el_limit_params *p,
         c->base_ms = fmax(lat, 0.01);
         c->since_probe_ms = 0; /* a fresh minimum is as good as a probe */
     }
+    /* The largest concurrency the database served at its no-load latency
+     * lately: a floor for Little's decreases, so a demand-limited tick
+     * (low throughput, a burst queued at a small limit) cannot talk the
+     * limit below what the database has shown it can take. */
+    double conc = x * lat / 1000.0;
+    if (lat <= c->base_ms * LIM_SS_TOL && conc > c->knee) c->knee = conc;
+    else c->knee *= exp(-dt / LIM_KNEE_TAU_MS);
     double little = x * c->base_ms / 1000.0 * (1 + LIM_HEADROOM) + LIM_SPARE;
     /* Little's law on the ceiling too: at this concurrency the mean latency
      * of a saturated database is LIM_CEIL_SHARE x ceiling. */
@@ -297,7 +305,7 @@ int el_limit_update(struct el_limit_ctl *c, const struct el_limit_params *p,
             if (little > c->limit)
                 c->limit = fmin(little, c->limit * 2);
             else if (!unqueued) /* only a queue at the database lowers it */
-                c->limit += LIM_DOWN * (little - c->limit);
+                c->limit = fmax(c->limit + LIM_DOWN * (little - c->limit), c->knee);
         }
         c->stale_ticks = lat > c->base_ms * LIM_STALE ? c->stale_ticks + 1 : 0;
         if (!c->slow_start &&
@@ -314,8 +322,9 @@ int el_limit_update(struct el_limit_ctl *c, const struct el_limit_params *p,
 
 /* ---- the admission rate by headroom ---- */
 
-#define ADMIT_CUT 0.7    /* a cut keeps this share of the rate ... */
-                         /* ... and the next may follow after settle_ms / 2 */
+#define ADMIT_CUT 0.8    /* a cut keeps at most this share of the rate ... */
+#define ADMIT_CUT_MIN 0.5 /* ... and at least this; the next follows after settle_ms,
+                            or after settle_ms / 4 if the pressure doubled since */
 #define ADMIT_UP 1.0     /* doublings per settle_ms with the whole limit spare */
 #define ADMIT_BAND 0.1   /* spare share below this: hold */
 #define ADMIT_CALM 0.25  /* pressure below this counts as no queue */
@@ -358,9 +367,11 @@ double el_admit_update(struct el_admit_ctl *c, const struct el_admit_params *p,
         /* Those admitted in the last settle period are still on their way
          * in and will keep the queue up: cut once, at once, then give the
          * cut time to show before cutting again (CoDel's lesson). */
-        if (!c->have_cut || c->since_cut_ms >= settle) {
-            c->rate *= fmax(ADMIT_CUT, 1 - 0.1 * pressure); /* deeper for a longer queue */
+        bool worse = c->since_cut_ms >= settle / 4 && pressure > 2 * c->cut_pressure;
+        if (!c->have_cut || c->since_cut_ms >= settle || worse) {
+            c->rate *= fmax(ADMIT_CUT_MIN, fmin(ADMIT_CUT, 1 - 0.05 * pressure)); /* deeper for a longer queue */
             c->since_cut_ms = 0;
+            c->cut_pressure = pressure;
             c->have_cut = true;
         }
     } else if (pressure < ADMIT_CALM && spare > ADMIT_BAND) {

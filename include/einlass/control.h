@@ -102,6 +102,7 @@ struct el_limit_ctl {
     double base_ms;      /* no-load latency estimate (minimum, re-measured by probes) */
     double x_per_s;      /* smoothed throughput */
     double lat_ms;       /* smoothed latency */
+    double knee;         /* largest concurrency served at base latency lately (fades) */
     bool slow_start;     /* still doubling: no sign of a queue at the backend yet */
     int probe;           /* 0 none; 1 draining; 2 measuring */
     double probe_saved;  /* limit to return to after the probe */
@@ -147,6 +148,7 @@ struct el_admit_ctl {
     double pressure;     /* last tick's queue pressure (for /status and tests) */
     double spare;        /* last tick's spare share of the limit */
     uint32_t since_cut_ms; /* private: time since the last cut */
+    double cut_pressure; /* private: pressure at the last cut */
     bool have_cut;       /* private */
 };
 
