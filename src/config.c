@@ -149,6 +149,10 @@ static const struct key keys[] = {
     {"backend", "queue_timeout_ms", T_INT, "2000", 1, MS_MAX, NULL, true, NULL,
      F(queue_timeout_ms), 0,
      "a request waits this long for a backend slot, then gets the waiting page (GET) or 503"},
+    {"backend", "min_concurrency", T_INT, "2", 1, 100000, NULL, true, NULL, F(min_concurrency), 0,
+     "the auto limit never goes below this many backend requests (and starts here)"},
+    {"backend", "max_concurrency_cap", T_INT, "1000", 1, 100000, NULL, true, NULL,
+     F(max_concurrency_cap), 0, "... nor above this"},
 
     {"trigger", "latency_metric", T_TOKEN, "db", 0, 0, NULL, true, NULL, F(latency_metric), 0,
      "Server-Timing metric read from backend responses (else time to first byte)"},
@@ -206,6 +210,8 @@ static const struct key keys[] = {
      0, "adapt never goes above this"},
     {"room", "adapt", T_BOOL, "on", 0, 0, NULL, true, NULL, F(adapt), 0,
      "on: the rate follows database latency; off: fixed admit_per_s"},
+    {"room", "settle_ms", T_INT, "0", 0, 3600000, NULL, true, NULL, F(settle_ms), 0,
+     "how long an admission takes to show as backend load; 0 = poll_s + 2 s"},
     {"room", "poll_s", T_INT, "5", 1, 3600, NULL, true, NULL, F(poll_s), 0,
      "how often waiting clients come back (Retry-After)"},
     {"room", "max_joins_per_ip_per_min", T_INT, "60", 0, 100000, NULL, true, NULL,
@@ -967,6 +973,11 @@ static void cross_check(struct parse *ps)
         fail(ps, EL_MAX(mn, mx), "[room] %s must not be above %s",
              key_value_text("min_admit_per_s", cfg->min_admit_per_s, mn, a, sizeof(a)),
              key_value_text("max_admit_per_s", cfg->max_admit_per_s, mx, b, sizeof(b)));
+    int mc = LINE_OF("min_concurrency"), mcc = LINE_OF("max_concurrency_cap");
+    if (cfg->min_concurrency > cfg->max_concurrency_cap)
+        fail(ps, EL_MAX(mc, mcc), "[backend] %s must not be above %s",
+             key_value_text("min_concurrency", cfg->min_concurrency, mc, a, sizeof(a)),
+             key_value_text("max_concurrency_cap", cfg->max_concurrency_cap, mcc, b, sizeof(b)));
     if (cfg->min_admit_per_s > cfg->admit_per_s)
         fail(ps, EL_MAX(mn, ad), "[room] %s must not be above %s",
              key_value_text("min_admit_per_s", cfg->min_admit_per_s, mn, a, sizeof(a)),

@@ -15,6 +15,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 /* ---- trigger ---- */
 
@@ -172,4 +173,226 @@ double el_rate_update(struct el_rate_ctl *c, const struct el_rate_params *p, uin
     }
     c->rate = clamp_rate(p, c->rate);
     return c->rate;
+}
+
+/* ---- the adaptive concurrency limit ---- */
+
+#define LIM_HEADROOM 0.2      /* Little's limit x (1 + this) + LIM_SPARE: a small queue keeps it busy */
+#define LIM_SPARE 1.0
+#define LIM_SS_TOL 1.25       /* slow start ends once latency passes base x this */
+#define LIM_CUT_MIN 0.5       /* a ceiling cut keeps at least half */
+#define LIM_DOWN 0.5          /* share of the way to a lower Little target per tick */
+#define LIM_PROBE_MS 3000     /* re-measure base this often while the limit binds ... */
+#define LIM_STALE 2.0         /* ... or sooner after LIM_STALE_TICKS ticks above base x this */
+#define LIM_STALE_TICKS 3
+#define LIM_PROBE_SHARE 0.9   /* probe limit: this share of throughput x base (below the knee) */
+#define LIM_PROBE_MAX_MS 2000 /* give a probe up after this long */
+#define LIM_MAX_DT_MS 1000
+#define LIM_KNEE_TAU_MS 10000.0 /* the knee floor fades with this time constant */
+#define LIM_CEIL_SHARE 0.7    /* and at most throughput x this share of the ceiling */
+
+static double limit_clamp(const struct el_limit_params *p, double l)
+{
+    double mn = p->min < 1 ? 1 : p->min, mx = p->max < mn ? mn : p->max;
+    if (!(l >= mn)) l = mn; /* also NaN */
+    if (l > mx) l = mx;
+    return l;
+}
+
+static int limit_int(const struct el_limit_ctl *c, const struct el_limit_params *p)
+{
+    return (int)lround(limit_clamp(p, c->limit));
+}
+
+void el_limit_init(struct el_limit_ctl *c, const struct el_limit_params *p)
+{
+    memset(c, 0, sizeof(*c));
+    c->limit = limit_clamp(p, p->initial);
+    c->slow_start = true;
+}
+
+static void probe_start(struct el_limit_ctl *c, const struct el_limit_params *p, double x)
+{
+    double knee = x * c->base_ms / 1000.0;
+    double pl = floor(LIM_PROBE_SHARE * knee);
+    if (pl > c->limit - 1) pl = c->limit - 1;
+    c->probe_saved = c->limit;
+    c->limit = limit_clamp(p, pl);
+    c->probe = 1;
+    c->probe_ms = 0;
+    c->drained_ms = 0;
+    c->probes++;
+    c->stale_ticks = 0;
+}
+
+int el_limit_update(struct el_limit_ctl *c, const struct el_limit_params *p,
+                    const struct el_limit_obs *o)
+{
+    double dt = o->dt_ms ? o->dt_ms : 100;
+    if (dt > LIM_MAX_DT_MS) dt = LIM_MAX_DT_MS;
+    int cur = limit_int(c, p);
+    bool bound = o->queued > 0 || o->waited > 0 || o->inflight >= cur;
+    bool news = o->done > 0 && o->lat_ms >= 0 && !isinf(o->lat_ms);
+    c->since_probe_ms += (uint32_t)dt;
+
+    if (c->probe && news && o->lat_ms > p->ceiling_ms) { /* no time for probing: cut below */
+        c->limit = c->probe_saved;
+        c->probe = 0;
+        c->since_probe_ms = 0;
+    }
+    if (c->probe) { /* drain to the probe limit, wait one base latency, measure one tick */
+        c->probe_ms += (uint32_t)dt;
+        if (c->probe_ms > LIM_PROBE_MAX_MS) { /* never drained: keep the old base */
+            c->limit = c->probe_saved;
+            c->probe = 0;
+            c->since_probe_ms = 0;
+            return limit_int(c, p);
+        }
+        if (c->probe == 1) {
+            if (o->inflight <= cur) c->drained_ms += (uint32_t)dt;
+            if (c->drained_ms > c->base_ms) c->probe = 2;
+            return cur;
+        }
+        if (!news) return cur;
+        c->base_ms = fmax(o->lat_ms, 0.01);
+        c->limit = c->probe_saved;
+        c->probe = 0;
+        c->since_probe_ms = 0;
+        /* and on with the new base */
+    }
+    if (!news) return limit_int(c, p); /* no completions: no news, hold */
+
+    double x = (double)o->done * 1000.0 / dt;
+    double lat = o->lat_ms;
+    c->x_per_s = x;
+    c->lat_ms = lat;
+    if (c->base_ms <= 0 || lat < c->base_ms) {
+        c->base_ms = fmax(lat, 0.01);
+        c->since_probe_ms = 0; /* a fresh minimum is as good as a probe */
+    }
+    /* The largest concurrency the database served at its no-load latency
+     * lately: a floor for Little's decreases, so a demand-limited tick
+     * (low throughput, a burst queued at a small limit) cannot talk the
+     * limit below what the database has shown it can take. */
+    double conc = x * lat / 1000.0;
+    if (lat <= c->base_ms * LIM_SS_TOL && conc > c->knee) c->knee = conc;
+    else c->knee *= exp(-dt / LIM_KNEE_TAU_MS);
+    double little = x * c->base_ms / 1000.0 * (1 + LIM_HEADROOM) + LIM_SPARE;
+    /* Little's law on the ceiling too: at this concurrency the mean latency
+     * of a saturated database is LIM_CEIL_SHARE x ceiling. */
+    double lceil = x * LIM_CEIL_SHARE * p->ceiling_ms / 1000.0;
+    if (little > lceil) little = fmax(lceil, x * c->base_ms / 1000.0);
+    if (c->ss_hold_ms > (uint32_t)dt) c->ss_hold_ms -= (uint32_t)dt;
+    else c->ss_hold_ms = 0;
+
+    if (lat > p->ceiling_ms) { /* over the hard ceiling: cut at once */
+        double f = fmax(LIM_CUT_MIN, p->ceiling_ms / lat);
+        c->limit = fmin(c->limit * f, little);
+        c->slow_start = false;
+        c->stale_ticks = 0;
+        c->cuts++;
+    } else if (bound) {
+        bool unqueued = lat <= c->base_ms * LIM_SS_TOL;
+        if (c->slow_start && unqueued) {
+            /* Double once per round trip: the next tick's completions were
+             * sent under the old limit, so wait a base latency first. */
+            if (c->ss_hold_ms == 0) {
+                c->limit *= 2;
+                c->ss_hold_ms = (uint32_t)(c->base_ms + dt);
+            }
+        } else {
+            c->slow_start = false;
+            if (little > c->limit)
+                c->limit = fmin(little, c->limit * 2);
+            else if (!unqueued) /* only a queue at the database lowers it */
+                c->limit = fmax(c->limit + LIM_DOWN * (little - c->limit), c->knee);
+        }
+        c->stale_ticks = lat > c->base_ms * LIM_STALE ? c->stale_ticks + 1 : 0;
+        if (!c->slow_start &&
+            (c->since_probe_ms >= LIM_PROBE_MS || c->stale_ticks >= LIM_STALE_TICKS)) {
+            c->limit = limit_clamp(p, c->limit);
+            probe_start(c, p, x);
+        }
+    } else {
+        c->stale_ticks = 0; /* demand below the limit: no evidence to grow on, hold */
+    }
+    c->limit = limit_clamp(p, c->limit);
+    return limit_int(c, p);
+}
+
+/* ---- the admission rate by headroom ---- */
+
+#define ADMIT_CUT 0.8    /* a cut keeps at most this share of the rate ... */
+#define ADMIT_CUT_MIN 0.5 /* ... and at least this; the next follows after settle_ms,
+                            or after settle_ms / 4 if the pressure doubled since */
+#define ADMIT_UP 1.0     /* doublings per settle_ms with the whole limit spare */
+#define ADMIT_BAND 0.1   /* spare share below this: hold */
+#define ADMIT_CALM 0.25  /* pressure below this counts as no queue */
+#define ADMIT_SETTLE_MS 7000
+
+static double admit_clamp(const struct el_admit_params *p, double r)
+{
+    if (!(r >= p->min_per_s)) r = p->min_per_s;
+    if (r > p->max_per_s) r = p->max_per_s;
+    return r;
+}
+
+void el_admit_init(struct el_admit_ctl *c, const struct el_admit_params *p, double start_per_s)
+{
+    c->rate = admit_clamp(p, start_per_s);
+    c->pressure = c->spare = 0;
+    c->since_cut_ms = 0;
+    c->have_cut = false;
+}
+
+double el_admit_update(struct el_admit_ctl *c, const struct el_admit_params *p,
+                       const struct el_admit_obs *o)
+{
+    double dt = o->dt_ms > 1000 ? 1.0 : o->dt_ms / 1000.0;
+    c->rate = admit_clamp(p, c->rate);
+    if (o->probing || o->limit <= 0) return c->rate;
+    /* the queue's delay: what the waiters ahead cost a newcomer (Little:
+     * queued / throughput), or what the tick's requests waited on average */
+    double x = (double)o->done / dt;
+    double qdelay = o->queued > 0 ? (x > 0 ? o->queued / x * 1000.0 : 1e9) : 0;
+    double d = fmax(qdelay, o->wait_ms);
+    double target = p->wait_ms > 0 ? p->wait_ms : 50;
+    double pressure = d / target;
+    double spare = (o->limit - o->busy) / o->limit;
+    c->pressure = pressure;
+    c->spare = spare;
+    double settle = p->settle_ms > 0 ? p->settle_ms : ADMIT_SETTLE_MS;
+    c->since_cut_ms += o->dt_ms;
+    if (pressure > 1) {
+        /* Those admitted in the last settle period are still on their way
+         * in and will keep the queue up: cut once, at once, then give the
+         * cut time to show before cutting again (CoDel's lesson). */
+        bool worse = c->since_cut_ms >= settle / 4 && pressure > 2 * c->cut_pressure;
+        if (!c->have_cut || c->since_cut_ms >= settle || worse) {
+            c->rate *= fmax(ADMIT_CUT_MIN, fmin(ADMIT_CUT, 1 - 0.05 * pressure)); /* deeper for a longer queue */
+            c->since_cut_ms = 0;
+            c->cut_pressure = pressure;
+            c->have_cut = true;
+        }
+    } else if (pressure < ADMIT_CALM && spare > ADMIT_BAND) {
+        /* Spare room, but is anyone coming? An idle backend right after
+         * admissions says only that the admitted have not polled yet: grow
+         * in proportion to the share of the limit in use too, so growth
+         * needs evidence that admitted visitors arrive. */
+        double used = fmin(1, fmax(0, 2 * o->busy / o->limit));
+        c->rate *= exp(ADMIT_UP * M_LN2 * used * dt * 1000.0 / settle);
+    }
+    c->rate = admit_clamp(p, c->rate);
+    return c->rate;
+}
+
+bool el_trigger_hold(struct el_trigger *t, const char *reason)
+{
+    t->below = false;
+    if (t->queueing) return false;
+    snprintf(t->reason_buf, sizeof(t->reason_buf), "%s", reason);
+    t->queueing = true;
+    t->changes++;
+    t->reason = t->reason_buf;
+    return true;
 }

@@ -14,6 +14,8 @@
  *    the state the gates read follows without waiting for the period. */
 #include "einlass/control_loop.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,6 +53,13 @@ struct el_control_loop {
     struct el_room *room;            /* the main thread's room handle: the meter */
     struct el_room_state *state;     /* published here, read by the gates */
     struct el_limiter *limiter;      /* the backend admission limit: its queue keeps the room */
+    struct el_limit_ctl lim;         /* adaptive backend limit (max_concurrency = auto) */
+    struct el_admit_ctl adm;         /* admission rate by headroom (a backend limit in force) */
+    struct el_limiter_stats prev;    /* the limiter's counters at the previous tick */
+    uint64_t prev_n, prev_us;        /* the workers' latency totals at the previous tick */
+    uint64_t prev_ms;                /* time of the previous tick */
+    double credit_ps;                /* admissions/s the store adds for releases (smoothed) */
+    uint64_t prev_released;          /* the room's released total at the previous tick */
 };
 
 static struct el_rate_params rate_params(const struct el_config *cfg)
@@ -60,6 +69,59 @@ static struct el_rate_params rate_params(const struct el_config *cfg)
                                 .target_ms = cfg->queue_above_ms,
                                 .low_ms = cfg->release_below_ms};
     return rp;
+}
+
+static struct el_limit_params limit_params(const struct el_config *cfg)
+{
+    struct el_limit_params lp = {.min = cfg->min_concurrency, .max = cfg->max_concurrency_cap,
+                                 .initial = cfg->min_concurrency,
+                                 .ceiling_ms = cfg->queue_above_ms};
+    return lp;
+}
+
+static struct el_admit_params admit_params(const struct el_config *cfg)
+{
+    struct el_admit_params ap = {.min_per_s = cfg->min_admit_per_s,
+                                 .max_per_s = cfg->max_admit_per_s,
+                                 .wait_ms = cfg->queue_above_ms,
+                                 .settle_ms = cfg->settle_ms > 0 ? (uint32_t)cfg->settle_ms
+                                                                 : (uint32_t)cfg->poll_s * 1000u + 2000u};
+    return ap;
+}
+
+/* The backend's tick, from the limiter's counters and the workers' latency
+ * totals (not the probe's: its samples never held a slot): sets the adaptive
+ * limit, returns what the admission rate needs. */
+static struct el_admit_obs backend_tick(struct el_control_loop *ct, const struct el_config *cfg,
+                                        uint64_t now, const struct el_limiter_stats *ls)
+{
+    uint64_t n, us;
+    el_latency_totals(ct->lats, ct->nlats > 0 ? ct->nlats - 1 : 0, &n, &us);
+    uint64_t dt = ct->prev_ms && now > ct->prev_ms ? now - ct->prev_ms : CONTROL_PERIOD_MS;
+    if (dt > 60000) dt = 60000;
+    uint64_t dn = n - ct->prev_n, dus = us - ct->prev_us;
+    uint64_t waited = ls->queued_total - ct->prev.queued_total;
+    uint64_t granted = ls->granted_total - ct->prev.granted_total;
+    uint64_t wait_us = ls->wait_us_total - ct->prev.wait_us_total;
+    ct->prev_n = n;
+    ct->prev_us = us;
+    ct->prev_ms = now;
+    ct->prev = *ls;
+    struct el_limit_obs o = {.dt_ms = (uint32_t)dt, .done = dn,
+                             .lat_ms = dn ? (double)dus / 1000.0 / (double)dn : 0,
+                             .inflight = ls->inflight, .queued = ls->queued, .waited = waited};
+    int limit = ls->limit;
+    if (cfg->max_concurrency < 0) {
+        struct el_limit_params lp = limit_params(cfg);
+        limit = el_limit_update(&ct->lim, &lp, &o);
+        if (limit != ls->limit) el_limiter_set_limit(ct->limiter, limit);
+    }
+    struct el_admit_obs ao = {.dt_ms = (uint32_t)dt, .limit = limit,
+                              .busy = (double)dus / 1000.0 / (double)dt,
+                              .queued = ls->queued, .done = dn,
+                              .wait_ms = granted ? (double)wait_us / 1000.0 / (double)granted : 0,
+                              .probing = cfg->max_concurrency < 0 && el_limit_probing(&ct->lim)};
+    return ao;
 }
 
 static void control_tick(evutil_socket_t fd, short what, void *arg)
@@ -88,6 +150,17 @@ static void control_tick(evutil_socket_t fd, short what, void *arg)
     }
     struct el_limiter_stats ls;
     el_limiter_stats(ct->limiter, &ls); /* requests waiting for a backend slot keep it queueing */
+    uint64_t waited = ls.queued_total - ct->prev.queued_total;
+    struct el_admit_obs ao = backend_tick(ct, cfg, now, &ls);
+    /* The path opened the room on the request that found the limit reached;
+     * keep it queueing while requests wait or the limit was reached in the
+     * tick, and let only the hysteresis release it (the hold restarts). */
+    if (mode == EL_MODE_AUTO && ls.limit > 0 && (ls.queued > 0 || waited > 0)) {
+        char why[96];
+        snprintf(why, sizeof(why), "backend limit %d reached: %d waiting, %llu waited in the tick",
+                 ls.limit, ls.queued, (unsigned long long)waited);
+        if (el_trigger_hold(&ct->trig, why)) el_notice("trigger: queueing (%s)", ct->trig.reason);
+    }
     bool queueing = mode == EL_MODE_ON ||
                     (mode == EL_MODE_AUTO && (ct->trig.queueing || waiting > 0 || ls.queued > 0)) ||
                     (ct->paused && mode != EL_MODE_OFF);
@@ -101,21 +174,41 @@ static void control_tick(evutil_socket_t fd, short what, void *arg)
         ct->queueing = queueing;
     }
 
+    uint64_t released = el_room_released_total(ct->room_shared);
+    double credits = (double)(released - ct->prev_released) * 1000.0 / (double)ao.dt_ms;
+    ct->prev_released = released;
+    ct->credit_ps += (1 - exp(-(double)ao.dt_ms / 1000.0)) * (credits - ct->credit_ps);
+    bool by_headroom = false; /* the meter cancels the release credits */
     struct el_rate_params rp = rate_params(cfg);
     if (ct->rate_override > 0) {
         ct->rate_now = ct->rate_override;
     } else if (cfg->adapt) {
         /* The controller steers only while the room queues, and keeps what
          * it learned (the rate, the knee) from one episode to the next. */
-        if (queueing) el_rate_update(&ct->rate, &rp, now, ct->lat.pctl, ct->lat.count);
-        ct->rate_now = ct->rate.rate;
+        if (ao.limit > 0) { /* a backend limit: admit by its headroom */
+            struct el_admit_params ap = admit_params(cfg);
+            if (queueing) el_admit_update(&ct->adm, &ap, &ao);
+            /* Every Einlass-Release admits one more on top of the meter's
+             * rate: the headroom rate is for all admissions, so the meter
+             * cancels the release credits (counted here, smoothed over a
+             * second; the store carries a debt up to EL_METER_MAX_DEBT). */
+            ct->rate_now = ct->adm.rate;
+            by_headroom = true;
+        } else { /* no limit: by latency alone */
+            if (queueing) el_rate_update(&ct->rate, &rp, now, ct->lat.pctl, ct->lat.count);
+            ct->rate_now = ct->rate.rate;
+        }
     } else {
         ct->rate_now = cfg->admit_per_s;
     }
     atomic_store_explicit(&ct->state->mode, mode, memory_order_relaxed);
     atomic_store_explicit(&ct->state->queueing, queueing, memory_order_relaxed);
     atomic_store_explicit(&ct->state->paused, ct->paused, memory_order_relaxed);
-    if (mode != EL_MODE_OFF) el_room_tick(ct->room, ct->paused ? -1 : ct->rate_now); /* -1 holds */
+    /* The meter's inputs, each explicit: a pause holds (before the rest);
+     * by headroom, the releases' credits of this tick are cancelled. */
+    struct el_meter_in in = {.rate = ct->rate_now, .hold = ct->paused};
+    if (by_headroom) in.cancel_credits = ct->credit_ps * (double)ao.dt_ms / 1000.0;
+    if (mode != EL_MODE_OFF) el_room_tick(ct->room, &in);
     if (fd == -1 && what == 0) return; /* an extra tick (admin, reload): no disk here */
     el_journal_flush(); /* the uncertain writes the workers queued */
 }
@@ -182,6 +275,10 @@ struct el_control_loop *el_control_loop_new(const struct el_config *cfg)
     ct->rate_now = cfg->admit_per_s;
     struct el_rate_params rp = rate_params(cfg);
     el_rate_init(&ct->rate, &rp, cfg->admit_per_s);
+    struct el_admit_params ap = admit_params(cfg);
+    el_admit_init(&ct->adm, &ap, cfg->admit_per_s);
+    struct el_limit_params lp = limit_params(cfg);
+    el_limit_init(&ct->lim, &lp);
     ct->queueing = cfg->mode == EL_MODE_ON;
     return ct;
 }
@@ -194,6 +291,9 @@ void el_control_loop_start(struct el_control_loop *ct, struct event_base *base,
     ct->room = in->room;
     ct->state = in->state;
     ct->limiter = in->limiter;
+    const struct el_config *cfg = el_generation_config(ct->gen);
+    if (cfg->max_concurrency < 0) /* cold start at the floor: the first second of a rush is held */
+        el_limiter_set_limit(ct->limiter, (int)lround(ct->lim.limit));
     ct->nlats = in->nwindows;
     ct->lats = el_calloc(in->nwindows, sizeof(*ct->lats));
     memcpy(ct->lats, in->windows, in->nwindows * sizeof(*ct->lats));
@@ -211,7 +311,20 @@ void el_control_loop_reload(struct el_control_loop *ct, const struct el_config *
         oc->max_admit_per_s != nc->max_admit_per_s) {
         struct el_rate_params rp = rate_params(nc);
         el_rate_init(&ct->rate, &rp, nc->admit_per_s);
+        struct el_admit_params ap = admit_params(nc);
+        el_admit_init(&ct->adm, &ap, nc->admit_per_s);
     }
+    if (nc->max_concurrency < 0 &&
+        (oc->max_concurrency >= 0 || oc->min_concurrency != nc->min_concurrency ||
+         oc->max_concurrency_cap != nc->max_concurrency_cap)) {
+        struct el_limit_params lp = limit_params(nc);
+        el_limit_init(&ct->lim, &lp); /* from the floor again: the knee is learned in a second */
+    }
+}
+
+int el_control_loop_limit(const struct el_control_loop *ct)
+{
+    return (int)lround(ct->lim.limit);
 }
 
 void el_control_loop_tick(struct el_control_loop *ct)

@@ -183,7 +183,12 @@ static void answer_wait(struct el_gate *g, struct el_gate_ctx *ctx, const struct
         answer(ctx, EL_DECISION_WAIT, ctx->status_path ? 200 : 503, "application/json",
                g->scratch, n);
     }
-    ctx->retry_after = cfg->poll_s;
+    /* Come back at the estimated turn, but at least every poll_s: the front
+     * of the line returns as soon as it is let in instead of at the next
+     * poll, so admissions are not held back in poll_s waves. While paused
+     * nobody's turn comes: poll_s. */
+    uint64_t eta = a->eta_s < 1 ? 1 : a->eta_s;
+    ctx->retry_after = eta < (uint64_t)cfg->poll_s && !ctx->paused ? (int)eta : cfg->poll_s;
 }
 
 /* GET /_einlass/lang?set=TAG&to=PATH: remember the language in a cookie

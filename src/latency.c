@@ -49,6 +49,8 @@ struct slot {
 
 struct el_latency {
     struct slot slots[NSLOTS]; /* ring indexed by epoch % NSLOTS */
+    _Atomic uint64_t n_total;  /* samples ever added (single writer, relaxed) */
+    _Atomic uint64_t us_total; /* their sum in microseconds */
 };
 
 struct el_latency *el_latency_new(void)
@@ -101,6 +103,26 @@ void el_latency_add(struct el_latency *l, uint64_t now_ms, double ms)
     }
     relaxed_inc(&s->count[bucket_of(ms)]);
     relaxed_inc(&s->total);
+    double us = ms * 1000.0;
+    if (!(us >= 0)) us = 0;
+    if (us > 1e12) us = 1e12; /* infinite or absurd: count as ~11 days, not as garbage */
+    atomic_store_explicit(&l->us_total,
+                          atomic_load_explicit(&l->us_total, memory_order_relaxed) + (uint64_t)us,
+                          memory_order_relaxed);
+    atomic_store_explicit(&l->n_total, atomic_load_explicit(&l->n_total, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+void el_latency_totals(struct el_latency *const *ls, size_t n, uint64_t *count, uint64_t *sum_us)
+{
+    uint64_t c = 0, u = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (ls[i] == NULL) continue;
+        c += atomic_load_explicit(&ls[i]->n_total, memory_order_relaxed);
+        u += atomic_load_explicit(&ls[i]->us_total, memory_order_relaxed);
+    }
+    *count = c;
+    *sum_us = u;
 }
 
 static double rank_value(const uint64_t *merged, uint64_t total, double percentile)

@@ -76,6 +76,7 @@ struct el_room_shared {
     _Atomic uint64_t admitted_total; /* ... */
     _Atomic uint64_t unclaimed_total; /* ... held admissions returned as credit */
     _Atomic uint64_t kept_total;     /* ... admissions claimed by a patient who was away */
+    _Atomic uint64_t released_total; /* first releases here (each one a store credit) */
     _Atomic uint64_t rate_bits;      /* measured rate (double bits) */
     _Atomic uint64_t conf_rate_bits; /* configured admit_per_s (double bits) */
     _Atomic uint64_t tick_rate_bits; /* the last tick's rate (double bits) */
@@ -285,6 +286,7 @@ void el_room_release(struct el_room *r, uint64_t id)
     uint32_t now = (uint32_t)el_wall_s();
     int ttl = atomic_load(&sh->revoke_ttl_s);
     if (!el_revoke_add(sh->revoked, id, now + (uint32_t)ttl, now)) return; /* released before */
+    atomic_fetch_add(&sh->released_total, 1);
     ensure_store(r);
     if (redis_usable(r)) r->redis->ops->release(r->redis, id, ttl, el_now_ms());
     else sh->mem->ops->release(sh->mem, id, ttl, el_now_ms());
@@ -380,10 +382,11 @@ static void revoked_cb(void *arg, int err, const uint64_t *ids, size_t n, uint64
     r->revoke_cursor = next;
 }
 
-void el_room_tick(struct el_room *r, double rate)
+void el_room_tick(struct el_room *r, const struct el_meter_in *in)
 {
     ensure_store(r);
-    atomic_store(&r->sh->tick_rate_bits, dbits(rate));
+    double rate = in->rate > 0 && isfinite(in->rate) ? in->rate : 0;
+    atomic_store(&r->sh->tick_rate_bits, dbits(in->hold ? 0 : rate));
     /* Releases on other instances: the fetch is one cheap read a tick. */
     if (redis_usable(r) && !r->fetching) {
         r->fetching = true;
@@ -393,20 +396,26 @@ void el_room_tick(struct el_room *r, double rate)
     struct el_fallback *fb = r->sh->fb;
     bool up = link_up(r);
     if (r->redis != NULL && !up && !el_store_redis_starting(r->redis)) el_fallback_begin(fb, now);
-    if (el_fallback_active(fb)) el_fallback_tick(fb, rate, now);
-    /* The local queue: behind every Redis ticket, at this instance's share. */
+    if (el_fallback_active(fb)) el_fallback_tick(fb, in->hold ? 0 : rate, now);
+    /* The local queue: behind every Redis ticket, at this instance's share
+     * (of the rate and of the credits to cancel). */
     double share = 1;
     if (r->redis != NULL)
         share = el_fallback_local_share(fb, up && r->redis_known ? r->redis_st.head : NULL);
-    r->sh->mem->ops->advance(r->sh->mem, rate < 0 ? rate : rate * share, now, mem_stats_cb, r);
+    struct el_meter_in local = {.rate = rate * share,
+                                .cancel_credits = in->cancel_credits * share,
+                                .hold = in->hold};
+    r->sh->mem->ops->advance(r->sh->mem, &local, now, mem_stats_cb, r);
     if (up && !r->advancing) {
         r->advancing = true;
+        struct el_meter_in all = {.rate = rate, .cancel_credits = in->cancel_credits,
+                                  .hold = in->hold};
         if (el_fallback_active(fb)) {
             uint64_t skip[2];
             el_fallback_skip(fb, skip);
-            r->redis->ops->advance_skip(r->redis, rate, skip, redis_stats_cb, r);
+            r->redis->ops->advance_skip(r->redis, &all, skip, redis_stats_cb, r);
         } else {
-            r->redis->ops->advance(r->redis, rate, now, redis_stats_cb, r);
+            r->redis->ops->advance(r->redis, &all, now, redis_stats_cb, r);
         }
         return;
     }
@@ -431,6 +440,11 @@ uint64_t el_room_unclaimed_total(const struct el_room_shared *sh)
 uint64_t el_room_places_kept_total(const struct el_room_shared *sh)
 {
     return atomic_load(&sh->kept_total);
+}
+
+uint64_t el_room_released_total(const struct el_room_shared *sh)
+{
+    return atomic_load(&sh->released_total);
 }
 
 double el_room_measured_rate(const struct el_room_shared *sh)

@@ -253,8 +253,10 @@ static void reload(struct el_server *s)
     warn_exposure(g->cfg);
     el_room_shared_configure(s->room_shared, g->cfg);
     el_control_loop_reload(s->control, old->cfg, g->cfg);
-    if (g->cfg->max_concurrency != old->cfg->max_concurrency)
-        el_limiter_set_limit(s->limiter, el_limiter_configured(g->cfg->max_concurrency));
+    if (g->cfg->max_concurrency >= 0 && g->cfg->max_concurrency != old->cfg->max_concurrency)
+        el_limiter_set_limit(s->limiter, g->cfg->max_concurrency);
+    else if (g->cfg->max_concurrency < 0)
+        el_limiter_set_limit(s->limiter, el_control_loop_limit(s->control));
     el_log_level = el_config_log_level(g->cfg);
     atomic_store_explicit(&s->gen, g, memory_order_release);
     wake_workers(s, 1);

@@ -18,6 +18,9 @@
 #define EL_INSTANCE_TTL_MS 3000
 /* EWMA weight of the newest window. */
 #define EL_METER_ALPHA 0.3
+/* Largest debt the credits to cancel (el_meter_in) build up against release
+ * credits. */
+#define EL_METER_MAX_DEBT 50.0
 
 /* Released pass ids the memory store keeps for one credit per pass (and the
  * room for its revocation set): about 2 MB each, more than 200 releases a

@@ -152,21 +152,28 @@ static uint64_t bm_next(const struct bitmap *b, uint64_t lo, uint64_t hi)
 }
 
 /* Whole admissions due at now_ms: the kept fraction, rate x elapsed (capped)
- * and release credits; keeps the new fraction. */
-static uint64_t meter_budget(struct meter *m, double rate, uint64_t now_ms, uint64_t *elapsed)
+ * and release credits, less the credits to cancel; keeps the new fraction
+ * (below zero: the debt, at most EL_METER_MAX_DEBT). A hold admits nobody
+ * and keeps the fraction and the credits (store.h). */
+static uint64_t meter_budget(struct meter *m, const struct el_meter_in *in, uint64_t now_ms,
+                             uint64_t *elapsed)
 {
     uint64_t el = 0;
     if (m->has_last && now_ms > m->last_ms) el = EL_MIN(now_ms - m->last_ms, EL_METER_MAX_GAP_MS);
     m->last_ms = now_ms;
     m->has_last = true;
     *elapsed = el;
-    if (rate < 0) return 0; /* held (paused): credits and the fraction wait for the resume */
-    if (!isfinite(rate)) rate = 0;
-    double budget = m->frac + rate * (double)el / 1000.0 + (double)m->credits;
+    if (in->hold) return 0; /* held (paused): credits and the fraction wait for the resume */
+    double rate = in->rate > 0 && isfinite(in->rate) ? in->rate : 0;
+    double cancel = in->cancel_credits > 0 && isfinite(in->cancel_credits) ? in->cancel_credits : 0;
+    double budget = m->frac + rate * (double)el / 1000.0 + (double)m->credits - cancel;
     m->credits = 0;
+    if (budget < 0) {
+        m->frac = budget < -EL_METER_MAX_DEBT ? -EL_METER_MAX_DEBT : budget;
+        return 0;
+    }
     double whole = floor(budget);
     m->frac = budget - whole;
-    *elapsed = el;
     return whole > 0 ? (uint64_t)whole : 0;
 }
 
@@ -332,8 +339,8 @@ static void mem_check(struct el_store *st, uint8_t lane, uint64_t num, uint64_t 
     cb(arg, 0, &p);
 }
 
-static void mem_advance(struct el_store *st, double rate, uint64_t now_ms, el_store_stats_cb cb,
-                        void *arg)
+static void mem_advance(struct el_store *st, const struct el_meter_in *in, uint64_t now_ms,
+                        el_store_stats_cb cb, void *arg)
 {
     struct mstore *s = (struct mstore *)st;
     struct el_store_stats out;
@@ -341,10 +348,10 @@ static void mem_advance(struct el_store *st, double rate, uint64_t now_ms, el_st
     roll(s, now_ms);
     /* A hold (pause) keeps the held admissions claimable: their expiry and
      * the late mark wait for the resume (the same in store_redis.c). */
-    if (!(rate < 0))
+    if (!in->hold)
         for (int l = 0; l < 2; l++) s->meter.credits += expire_held(s, &s->lanes[l], now_ms);
     uint64_t elapsed;
-    uint64_t n = meter_budget(&s->meter, rate, now_ms, &elapsed);
+    uint64_t n = meter_budget(&s->meter, in, now_ms, &elapsed);
     uint64_t admitted = 0;
     for (int l = 1; l >= 0; l--) {
         struct lane *ln = &s->lanes[l];

@@ -93,6 +93,7 @@
 #include "store_internal.h"
 
 #include <errno.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -283,20 +284,24 @@ static const char lua_check[] = LUA_PRELUDE
 
 /* ARGV[4] = rate, ARGV[5] = this instance's id (its heartbeat: the meter
  * runs on every instance about every 100 ms), ARGV[6..7] = heads to move up
- * to after a fallback, per lane (0: none; fallback.h). Returns {waiting,
+ * to after a fallback, per lane (0: none; fallback.h), ARGV[8] = release
+ * credits to cancel (the debt carries over, at most EL_METER_MAX_DEBT),
+ * ARGV[9] = 1 to hold (el_meter_in in store.h). Returns {waiting,
  * admitted_total, rate, unclaimed, kept, h0, h1, t0, t1, c0, c1, w0, w1,
  * instances, frac}.
  * First the held admissions: entries 3 x poll_s old move the late mark,
  * entries claim_ms old leave the log and credit their unclaimed
- * admissions (the same as expire_held in store_memory.c). A negative rate
- * holds (pause): nobody is admitted, the fraction and release credits are
- * kept, and the held admissions neither expire nor move the late mark (they
- * stay claimable; their expiry waits for the resume), as in the memory store. */
+ * admissions (the same as expire_held in store_memory.c). A hold (pause)
+ * comes before the rate and the cancel: nobody is admitted, the fraction and
+ * release credits are kept, and the held admissions neither expire nor move
+ * the late mark (they stay claimable; their expiry waits for the resume), as
+ * in the memory store. */
 static const char lua_advance[] = LUA_PRELUDE
     "local rate = tonumber(ARGV[4]) or 0\n"
-    "if rate ~= rate then rate = 0 end\n"
-    "local hold = rate < 0\n"
-    "if hold then rate = 0 end\n"
+    "if rate ~= rate or rate < 0 or rate == math.huge then rate = 0 end\n"
+    "local cancel = tonumber(ARGV[8]) or 0\n"
+    "if cancel ~= cancel or cancel < 0 or cancel == math.huge then cancel = 0 end\n"
+    "local hold = ARGV[9] == '1'\n"
     "for l = 0, 1 do\n"
     "  local sk = tonumber(ARGV[6 + l]) or 0\n"
     "  if sk > head[l + 1] then\n"
@@ -352,9 +357,14 @@ static const char lua_advance[] = LUA_PRELUDE
     "local last = tonumber(a[2])\n"
     "local el = 0\n"
     "if last ~= nil and now > last then el = math.min(now - last, " EL_STR(EL_METER_MAX_GAP_MS) ") end\n"
-    "local budget = frac + rate * el / 1000 + (tonumber(a[3]) or 0) + credit\n"
-    "local n = math.floor(budget)\n"
-    "frac = budget - n\n"
+    "local budget = frac + rate * el / 1000 + (tonumber(a[3]) or 0) + credit - cancel\n"
+    "local n = 0\n"
+    "if budget < 0 then\n" /* cancelled credits: the debt carries over */
+    "  frac = math.max(budget, -" EL_STR(EL_METER_MAX_DEBT) ")\n"
+    "else\n"
+    "  n = math.floor(budget)\n"
+    "  frac = budget - n\n"
+    "end\n"
     "local cred = 0\n"
     "if hold then n = 0; frac = tonumber(a[1]) or 0; cred = tonumber(a[3]) or 0 end\n"
     "local admitted = 0\n"
@@ -436,7 +446,7 @@ struct op {
     uint8_t lane;            /* join, check */
     uint64_t num;            /* check; release: the pass id; revoked: the cursor */
     int ttl_s;               /* release */
-    double rate;             /* advance */
+    struct el_meter_in meter; /* advance */
     uint64_t skip[2];        /* advance: heads to move up to (0: none) */
     el_store_place_cb pcb;   /* join, check */
     el_store_stats_cb scb;   /* advance (may be NULL) */
@@ -971,7 +981,9 @@ static void deliver(struct op *op, const redisReply *r)
             st.lane_waiting[l] = (uint64_t)v[6 + l];
         }
         st.instances = (unsigned)EL_MIN(v[8], 1 << 20);
-        st.frac = str_elem(r, 14);
+        const redisReply *fr = r->element[14]; /* below 0: a debt of cancelled credits */
+        st.frac = fr->type == REDIS_REPLY_STRING ? strtod(fr->str, NULL) : 0;
+        if (!isfinite(st.frac)) st.frac = 0;
         st.waiting = (uint64_t)a;
         st.admitted_total = (uint64_t)b;
         st.rate = str_elem(r, 2);
@@ -1026,9 +1038,9 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 /* Hand op to hiredis (EVALSHA, or EVAL once NOSCRIPT was seen). */
 static void send_op(struct rstore *s, struct op *op)
 {
-    const char *argv[2 + 1 + NKEYS + 7];
+    const char *argv[2 + 1 + NKEYS + 9];
     size_t len[EL_ARRAY_LEN(argv)];
-    char nums[7][32];
+    char nums[8][32];
     int n = 0;
     argv[n++] = op->retried ? "EVAL" : "EVALSHA";
     argv[n++] = op->retried ? scripts[op->kind] : s->sha[op->kind];
@@ -1041,13 +1053,17 @@ static void send_op(struct rstore *s, struct op *op)
     snprintf(nums[0], sizeof(nums[0]), "%lld", s->late_ms);
     argv[n++] = nums[0];
     if (op->kind == OP_ADVANCE) {
-        snprintf(nums[1], sizeof(nums[1]), "%.6f", op->rate);
+        double rate = op->meter.rate, cancel = op->meter.cancel_credits;
+        snprintf(nums[1], sizeof(nums[1]), "%.6f", rate > 0 && isfinite(rate) ? rate : 0);
         argv[n++] = nums[1];
         argv[n++] = s->inst;
         snprintf(nums[5], sizeof(nums[5]), "%llu", (unsigned long long)op->skip[0]);
         argv[n++] = nums[5];
         snprintf(nums[6], sizeof(nums[6]), "%llu", (unsigned long long)op->skip[1]);
         argv[n++] = nums[6];
+        snprintf(nums[7], sizeof(nums[7]), "%.6f", cancel > 0 && isfinite(cancel) ? cancel : 0);
+        argv[n++] = nums[7];
+        argv[n++] = op->meter.hold ? "1" : "0";
     } else if (op->kind == OP_RELEASE) {
         snprintf(nums[1], sizeof(nums[1]), "%llu", (unsigned long long)op->num);
         argv[n++] = nums[1];
@@ -1109,23 +1125,23 @@ static void redis_check(struct el_store *st, uint8_t lane, uint64_t num, uint64_
     submit((struct rstore *)st, op);
 }
 
-static void redis_advance(struct el_store *st, double rate, uint64_t now_ms, el_store_stats_cb cb,
-                          void *arg)
+static void redis_advance(struct el_store *st, const struct el_meter_in *in, uint64_t now_ms,
+                          el_store_stats_cb cb, void *arg)
 {
     struct op *op = el_calloc(1, sizeof(*op));
     op->kind = OP_ADVANCE;
-    op->rate = rate;
+    op->meter = *in;
     op->scb = cb;
     op->arg = arg;
     submit((struct rstore *)st, op);
 }
 
-static void redis_advance_skip(struct el_store *st, double rate, const uint64_t skip[2],
-                               el_store_stats_cb cb, void *arg)
+static void redis_advance_skip(struct el_store *st, const struct el_meter_in *in,
+                               const uint64_t skip[2], el_store_stats_cb cb, void *arg)
 {
     struct op *op = el_calloc(1, sizeof(*op));
     op->kind = OP_ADVANCE;
-    op->rate = rate;
+    op->meter = *in;
     op->skip[0] = skip[0];
     op->skip[1] = skip[1];
     op->scb = cb;

@@ -72,6 +72,8 @@ struct el_config {
     int keepalive;             /* idle backend connections kept per worker */
     int max_concurrency;       /* backend admission limit: N, 0 unlimited, -1 auto */
     int queue_timeout_ms;      /* longest wait for a backend slot */
+    int min_concurrency;       /* auto limit's floor and cold start */
+    int max_concurrency_cap;   /* auto limit's ceiling */
 
     /* [trigger] */
     char *latency_metric;      /* Server-Timing metric name */
@@ -106,6 +108,7 @@ struct el_config {
     bool min_admit_per_s_set;      /* the file sets min_admit_per_s (else it follows admit_per_s) */
     bool max_admit_per_s_set;      /* the file sets max_admit_per_s (else it follows admit_per_s) */
     bool adapt;                    /* rate follows latency */
+    int settle_ms;                 /* admission -> load delay; 0 = poll_s * 1000 + 2000 */
     int poll_s;                    /* Retry-After for waiting clients */
     int max_joins_per_ip_per_min;  /* joins per client address (IPv6: /64) a minute; 0 = no limit */
     char *template_path;           /* resolved path, or "" for the built-in page */

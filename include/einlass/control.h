@@ -77,4 +77,107 @@ void el_rate_init(struct el_rate_ctl *c, const struct el_rate_params *p, double 
 double el_rate_update(struct el_rate_ctl *c, const struct el_rate_params *p, uint64_t now_ms,
                       double pctl_ms, uint64_t samples);
 
+/* ---- the adaptive concurrency limit toward the backend ---- */
+
+struct el_limit_params {
+    int min;             /* never below this (>= 1) */
+    int max;             /* never above this */
+    int initial;         /* cold start (clamped to [min, max]) */
+    double ceiling_ms;   /* queue_above_ms: a tick's mean latency above it cuts at once */
+};
+
+/* One control tick's view of the backend, from el_limiter_stats deltas and
+ * the latency totals of the completions in the tick. */
+struct el_limit_obs {
+    uint32_t dt_ms;      /* time since the previous tick (about 100) */
+    uint64_t done;       /* backend requests completed in the tick */
+    double lat_ms;       /* their mean latency (database time), ignored when done == 0 */
+    int inflight;        /* holding a slot now */
+    int queued;          /* waiting for a slot now */
+    uint64_t waited;     /* requests that had to wait for a slot during the tick */
+};
+
+struct el_limit_ctl {
+    double limit;        /* current limit (the limiter gets lround(limit)) */
+    double base_ms;      /* no-load latency estimate (minimum, re-measured by probes) */
+    double x_per_s;      /* smoothed throughput */
+    double lat_ms;       /* smoothed latency */
+    double knee;         /* largest concurrency served at base latency lately (fades) */
+    bool slow_start;     /* still doubling: no sign of a queue at the backend yet */
+    int probe;           /* 0 none; 1 draining; 2 measuring */
+    double probe_saved;  /* limit to return to after the probe */
+    uint32_t since_probe_ms; /* time since the last base measurement */
+    uint32_t probe_ms;   /* time in the current probe */
+    uint32_t drained_ms; /* time in the current probe with inflight at the probe limit */
+    uint32_t ss_hold_ms; /* slow start: time until the next doubling may happen */
+    int stale_ticks;     /* consecutive saturated ticks well above base */
+    uint64_t cuts;       /* ceiling cuts so far */
+    uint64_t probes;     /* base probes so far */
+};
+
+/* Start cold: limit = initial, slow start on, no baseline. */
+void el_limit_init(struct el_limit_ctl *c, const struct el_limit_params *p);
+
+/* One tick. Returns the integer limit to hand to the limiter, always within
+ * [min, max]. The rule (docs/controller.md): Little's law, limit = throughput
+ * x no-load latency x (1 + headroom) + 1, while the limit is used; doubling
+ * per tick while latency stays at the no-load value (slow start); a tick
+ * mean above ceiling_ms cuts at once, multiplicatively; the no-load latency
+ * is the minimum seen, re-measured by a two-tick probe at half the limit
+ * every few seconds while the limit binds (sooner when latency stays well
+ * above it), so it can rise after the database slows down. */
+int el_limit_update(struct el_limit_ctl *c, const struct el_limit_params *p,
+                    const struct el_limit_obs *o);
+
+/* True while a probe holds the limit down on purpose (the admission rate
+ * should not react to the queue it makes). */
+static inline bool el_limit_probing(const struct el_limit_ctl *c) { return c->probe != 0; }
+
+/* ---- the admission rate by headroom ---- */
+
+struct el_admit_params {
+    double min_per_s;    /* floor */
+    double max_per_s;    /* ceiling */
+    double wait_ms;      /* queue delay in einlass that counts as pressure 1 (0 = 50) */
+    uint32_t settle_ms;  /* how long an admission takes to show as load: the
+                            poll interval plus a few requests (0 = 7000) */
+};
+
+struct el_admit_ctl {
+    double rate;         /* current new sessions per second */
+    double pressure;     /* last tick's queue pressure (for /status and tests) */
+    double spare;        /* last tick's spare share of the limit */
+    uint32_t since_cut_ms; /* private: time since the last cut */
+    double cut_pressure; /* private: pressure at the last cut */
+    bool have_cut;       /* private */
+};
+
+struct el_admit_obs {
+    uint32_t dt_ms;      /* time since the previous tick */
+    int limit;           /* the backend limit in force (> 0) */
+    double busy;         /* mean requests at the backend over the tick: done x mean latency / dt */
+    int queued;          /* waiting for a slot now */
+    uint64_t done;       /* completed during the tick */
+    double wait_ms;      /* mean wait for a slot of the requests granted in the tick (0 if none waited) */
+    bool probing;        /* the limit is held down on purpose: hold */
+};
+
+void el_admit_init(struct el_admit_ctl *c, const struct el_admit_params *p, double start_per_s);
+
+/* One tick while the room queues. pressure = the backend queue's delay
+ * (queued / throughput, or the tick's mean wait if larger) / wait_ms. Above
+ * 1 the rate falls at once, by up to ADMIT_DOWN per second (a quarter per
+ * tick at pressure 2); below ADMIT_CALM, with a spare share
+ * (limit - busy) / limit above ADMIT_BAND, it rises by ADMIT_UP x spare per
+ * second; otherwise it holds. Returns the rate, within [min_per_s,
+ * max_per_s]. */
+double el_admit_update(struct el_admit_ctl *c, const struct el_admit_params *p,
+                       const struct el_admit_obs *o);
+
+/* Keep the room queueing on the control loop's own evidence (the backend
+ * queue is non-empty, or the limit was reached in the last tick): starts
+ * queueing if it was not, with reason, and breaks any calm stretch so the
+ * release hold starts over. Returns true if the state changed. */
+bool el_trigger_hold(struct el_trigger *t, const char *reason);
+
 #endif

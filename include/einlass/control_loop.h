@@ -28,7 +28,7 @@ struct el_control_loop;
  * the loop. */
 struct el_control_inputs {
     _Atomic(struct el_generation *) *gen; /* the current generation (its config) */
-    struct el_latency *const *windows;    /* the workers' windows and the probe's */
+    struct el_latency *const *windows;    /* the workers' windows, then the probe's (last) */
     size_t nwindows;                      /* length of windows (copied at start) */
     struct el_room_shared *room_shared;   /* waiting count, admitted total, store state */
     struct el_room *room;                 /* the main thread's room handle: the meter */
@@ -60,5 +60,9 @@ void el_control_loop_tick(struct el_control_loop *ct);
 void el_control_loop_stop(struct el_control_loop *ct);
 /* Free ct (NULL is fine); stopped first if it was started. */
 void el_control_loop_free(struct el_control_loop *ct);
+
+/* The adaptive limit's current value (max_concurrency = auto), for the
+ * server to hand to the limiter after a reload. */
+int el_control_loop_limit(const struct el_control_loop *ct);
 
 #endif

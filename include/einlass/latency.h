@@ -50,4 +50,9 @@ struct el_latency_summary {
 void el_latency_merge(struct el_latency *const *ls, size_t n, uint64_t now_ms, uint32_t window_ms,
                       double percentile, struct el_latency_summary *out);
 
+/* Samples ever added to n histograms and their sum in microseconds, for a
+ * per-tick count and mean (the caller subtracts the previous totals). A
+ * sample being added may show in one total and not yet in the other. */
+void el_latency_totals(struct el_latency *const *ls, size_t n, uint64_t *count, uint64_t *sum_us);
+
 #endif

@@ -71,15 +71,19 @@ bool el_room_revoked(const struct el_room *r, uint64_t id, uint64_t now_s);
  * shared by every thread of this instance. Any thread. */
 int el_room_join_allowed(const struct el_room *r, uint64_t key, uint8_t family);
 
-/* Main thread, about every 100 ms: run the meter at rate admissions per
- * second (on the Redis store, and on the local queue if it holds anyone),
- * and refresh the figures below. A negative rate holds the meter (pause):
- * nobody is admitted, places and release credits are kept. */
-void el_room_tick(struct el_room *r, double rate);
+/* Main thread, about every 100 ms: run the meter with in (store.h's
+ * el_meter_in: in->rate admissions per second, in->cancel_credits release
+ * credits to cancel, in->hold to hold it) on the Redis store, and on the
+ * local queue if it holds anyone, and refresh the figures below. A hold
+ * (pause) admits nobody and keeps places and release credits. */
+void el_room_tick(struct el_room *r, const struct el_meter_in *in);
 
 /* Figures for /status and /metrics; any thread. */
 uint64_t el_room_waiting(const struct el_room_shared *sh);
 uint64_t el_room_admitted_total(const struct el_room_shared *sh);
+/* Passes released on this instance so far (first releases only: each gave
+ * the store one admission credit on top of the meter's rate). */
+uint64_t el_room_released_total(const struct el_room_shared *sh);
 double el_room_measured_rate(const struct el_room_shared *sh);
 /* Admissions held claim_s for a reached ticket and not claimed: returned as
  * credit to the next in line. */

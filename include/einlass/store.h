@@ -75,7 +75,28 @@ struct el_store_stats {
     uint64_t claim[2];        /* claim horizon: reached tickets below may no longer claim */
     uint64_t lane_waiting[2]; /* live waiting tickets */
     unsigned instances;       /* live instances sharing the room (heartbeats); memory: 1 */
-    double frac;              /* the meter's budget fraction (the next admission's progress) */
+    double frac;              /* the meter's budget fraction (the next admission's progress;
+                                 below 0: the debt of cancelled credits) */
+};
+
+/* The meter's inputs for one advance, each explicit (none rides on a sign):
+ *   - rate: admissions per second (negative, NaN or infinite counts as 0).
+ *   - cancel_credits (>= 0): release credits to cancel, for a caller whose
+ *     rate already counts the admissions releases make (the control loop's
+ *     headroom rate is for all admissions): it comes off the budget (the
+ *     fraction + rate x elapsed + release credits); a budget below zero is
+ *     a debt carried to the next advances, at most EL_METER_MAX_DEBT
+ *     (store_internal.h), and dropped when nobody waits (as the fraction is).
+ *   - hold (pause) takes precedence over both: nobody is admitted, release
+ *     credits, the fraction (or debt) are kept for later and cancel_credits
+ *     is ignored, the meter's clock still moves (no burst on resume), and
+ *     held admissions do not expire: a reached ticket can still claim its
+ *     pass (while it is live); the first advance without hold expires
+ *     whatever is claim_s old by then. */
+struct el_meter_in {
+    double rate;           /* >= 0 */
+    double cancel_credits; /* >= 0 */
+    bool hold;             /* admit nobody, keep everything */
 };
 
 struct el_store;
@@ -96,20 +117,16 @@ struct el_store_ops {
     /* A ticket holder is back: mark live; if reached, claim its pass. */
     void (*check)(struct el_store *s, uint8_t lane, uint64_t num, uint64_t now_ms,
                   el_store_place_cb cb, void *arg);
-    /* The meter: advance the heads at rate per second since the last advance
-     * (any instance may call it; the elapsed time is the store's own: Redis
-     * TIME, or now_ms for memory). Reports stats. A negative rate holds
-     * (pause): nobody is admitted, release credits and the fraction are kept
-     * for later, the meter's clock still moves (no burst on resume), and
-     * held admissions do not expire: a reached ticket can still claim its
-     * pass (while it is live); the first advance at rate >= 0 expires
-     * whatever is claim_s old by then. */
-    void (*advance)(struct el_store *s, double rate, uint64_t now_ms, el_store_stats_cb cb,
-                    void *arg);
+    /* The meter: advance the heads at in->rate per second since the last
+     * advance (any instance may call it; the elapsed time is the store's own:
+     * Redis TIME, or now_ms for memory), plus the release credits less
+     * in->cancel_credits (el_meter_in). Reports stats. */
+    void (*advance)(struct el_store *s, const struct el_meter_in *in, uint64_t now_ms,
+                    el_store_stats_cb cb, void *arg);
     /* Redis only (NULL in memory): advance after a fallback, first moving
      * each lane's head up to skip[l] (0: not), the tickets the fallback
      * admitted below it being reached (fallback.h). */
-    void (*advance_skip)(struct el_store *s, double rate, const uint64_t skip[2],
+    void (*advance_skip)(struct el_store *s, const struct el_meter_in *in, const uint64_t skip[2],
                          el_store_stats_cb cb, void *arg);
     /* A session ended (Einlass-Release) for pass id: the first release of id
      * within ttl_s seconds adds one admission credit, later ones none (in

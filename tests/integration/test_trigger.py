@@ -39,7 +39,11 @@ def trigger_text(**over):
 def conf(backend, admit="2", **trigger):
     room = ("mode = auto\nstore = memory\nadapt = off\npoll_s = 1\n"
             "min_admit_per_s = 0.01\nadmit_per_s = %s\n" % admit)
-    return conf_text(backend.port, room=room, trigger=trigger_text(**trigger))
+    # These tests are about the latency and in-flight trigger alone: no
+    # backend limit (max_concurrency = auto starts at min_concurrency and
+    # would hold the slow requests below max_inflight).
+    return conf_text(backend.port, room=room, trigger=trigger_text(**trigger),
+                     backend="max_concurrency = 0\n")
 
 
 def set_backend(b, **kv):

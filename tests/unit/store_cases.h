@@ -81,21 +81,43 @@ static struct el_place check_ok(struct el_store *s, uint8_t lane, uint64_t num)
     return r.place;
 }
 
-static struct el_store_stats advance_ok(struct el_store *s, double rate)
+/* A pass id no case has released yet. */
+static uint64_t fresh_id(void)
+{
+    static uint64_t next = 0x5eed0000;
+    return next++;
+}
+
+static struct el_store_stats advance_in(struct el_store *s, struct el_meter_in in)
 {
     struct result r = {0};
-    s->ops->advance(s, rate, drv_now, stats_cb, &r);
+    s->ops->advance(s, &in, drv_now, stats_cb, &r);
     drv_wait(&r.done);
     assert_int_equal(r.calls, 1);
     assert_int_equal(r.err, 0);
     return r.st;
 }
 
-/* A pass id no case has released yet. */
-static uint64_t fresh_id(void)
+static struct el_store_stats advance_ok(struct el_store *s, double rate)
 {
-    static uint64_t next = 0x5eed0000;
-    return next++;
+    return advance_in(s, (struct el_meter_in){.rate = rate});
+}
+
+/* The meter held (pause). */
+static struct el_store_stats hold_ok(struct el_store *s)
+{
+    return advance_in(s, (struct el_meter_in){.hold = true});
+}
+
+/* One advance at rate 0 cancelling n release credits. */
+static struct el_store_stats cancel_ok(struct el_store *s, double n)
+{
+    return advance_in(s, (struct el_meter_in){.cancel_credits = n});
+}
+
+static void release_n(struct el_store *s, int n)
+{
+    for (int i = 0; i < n; i++) s->ops->release(s, fresh_id(), 600, drv_now);
 }
 
 /* n release credits (n passes released), then one advance at rate 0: admits
@@ -335,19 +357,19 @@ static void case_unclaimed_admission_returns_as_credit(void **state)
     s->ops->free(s);
 }
 
-/* A negative rate holds (pause): nobody is admitted, not even by release
- * credits, which wait for the next advance at a rate >= 0. */
+/* A hold (pause): nobody is admitted, not even by release credits, which
+ * wait for the next advance without hold. */
 static void case_hold_keeps_credits(void **state)
 {
     struct el_store *s = drv_open(60);
     advance_ok(s, 0);
     struct el_place a = join_ok(s, 0), b = join_ok(s, 0);
     for (int i = 0; i < 2; i++) s->ops->release(s, fresh_id(), 600, drv_now);
-    struct el_store_stats st = advance_ok(s, -1);
+    struct el_store_stats st = hold_ok(s);
     assert_int_equal(st.waiting, 2);
     assert_int_equal(st.admitted_total, 0);
     assert_int_equal(check_ok(s, 0, a.num).state, EL_PLACE_WAITING);
-    st = advance_ok(s, -1);
+    st = hold_ok(s);
     assert_int_equal(st.waiting, 2);
     st = advance_ok(s, 0); /* resumed: the two credits admit two */
     assert_int_equal(st.waiting, 0);
@@ -367,7 +389,7 @@ static void case_hold_keeps_held_admission_claimable(void **state)
     struct el_place a = join_ok(s, 0), b = join_ok(s, 0), c = join_ok(s, 0);
     assert_int_equal(admit(s, 2).waiting, 1); /* a's and b's turn, both away */
     drv_sleep(1500);                          /* past claim_s, while paused */
-    struct el_store_stats st = advance_ok(s, -1);
+    struct el_store_stats st = hold_ok(s);
     assert_int_equal(st.unclaimed_total, 0);
     assert_int_equal(st.waiting, 1);
     assert_int_equal(check_ok(s, 0, a.num).state, EL_PLACE_ADMITTED);
@@ -377,6 +399,86 @@ static void case_hold_keeps_held_admission_claimable(void **state)
     assert_int_equal(st.waiting, 0);
     assert_int_equal(check_ok(s, 0, b.num).state, EL_PLACE_GONE);
     assert_int_equal(check_ok(s, 0, c.num).state, EL_PLACE_ADMITTED);
+    s->ops->free(s);
+}
+
+/* Credits to cancel consume release credits: 3 credits less 2 admit one;
+ * 2 credits less 3 admit nobody and leave a debt of 1, which the next 2
+ * credits pay before admitting one. A negative rate is no hold: it counts
+ * as 0 and the credits admit. */
+static void case_cancel_consumes_release_credits(void **state)
+{
+    struct el_store *s = drv_open(60);
+    advance_ok(s, 0);
+    struct el_place p[5];
+    for (int i = 0; i < 5; i++) p[i] = join_ok(s, 0);
+    release_n(s, 3);
+    struct el_store_stats st = cancel_ok(s, 2);
+    assert_int_equal(st.waiting, 4);
+    assert_int_equal(check_ok(s, 0, p[0].num).state, EL_PLACE_ADMITTED);
+    assert_int_equal(check_ok(s, 0, p[1].num).position, 1);
+    release_n(s, 2);
+    st = cancel_ok(s, 3);
+    assert_int_equal(st.waiting, 4); /* in debt by 1 */
+    assert_true(st.frac < -0.99 && st.frac > -1.01);
+    st = advance_ok(s, 0); /* the debt stays without credits */
+    assert_int_equal(st.waiting, 4);
+    release_n(s, 2);
+    st = advance_ok(s, 0); /* 2 credits: one pays the debt, one admits */
+    assert_int_equal(st.waiting, 3);
+    assert_int_equal(check_ok(s, 0, p[1].num).state, EL_PLACE_ADMITTED);
+    release_n(s, 1);
+    st = advance_ok(s, -5);
+    assert_int_equal(st.waiting, 2);
+    assert_int_equal(check_ok(s, 0, p[2].num).state, EL_PLACE_ADMITTED);
+    assert_int_equal(check_ok(s, 0, p[3].num).position, 1);
+    s->ops->free(s);
+}
+
+/* The debt is capped at EL_METER_MAX_DEBT (50): cancelling 1000 credits
+ * with none at hand costs 50 credits later, not 1000. */
+static void case_cancel_debt_is_capped(void **state)
+{
+    struct el_store *s = drv_open(60);
+    advance_ok(s, 0);
+    struct el_place a = join_ok(s, 0), b = join_ok(s, 0);
+    struct el_store_stats st = cancel_ok(s, 1000);
+    assert_int_equal(st.waiting, 2);
+    assert_true(st.frac > -50.01 && st.frac < -49.99);
+    release_n(s, 50);
+    st = advance_ok(s, 0); /* the debt paid, nobody admitted */
+    assert_int_equal(st.waiting, 2);
+    release_n(s, 1);
+    st = advance_ok(s, 0);
+    assert_int_equal(st.waiting, 1);
+    assert_int_equal(check_ok(s, 0, a.num).state, EL_PLACE_ADMITTED);
+    assert_int_equal(check_ok(s, 0, b.num).position, 1);
+    s->ops->free(s);
+}
+
+/* Hold comes first: a held advance with credits to cancel admits nobody,
+ * keeps the release credits and the debt, and cancels nothing; on the
+ * resume the debt of 1 takes one of the 3 credits, two are admitted. */
+static void case_hold_with_cancel_keeps_credits(void **state)
+{
+    struct el_store *s = drv_open(60);
+    advance_ok(s, 0);
+    struct el_place p[3];
+    for (int i = 0; i < 3; i++) p[i] = join_ok(s, 0);
+    assert_int_equal(cancel_ok(s, 1).waiting, 3); /* a debt of 1 */
+    release_n(s, 3);
+    struct el_store_stats st = advance_in(s, (struct el_meter_in){.rate = 1000,
+                                                                  .cancel_credits = 5,
+                                                                  .hold = true});
+    assert_int_equal(st.waiting, 3);
+    assert_int_equal(st.admitted_total, 0);
+    assert_true(st.frac < -0.99 && st.frac > -1.01);
+    assert_int_equal(check_ok(s, 0, p[0].num).state, EL_PLACE_WAITING);
+    st = advance_ok(s, 0); /* resumed */
+    assert_int_equal(st.waiting, 1);
+    assert_int_equal(check_ok(s, 0, p[0].num).state, EL_PLACE_ADMITTED);
+    assert_int_equal(check_ok(s, 0, p[1].num).state, EL_PLACE_ADMITTED);
+    assert_int_equal(check_ok(s, 0, p[2].num).position, 1);
     s->ops->free(s);
 }
 
@@ -390,6 +492,9 @@ static void case_hold_keeps_held_admission_claimable(void **state)
         cmocka_unit_test(case_held_admission_claimed_within_claim),                               \
         cmocka_unit_test(case_unclaimed_admission_returns_as_credit),                             \
         cmocka_unit_test(case_hold_keeps_credits),                                                \
-        cmocka_unit_test(case_hold_keeps_held_admission_claimable)
+        cmocka_unit_test(case_hold_keeps_held_admission_claimable),                               \
+        cmocka_unit_test(case_cancel_consumes_release_credits),                                   \
+        cmocka_unit_test(case_cancel_debt_is_capped),                                             \
+        cmocka_unit_test(case_hold_with_cancel_keeps_credits)
 
 #endif

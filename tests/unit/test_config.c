@@ -594,7 +594,7 @@ static void test_shipped_conf_documents_every_key(void **state)
         free(b);
         nkeys++;
     }
-    assert_int_equal(nkeys, 54); /* 16 server, 6 backend, 10 trigger, 20 room, 2 route */
+    assert_int_equal(nkeys, 57); /* 16 server, 8 backend, 10 trigger, 21 room, 2 route */
     free(shipped);
     free(path);
     free(text);
@@ -693,7 +693,8 @@ static void test_err_unknown_key(void **state)
     (void)state;
     expect_err(ROOM "[backend]\naddress = 127.0.0.1:1\nadress = 127.0.0.1:2\n",
                "5: [backend] unknown key 'adress' (known: address, connect_timeout_ms, "
-               "response_timeout_ms, keepalive, max_concurrency, queue_timeout_ms)");
+               "response_timeout_ms, keepalive, max_concurrency, queue_timeout_ms, "
+               "min_concurrency, max_concurrency_cap)");
     expect_err(ROOM "[route a]\nmatch = GET /\nmethod = GET\n",
                "5: [route a] unknown key 'method' (known: match, action)");
 }
@@ -899,6 +900,19 @@ static void test_err_cross_checks(void **state)
                "3: [room] claim_s (700) must not be above keep_place_s (600, the default: the "
                "file does not set keep_place_s; set it)");
     expect_err(ROOM "keep_place_s = 0\n", "3: [room] keep_place_s: 0 is below the minimum 1");
+    expect_err(ROOM "[backend]\nmax_concurrency_cap = 4\nmin_concurrency = 5\n",
+               "5: [backend] min_concurrency (5) must not be above max_concurrency_cap (4)");
+    expect_err(ROOM "[backend]\nmin_concurrency = 0\n", "4: [backend] min_concurrency: 0 is below the minimum 1");
+    expect_err(ROOM "settle_ms = -1\n", "3: [room] settle_ms: -1 is below the minimum 0");
+    expect_err(ROOM "[backend]\nmax_concurrency_cap = 1\n",
+               "4: [backend] min_concurrency (2, the default: the file does not set "
+               "min_concurrency; set it) must not be above max_concurrency_cap (1)");
+    struct el_config *cfg = load_ok(ROOM "settle_ms = 9000\n[backend]\nmin_concurrency = 3\n"
+                                         "max_concurrency_cap = 40\n");
+    assert_int_equal(cfg->settle_ms, 9000);
+    assert_int_equal(cfg->min_concurrency, 3);
+    assert_int_equal(cfg->max_concurrency_cap, 40);
+    el_config_free(cfg);
 }
 
 static void test_admit_per_s_500_alone_is_accepted(void **state)

@@ -297,6 +297,27 @@ static void test_hist_merge_several(void **state)
     free(xs);
 }
 
+/* The totals the control loop diffs per tick: count and sum over all. */
+static void test_totals_count_and_sum(void **state)
+{
+    (void)state;
+    struct el_latency *a = el_latency_new(), *b = el_latency_new();
+    struct el_latency *ls[3] = {a, NULL, b};
+    uint64_t n, us;
+    el_latency_totals(ls, 3, &n, &us);
+    assert_int_equal(n, 0);
+    el_latency_add(a, 1000, 20);
+    el_latency_add(b, 1000, 40.5);
+    el_latency_add(b, 900000, 1); /* far later: totals never expire */
+    el_latency_add(a, 1000, NAN); /* dropped, as in the histogram */
+    el_latency_add(a, 1000, -5);  /* counts, as 0 */
+    el_latency_totals(ls, 3, &n, &us);
+    assert_int_equal(n, 4);
+    assert_int_equal(us, 20000 + 40500 + 1000);
+    el_latency_free(a);
+    el_latency_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -311,6 +332,7 @@ int main(void)
         cmocka_unit_test(test_hist_window_expiry),
         cmocka_unit_test(test_hist_window_change_keeps_samples),
         cmocka_unit_test(test_hist_merge_several),
+        cmocka_unit_test(test_totals_count_and_sum),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -81,7 +81,7 @@ static void test_memory_room(void **state)
     struct el_config c = memory_cfg();
     struct el_room_shared *sh = el_room_shared_new(&c);
     struct el_room *r = el_room_new(sh, NULL);
-    el_room_tick(r, 0);
+    el_room_tick(r, &(struct el_meter_in){.rate = 0});
     struct el_room_answer a = join(r, 0), b = join(r, 0), v = join(r, 1);
     assert_false(a.local);
     assert_int_equal(a.place.state, EL_PLACE_WAITING);
@@ -91,18 +91,18 @@ static void test_memory_room(void **state)
     assert_int_equal(v.place.position, 1);
     assert_int_equal(check(r, 0, b.place.num, false).place.position, 3);
     assert_int_equal(check(r, 0, b.place.num, false).eta_s, 2); /* 3 at 2/s */
-    el_room_tick(r, 0);
+    el_room_tick(r, &(struct el_meter_in){.rate = 0});
     assert_int_equal(el_room_waiting(sh), 3);
     assert_string_equal(el_store_state_name(el_room_store_state(sh)), "memory");
     el_room_release(r, 1001);
     el_room_release(r, 1002);
-    el_room_tick(r, 0);
+    el_room_tick(r, &(struct el_meter_in){.rate = 0});
     assert_int_equal(check(r, 1, v.place.num, false).place.state, EL_PLACE_ADMITTED);
     assert_int_equal(check(r, 0, a.place.num, false).place.state, EL_PLACE_ADMITTED);
     assert_int_equal(check(r, 0, a.place.num, false).place.state, EL_PLACE_USED);
     struct el_room_answer bb = check(r, 0, b.place.num, false);
     assert_int_equal(bb.place.position, 1);
-    el_room_tick(r, 3);
+    el_room_tick(r, &(struct el_meter_in){.rate = 3});
     assert_int_equal(el_room_waiting(sh), 1);
     assert_int_equal(el_room_admitted_total(sh), 2);
     assert_true(el_room_measured_rate(sh) == 0); /* not measured yet */
@@ -117,7 +117,7 @@ static void test_release_revokes_once(void **state)
     c.session_s = 600;
     struct el_room_shared *sh = el_room_shared_new(&c);
     struct el_room *r = el_room_new(sh, NULL);
-    el_room_tick(r, 0);
+    el_room_tick(r, &(struct el_meter_in){.rate = 0});
     struct el_room_answer a = join(r, 0), b = join(r, 0);
     uint64_t now = (uint64_t)time(NULL);
     assert_false(el_room_revoked(r, 77, now));
@@ -125,7 +125,7 @@ static void test_release_revokes_once(void **state)
     assert_true(el_room_revoked(r, 77, now));
     assert_true(el_room_revoked(r, 77, now + 600)); /* outlives any pass with that id */
     assert_false(el_room_revoked(r, 78, now));
-    el_room_tick(r, 0);
+    el_room_tick(r, &(struct el_meter_in){.rate = 0});
     assert_int_equal(check(r, 0, a.place.num, false).place.state, EL_PLACE_ADMITTED);
     assert_int_equal(check(r, 0, b.place.num, false).place.state, EL_PLACE_WAITING);
     el_room_free(r);
@@ -197,11 +197,11 @@ static void test_fallback_when_redis_down(void **state)
     struct el_room_answer aa = check(r, 0, a.place.num, true);
     assert_true(aa.local);
     assert_int_equal(aa.place.position, 2); /* behind the Redis ticket */
-    el_room_tick(r, 0);
+    el_room_tick(r, &(struct el_meter_in){.rate = 0});
     assert_string_equal(el_store_state_name(el_room_store_state(sh)), "fallback");
     assert_int_equal(el_room_waiting(sh), 1); /* the local queue; Redis figures unknown */
     el_room_release(r, 1003); /* Redis down: the credit goes to the local queue */
-    el_room_tick(r, 0);
+    el_room_tick(r, &(struct el_meter_in){.rate = 0});
     assert_int_equal(check(r, 0, a.place.num, true).place.state, EL_PLACE_ADMITTED);
     el_room_free(r);
     el_room_shared_free(sh);
@@ -227,7 +227,7 @@ static void test_replayed_redis_ticket_during_outage_takes_one_place(void **stat
     struct el_room_answer a = join(r, 0);
     assert_int_equal(a.place.state, EL_PLACE_WAITING);
     assert_int_equal(a.place.position, 2); /* behind the one Redis ticket, not 20 */
-    el_room_tick(r, 0);
+    el_room_tick(r, &(struct el_meter_in){.rate = 0});
     assert_true(el_room_waiting(sh) <= 2);
     assert_false(b.local);
     assert_int_equal(b.place.num, 777);
@@ -247,17 +247,18 @@ static void test_configure_switches_store(void **state)
     struct el_room_shared *sh = el_room_shared_new(&c);
     struct el_room *r = el_room_new(sh, base);
     assert_false(join(r, 0).local);
-    el_room_tick(r, 1);
+    el_room_tick(r, &(struct el_meter_in){.rate = 1});
     assert_string_equal(el_store_state_name(el_room_store_state(sh)), "memory");
     c.store = EL_STORE_REDIS;
     c.redis = addr;
     el_room_shared_configure(sh, &c);
-    el_room_tick(r, 1); /* makes the Redis store: its first connect is refused */
+    /* makes the Redis store: its first connect is refused */
+    el_room_tick(r, &(struct el_meter_in){.rate = 1});
     for (int i = 0; i < 3; i++) event_base_loop(base, EVLOOP_NONBLOCK);
     struct el_room_answer a = join(r, 0);
     assert_true(a.local);
     assert_int_equal(a.place.position, 2); /* the queue survived the reload */
-    el_room_tick(r, 1);
+    el_room_tick(r, &(struct el_meter_in){.rate = 1});
     assert_string_equal(el_store_state_name(el_room_store_state(sh)), "fallback");
     c.store = EL_STORE_MEMORY;
     c.admit_per_s = 4;
@@ -265,7 +266,7 @@ static void test_configure_switches_store(void **state)
     struct el_room_answer b = join(r, 0);
     assert_false(b.local);
     assert_int_equal(b.place.position, 3);
-    el_room_tick(r, 0);
+    el_room_tick(r, &(struct el_meter_in){.rate = 0});
     assert_string_equal(el_store_state_name(el_room_store_state(sh)), "memory");
     assert_int_equal(check(r, 0, b.place.num, false).eta_s, 1); /* 3 at 4/s: rate 0 ticked */
     el_room_free(r);

@@ -244,7 +244,7 @@ static void test_two_instances(void **state)
         drv_sleep(150);
         struct result ra = {0};
         struct el_store *x = i % 2 ? b : a;
-        x->ops->advance(x, 20, 0, stats_cb, &ra);
+        x->ops->advance(x, &(struct el_meter_in){.rate = 20}, 0, stats_cb, &ra);
         wait_on(i % 2 ? evb2 : evb, &ra.done, 5000);
         assert_int_equal(ra.err, 0);
         after = ra.st.waiting;
@@ -287,7 +287,7 @@ static void test_release_once_across_instances_and_feed(void **state)
     assert_true(f.next > 0);
     b->ops->release(b, id, 600, 0); /* replayed on the other instance */
     struct result ra = {0};
-    b->ops->advance(b, 0, 0, stats_cb, &ra);
+    b->ops->advance(b, &(struct el_meter_in){.rate = 0}, 0, stats_cb, &ra);
     wait_on(evb2, &ra.done, 5000);
     assert_int_equal(ra.st.waiting, 2);
     /* a later release comes from the cursor on; the old one may come again */
@@ -422,7 +422,7 @@ static void test_killed_redis_comes_back(void **state)
     redis_kill(SIGKILL);
     join_fails(s);
     struct result st = {0};
-    s->ops->advance(s, 1, 0, stats_cb, &st);
+    s->ops->advance(s, &(struct el_meter_in){.rate = 1}, 0, stats_cb, &st);
     drv_wait(&st.done);
     assert_int_equal(st.err, -1);
     redis_start();
