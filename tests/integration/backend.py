@@ -73,11 +73,25 @@ class Handler(BaseHTTPRequestHandler):
         with LOCK:
             STATE["active"] += 1
             STATE["max_active"] = max(STATE["max_active"], STATE["active"])
+        self._counted = True
         try:
             self.handle_one()
         finally:
+            self._uncount()
+
+    def _uncount(self):
+        # A request stops being active when its answer starts: once the
+        # answer is on the wire the proxy may finish the exchange and send
+        # the next request before this thread runs again, and counting until
+        # the write returned would see one more than the proxy let through.
+        if getattr(self, "_counted", False):
+            self._counted = False
             with LOCK:
                 STATE["active"] -= 1
+
+    def send_response(self, *args, **kwargs):
+        self._uncount()
+        super().send_response(*args, **kwargs)
 
     def handle_one(self):
         with LOCK:
