@@ -142,7 +142,7 @@ static const struct key keys[] = {
      F(response_timeout_ms), 0, "request sent, no response head (or backend not reading it): 504"},
     {"backend", "keepalive", T_INT, "64", 0, 10000, NULL, true, NULL, F(keepalive), 0,
      "idle backend connections kept per worker"},
-    {"backend", "max_concurrency", T_AUTO_INT, "auto", 0, 1000000, NULL, true, NULL,
+    {"backend", "max_concurrency", T_AUTO_INT, "0", 0, 1000000, NULL, true, NULL,
      F(max_concurrency), 0,
      "requests in flight to the backend at most, all workers together; more wait here; "
      "0 = unlimited; auto = learned from latency"},

@@ -771,7 +771,7 @@ static void test_max_concurrency_auto_number_or_unlimited(void **state)
 {
     (void)state;
     struct el_config *cfg = load_ok(ROOM);
-    assert_int_equal(cfg->max_concurrency, -1); /* auto by default */
+    assert_int_equal(cfg->max_concurrency, 0); /* unlimited by default: auto is opt-in */
     assert_int_equal(cfg->queue_timeout_ms, 2000);
     el_config_free(cfg);
     cfg = load_ok("[backend]\nmax_concurrency = 0\nqueue_timeout_ms = 50\n" ROOM);
