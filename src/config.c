@@ -955,42 +955,38 @@ static void follow_defaults(struct parse *ps, int ad, int mn, int mx, int qa, in
 
 /* Checks between keys, reported at the line of the later key. A message
  * about a key the file does not set says so (key_value_text). */
+/* "[SECTION] LO must not be above HI", at the later of the two keys' lines,
+ * naming a key the file does not set (key_value_text). */
+static void not_above(struct parse *ps, const char *section, const char *lo, double lo_v,
+                      const char *hi, double hi_v)
+{
+    if (lo_v <= hi_v) return;
+    char a[200], b[200];
+    int ll = ps->key_line[key_index(lo)], hl = ps->key_line[key_index(hi)];
+    fail(ps, EL_MAX(ll, hl), "[%s] %s must not be above %s", section,
+         key_value_text(lo, lo_v, ll, a, sizeof(a)), key_value_text(hi, hi_v, hl, b, sizeof(b)));
+}
+
 static void cross_check(struct parse *ps)
 {
     struct el_config *cfg = ps->cfg;
     int *kl = ps->key_line;
-    char a[200], b[200];
 #define LINE_OF(name) kl[key_index(name)]
     int qa = LINE_OF("queue_above_ms"), rb = LINE_OF("release_below_ms");
     int mn = LINE_OF("min_admit_per_s"), ad = LINE_OF("admit_per_s"),
         mx = LINE_OF("max_admit_per_s");
     follow_defaults(ps, ad, mn, mx, qa, rb);
-    if (cfg->release_below_ms > cfg->queue_above_ms)
-        fail(ps, EL_MAX(qa, rb), "[trigger] %s must not be above %s",
-             key_value_text("release_below_ms", cfg->release_below_ms, rb, a, sizeof(a)),
-             key_value_text("queue_above_ms", cfg->queue_above_ms, qa, b, sizeof(b)));
-    if (cfg->min_admit_per_s > cfg->max_admit_per_s)
-        fail(ps, EL_MAX(mn, mx), "[room] %s must not be above %s",
-             key_value_text("min_admit_per_s", cfg->min_admit_per_s, mn, a, sizeof(a)),
-             key_value_text("max_admit_per_s", cfg->max_admit_per_s, mx, b, sizeof(b)));
-    int mc = LINE_OF("min_concurrency"), mcc = LINE_OF("max_concurrency_cap");
-    if (cfg->min_concurrency > cfg->max_concurrency_cap)
-        fail(ps, EL_MAX(mc, mcc), "[backend] %s must not be above %s",
-             key_value_text("min_concurrency", cfg->min_concurrency, mc, a, sizeof(a)),
-             key_value_text("max_concurrency_cap", cfg->max_concurrency_cap, mcc, b, sizeof(b)));
-    if (cfg->min_admit_per_s > cfg->admit_per_s)
-        fail(ps, EL_MAX(mn, ad), "[room] %s must not be above %s",
-             key_value_text("min_admit_per_s", cfg->min_admit_per_s, mn, a, sizeof(a)),
-             key_value_text("admit_per_s", cfg->admit_per_s, ad, b, sizeof(b)));
-    if (cfg->admit_per_s > cfg->max_admit_per_s)
-        fail(ps, EL_MAX(ad, mx), "[room] %s must not be above %s",
-             key_value_text("admit_per_s", cfg->admit_per_s, ad, a, sizeof(a)),
-             key_value_text("max_admit_per_s", cfg->max_admit_per_s, mx, b, sizeof(b)));
-    int cl = LINE_OF("claim_s"), kp = LINE_OF("keep_place_s");
-    if (cfg->claim_s > cfg->keep_place_s)
-        fail(ps, EL_MAX(cl, kp), "[room] %s must not be above %s",
-             key_value_text("claim_s", cfg->claim_s, cl, a, sizeof(a)),
-             key_value_text("keep_place_s", cfg->keep_place_s, kp, b, sizeof(b)));
+    not_above(ps, "trigger", "release_below_ms", cfg->release_below_ms, "queue_above_ms",
+              cfg->queue_above_ms);
+    not_above(ps, "room", "min_admit_per_s", cfg->min_admit_per_s, "max_admit_per_s",
+              cfg->max_admit_per_s);
+    not_above(ps, "backend", "min_concurrency", cfg->min_concurrency, "max_concurrency_cap",
+              cfg->max_concurrency_cap);
+    not_above(ps, "room", "min_admit_per_s", cfg->min_admit_per_s, "admit_per_s",
+              cfg->admit_per_s);
+    not_above(ps, "room", "admit_per_s", cfg->admit_per_s, "max_admit_per_s",
+              cfg->max_admit_per_s);
+    not_above(ps, "room", "claim_s", cfg->claim_s, "keep_place_s", cfg->keep_place_s);
     if (cfg->proxy_protocol == EL_PROXY_PROTOCOL_V2 && cfg->ntrusted_proxies == 0)
         fail(ps, LINE_OF("proxy_protocol"),
              "[server] proxy_protocol = v2 needs trusted_proxies (the addresses of the "
