@@ -20,60 +20,14 @@
 
 #include "einlass/http.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "../nginx_ref.h"
 
-static int hexv(unsigned char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') return (c | 0x20) - 'a' + 10;
-    return -1;
-}
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static bool unreserved(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
            c == '-' || c == '.' || c == '_' || c == '~';
-}
-
-/* nginx's resolution (merge_slashes on); -1 where nginx answers 400. out
- * and the scratch dec hold n + 1 bytes. */
-static long nginx_resolve(const char *in, size_t n, char *dec, char *out)
-{
-    size_t d = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (in[i] != '%') {
-            dec[d++] = in[i];
-            continue;
-        }
-        if (i + 2 >= n) return -1;
-        int hi = hexv((unsigned char)in[i + 1]), lo = hexv((unsigned char)in[i + 2]);
-        if (hi < 0 || lo < 0 || (hi | lo) == 0) return -1;
-        dec[d++] = (char)(hi << 4 | lo);
-        i += 2;
-    }
-    if (d == 0 || dec[0] != '/') return -1;
-    size_t w = 0, i = 1;
-    out[w++] = '/';
-    for (;;) {
-        size_t s0 = i;
-        while (i < d && dec[i] != '/') i++;
-        size_t len = i - s0;
-        bool last = i >= d;
-        if (len == 1 && dec[s0] == '.') {
-            /* dropped */
-        } else if (len == 2 && dec[s0] == '.' && dec[s0 + 1] == '.') {
-            if (w == 1) return -1; /* above the root */
-            w--;
-            while (out[w - 1] != '/') w--;
-        } else if (len > 0) {
-            memcpy(out + w, dec + s0, len);
-            w += len;
-            if (!last) out[w++] = '/';
-        }
-        if (last) break;
-        i++;
-    }
-    return (long)w;
 }
 
 static void check_normal(const char *p, size_t n)
@@ -93,7 +47,7 @@ static void check_normal(const char *p, size_t n)
         if (c == '\\' || c == '#') abort();
         if (c == '%') {
             if (n - i < 3) abort();
-            int hi = hexv((unsigned char)p[i + 1]), lo = hexv((unsigned char)p[i + 2]);
+            int hi = ref_hexv((unsigned char)p[i + 1]), lo = ref_hexv((unsigned char)p[i + 2]);
             if (hi < 0 || lo < 0) abort();
             if ((p[i + 1] | 0x20) == p[i + 1] && p[i + 1] > '9') abort(); /* lower-case hex */
             if ((p[i + 2] | 0x20) == p[i + 2] && p[i + 2] > '9') abort();

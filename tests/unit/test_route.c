@@ -11,6 +11,8 @@
 #include "einlass/http.h"
 #include "einlass/route.h"
 
+#include "../nginx_ref.h"
+
 static bool glob(const char *g, const char *p)
 {
     return el_route_glob(g, p, strlen(p));
@@ -164,58 +166,6 @@ static void test_long_path_does_not_blow_up(void **state)
 /* ---- property: no target that nginx resolves to a queued path matches a
  * bypass route ---- */
 
-/* nginx's URI resolution (ngx_http_parse_complex_uri, merge_slashes on):
- * every %XX decoded once, the decoded bytes then taken as the path, so a
- * decoded '/' separates and a decoded '.' forms dot segments; runs of '/'
- * merge; "." and ".." removed, ".." above the root refused (400). Returns
- * the length, or -1 where nginx answers 400. */
-static int nginx_resolve(const char *in, size_t n, char *out)
-{
-    char dec[512];
-    size_t d = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (in[i] != '%') {
-            dec[d++] = in[i];
-            continue;
-        }
-        if (i + 2 >= n) return -1;
-        int v = 0;
-        for (int k = 1; k <= 2; k++) {
-            char c = in[i + k];
-            int h = c >= '0' && c <= '9' ? c - '0'
-                    : (c | 0x20) >= 'a' && (c | 0x20) <= 'f' ? (c | 0x20) - 'a' + 10
-                                                             : -1;
-            if (h < 0) return -1;
-            v = v << 4 | h;
-        }
-        if (v == 0) return -1;
-        dec[d++] = (char)v;
-        i += 2;
-    }
-    size_t w = 0;
-    out[w++] = '/';
-    size_t i = 1;
-    for (;;) {
-        size_t s0 = i;
-        while (i < d && dec[i] != '/') i++;
-        size_t len = i - s0;
-        bool last = i >= d;
-        if (len == 1 && dec[s0] == '.') {
-        } else if (len == 2 && dec[s0] == '.' && dec[s0 + 1] == '.') {
-            if (w == 1) return -1;
-            w--;
-            while (out[w - 1] != '/') w--;
-        } else if (len > 0) {
-            memcpy(out + w, dec + s0, len);
-            w += len;
-            if (!last) out[w++] = '/';
-        }
-        if (last) break;
-        i++;
-    }
-    return (int)w;
-}
-
 static struct el_config *bypass_cfg(void)
 {
     static struct el_config cfg;
@@ -274,8 +224,8 @@ static void test_dotdot_path_does_not_bypass_queue(void **state)
         char req[400];
         int rl = snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: h\r\n\r\n", method, target);
         int rc = el_http_parse_request(req, (size_t)rl, 16384, &m);
-        char ref[512];
-        int refn = nginx_resolve(target, tl, ref);
+        char ref[512], dec[512];
+        int refn = (int)nginx_resolve(target, tl, dec, ref);
         if (rc == EL_HTTP_BAD) {
             assert_int_equal(el_http_path_normalize(target, tl, NULL, NULL), -1);
             refused++;
