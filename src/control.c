@@ -181,6 +181,7 @@ double el_rate_update(struct el_rate_ctl *c, const struct el_rate_params *p, uin
 #define LIM_SPARE 1.0
 #define LIM_SS_TOL 1.25       /* slow start ends once latency passes base x this */
 #define LIM_CUT_MIN 0.5       /* a ceiling cut keeps at least half */
+#define LIM_UP 0.25          /* growth per round trip while bound without a queue, after slow start */
 #define LIM_DOWN 0.5          /* share of the way to a lower Little target per tick */
 #define LIM_PROBE_MS 3000     /* re-measure base this often while the limit binds ... */
 #define LIM_STALE 2.0         /* ... or sooner after LIM_STALE_TICKS ticks above base x this */
@@ -190,6 +191,8 @@ double el_rate_update(struct el_rate_ctl *c, const struct el_rate_params *p, uin
 #define LIM_MAX_DT_MS 1000
 #define LIM_KNEE_TAU_MS 10000.0 /* the knee floor fades with this time constant */
 #define LIM_CEIL_SHARE 0.7    /* and at most throughput x this share of the ceiling */
+#define LIM_FLOOR_SHARE EL_LIMIT_OPEN_SHARE /* a latency below this share of the ceiling
+                                 is no queue worth holding back for */
 
 static double limit_clamp(const struct el_limit_params *p, double l)
 {
@@ -211,10 +214,27 @@ void el_limit_init(struct el_limit_ctl *c, const struct el_limit_params *p)
     c->slow_start = true;
 }
 
+/* A tick's latency that shows no queue at the backend: near the no-load
+ * latency, or too small against the ceiling to matter (a backend that
+ * answers in a millisecond is not at its knee because 40 requests make it
+ * two: its latency rises with our own CPU, not with a database queue). */
+static bool lim_unqueued(const struct el_limit_ctl *c, const struct el_limit_params *p, double lat)
+{
+    return lat <= fmax(c->base_ms * LIM_SS_TOL, p->ceiling_ms * LIM_FLOOR_SHARE);
+}
+
+uint32_t el_limit_open_queue(const struct el_limit_ctl *c, const struct el_limit_params *p,
+                             int limit)
+{
+    if (c->slow_start || c->base_ms <= 0 || limit <= 0) return 0; /* still learning */
+    double q = ceil(limit * p->ceiling_ms * LIM_FLOOR_SHARE / c->base_ms);
+    return q < 1 ? 1 : q > 1e6 ? 1000000u : (uint32_t)q;
+}
+
 static void probe_start(struct el_limit_ctl *c, const struct el_limit_params *p, double x)
 {
     double knee = x * c->base_ms / 1000.0;
-    double pl = floor(LIM_PROBE_SHARE * knee);
+    double pl = round(LIM_PROBE_SHARE * knee); /* not below the knee: it measures base at full use */
     if (pl > c->limit - 1) pl = c->limit - 1;
     c->probe_saved = c->limit;
     c->limit = limit_clamp(p, pl);
@@ -275,7 +295,7 @@ int el_limit_update(struct el_limit_ctl *c, const struct el_limit_params *p,
      * (low throughput, a burst queued at a small limit) cannot talk the
      * limit below what the database has shown it can take. */
     double conc = x * lat / 1000.0;
-    if (lat <= c->base_ms * LIM_SS_TOL && conc > c->knee) c->knee = conc;
+    if (lim_unqueued(c, p, lat) && conc > c->knee) c->knee = conc;
     else c->knee *= exp(-dt / LIM_KNEE_TAU_MS);
     double little = x * c->base_ms / 1000.0 * (1 + LIM_HEADROOM) + LIM_SPARE;
     /* Little's law on the ceiling too: at this concurrency the mean latency
@@ -292,7 +312,7 @@ int el_limit_update(struct el_limit_ctl *c, const struct el_limit_params *p,
         c->stale_ticks = 0;
         c->cuts++;
     } else if (bound) {
-        bool unqueued = lat <= c->base_ms * LIM_SS_TOL;
+        bool unqueued = lim_unqueued(c, p, lat);
         if (c->slow_start && unqueued) {
             /* Double once per round trip: the next tick's completions were
              * sent under the old limit, so wait a base latency first. */
@@ -306,9 +326,17 @@ int el_limit_update(struct el_limit_ctl *c, const struct el_limit_params *p,
                 c->limit = fmin(little, c->limit * 2);
             else if (!unqueued) /* only a queue at the database lowers it */
                 c->limit = fmax(c->limit + LIM_DOWN * (little - c->limit), c->knee);
+            else if (lat <= p->ceiling_ms * LIM_FLOOR_SHARE && c->ss_hold_ms == 0) {
+                /* Bound, at a latency too small to matter: Little's law
+                 * underestimates (a backend too fast to measure), so probe
+                 * upwards, a quarter per round trip: gentler than slow
+                 * start, next to a known knee. */
+                c->limit += fmax(1, c->limit * LIM_UP);
+                c->ss_hold_ms = (uint32_t)(c->base_ms + dt);
+            }
         }
-        c->stale_ticks = lat > c->base_ms * LIM_STALE ? c->stale_ticks + 1 : 0;
-        if (!c->slow_start &&
+        c->stale_ticks = !unqueued && lat > c->base_ms * LIM_STALE ? c->stale_ticks + 1 : 0;
+        if (!c->slow_start && !unqueued &&
             (c->since_probe_ms >= LIM_PROBE_MS || c->stale_ticks >= LIM_STALE_TICKS)) {
             c->limit = limit_clamp(p, c->limit);
             probe_start(c, p, x);
@@ -329,6 +357,7 @@ int el_limit_update(struct el_limit_ctl *c, const struct el_limit_params *p,
 #define ADMIT_BAND 0.1   /* spare share below this: hold */
 #define ADMIT_CALM 0.25  /* pressure below this counts as no queue */
 #define ADMIT_SETTLE_MS 7000
+#define ADMIT_STOP 2.0   /* pressure at which the meter stops; from 1 it throttles */
 
 static double admit_clamp(const struct el_admit_params *p, double r)
 {
@@ -339,7 +368,7 @@ static double admit_clamp(const struct el_admit_params *p, double r)
 
 void el_admit_init(struct el_admit_ctl *c, const struct el_admit_params *p, double start_per_s)
 {
-    c->rate = admit_clamp(p, start_per_s);
+    c->rate = c->meter = admit_clamp(p, start_per_s);
     c->pressure = c->spare = 0;
     c->since_cut_ms = 0;
     c->have_cut = false;
@@ -350,6 +379,7 @@ double el_admit_update(struct el_admit_ctl *c, const struct el_admit_params *p,
 {
     double dt = o->dt_ms > 1000 ? 1.0 : o->dt_ms / 1000.0;
     c->rate = admit_clamp(p, c->rate);
+    c->meter = c->rate;
     if (o->probing || o->limit <= 0) return c->rate;
     /* the queue's delay: what the waiters ahead cost a newcomer (Little:
      * queued / throughput), or what the tick's requests waited on average */
@@ -383,7 +413,12 @@ double el_admit_update(struct el_admit_ctl *c, const struct el_admit_params *p,
         c->rate *= exp(ADMIT_UP * M_LN2 * used * dt * 1000.0 / settle);
     }
     c->rate = admit_clamp(p, c->rate);
-    return c->rate;
+    /* The meter's rate: the learnt rate, throttled at once while the queue
+     * lasts (nobody more is let in while those inside wait past the target;
+     * the learnt rate is what it resumes at). */
+    double th = fmin(1, fmax(0, (ADMIT_STOP - pressure) / (ADMIT_STOP - 1)));
+    c->meter = fmax(p->min_per_s, c->rate * th);
+    return c->meter;
 }
 
 bool el_trigger_hold(struct el_trigger *t, const char *reason)

@@ -116,6 +116,15 @@ static struct el_admit_obs backend_tick(struct el_control_loop *ct, const struct
         limit = el_limit_update(&ct->lim, &lp, &o);
         if (limit != ls->limit) el_limiter_set_limit(ct->limiter, limit);
     }
+    /* The queue that opens the room: with a fixed limit the operator named
+     * the knee, so any; with auto, one that costs a patient noticeable time
+     * (none in slow start). */
+    uint32_t open_q = limit <= 0 ? 0 : 1;
+    if (cfg->max_concurrency < 0) {
+        struct el_limit_params lp = limit_params(cfg);
+        open_q = el_limit_open_queue(&ct->lim, &lp, limit);
+    }
+    atomic_store_explicit(&ct->state->open_queue, open_q, memory_order_relaxed);
     struct el_admit_obs ao = {.dt_ms = (uint32_t)dt, .limit = limit,
                               .busy = (double)dus / 1000.0 / (double)dt,
                               .queued = ls->queued, .done = dn,
@@ -155,14 +164,18 @@ static void control_tick(evutil_socket_t fd, short what, void *arg)
     /* The path opened the room on the request that found the limit reached;
      * keep it queueing while requests wait or the limit was reached in the
      * tick, and let only the hysteresis release it (the hold restarts). */
-    if (mode == EL_MODE_AUTO && ls.limit > 0 && (ls.queued > 0 || waited > 0)) {
+    uint32_t open_q = atomic_load_explicit(&ct->state->open_queue, memory_order_relaxed);
+    double open_wait_ms = cfg->max_concurrency < 0 ? cfg->queue_above_ms * EL_LIMIT_OPEN_SHARE : 0;
+    bool backend_queue = open_q > 0 && ((uint32_t)ls.queued >= open_q ||
+                                        (waited > 0 && ao.wait_ms >= open_wait_ms));
+    if (mode == EL_MODE_AUTO && ls.limit > 0 && backend_queue) {
         char why[96];
         snprintf(why, sizeof(why), "backend limit %d reached: %d waiting, %llu waited in the tick",
                  ls.limit, ls.queued, (unsigned long long)waited);
         if (el_trigger_hold(&ct->trig, why)) el_notice("trigger: queueing (%s)", ct->trig.reason);
     }
     bool queueing = mode == EL_MODE_ON ||
-                    (mode == EL_MODE_AUTO && (ct->trig.queueing || waiting > 0 || ls.queued > 0)) ||
+                    (mode == EL_MODE_AUTO && (ct->trig.queueing || waiting > 0 || backend_queue)) ||
                     (ct->paused && mode != EL_MODE_OFF);
     if (queueing != ct->queueing) {
         atomic_fetch_add(&el_metrics_global.room_state_changes, 1);
@@ -192,7 +205,7 @@ static void control_tick(evutil_socket_t fd, short what, void *arg)
              * rate: the headroom rate is for all admissions, so the meter
              * cancels the release credits (counted here, smoothed over a
              * second; the store carries a debt up to EL_METER_MAX_DEBT). */
-            ct->rate_now = ct->adm.rate;
+            ct->rate_now = ct->adm.meter; /* the learnt rate, throttled while the queue lasts */
             by_headroom = true;
         } else { /* no limit: by latency alone */
             if (queueing) el_rate_update(&ct->rate, &rp, now, ct->lat.pctl, ct->lat.count);

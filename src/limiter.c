@@ -20,6 +20,8 @@
  *    nwait. Both are sequentially consistent, so at least one of them sees
  *    the other: the waiter takes the freed slot itself, or the release takes
  *    mu and hands it over.
+ *  - The normal lane fills at most lane_cap() slots (one fewer than the
+ *    limit from EL_LIMITER_RESERVE_FROM on), the priority lane all of them.
  *  - grant() is called under mu, never for the node of the acquire that is
  *    running (that one returns GRANTED instead). */
 #include "einlass/limiter.h"
@@ -71,16 +73,28 @@ int el_limiter_limit(const struct el_limiter *l)
     return atomic_load_explicit(&l->limit, memory_order_relaxed);
 }
 
-/* Take one slot if one is free. */
-static inline bool take(struct el_limiter *l)
+/* The slots lane may fill: all of them for the priority lane; for the
+ * normal lane all but EL_LIMITER_RESERVED once the limit is big enough to
+ * spare it, so a cancellation never waits behind the normal lane's queue
+ * nor (with the limit at the database's knee plus one) behind its requests
+ * queued at the database. */
+static inline int lane_cap(int limit, enum el_limiter_lane lane)
+{
+    return lane == EL_LIMITER_NORMAL && limit >= EL_LIMITER_RESERVE_FROM ? limit - EL_LIMITER_RESERVED
+                                                                         : limit;
+}
+
+/* Take one slot for lane if one is free to it. */
+static inline bool take(struct el_limiter *l, enum el_limiter_lane lane)
 {
     int limit = atomic_load_explicit(&l->limit, memory_order_relaxed);
     if (limit == 0) {
         atomic_fetch_add(&l->word, ONE_GRANT + 1);
         return true;
     }
+    uint64_t cap = (uint64_t)lane_cap(limit, lane);
     uint64_t v = atomic_load_explicit(&l->word, memory_order_relaxed);
-    while ((v & INFLIGHT_MASK) < (uint64_t)limit) {
+    while ((v & INFLIGHT_MASK) < cap) {
         if (atomic_compare_exchange_weak(&l->word, &v, v + ONE_GRANT + 1)) return true;
     }
     return false;
@@ -104,11 +118,16 @@ static void lane_remove(struct lane *q, struct el_limiter_wait *wt)
     wt->next = wt->prev = NULL;
 }
 
+/* Under mu, nwait > 0: the lane of the queue's head. */
+static enum el_limiter_lane head_lane(const struct el_limiter *l)
+{
+    return l->lanes[EL_LIMITER_PRIO].head ? EL_LIMITER_PRIO : EL_LIMITER_NORMAL;
+}
+
 /* Under mu: the head of the queue, taken out of its lane. nwait > 0. */
 static struct el_limiter_wait *pop_head(struct el_limiter *l)
 {
-    struct lane *q = l->lanes[EL_LIMITER_PRIO].head ? &l->lanes[EL_LIMITER_PRIO]
-                                                    : &l->lanes[EL_LIMITER_NORMAL];
+    struct lane *q = &l->lanes[head_lane(l)];
     struct el_limiter_wait *wt = q->head;
     lane_remove(q, wt);
     wt->queued = false;
@@ -121,7 +140,7 @@ static struct el_limiter_wait *pop_head(struct el_limiter *l)
 static bool dispatch(struct el_limiter *l, const struct el_limiter_wait *self)
 {
     bool got = false;
-    while (atomic_load(&l->nwait) > 0 && take(l)) {
+    while (atomic_load(&l->nwait) > 0 && take(l, head_lane(l))) {
         struct el_limiter_wait *wt = pop_head(l);
         if (wt == self) got = true;
         else wt->grant(wt);
@@ -132,9 +151,9 @@ static bool dispatch(struct el_limiter *l, const struct el_limiter_wait *self)
 enum el_limiter_result el_limiter_acquire(struct el_limiter *l, struct el_limiter_wait *wt,
                                           enum el_limiter_lane lane)
 {
-    if (atomic_load(&l->nwait) == 0 && take(l)) return EL_LIMITER_GRANTED;
+    if (atomic_load(&l->nwait) == 0 && take(l, lane)) return EL_LIMITER_GRANTED;
     pthread_mutex_lock(&l->mu);
-    if (atomic_load(&l->nwait) == 0 && take(l)) {
+    if (atomic_load(&l->nwait) == 0 && take(l, lane)) {
         pthread_mutex_unlock(&l->mu);
         return EL_LIMITER_GRANTED;
     }
@@ -162,7 +181,8 @@ void el_limiter_release(struct el_limiter *l)
     pthread_mutex_lock(&l->mu);
     int limit = atomic_load(&l->limit);
     uint64_t inflight = atomic_load(&l->word) & INFLIGHT_MASK;
-    if (atomic_load(&l->nwait) > 0 && (limit == 0 || inflight <= (uint64_t)limit)) {
+    if (atomic_load(&l->nwait) > 0 &&
+        (limit == 0 || inflight <= (uint64_t)lane_cap(limit, head_lane(l)))) {
         atomic_fetch_add(&l->word, ONE_GRANT); /* hand-over: inflight stays */
         struct el_limiter_wait *wt = pop_head(l);
         wt->grant(wt);
@@ -198,6 +218,11 @@ void el_limiter_set_limit(struct el_limiter *l, int limit)
 void el_limiter_waited(struct el_limiter *l, uint64_t us)
 {
     atomic_fetch_add_explicit(&l->wait_us_total, us, memory_order_relaxed);
+}
+
+int el_limiter_queued(const struct el_limiter *l)
+{
+    return atomic_load(&((struct el_limiter *)(uintptr_t)l)->nwait); /* atomics only */
 }
 
 void el_limiter_stats(const struct el_limiter *l, struct el_limiter_stats *out)

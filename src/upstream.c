@@ -307,10 +307,13 @@ bool el_upstream_admit(struct el_conn *c)
         c->slot_held = true;
         return true;
     }
-    /* The limit is reached: the room opens now, on this request, not on
-     * the control loop's next tick (which keeps it so while requests wait
-     * here). */
-    if (atomic_load_explicit(&w->state->mode, memory_order_relaxed) == EL_MODE_AUTO)
+    /* The limit is reached. If the queue this request joins is long enough
+     * to cost a patient noticeable time (el_limit_open_queue), the room
+     * opens now, on this request, not on the control loop's next tick
+     * (which keeps it so while such a queue lasts). */
+    uint32_t open_q = atomic_load_explicit(&w->state->open_queue, memory_order_relaxed);
+    if (open_q > 0 && atomic_load_explicit(&w->state->mode, memory_order_relaxed) == EL_MODE_AUTO &&
+        (uint32_t)el_limiter_queued(w->limiter) >= open_q)
         atomic_store_explicit(&w->state->queueing, true, memory_order_relaxed);
     c->slot_waiting = true;
     c->slot_wait.t_us = el_now_us();

@@ -129,6 +129,20 @@ void el_limit_init(struct el_limit_ctl *c, const struct el_limit_params *p);
 int el_limit_update(struct el_limit_ctl *c, const struct el_limit_params *p,
                     const struct el_limit_obs *o);
 
+/* A backend queue whose delay passes this share of queue_above_ms opens the
+ * room; a latency below it counts as no queue at the backend. */
+#define EL_LIMIT_OPEN_SHARE 0.1
+
+/* How many requests waiting for a backend slot open the room: the queue
+ * whose delay (queued x no-load latency / limit) reaches a tenth of the
+ * ceiling; a shorter one costs a patient less than that. 0 = none does,
+ * while the limit is in slow start: its queue is the limit learning (it
+ * doubles per round trip until the latency shows a queue at the backend),
+ * not a rush, and only the latency trigger opens the room meanwhile. A rush
+ * ends slow start within a round trip or two (the latency rises). */
+uint32_t el_limit_open_queue(const struct el_limit_ctl *c, const struct el_limit_params *p,
+                             int limit);
+
 /* True while a probe holds the limit down on purpose (the admission rate
  * should not react to the queue it makes). */
 static inline bool el_limit_probing(const struct el_limit_ctl *c) { return c->probe != 0; }
@@ -144,7 +158,8 @@ struct el_admit_params {
 };
 
 struct el_admit_ctl {
-    double rate;         /* current new sessions per second */
+    double rate;         /* learnt new sessions per second */
+    double meter;        /* what the meter gets now: rate, throttled while the queue lasts */
     double pressure;     /* last tick's queue pressure (for /status and tests) */
     double spare;        /* last tick's spare share of the limit */
     uint32_t since_cut_ms; /* private: time since the last cut */

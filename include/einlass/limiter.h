@@ -24,6 +24,13 @@ enum el_limiter_lane {
     EL_LIMITER_NORMAL = 1, /* everything else */
 };
 
+/* From a limit of EL_LIMITER_RESERVE_FROM on, EL_LIMITER_RESERVED of the
+ * slots are the priority lane's alone: the normal lane fills the others, so
+ * a cancellation finds a slot at once and, with the limit at the knee plus
+ * one, no normal request queued at the database ahead of it. */
+#define EL_LIMITER_RESERVE_FROM 3
+#define EL_LIMITER_RESERVED 1
+
 /* One waiting request: intrusive, inside the caller's struct. The caller
  * sets grant (and whatever it needs around the node) before
  * el_limiter_acquire; the limiter owns next, prev, seq and queued while the
@@ -84,6 +91,9 @@ void el_limiter_release(struct el_limiter *l);
  * handed to it already (grant was called or is being called under the
  * lock): the caller holds that slot and must use or release it. */
 bool el_limiter_cancel(struct el_limiter *l, struct el_limiter_wait *wt, bool timed_out);
+/* Requests waiting for a slot now (one atomic load; a QUEUED acquire's own
+ * request is counted). */
+int el_limiter_queued(const struct el_limiter *l);
 /* The caller measured how long a granted request waited (stats only). */
 void el_limiter_waited(struct el_limiter *l, uint64_t us);
 

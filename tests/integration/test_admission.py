@@ -202,9 +202,9 @@ def test_reload_changes_the_limit_and_hands_new_slots_to_waiters():
             t.start()
         wait_until(lambda: el.status()["backend_queue"] == 3, what="three waiting")
         with open(path, "w") as f:
-            f.write(conf(b, 4, mode="off"))
+            f.write(conf(b, 5, mode="off"))  # 4 for the normal lane, 1 kept for priority routes
         el.reload()
-        wait_until(lambda: el.status()["backend_limit"] == 4, what="the new limit")
+        wait_until(lambda: el.status()["backend_limit"] == 5, what="the new limit")
         wait_until(lambda: stats(b)["active"] == 4, timeout=20, what="the waiters on the backend")
         for t in ts:
             t.join(30)
@@ -238,6 +238,40 @@ def test_client_leaving_while_it_waits_leaves_no_slot_behind():
         b.stop()
 
 
+def test_auto_limit_cold_burst_of_fast_requests_does_not_send_newcomers_to_the_room():
+    """max_concurrency = auto starts at min_concurrency (2) and doubles while
+    the backend's latency shows no queue. A burst of 20 cookieless clients
+    against a backend answering in a millisecond used to open the room on
+    the first request that waited for a slot (bench/proxy.py: wrk's 50
+    connections got 1.4 M waiting answers). A queue whose delay is far below
+    queue_above_ms is the slow start at work, not a rush: nobody is sent to
+    the waiting room, everyone gets the backend's answer."""
+    b = start_backend()
+    room = "mode = auto\nstore = memory\nadapt = on\npoll_s = 1\n"
+    el = Einlass(write_conf(conf_text(b.port, room=room, trigger="queue_above_ms = 150\n",
+                                      backend="max_concurrency = auto\n")))
+    try:
+        def burst(i):
+            codes = []
+            for _ in range(15):
+                c = Client(el.port, timeout=60)  # a newcomer each time: no cookie kept
+                try:
+                    codes.append(c.request("GET", "/slow?ms=1").status)
+                finally:
+                    c.close()
+            return codes
+        res = parallel(20, burst)
+        assert all(not isinstance(r, Exception) for r in res), [r for r in res if isinstance(r, Exception)][:2]
+        codes = [c for r in res for c in r]
+        assert codes.count(200) == len(codes), "%d of %d not 200: %s" % (
+            len(codes) - codes.count(200), len(codes), sorted(set(codes)))
+        s = el.status()
+        assert not s["queueing"] and s["waiting"] == 0, s
+    finally:
+        el.stop()
+        b.stop()
+
+
 if __name__ == "__main__":
     run([
         test_fifty_newcomers_limit_three_never_more_than_three_on_backend,
@@ -247,4 +281,5 @@ if __name__ == "__main__":
         test_max_concurrency_0_is_a_plain_proxy,
         test_reload_changes_the_limit_and_hands_new_slots_to_waiters,
         test_client_leaving_while_it_waits_leaves_no_slot_behind,
+        test_auto_limit_cold_burst_of_fast_requests_does_not_send_newcomers_to_the_room,
     ])

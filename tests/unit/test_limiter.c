@@ -167,7 +167,7 @@ static void test_set_limit_raises_at_once_lowers_on_release(void **state)
         waiter_init(&w[i], (char)('A' + i));
         assert_int_equal(el_limiter_acquire(l, &w[i].wt, EL_LIMITER_NORMAL), EL_LIMITER_QUEUED);
     }
-    el_limiter_set_limit(l, 3); /* two new slots: A and B at once */
+    el_limiter_set_limit(l, 4); /* three new slots, one kept for priority: A and B at once */
     assert_string_equal(order, "AB");
     struct el_limiter_stats st;
     el_limiter_stats(l, &st);
@@ -192,6 +192,48 @@ static void test_set_limit_raises_at_once_lowers_on_release(void **state)
     for (int i = 0; i < 3; i++) el_limiter_release(l);
     el_limiter_stats(l, &st);
     assert_int_equal(st.inflight, 0);
+    el_limiter_free(l);
+}
+
+/* From EL_LIMITER_RESERVE_FROM slots on, the normal lane leaves one for the
+ * priority lane: a cancellation finds it free with normal requests queued. */
+static void test_normal_lane_leaves_a_slot_for_priority(void **state)
+{
+    (void)state;
+    reset_log();
+    struct el_limiter *l = el_limiter_new(EL_LIMITER_RESERVE_FROM);
+    int cap = EL_LIMITER_RESERVE_FROM - EL_LIMITER_RESERVED;
+    struct waiter n[8], p1, p2;
+    for (int i = 0; i < cap; i++) {
+        waiter_init(&n[i], 'n');
+        assert_int_equal(el_limiter_acquire(l, &n[i].wt, EL_LIMITER_NORMAL), EL_LIMITER_GRANTED);
+    }
+    waiter_init(&n[cap], 'N');
+    assert_int_equal(el_limiter_acquire(l, &n[cap].wt, EL_LIMITER_NORMAL), EL_LIMITER_QUEUED);
+    waiter_init(&p1, 'p');
+    assert_int_equal(el_limiter_acquire(l, &p1.wt, EL_LIMITER_PRIO), EL_LIMITER_GRANTED);
+    waiter_init(&p2, 'P');
+    assert_int_equal(el_limiter_acquire(l, &p2.wt, EL_LIMITER_PRIO), EL_LIMITER_QUEUED);
+    struct el_limiter_stats st;
+    el_limiter_stats(l, &st);
+    assert_int_equal(st.inflight, EL_LIMITER_RESERVE_FROM);
+    el_limiter_release(l); /* the priority lane first, to the full limit */
+    assert_string_equal(order, "P");
+    el_limiter_release(l); /* the normal lane only below its cap */
+    assert_string_equal(order, "P");
+    el_limiter_release(l);
+    assert_string_equal(order, "PN");
+    el_limiter_stats(l, &st);
+    assert_int_equal(st.inflight, cap);
+    assert_int_equal(st.queued, 0);
+    for (int i = 0; i < cap; i++) el_limiter_release(l);
+    el_limiter_stats(l, &st);
+    assert_int_equal(st.inflight, 0);
+    /* below EL_LIMITER_RESERVE_FROM nothing is kept back */
+    el_limiter_set_limit(l, EL_LIMITER_RESERVE_FROM - 1);
+    for (int i = 0; i < EL_LIMITER_RESERVE_FROM - 1; i++)
+        assert_int_equal(el_limiter_acquire(l, &n[i].wt, EL_LIMITER_NORMAL), EL_LIMITER_GRANTED);
+    for (int i = 0; i < EL_LIMITER_RESERVE_FROM - 1; i++) el_limiter_release(l);
     el_limiter_free(l);
 }
 
@@ -293,6 +335,7 @@ int main(void)
         cmocka_unit_test(test_handover_keeps_the_slot_for_the_head),
         cmocka_unit_test(test_cancel_queued_and_granted),
         cmocka_unit_test(test_set_limit_raises_at_once_lowers_on_release),
+        cmocka_unit_test(test_normal_lane_leaves_a_slot_for_priority),
         cmocka_unit_test(test_two_threads_never_exceed_limit_one),
         cmocka_unit_test(test_four_threads_never_exceed_limit_two),
     };
