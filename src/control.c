@@ -353,7 +353,9 @@ int el_limit_update(struct el_limit_ctl *c, const struct el_limit_params *p,
 #define ADMIT_CUT 0.8    /* a cut keeps at most this share of the rate ... */
 #define ADMIT_CUT_MIN 0.5 /* ... and at least this; the next follows after settle_ms,
                             or after settle_ms / 4 if the pressure doubled since */
-#define ADMIT_UP 1.0     /* doublings per settle_ms with the whole limit spare */
+#define ADMIT_UP 1.0     /* doublings per settle_ms with the whole limit spare (faster
+                            growth, 1.5 or 2, filled the spike's first seconds no
+                            better and overshot more: bench/rush, docs/controller.md) */
 #define ADMIT_BAND 0.1   /* spare share below this: hold */
 #define ADMIT_CALM 0.25  /* pressure below this counts as no queue */
 #define ADMIT_SETTLE_MS 7000

@@ -4,6 +4,8 @@ holds every admission while places and passes are kept, and survives a
 reload; POST /rate is checked as the file's admit_per_s would be; admin
 /healthz and the public /_einlass/health answer load balancers, and a
 cookieless /_einlass/status takes no place."""
+import signal
+import threading
 import time
 
 from einlass_test import Einlass, conf_text, get, run, start_backend, wait_until, write_conf
@@ -91,9 +93,33 @@ def test_healthz_and_public_health():
         assert e.stop() == 0
 
 
+def test_healthz_answers_503_while_draining_a_request_in_flight():
+    """SIGTERM with a request in flight: the admin /healthz says 503
+    "draining" (a load balancer takes the instance out) while that request
+    still completes with 200, and the process then exits 0."""
+    e = Einlass(write_conf(conf_text(B.port, server="drain_timeout_ms = 20000")))
+    out = {}
+
+    def slow():
+        out["r"] = get(e.port, "/slow?ms=2500")[0]
+    t = threading.Thread(target=slow, daemon=True)
+    try:
+        t.start()
+        wait_until(lambda: e.status()["inflight"] == 1, what="the slow request in flight")
+        e.proc.kill_with(signal.SIGTERM)
+        e.proc.wait_line(r"stopping: no new connections")
+        st, body = e.admin("GET", "/healthz")
+        assert st == 503 and '"state":"draining"' in body and '"store":"memory"' in body, (st, body)
+        t.join(30)
+        assert out["r"].status == 200, out
+    finally:
+        assert e.stop() == 0
+
+
 if __name__ == "__main__":
     setup()
     run([test_pause_holds_admissions_keeps_places_and_passes,
          test_admin_rate_refuses_what_the_file_would,
          test_admit_per_s_500_alone_starts,
-         test_healthz_and_public_health])
+         test_healthz_and_public_health,
+         test_healthz_answers_503_while_draining_a_request_in_flight])

@@ -797,7 +797,8 @@ static void test_admit_headroom(void **state)
     struct el_admit_obs spare = {.dt_ms = 100, .limit = 10, .busy = 5, .done = 40};
     double r0 = c.rate;
     for (int i = 0; i < 70; i++) el_admit_update(&c, &ap, &spare); /* 7 s, half spare */
-    assert_true(c.rate > 1.9 * r0 && c.rate < 2.1 * r0);
+    assert_true(c.rate > 1.9 * r0 && c.rate < 2.1 * r0); /* one doubling per settle_ms */
+    assert_true(c.meter == c.rate);
     double r1 = c.rate;
     struct el_admit_obs full = spare;
     full.busy = 9.5; /* limit used up, no queue: hold */
@@ -806,9 +807,15 @@ static void test_admit_headroom(void **state)
     struct el_admit_obs queue = {.dt_ms = 100, .limit = 10, .busy = 10, .queued = 30, .done = 40};
     el_admit_update(&c, &ap, &queue); /* 30 queued at 400/s = 75 ms ... */
     assert_true(c.rate == r1);        /* ... is pressure 1: not yet */
+    assert_true(c.meter == r1);       /* nor throttled yet */
+    queue.queued = 45;                /* pressure 1.5: the meter gets half */
+    el_admit_update(&c, &ap, &queue);
+    assert_true(fabs(c.meter - 0.5 * c.rate) < 1e-9);
+    el_admit_init(&c, &ap, r1);
     queue.queued = 80;                /* 200 ms */
     el_admit_update(&c, &ap, &queue);
     assert_true(c.rate <= 0.8 * r1 + 1e-9); /* at once */
+    assert_true(c.meter == ap.min_per_s);   /* and the meter stops above pressure 2 */
     double r2 = c.rate;
     el_admit_update(&c, &ap, &queue); /* the next cut waits for the first to show */
     assert_true(c.rate == r2);
