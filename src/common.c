@@ -121,6 +121,13 @@ uint64_t el_wall_s(void)
     return (uint64_t)time(NULL);
 }
 
+uint64_t el_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 bool el_strcaseeq(const char *a, size_t alen, const char *b, size_t blen)
 {
     if (alen != blen) return false;

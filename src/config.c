@@ -61,7 +61,8 @@ enum key_type {
     T_CIDRS,       /* comma-separated CIDR list: off the array, flag_off its size_t count */
     T_MATCH,       /* route: METHOD PATH-GLOB */
     T_ACTION,      /* route: bypass | priority | queue | reject */
-    T_TIME,        /* event: RFC 3339 time with offset, stored as int64_t unix ms ("" = 0) */
+    T_TIME,        /* event: RFC 3339 time with offset, stored as int64_t unix ms ("" = 0),
+                      flag_off its offset (int, minutes east of UTC) */
 };
 
 const struct el_word el_mode_words[] = {
@@ -229,13 +230,13 @@ static const struct key keys[] = {
      offsetof(struct el_route, action), 0, "bypass | priority | queue | reject"},
 
     {"event", "opens_at", T_TIME, "", 0, 0, NULL, true, "2027-03-01T09:00:00+01:00",
-     offsetof(struct el_event_def, opens_at_ms), 0,
+     offsetof(struct el_event_def, opens_at_ms), offsetof(struct el_event_def, opens_offset_min),
      "the opening, RFC 3339 with Z or an offset (required); the pre-queue is drawn then"},
     {"event", "prequeue_s", T_INT, "1800", 0, 604800, NULL, true, "1800",
      offsetof(struct el_event_def, prequeue_s), 0,
      "arrivals this long before opens_at get a place drawn at random at the opening"},
     {"event", "ends_at", T_TIME, "", 0, 0, NULL, true, "2027-03-01T18:00:00+01:00",
-     offsetof(struct el_event_def, ends_at_ms), 0,
+     offsetof(struct el_event_def, ends_at_ms), offsetof(struct el_event_def, ends_offset_min),
      "optional end of the event (RFC 3339): the room is back to its normal rules"},
 };
 
@@ -730,12 +731,14 @@ static int set_value(struct parse *ps, const struct key *k, void *base, const ch
         return parse_match(ps, line, k, v, base);
     case T_TIME: {
         int64_t ms = 0;
-        if (*v != '\0' && el_config_parse_time(v, strlen(v), &ms, r, sizeof(r)) == -1) {
+        int off = 0;
+        if (*v != '\0' && el_config_parse_time(v, strlen(v), &ms, &off, r, sizeof(r)) == -1) {
             key_fail(ps, line, k, "'%s' %s (e.g. 2027-03-01T09:00:00Z or 2027-03-01T09:00:00+01:00)",
                      v, r);
             return -1;
         }
         *(int64_t *)field = ms;
+        *(int *)(void *)((char *)base + k->flag_off) = off;
         if (line != 0 && strcmp(k->name, "opens_at") == 0) ((struct el_event_def *)base)->has_opens_at = true;
         return 0;
     }
@@ -1378,7 +1381,8 @@ static int64_t days_from_civil(int64_t y, int m, int d)
     return era * 146097 + doe - 719468;
 }
 
-int el_config_parse_time(const char *s, size_t n, int64_t *ms, char *why, size_t nwhy)
+int el_config_parse_time(const char *s, size_t n, int64_t *ms, int *offset_min, char *why,
+                         size_t nwhy)
 {
     int y, mo, d, h, mi, sec, frac = 0, oh = 0, om = 0, sign = 0;
     size_t i = 19;
@@ -1421,6 +1425,7 @@ int el_config_parse_time(const char *s, size_t n, int64_t *ms, char *why, size_t
     int64_t t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
     t -= sign * (oh * 3600 + om * 60);
     *ms = t * 1000 + frac;
+    if (offset_min) *offset_min = sign * (oh * 60 + om);
     return 0;
 }
 

@@ -58,6 +58,8 @@ void el_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 uint64_t el_now_ms(void);
 uint64_t el_now_us(void);
 uint64_t el_wall_s(void);
+/* Milliseconds since the epoch (CLOCK_REALTIME): scheduled event times. */
+uint64_t el_wall_ms(void);
 
 /* ms as a struct timeval (libevent timers, hiredis timeouts). */
 static inline struct timeval el_tv_ms(uint64_t ms)

@@ -49,8 +49,10 @@ struct el_route {
 struct el_event_def {
     char name[EL_EVENT_NAME_MAX]; /* section name after "event " */
     int64_t opens_at_ms;          /* the opening */
+    int opens_offset_min;         /* the UTC offset opens_at was written with (the page shows it) */
     int prequeue_s;               /* the pre-queue window before it */
     int64_t ends_at_ms;           /* the event ends here (room back to normal); 0 = none */
+    int ends_offset_min;          /* the UTC offset ends_at was written with */
     int line;                     /* line of the section header (0: added by the admin API) */
     bool has_opens_at;            /* opens_at was set (it must be) */
 };
@@ -165,9 +167,11 @@ int el_config_check_rate(const struct el_config *cfg, double per_s, char *why, s
 
 /* An RFC 3339 time, s[0..n): YYYY-MM-DDTHH:MM:SS with an optional
  * fraction (read to the millisecond) and a required offset, Z or +HH:MM /
- * -HH:MM ('t', 'z' and a space for 'T' accepted), into unix ms. Returns 0,
+ * -HH:MM ('t', 'z' and a space for 'T' accepted), into unix ms and the
+ * offset in minutes east of UTC (offset_min may be NULL). Returns 0,
  * or -1 with the reason in why (nwhy bytes). Pure. */
-int el_config_parse_time(const char *s, size_t n, int64_t *ms, char *why, size_t nwhy);
+int el_config_parse_time(const char *s, size_t n, int64_t *ms, int *offset_min, char *why,
+                         size_t nwhy);
 /* The checks an event gets in the file, for one the admin API adds: a name
  * of 1..63 letters, digits, '-', '_' or '.', opens_at set, prequeue_s in
  * 0..604800, ends_at after opens_at. Returns 0, or -1 with the reason. */

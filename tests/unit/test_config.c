@@ -323,6 +323,7 @@ static void test_events(void **state)
     assert_int_equal(cfg->nevents, 2);
     assert_string_equal(cfg->events[0].name, "vaccination");
     assert_int_equal(cfg->events[0].opens_at_ms, 1803888000000LL); /* 08:00 UTC */
+    assert_int_equal(cfg->events[0].opens_offset_min, 60);
     assert_int_equal(cfg->events[0].prequeue_s, 600);
     assert_int_equal(cfg->events[0].ends_at_ms, 1803924000250LL);
     assert_int_equal(cfg->events[0].line, 3);
