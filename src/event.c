@@ -89,20 +89,6 @@ int el_event_place(const struct el_event_run *r, uint64_t i, uint64_t *num)
     return 0;
 }
 
-size_t el_event_time_text(int64_t ms, int offset_min, char *out, size_t cap)
-{
-    time_t t = (time_t)(ms / 1000) + (time_t)offset_min * 60;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    char off[16] = "Z";
-    int a = (offset_min < 0 ? -offset_min : offset_min) % (24 * 60);
-    if (offset_min != 0)
-        snprintf(off, sizeof(off), "%c%02d:%02d", offset_min < 0 ? '-' : '+', a / 60, a % 60);
-    int n = snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d%s", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, off);
-    return n > 0 ? EL_MIN((size_t)n, cap - 1) : 0;
-}
-
 /* ---- the table ---- */
 
 struct entry {

@@ -72,9 +72,6 @@ bool el_event_takes_arrivals(const struct el_event_def *d, const struct el_event
 /* The lane 0 number of pre-queue ticket i: 0 and *num, or -1 if not drawn
  * or i is not below n. Pure (but for the cipher it builds). */
 int el_event_place(const struct el_event_run *r, uint64_t i, uint64_t *num);
-/* ms as RFC 3339 in the given offset ("2027-03-01T09:00:00+01:00", "Z" for
- * 0) into out (at least 32 bytes). Returns the length. Pure. */
-size_t el_event_time_text(int64_t ms, int offset_min, char *out, size_t cap);
 
 /* Pre-queue tickets carry the event's id and i in the ticket number. */
 #define EL_EVENT_TICKET_NUM(id, i) (((uint64_t)(id) << 32) | ((uint64_t)(i) & 0xffffffffu))

@@ -108,11 +108,11 @@ static void test_time_text(void **state)
 {
     (void)state;
     char b[40];
-    el_event_time_text(OPENS, 0, b, sizeof(b));
+    el_time_rfc3339(OPENS, 0, b, sizeof(b));
     assert_string_equal(b, "2027-03-01T08:00:00Z");
-    el_event_time_text(OPENS, 60, b, sizeof(b));
+    el_time_rfc3339(OPENS, 60, b, sizeof(b));
     assert_string_equal(b, "2027-03-01T09:00:00+01:00");
-    el_event_time_text(OPENS, -270, b, sizeof(b));
+    el_time_rfc3339(OPENS, -270, b, sizeof(b));
     assert_string_equal(b, "2027-03-01T03:30:00-04:30");
     int64_t ms;
     int off;
