@@ -50,10 +50,13 @@ struct el_generation {
 };
 
 /* Shared, published by the control loop, read by the gates. */
+struct el_events;
+
 struct el_room_state {
     _Atomic bool queueing;        /* newcomers wait now */
     _Atomic int mode;             /* effective mode (config, or admin override) */
     _Atomic bool paused;          /* POST /pause: the meter holds, newcomers wait */
+    struct el_events *events;     /* scheduled openings (event.h): set at start, never changed */
 };
 
 struct el_worker {
