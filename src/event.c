@@ -55,8 +55,8 @@ static bool drained(const struct el_event_run *r)
 enum el_event_state el_event_state(const struct el_event_def *d, const struct el_event_run *r,
                                    int64_t now_ms)
 {
-    if (r->cancelled || (d->ends_at_ms != 0 && now_ms >= d->ends_at_ms))
-        return r->pre.drawn && !drained(r) && r->cancelled ? EL_EVENT_DRAINING : EL_EVENT_OVER;
+    if (r->cancelled) return drained(r) ? EL_EVENT_OVER : EL_EVENT_DRAINING; /* drawn next tick */
+    if (d->ends_at_ms != 0 && now_ms >= d->ends_at_ms) return EL_EVENT_OVER;
     if (now_ms < d->opens_at_ms - (int64_t)d->prequeue_s * 1000) return EL_EVENT_SCHEDULED;
     if (now_ms < d->opens_at_ms) return EL_EVENT_PREQUEUE;
     return drained(r) ? EL_EVENT_OVER : EL_EVENT_DRAINING;
@@ -74,8 +74,8 @@ int el_event_next_op(const struct el_event_def *d, const struct el_event_run *r,
 bool el_event_takes_arrivals(const struct el_event_def *d, const struct el_event_run *r,
                              int64_t now_ms)
 {
-    if (r->cancelled || r->pre.drawn || (d->ends_at_ms != 0 && now_ms >= d->ends_at_ms))
-        return false;
+    if (r->pre.drawn || (d->ends_at_ms != 0 && now_ms >= d->ends_at_ms)) return false;
+    if (r->cancelled) return true; /* until the draw (the next tick): in arrival order */
     return now_ms >= d->opens_at_ms - (int64_t)d->prequeue_s * 1000;
 }
 
@@ -226,9 +226,9 @@ static void pre_cb(void *arg, int err, const struct el_pre *p)
         e->busy = false;
         if (err == 0 && p != NULL && (p->drawn || !e->run.pre.drawn)) {
             if (p->drawn && !e->run.pre.drawn)
-                el_notice("event %s: drawn: %llu in the pre-queue, places %llu..%llu of lane 0%s",
+                el_notice("event %s: drawn: %llu in the pre-queue, lane 0 from %llu%s",
                           e->def.name, (unsigned long long)p->n, (unsigned long long)p->base,
-                          (unsigned long long)(p->base + p->n), p->shuffled ? "" : " in arrival order");
+                          p->shuffled ? " in a random order" : " in arrival order (cancelled)");
             e->run.pre = *p;
             e->run.known = true;
         }

@@ -21,8 +21,9 @@
  * draining (opened, until lane 0's head passes base + n), over (drained, or
  * past ends_at, or cancelled and drained). While some event is in prequeue
  * or draining the room queues, whatever the latency (el_events_hold_room).
- * A cancelled event is drawn without a seed: its pre-queue keeps arrival
- * order, behind those already waiting.
+ * A cancelled event is drawn (at the next tick) without a seed: its
+ * pre-queue keeps arrival order, behind those already waiting; it drains
+ * like any other.
  *
  * Threads: the table is process-wide, behind one mutex; the tick, configure,
  * add and cancel run on the main thread, lookups on any. */
@@ -65,8 +66,9 @@ enum el_event_state el_event_state(const struct el_event_def *d, const struct el
  * cancelled) and not drawn, EL_PRE_READ while in prequeue or draining, or
  * -1 for nothing. Pure. */
 int el_event_next_op(const struct el_event_def *d, const struct el_event_run *r, int64_t now_ms);
-/* Newcomers take pre-queue tickets: in prequeue, or opened while the draw is
- * not known yet (the store then answers "drawn" and they join lane 0). */
+/* Newcomers take pre-queue tickets: in prequeue, or opened (or cancelled)
+ * while the draw is not known yet (the store then answers "drawn" and they
+ * join lane 0 behind the pre-queue). */
 bool el_event_takes_arrivals(const struct el_event_def *d, const struct el_event_run *r,
                              int64_t now_ms);
 /* The lane 0 number of pre-queue ticket i: 0 and *num, or -1 if not drawn

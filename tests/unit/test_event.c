@@ -69,9 +69,11 @@ static void test_cancel_draws_in_arrival_order(void **state)
     struct el_event_def d = def("v", 600, 0);
     struct el_event_run r = {.cancelled = true, .pre = {.n = 3}};
     assert_int_equal(el_event_next_op(&d, &r, OPENS - 100000), EL_PRE_DRAW);
-    assert_false(el_event_takes_arrivals(&d, &r, OPENS - 100000));
+    assert_int_equal(el_event_state(&d, &r, OPENS - 100000), EL_EVENT_DRAINING); /* held */
+    assert_true(el_event_takes_arrivals(&d, &r, OPENS - 100000)); /* until the draw */
     r.pre = (struct el_pre){.drawn = true, .shuffled = false, .n = 3, .base = 7, .head = 7};
     assert_int_equal(el_event_state(&d, &r, OPENS - 100000), EL_EVENT_DRAINING);
+    assert_false(el_event_takes_arrivals(&d, &r, OPENS - 100000));
     for (uint64_t i = 0; i < 3; i++) {
         uint64_t num;
         assert_int_equal(el_event_place(&r, i, &num), 0);
