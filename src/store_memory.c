@@ -23,7 +23,9 @@
  * One mutex guards everything; callbacks run after it is released, before
  * the op returns. Bitmaps grow with the ticket numbers and are never
  * trimmed: 3 bits per ticket number ever handed out (about 3.6 MB for ten
- * million), plus the held-admission log (claim_ms / 1 s entries a lane). Released pass ids live in a fixed table of their own
+ * million), plus the held-admission log (claim_ms / 1 s entries a lane)
+ * and a small table of event pre-queues (n, and the draw once made; the
+ * draw sets its block's bits like n joins). Released pass ids live in a fixed table of their own
  * (EL_STORE_RELEASED_MAX, 2 MB), for one credit per pass. Time is the now_ms
  * the caller passes. */
 #include "store_internal.h"

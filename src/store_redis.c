@@ -38,6 +38,10 @@
  *                          NX makes the first release of an id the one that
  *                          adds a credit; instances read it from their last
  *                          score on (ZRANGEBYSCORE) to learn revocations
+ *   einlass:{R}:ev:ID      hash per event pre-queue (ID: the event's id in
+ *                          hex, event.h): n (arrivals), and once drawn base
+ *                          (the first lane 0 number reserved) and seed (hex,
+ *                          "" for arrival order); 14 days from its last write
  *
  * Positions in O(1). A waiting ticket's position is the number of live
  * (prev) bits in [head, num]; a plain BITCOUNT over that range reads
