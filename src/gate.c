@@ -346,7 +346,9 @@ static void pre_ticket(struct el_gate *g, struct el_gate_ctx *ctx, const struct 
         el_room_check(g->room, 0, num, false, room_answer, ctx);
         return;
     }
-    if (v.run.pre.drawn) { /* drawn without it: not a ticket of this pre-queue */
+    if (v.run.pre.drawn || v.state == EL_EVENT_OVER) {
+        /* drawn without it (not a ticket of this pre-queue), or ended before
+         * any draw (ends_at passed while no instance ran): a plain join */
         join_or_refuse(g, ctx);
         return;
     }
