@@ -92,18 +92,18 @@ int el_event_place(const struct el_event_run *r, uint64_t i, uint64_t *num)
 /* ---- the table ---- */
 
 struct entry {
-    bool used;                /* the slot holds an event */
-    bool from_api;            /* added by POST /events (else the file's) */
-    bool busy;                /* a store op is in flight */
-    uint32_t id;              /* el_event_id(&def) */
-    struct el_event_def def;  /* as configured */
-    struct el_event_run run;  /* the store's figures */
+    bool used;               /* the slot holds an event */
+    bool from_api;           /* added by POST /events (else the file's) */
+    bool busy;               /* a store op is in flight */
+    uint32_t id;             /* el_event_id(&def) */
+    struct el_event_def def; /* as configured */
+    struct el_event_run run; /* the store's figures */
 };
 
 struct el_events {
-    pthread_mutex_t lock;     /* guards slots */
+    pthread_mutex_t lock;      /* guards slots */
     struct entry slots[SLOTS]; /* in the order added */
-    _Atomic bool hold;        /* some event in prequeue or draining (last tick) */
+    _Atomic bool hold;         /* some event in prequeue or draining (last tick) */
 };
 
 /* One store op in flight. */
@@ -179,7 +179,8 @@ int el_events_add(struct el_events *ev, const struct el_event_def *d, bool *conf
     int64_t now = (int64_t)el_wall_ms();
     pthread_mutex_lock(&ev->lock);
     struct entry *e = by_name(ev, d->name);
-    if (e != NULL && !(e->run.cancelled && el_event_state(&e->def, &e->run, now) == EL_EVENT_OVER)) {
+    if (e != NULL &&
+        !(e->run.cancelled && el_event_state(&e->def, &e->run, now) == EL_EVENT_OVER)) {
         *conflict = true;
         snprintf(why, nwhy, "an event named '%s' exists (cancel it first: DELETE /events/%s)",
                  d->name, d->name);
@@ -226,8 +227,8 @@ static void pre_cb(void *arg, int err, const struct el_pre *p)
         e->busy = false;
         if (err == 0 && p != NULL && (p->drawn || !e->run.pre.drawn)) {
             if (p->drawn && !e->run.pre.drawn)
-                el_notice("event %s: drawn: %llu in the pre-queue, lane 0 from %llu%s",
-                          e->def.name, (unsigned long long)p->n, (unsigned long long)p->base,
+                el_notice("event %s: drawn: %llu in the pre-queue, lane 0 from %llu%s", e->def.name,
+                          (unsigned long long)p->n, (unsigned long long)p->base,
                           p->shuffled ? " in a random order" : " in arrival order (cancelled)");
             e->run.pre = *p;
             e->run.known = true;
@@ -239,7 +240,11 @@ static void pre_cb(void *arg, int err, const struct el_pre *p)
 
 void el_events_tick(struct el_events *ev, struct el_room *room, int64_t now_ms)
 {
-    struct { uint32_t id; int op; bool seeded; } todo[SLOTS];
+    struct {
+        uint32_t id;
+        int op;
+        bool seeded;
+    } todo[SLOTS];
     size_t n = 0;
     bool hold = false;
     pthread_mutex_lock(&ev->lock);
@@ -316,7 +321,8 @@ size_t el_events_count(struct el_events *ev)
 {
     size_t n = 0;
     pthread_mutex_lock(&ev->lock);
-    for (size_t i = 0; i < SLOTS; i++) n += ev->slots[i].used;
+    for (size_t i = 0; i < SLOTS; i++)
+        n += ev->slots[i].used;
     pthread_mutex_unlock(&ev->lock);
     return n;
 }

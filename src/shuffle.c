@@ -28,13 +28,14 @@ void el_shuffle_init(struct el_shuffle *s, const uint8_t *seed, uint64_t n)
 {
     memset(s, 0, sizeof(*s));
     s->n = n;
-    if (seed == NULL || n < 2) return; /* the identity */
+    if (seed == NULL || n < 2) return;                  /* the identity */
     unsigned b = 64 - (unsigned)__builtin_clzll(n - 1); /* bits of n - 1 */
     s->h = (b + 1) / 2;
     s->mask = ((uint64_t)1 << s->h) - 1;
     uint8_t msg[sizeof(LABEL) - 1 + 8];
     memcpy(msg, LABEL, sizeof(LABEL) - 1);
-    for (int i = 0; i < 8; i++) msg[sizeof(LABEL) - 1 + i] = (uint8_t)(n >> (56 - 8 * i));
+    for (int i = 0; i < 8; i++)
+        msg[sizeof(LABEL) - 1 + i] = (uint8_t)(n >> (56 - 8 * i));
     unsigned char key[EVP_MAX_MD_SIZE];
     unsigned int klen = 0;
     if (HMAC(EVP_sha256(), seed, EL_SHUFFLE_SEED_LEN, msg, sizeof(msg), key, &klen) == NULL)
@@ -53,10 +54,12 @@ static uint64_t round_f(const struct el_shuffle *s, unsigned r, uint64_t x)
     uint8_t in[16] = {0}, out[32];
     int len = 0;
     in[0] = (uint8_t)r;
-    for (int i = 0; i < 8; i++) in[1 + i] = (uint8_t)(x >> (56 - 8 * i));
+    for (int i = 0; i < 8; i++)
+        in[1 + i] = (uint8_t)(x >> (56 - 8 * i));
     if (EVP_EncryptUpdate(s->ctx, out, &len, in, sizeof(in)) != 1 || len != 16) fail("AES");
     uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v = v << 8 | out[i];
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | out[i];
     return v & s->mask;
 }
 
@@ -75,7 +78,8 @@ uint64_t el_shuffle_at(const struct el_shuffle *s, uint64_t i)
 {
     if (s->ctx == NULL || i >= s->n) return i;
     uint64_t y = i;
-    do y = feistel(s, y);
+    do
+        y = feistel(s, y);
     while (y >= s->n);
     return y;
 }

@@ -51,8 +51,8 @@ extern const struct el_word el_event_state_words[];
 
 /* What is known of an event's pre-queue from the store. */
 struct el_event_run {
-    bool cancelled; /* DELETE /events/NAME: drawn in arrival order */
-    bool known;     /* pre below holds a store answer */
+    bool cancelled;    /* DELETE /events/NAME: drawn in arrival order */
+    bool known;        /* pre below holds a store answer */
     struct el_pre pre; /* n, and the draw once made (store.h) */
 };
 
@@ -76,16 +76,16 @@ bool el_event_takes_arrivals(const struct el_event_def *d, const struct el_event
 int el_event_place(const struct el_event_run *r, uint64_t i, uint64_t *num);
 
 /* Pre-queue tickets carry the event's id and i in the ticket number. */
-#define EL_EVENT_TICKET_NUM(id, i) (((uint64_t)(id) << 32) | ((uint64_t)(i) & 0xffffffffu))
+#define EL_EVENT_TICKET_NUM(id, i) (((uint64_t)(id) << 32) | ((uint64_t)(i)&0xffffffffu))
 #define EL_EVENT_TICKET_ID(num) ((uint32_t)((num) >> 32))
-#define EL_EVENT_TICKET_I(num) ((num) & 0xffffffffu)
+#define EL_EVENT_TICKET_I(num) ((num)&0xffffffffu)
 
 /* One event as the table holds it (a copy: lookups hand these out). */
 struct el_event_view {
-    struct el_event_def def;    /* name, times, the file's line (0: added by the API) */
-    uint32_t id;                /* el_event_id(&def) */
-    enum el_event_state state;  /* at the time asked */
-    struct el_event_run run;    /* the store's figures */
+    struct el_event_def def;   /* name, times, the file's line (0: added by the API) */
+    uint32_t id;               /* el_event_id(&def) */
+    enum el_event_state state; /* at the time asked */
+    struct el_event_run run;   /* the store's figures */
 };
 
 struct el_events;

@@ -1,9 +1,12 @@
 /* test_event.c - scheduled openings on numbers: the state machine on a
  * virtual clock, the drawn places as a permutation of the reserved block,
  * and the table driven by ticks over a memory room. */
-#include <stdarg.h>
-#include <stddef.h>
 #include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 #include <cmocka.h>
 
 #include <stdlib.h>
@@ -88,7 +91,8 @@ static void test_places_are_a_permutation_of_the_block(void **state)
 {
     (void)state;
     struct el_event_run r = {.pre = {.drawn = true, .shuffled = true, .n = 30, .base = 100}};
-    for (int i = 0; i < EL_PRE_SEED_LEN; i++) r.pre.seed[i] = (uint8_t)(i * 37 + 11);
+    for (int i = 0; i < EL_PRE_SEED_LEN; i++)
+        r.pre.seed[i] = (uint8_t)(i * 37 + 11);
     bool seen[30] = {false};
     int in_order = 0;
     for (uint64_t i = 0; i < 30; i++) {

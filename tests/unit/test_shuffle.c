@@ -1,8 +1,11 @@
 /* test_shuffle.c - the keyed permutation (shuffle.h): a bijection of [0, n)
  * for every n, unrelated orders for other seeds, roughly uniform places. */
-#include <stdarg.h>
-#include <stddef.h>
 #include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 #include <cmocka.h>
 
 #include <math.h>
@@ -13,7 +16,8 @@
 
 static void seed_of(uint8_t seed[EL_SHUFFLE_SEED_LEN], uint32_t k)
 {
-    for (int i = 0; i < EL_SHUFFLE_SEED_LEN; i++) seed[i] = (uint8_t)(k * 131u + (uint32_t)i * 7u + (k >> 8));
+    for (int i = 0; i < EL_SHUFFLE_SEED_LEN; i++)
+        seed[i] = (uint8_t)(k * 131u + (uint32_t)i * 7u + (k >> 8));
 }
 
 /* perm is a bijection of [0, n): every value below n, none twice. */
@@ -47,8 +51,8 @@ static void test_bijection_large_n(void **state)
     (void)state;
     uint8_t seed[EL_SHUFFLE_SEED_LEN];
     seed_of(seed, 99);
-    check_bijection(seed, 1u << 20);        /* a power of two: no walking */
-    check_bijection(seed, (1u << 19) + 3);  /* just above one: the most walking */
+    check_bijection(seed, 1u << 20);       /* a power of two: no walking */
+    check_bijection(seed, (1u << 19) + 3); /* just above one: the most walking */
     check_bijection(seed, 1000003);
 }
 
@@ -79,7 +83,8 @@ static void test_identity_without_seed(void **state)
     (void)state;
     struct el_shuffle s;
     el_shuffle_init(&s, NULL, 100);
-    for (uint64_t i = 0; i < 100; i++) assert_int_equal(el_shuffle_at(&s, i), i);
+    for (uint64_t i = 0; i < 100; i++)
+        assert_int_equal(el_shuffle_at(&s, i), i);
     el_shuffle_done(&s);
     uint8_t seed[EL_SHUFFLE_SEED_LEN] = {1};
     el_shuffle_init(&s, seed, 1); /* one ticket: place 0 */
