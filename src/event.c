@@ -244,6 +244,7 @@ void el_events_tick(struct el_events *ev, struct el_room *room, int64_t now_ms)
         uint32_t id;
         int op;
         bool seeded;
+        int64_t not_before; /* a draw: not before the opening by the store's clock */
     } todo[SLOTS];
     size_t n = 0;
     bool hold = false;
@@ -258,6 +259,7 @@ void el_events_tick(struct el_events *ev, struct el_room *room, int64_t now_ms)
         e->busy = true;
         todo[n].id = e->id;
         todo[n].op = op;
+        todo[n].not_before = e->run.cancelled ? 0 : e->def.opens_at_ms;
         todo[n++].seeded = !e->run.cancelled;
     }
     pthread_mutex_unlock(&ev->lock);
@@ -275,7 +277,8 @@ void el_events_tick(struct el_events *ev, struct el_room *room, int64_t now_ms)
         }
         struct req *q = el_malloc(sizeof(*q));
         *q = (struct req){ev, todo[i].id};
-        el_room_pre(room, todo[i].id, (enum el_pre_op)todo[i].op, seeded ? seed : NULL, pre_cb, q);
+        el_room_pre(room, todo[i].id, (enum el_pre_op)todo[i].op, seeded ? seed : NULL,
+                    todo[i].not_before, pre_cb, q);
         OPENSSL_cleanse(seed, sizeof(seed));
     }
 }

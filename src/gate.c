@@ -264,10 +264,10 @@ static void join_or_refuse(struct el_gate *g, struct el_gate_ctx *ctx)
     }
     ctx->joined = true;
     struct el_event_view v;
-    if (ctx->lane == 0 && ctx->events != NULL &&
+    if (ctx->lane == 0 && el_events_hold_room(ctx->events) && /* one relaxed load first */
         el_events_arrivals(ctx->events, (int64_t)ctx->now * 1000, &v) == 0) {
         ctx->event = v.id; /* an event's pre-queue takes newcomers */
-        el_room_pre(g->room, v.id, EL_PRE_JOIN, NULL, pre_answer, ctx);
+        el_room_pre(g->room, v.id, EL_PRE_JOIN, NULL, 0, pre_answer, ctx);
         return;
     }
     el_room_join(g->room, ctx->lane, room_answer, ctx);

@@ -281,12 +281,12 @@ void el_room_check(struct el_room *r, uint8_t lane, uint64_t num, bool local, el
 }
 
 void el_room_pre(struct el_room *r, uint32_t event, enum el_pre_op op, const uint8_t *seed,
-                 el_store_pre_cb cb, void *arg)
+                 int64_t not_before_ms, el_store_pre_cb cb, void *arg)
 {
     ensure_store(r);
-    if (r->redis == NULL) r->sh->mem->ops->pre(r->sh->mem, event, op, seed, el_now_ms(), cb, arg);
-    else if (redis_askable(r)) r->redis->ops->pre(r->redis, event, op, seed, el_now_ms(), cb, arg);
-    else cb(arg, -1, NULL);
+    struct el_store *s = r->redis == NULL ? r->sh->mem : redis_askable(r) ? r->redis : NULL;
+    if (s == NULL) cb(arg, -1, NULL);
+    else s->ops->pre(s, event, op, seed, not_before_ms, el_now_ms(), cb, arg);
 }
 
 void el_room_release(struct el_room *r, uint64_t id)

@@ -426,8 +426,9 @@ static struct pre *find_pre(struct mstore *s, uint32_t event)
 }
 
 static void mem_pre(struct el_store *st, uint32_t event, enum el_pre_op op, const uint8_t *seed,
-                    uint64_t now_ms, el_store_pre_cb cb, void *arg)
+                    int64_t not_before_ms, uint64_t now_ms, el_store_pre_cb cb, void *arg)
 {
+    (void)not_before_ms; /* one instance: its caller's clock decided */
     struct mstore *s = (struct mstore *)st;
     pthread_mutex_lock(&s->lock);
     roll(s, now_ms);

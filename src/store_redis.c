@@ -441,8 +441,9 @@ static const char lua_revoked[] =
  * ARGV[5] = the seed for a draw. Returns {drawn, i, n, base, h0, seed}.
  * The draw reserves lane 0's numbers [t0, t0 + n) as n joins would: set in
  * both bitmaps (whole bytes by SETRANGE), so the block counts need nothing
- * (joins above rL count nothing). The hash lives 14 days from its last
- * write. */
+ * (joins above rL count nothing). ARGV[6] = no draw before this Redis time
+ * (unix ms; the answer is then not drawn). The hash lives 14 days from its
+ * last write. */
 static const char lua_pre[] = LUA_PRELUDE
     "local ev, op = KEYS[16], tonumber(ARGV[4])\n"
     "local e = redis.call('HMGET', ev, 'n', 'base', 'seed')\n"
@@ -454,6 +455,7 @@ static const char lua_pre[] = LUA_PRELUDE
     "  redis.call('PEXPIRE', ev, 1209600000)\n"
     "  return {0, n, n + 1, 0, head[1], ''}\n"
     "end\n"
+    "if now < (tonumber(ARGV[6]) or 0) then return {0, 0, n, 0, head[1], ''} end\n"
     "local a, b = tail[1], tail[1] + n\n"
     "local function setbits(key)\n"
     "  local x = a\n"
@@ -499,6 +501,7 @@ struct op {
     enum el_pre_op pre_op;   /* pre: what to do */
     bool seeded;             /* pre: a draw with seed */
     uint8_t seed[EL_PRE_SEED_LEN]; /* ... this one */
+    int64_t not_before_ms;   /* pre: no draw before this Redis time (unix ms) */
     void *arg;               /* for the callback */
     uint64_t deadline_ms;    /* el_now_ms() after which the link is dropped */
     bool done;               /* the user's callback ran */
@@ -1173,6 +1176,8 @@ static void send_op(struct rstore *s, struct op *op)
         for (size_t i = 0; op->seeded && i < EL_PRE_SEED_LEN; i++)
             snprintf(seed_hex + 2 * i, 3, "%02x", op->seed[i]);
         argv[n++] = seed_hex;
+        snprintf(nums[2], sizeof(nums[2]), "%lld", (long long)op->not_before_ms);
+        argv[n++] = nums[2];
     } else {
         snprintf(nums[1], sizeof(nums[1]), "%u", op->lane);
         argv[n++] = nums[1];
@@ -1271,13 +1276,15 @@ static void redis_revoked(struct el_store *st, uint64_t cursor, el_store_revoked
 }
 
 static void redis_pre(struct el_store *st, uint32_t event, enum el_pre_op pre_op,
-                      const uint8_t *seed, uint64_t now_ms, el_store_pre_cb cb, void *arg)
+                      const uint8_t *seed, int64_t not_before_ms, uint64_t now_ms,
+                      el_store_pre_cb cb, void *arg)
 {
     struct op *op = el_calloc(1, sizeof(*op));
     op->kind = OP_PRE;
     op->event = event;
     op->pre_op = pre_op;
     op->seeded = seed != NULL;
+    op->not_before_ms = not_before_ms > 0 ? not_before_ms : 0;
     if (seed) memcpy(op->seed, seed, EL_PRE_SEED_LEN);
     op->precb = cb;
     op->arg = arg;

@@ -165,9 +165,12 @@ struct el_store_ops {
     void (*revoked)(struct el_store *s, uint64_t cursor, el_store_revoked_cb cb, void *arg);
     /* The pre-queue of event (its id, event.h): op as above; seed
      * (EL_PRE_SEED_LEN bytes) for a DRAW, NULL to keep arrival order (a
-     * cancelled event). */
+     * cancelled event). A DRAW before not_before_ms (unix ms; 0: none) by
+     * the store's clock is not made (the answer says not drawn): Redis
+     * TIME, so the instance whose clock runs ahead does not open early for
+     * all; the memory store (one instance) leaves that to its caller. */
     void (*pre)(struct el_store *s, uint32_t event, enum el_pre_op op, const uint8_t *seed,
-                uint64_t now_ms, el_store_pre_cb cb, void *arg);
+                int64_t not_before_ms, uint64_t now_ms, el_store_pre_cb cb, void *arg);
     void (*free)(struct el_store *s);
 };
 

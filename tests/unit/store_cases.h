@@ -501,7 +501,7 @@ static void pre_cb(void *arg, int err, const struct el_pre *p)
 static struct el_pre pre_ok(struct el_store *s, uint32_t ev, enum el_pre_op op, const uint8_t *seed)
 {
     struct pre_result r = {0};
-    s->ops->pre(s, ev, op, seed, drv_now, pre_cb, &r);
+    s->ops->pre(s, ev, op, seed, 0, drv_now, pre_cb, &r);
     drv_wait(&r.done);
     assert_int_equal(r.calls, 1);
     assert_int_equal(r.err, 0);

@@ -170,7 +170,7 @@ static void test_table_over_a_memory_room(void **state)
     uint32_t id = v.id;
     for (uint64_t i = 0; i < 30; i++) {
         struct pre_res r = {0};
-        el_room_pre(room, id, EL_PRE_JOIN, NULL, pre_cb, &r);
+        el_room_pre(room, id, EL_PRE_JOIN, NULL, 0, pre_cb, &r);
         assert_true(r.done);
         assert_int_equal(r.err, 0);
         assert_int_equal(r.p.i, i);
@@ -187,7 +187,7 @@ static void test_table_over_a_memory_room(void **state)
     assert_int_equal(v.state, EL_EVENT_DRAINING);
     assert_int_equal(el_events_arrivals(ev, OPENS, &v), -1); /* later arrivals: lane 0 */
     struct pre_res late = {0};
-    el_room_pre(room, id, EL_PRE_JOIN, NULL, pre_cb, &late);
+    el_room_pre(room, id, EL_PRE_JOIN, NULL, 0, pre_cb, &late);
     assert_true(late.p.drawn);
     el_events_tick(ev, room, OPENS + 100);
     assert_true(el_events_hold_room(ev)); /* draining */
