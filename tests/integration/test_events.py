@@ -93,7 +93,10 @@ def test_prequeue_is_drawn_at_random_and_later_arrivals_follow():
         assert got != list(range(1, 31)), "the arrival order was kept: %r" % got
         late_places = [poll(e.port, ck)[0]["position"] for ck in late]
         assert late_places == list(range(31, 36)), late_places
-        # Admitted: the pre-queue in its drawn order, then the later ones.
+        # Admitted: the pre-queue in its drawn order, then the later ones
+        # (mode on: once all are reached the auto room would open, and a
+        # reached ticket's poll would read "open").
+        assert e.admin("POST", "/mode", "on")[0] == 204
         assert e.admin("POST", "/rate", "40")[0] == 204
         plain = [dict(poll(e.port, ck)[1]) for ck in tickets]
         order = sorted(range(30), key=lambda i: got[i])
