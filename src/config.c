@@ -1393,7 +1393,7 @@ int el_config_parse_time(const char *s, size_t n, int64_t *ms, int *offset_min, 
         snprintf(why, nwhy, "is not YYYY-MM-DDTHH:MM:SS followed by Z or an offset");
         return -1;
     }
-    if (s[i] == '.') {
+    if (i < n && s[i] == '.') {
         size_t k = ++i, scale = 100;
         while (i < n && s[i] >= '0' && s[i] <= '9') {
             frac += (int)scale * (s[i] - '0');

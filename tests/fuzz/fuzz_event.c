@@ -33,7 +33,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (ms2 != ms - ms % 1000 || off2 != off) abort(); /* the text drops the fraction */
     }
     if (size >= EL_SHUFFLE_SEED_LEN + 2) {
-        uint64_t n = 1 + ((uint64_t)data[EL_SHUFFLE_SEED_LEN] << 8 | data[EL_SHUFFLE_SEED_LEN + 1]) % 512;
+        uint64_t n =
+            1 + ((uint64_t)data[EL_SHUFFLE_SEED_LEN] << 8 | data[EL_SHUFFLE_SEED_LEN + 1]) % 512;
         struct el_shuffle s;
         el_shuffle_init(&s, data, n);
         uint8_t seen[512] = {0};
