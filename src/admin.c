@@ -489,7 +489,8 @@ static int parse_event_body(char *body, struct el_event_def *d, char *why, size_
         while (i < 4 && strcmp(k, names[i]) != 0)
             i++;
         if (i == 4) {
-            snprintf(why, nwhy, "unknown key '%.40s' (known: name, opens_at, prequeue_s, ends_at)", k);
+            snprintf(why, nwhy,
+                     "unknown key '%.40s' (known: name, opens_at, prequeue_s, ends_at)", k);
             return -1;
         }
         if (seen[i]) {
@@ -517,7 +518,8 @@ static int parse_event_body(char *body, struct el_event_def *d, char *why, size_
             int64_t *ms = i == 1 ? &d->opens_at_ms : &d->ends_at_ms;
             int *off = i == 1 ? &d->opens_offset_min : &d->ends_offset_min;
             if (el_config_parse_time(v, vl, ms, off, r, sizeof(r)) == -1) {
-                snprintf(why, nwhy, "%s: '%.40s' %s (e.g. 2027-03-01T09:00:00+01:00)", names[i], v, r);
+                snprintf(why, nwhy, "%s: '%.40s' %s (e.g. 2027-03-01T09:00:00+01:00)", names[i],
+                         v, r);
                 return -1;
             }
             if (i == 1) d->has_opens_at = true;

@@ -733,13 +733,14 @@ static int set_value(struct parse *ps, const struct key *k, void *base, const ch
         int64_t ms = 0;
         int off = 0;
         if (*v != '\0' && el_config_parse_time(v, strlen(v), &ms, &off, r, sizeof(r)) == -1) {
-            key_fail(ps, line, k, "'%s' %s (e.g. 2027-03-01T09:00:00Z or 2027-03-01T09:00:00+01:00)",
-                     v, r);
+            key_fail(ps, line, k,
+                     "'%s' %s (e.g. 2027-03-01T09:00:00Z or 2027-03-01T09:00:00+01:00)", v, r);
             return -1;
         }
         *(int64_t *)field = ms;
         *(int *)(void *)((char *)base + k->flag_off) = off;
-        if (line != 0 && strcmp(k->name, "opens_at") == 0) ((struct el_event_def *)base)->has_opens_at = true;
+        if (line != 0 && strcmp(k->name, "opens_at") == 0)
+            ((struct el_event_def *)base)->has_opens_at = true;
         return 0;
     }
     }
@@ -817,7 +818,9 @@ static void end_section(struct parse *ps)
         char why[200];
         int line = ps->event->line; /* ends_at before opens_at: at the later of the two */
         if (ps->event->ends_at_ms != 0 && ps->event->ends_at_ms <= ps->event->opens_at_ms)
-            line = EL_MAX(EL_MAX(ps->key_line[key_index("opens_at")], ps->key_line[key_index("ends_at")]), line);
+            line = EL_MAX(EL_MAX(ps->key_line[key_index("opens_at")],
+                                 ps->key_line[key_index("ends_at")]),
+                          line);
         if (el_config_check_event(ps->event, why, sizeof(why)) == -1)
             fail(ps, line, "[event %s] %s", ps->event->name, why);
     }
@@ -833,7 +836,8 @@ static void begin_event(struct parse *ps, const char *ename)
     char why[200];
     struct el_event_def probe = {.has_opens_at = true, .prequeue_s = 0};
     snprintf(probe.name, sizeof(probe.name), "%s", ename);
-    if (strlen(ename) >= EL_EVENT_NAME_MAX || el_config_check_event(&probe, why, sizeof(why)) == -1) {
+    if (strlen(ename) >= EL_EVENT_NAME_MAX ||
+        el_config_check_event(&probe, why, sizeof(why)) == -1) {
         fail(ps, ps->line, "[event %s]: %s", ename,
              strlen(ename) >= EL_EVENT_NAME_MAX ? "the name is longer than 63 bytes" : why);
         return;

@@ -163,7 +163,8 @@ static void control_tick(evutil_socket_t fd, short what, void *arg)
                  ls.limit, ls.queued, (unsigned long long)waited);
         if (el_trigger_hold(&ct->trig, why)) el_notice("trigger: queueing (%s)", ct->trig.reason);
     }
-    if (ct->events != NULL && mode != EL_MODE_OFF) el_events_tick(ct->events, ct->room, (int64_t)el_wall_ms());
+    if (ct->events != NULL && mode != EL_MODE_OFF) /* a pre-queue holds the room */
+        el_events_tick(ct->events, ct->room, (int64_t)el_wall_ms());
     bool queueing = mode == EL_MODE_ON ||
                     (mode == EL_MODE_AUTO && (ct->trig.queueing || waiting > 0 || ls.queued > 0)) ||
                     ((ct->paused || el_events_hold_room(ct->events)) && mode != EL_MODE_OFF);

@@ -140,7 +140,9 @@ static const char *const texts[EL_LANG_COUNT][T_COUNT] = {
             [T_PAUSED] = "Der Einlass ist kurz angehalten. Ihr Platz bleibt erhalten.",
             [T_PRE_PLACE] = "wird bei der \u00d6ffnung ausgelost",
             [T_PRE_OPENS] = "\u00d6ffnet {time}",
-            [T_PRE_NOTE] = "Alle, die vor der \u00d6ffnung da sind, bekommen einen zuf\u00e4llig ausgelosten Platz. Neu laden oder fr\u00fcher kommen bringt keinen Vorteil.",
+            [T_PRE_NOTE] = "Alle, die vor der \u00d6ffnung da sind, bekommen einen "
+                           "zuf\u00e4llig ausgelosten Platz. "
+                           "Neu laden oder fr\u00fcher kommen bringt keinen Vorteil.",
         },
     [EL_LANG_EN] =
         {
@@ -173,7 +175,8 @@ static const char *const texts[EL_LANG_COUNT][T_COUNT] = {
             [T_PAUSED] = "Admissions are paused for a moment. Your place is kept.",
             [T_PRE_PLACE] = "drawn at the opening",
             [T_PRE_OPENS] = "Opens {time}",
-            [T_PRE_NOTE] = "Everyone who arrives before the opening gets a place drawn at random. Refreshing the page or coming earlier gives no advantage.",
+            [T_PRE_NOTE] = "Everyone who arrives before the opening gets a place drawn at random. "
+                           "Refreshing the page or coming earlier gives no advantage.",
         },
     [EL_LANG_TR] =
         {
@@ -204,7 +207,8 @@ static const char *const texts[EL_LANG_COUNT][T_COUNT] = {
             [T_PAUSED] = "Girişler kısa bir süreliğine durduruldu. Yeriniz korunuyor.",
             [T_PRE_PLACE] = "açılışta kurayla belirlenecek",
             [T_PRE_OPENS] = "Açılış: {time}",
-            [T_PRE_NOTE] = "Açılıştan önce gelen herkese kurayla rastgele bir yer verilir. Sayfayı yenilemek veya daha erken gelmek avantaj sağlamaz.",
+            [T_PRE_NOTE] = "Açılıştan önce gelen herkese kurayla rastgele bir yer verilir. "
+                           "Sayfayı yenilemek veya daha erken gelmek avantaj sağlamaz.",
         },
     [EL_LANG_AR] =
         {
@@ -241,7 +245,8 @@ static const char *const texts[EL_LANG_COUNT][T_COUNT] = {
             [T_PAUSED] = "الدخول متوقف مؤقتًا لفترة قصيرة. مكانك محفوظ.",
             [T_PRE_PLACE] = "يُحدَّد بالقرعة عند الافتتاح",
             [T_PRE_OPENS] = "يفتح في {time}",
-            [T_PRE_NOTE] = "كل من يصل قبل الافتتاح يحصل على مكان يُحدَّد بالقرعة. تحديث الصفحة أو الحضور مبكرًا لا يمنح أي أفضلية.",
+            [T_PRE_NOTE] = "كل من يصل قبل الافتتاح يحصل على مكان يُحدَّد بالقرعة. "
+                           "تحديث الصفحة أو الحضور مبكرًا لا يمنح أي أفضلية.",
         },
     [EL_LANG_RU] =
         {
@@ -278,7 +283,8 @@ static const char *const texts[EL_LANG_COUNT][T_COUNT] = {
             [T_PAUSED] = "Пропуск ненадолго приостановлен. Ваше место сохраняется.",
             [T_PRE_PLACE] = "определится жеребьёвкой при открытии",
             [T_PRE_OPENS] = "Открытие: {time}",
-            [T_PRE_NOTE] = "Все, кто пришёл до открытия, получат место по жребию. Обновлять страницу или приходить раньше бесполезно.",
+            [T_PRE_NOTE] = "Все, кто пришёл до открытия, получат место по жребию. "
+                           "Обновлять страницу или приходить раньше бесполезно.",
         },
     [EL_LANG_UK] =
         {
@@ -313,9 +319,11 @@ static const char *const texts[EL_LANG_COUNT][T_COUNT] = {
             [T_HOUR_MANY] = "{n}\u00a0годин",
             [T_HOUR_OTHER] = "{n}\u00a0години",
             [T_PAUSED] = "Пропуск ненадовго призупинено. Ваше місце зберігається.",
-            [T_PRE_PLACE] = "визначиться жеребкуванням під час відкриття",
+            [T_PRE_PLACE] = "визначиться жеребкуванням "
+                            "під час відкриття",
             [T_PRE_OPENS] = "Відкриття: {time}",
-            [T_PRE_NOTE] = "Усі, хто прийшов до відкриття, отримають місце за жеребом. Оновлювати сторінку чи приходити раніше не потрібно.",
+            [T_PRE_NOTE] = "Усі, хто прийшов до відкриття, отримають місце за жеребом. "
+                           "Оновлювати сторінку чи приходити раніше не потрібно.",
         },
     [EL_LANG_PL] =
         {
@@ -354,7 +362,9 @@ static const char *const texts[EL_LANG_COUNT][T_COUNT] = {
             [T_PAUSED] = "Wpuszczanie jest na chwilę wstrzymane. Twoje miejsce jest zachowane.",
             [T_PRE_PLACE] = "zostanie wylosowane przy otwarciu",
             [T_PRE_OPENS] = "Otwarcie: {time}",
-            [T_PRE_NOTE] = "Każdy, kto przyjdzie przed otwarciem, otrzyma miejsce wylosowane przy otwarciu. Odświeżanie strony ani wcześniejsze przyjście nie daje przewagi.",
+            [T_PRE_NOTE] = "Każdy, kto przyjdzie przed otwarciem, otrzyma miejsce "
+                           "wylosowane przy otwarciu. "
+                           "Odświeżanie strony ani wcześniejsze przyjście nie daje przewagi.",
         },
 };
 

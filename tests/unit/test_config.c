@@ -317,7 +317,8 @@ static void test_routes(void **state)
 static void test_events(void **state)
 {
     (void)state;
-    struct el_config *cfg = load_ok(ROOM "[event vaccination]\nopens_at = 2027-03-01T09:00:00+01:00\n"
+    struct el_config *cfg = load_ok(ROOM "[event vaccination]\n"
+                                         "opens_at = 2027-03-01T09:00:00+01:00\n"
                                          "prequeue_s = 600\nends_at = 2027-03-01t18:00:00.250z\n"
                                          "[event second]\nopens_at = 2027-03-02 08:00:00Z\n");
     assert_int_equal(cfg->nevents, 2);

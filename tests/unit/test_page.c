@@ -669,7 +669,8 @@ static void test_prequeue_page_and_json(void **state)
     v.lang = EL_LANG_DE;
     el_page_json_prequeue(&v, true, out, sizeof(out));
     assert_non_null(strstr(out, ",\"lang\":\"de\",\"place_text\":\"wird bei der \u00d6ffnung "
-                                "ausgelost\",\"eta_text\":\"\u00d6ffnet 2027-03-01 09:00 (UTC+01:00)\"}"));
+                                "ausgelost\",\"eta_text\":\"\u00d6ffnet 2027-03-01 09:00 "
+                                "(UTC+01:00)\"}"));
     el_page_free(p);
 }
 
