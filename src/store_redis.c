@@ -436,8 +436,8 @@ static const char lua_revoked[] =
     "return redis.call('ZRANGEBYSCORE', KEYS[12], ARGV[4], '+inf', 'WITHSCORES', 'LIMIT', 0, "
     EL_STR(EL_STORE_REVOKED_MAX) ")\n";
 
-/* KEYS[16] = the event's pre-queue hash (n: arrivals; once drawn: base,
- * seed as hex, "" for arrival order). ARGV[4] = op (enum el_pre_op),
+/* KEYS[#KEYS] (after the room's) = the event's pre-queue hash (n: arrivals;
+ * once drawn: base, seed as hex, "" for arrival order). ARGV[4] = op (enum el_pre_op),
  * ARGV[5] = the seed for a draw. Returns {drawn, i, n, base, h0, seed}.
  * The draw reserves lane 0's numbers [t0, t0 + n) as n joins would: set in
  * both bitmaps (whole bytes by SETRANGE), so the block counts need nothing
@@ -445,7 +445,7 @@ static const char lua_revoked[] =
  * (unix ms; the answer is then not drawn). The hash lives 14 days from its
  * last write. */
 static const char lua_pre[] = LUA_PRELUDE
-    "local ev, op = KEYS[16], tonumber(ARGV[4])\n"
+    "local ev, op = KEYS[#KEYS], tonumber(ARGV[4])\n"
     "local e = redis.call('HMGET', ev, 'n', 'base', 'seed')\n"
     "local n = tonumber(e[1]) or 0\n"
     "if e[2] then return {1, 0, n, tonumber(e[2]), head[1], e[3] or ''} end\n"
@@ -1136,8 +1136,9 @@ static void send_op(struct rstore *s, struct op *op)
     int n = 0;
     argv[n++] = op->retried ? "EVAL" : "EVALSHA";
     argv[n++] = op->retried ? scripts[op->kind] : s->sha[op->kind];
-    _Static_assert(NKEYS + 1 == 16, "the pre-queue script's key count");
-    argv[n++] = op->kind == OP_PRE ? "16" : EL_STR(NKEYS);
+    char nkeys[8];
+    snprintf(nkeys, sizeof(nkeys), "%d", NKEYS + (op->kind == OP_PRE ? 1 : 0));
+    argv[n++] = nkeys;
     for (int i = 0; i < NKEYS; i++) argv[n++] = s->keys[i];
     if (op->kind == OP_PRE) {
         snprintf(evkey, sizeof(evkey), "%s%08x", s->ev_prefix, (unsigned)op->event);
