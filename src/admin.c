@@ -26,6 +26,7 @@
 #include "einlass/common.h"
 #include "einlass/config.h"
 #include "einlass/journal.h"
+#include "einlass/event.h"
 #include "einlass/metrics.h"
 #include "einlass/room.h"
 
@@ -47,6 +48,7 @@
 #include <unistd.h>
 
 #define ADMIN_MAX_BODY 64          /* longest body a route accepts */
+#define ADMIN_EVENT_BODY 1024      /* longest POST /events body */
 #define ADMIN_EVHTTP_MAX_BODY 4096 /* evhttp answers 413 itself above this */
 #define ADMIN_MAX_HEADERS 8192     /* evhttp refuses larger request heads */
 #define ADMIN_TIMEOUT_S 10         /* idle/slow admin connections close */
@@ -61,6 +63,7 @@ struct el_admin {
     int port;                                     /* bound TCP port, 0 for unix sockets */
     char *unix_path;                              /* our socket file, unlinked on free */
     char address[EL_ADMIN_ADDR_LEN];              /* what we listen on, for the logs */
+    struct el_events *events;                     /* scheduled openings, or NULL */
 };
 
 enum route_kind {
@@ -252,6 +255,7 @@ static void get_status(const struct el_admin *a, struct el_status *st)
     st->store = el_store_state_name(EL_STORE_STATE_MEMORY);
     st->inflight = el_metrics_inflight();
     if (a->ops != NULL && a->ops->status != NULL) a->ops->status(a->ctx, st);
+    st->events = a->events;
     st->draining = st->draining || a->draining;
 }
 
@@ -269,6 +273,42 @@ static const char *json_store(const char *s)
     return s;
 }
 
+/* One event as JSON (GET /events, POST /events). Names hold no character
+ * JSON must escape (el_config_check_event). */
+static void add_event(struct evbuffer *b, const struct el_event_view *v)
+{
+    char opens[48], ends[48];
+    el_time_rfc3339(v->def.opens_at_ms, v->def.opens_offset_min, opens, sizeof(opens));
+    if (v->def.ends_at_ms != 0)
+        el_time_rfc3339(v->def.ends_at_ms, v->def.ends_offset_min, ends, sizeof(ends));
+    evbuffer_add_printf(b,
+                        "{\"name\":\"%s\",\"opens_at\":\"%s\",\"prequeue_s\":%d,\"ends_at\":%s%s%s,"
+                        "\"state\":\"%s\",\"prequeue\":%llu,\"drawn\":%s,\"cancelled\":%s,"
+                        "\"source\":\"%s\"}",
+                        v->def.name, opens, v->def.prequeue_s, v->def.ends_at_ms ? "\"" : "",
+                        v->def.ends_at_ms ? ends : "null", v->def.ends_at_ms ? "\"" : "",
+                        el_word_name(el_event_state_words, (int)v->state),
+                        (unsigned long long)v->run.pre.n, v->run.pre.drawn ? "true" : "false",
+                        v->run.cancelled ? "true" : "false", v->def.line ? "file" : "api");
+}
+
+/* /status: ,"events":[{"name","state","prequeue"},...] */
+static void add_events_brief(const struct el_admin *a, struct evbuffer *b)
+{
+    evbuffer_add_printf(b, ",\"events\":[");
+    size_t n = a->events ? el_events_count(a->events) : 0;
+    int64_t now = (int64_t)el_wall_ms();
+    for (size_t i = 0; i < n; i++) {
+        struct el_event_view v;
+        if (el_events_get(a->events, i, now, &v) == -1) break;
+        evbuffer_add_printf(b, "%s{\"name\":\"%s\",\"state\":\"%s\",\"prequeue\":%llu}",
+                            i ? "," : "", v.def.name,
+                            el_word_name(el_event_state_words, (int)v.state),
+                            (unsigned long long)v.run.pre.n);
+    }
+    evbuffer_add_printf(b, "]");
+}
+
 static void answer_status(struct el_admin *a, struct evhttp_request *req)
 {
     struct el_status st;
@@ -282,7 +322,7 @@ static void answer_status(struct el_admin *a, struct evhttp_request *req)
                         "\"inflight\":%lld,\"store\":\"%s\",\"samples\":%llu,\"store_up\":%s,"
                         "\"backend_limit\":%d,\"backend_inflight\":%d,\"backend_queue\":%d,"
                         "\"backend_queued_total\":%llu,\"backend_queue_timeouts_total\":%llu,"
-                        "\"paused\":%s,\"version\":\"%s\"}\n",
+                        "\"paused\":%s,\"version\":\"%s\"",
                         el_mode_name(st.mode), st.queueing ? "true" : "false",
                         (unsigned long long)st.waiting, (unsigned long long)st.admitted_total,
                         json_num(r, st.admit_per_s), json_num(p50, st.p50_ms),
@@ -292,6 +332,8 @@ static void answer_status(struct el_admin *a, struct evhttp_request *req)
                         st.backend.queued, (unsigned long long)st.backend.queued_total,
                         (unsigned long long)st.backend.timeouts_total,
                         st.paused ? "true" : "false", EL_VERSION);
+    add_events_brief(a, b);
+    evbuffer_add_printf(b, "}\n");
     set_header(req, "Content-Type", "application/json");
     send_body(req, HTTP_OK, b);
     evbuffer_free(b);
@@ -418,6 +460,161 @@ static void answer_post(struct el_admin *a, struct evhttp_request *req, enum rou
     evhttp_send_reply(req, HTTP_NOCONTENT, NULL, NULL);
 }
 
+/* A POST /events body: "key = value" lines, '#' or ';' comments. */
+static int parse_event_body(char *body, struct el_event_def *d, char *why, size_t nwhy)
+{
+    memset(d, 0, sizeof(*d));
+    d->prequeue_s = 1800; /* the file's default */
+    bool seen[4] = {false};
+    static const char *const names[4] = {"name", "opens_at", "prequeue_s", "ends_at"};
+    for (char *line = strtok(body, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+        while (is_space(*line))
+            line++;
+        if (*line == '\0' || *line == '#' || *line == ';') continue;
+        char *eq = strchr(line, '=');
+        if (eq == NULL) {
+            snprintf(why, nwhy, "expected key = value lines (name, opens_at, prequeue_s, ends_at)");
+            return -1;
+        }
+        char *k = line, *v = eq + 1, *ke = eq;
+        while (ke > k && is_space(ke[-1]))
+            ke--;
+        *ke = '\0';
+        while (is_space(*v))
+            v++;
+        size_t vl = strlen(v);
+        while (vl > 0 && is_space(v[vl - 1]))
+            v[--vl] = '\0';
+        int i = 0;
+        while (i < 4 && strcmp(k, names[i]) != 0)
+            i++;
+        if (i == 4) {
+            snprintf(why, nwhy,
+                     "unknown key '%.40s' (known: name, opens_at, prequeue_s, ends_at)", k);
+            return -1;
+        }
+        if (seen[i]) {
+            snprintf(why, nwhy, "%s: duplicate key", names[i]);
+            return -1;
+        }
+        seen[i] = true;
+        char r[120];
+        if (i == 0) {
+            if (vl >= sizeof(d->name)) {
+                snprintf(why, nwhy, "name: longer than %d bytes", EL_EVENT_NAME_MAX - 1);
+                return -1;
+            }
+            memcpy(d->name, v, vl + 1);
+        } else if (i == 2) {
+            char *end;
+            errno = 0;
+            long n = strtol(v, &end, 10);
+            if (*v == '\0' || *end != '\0' || errno == ERANGE || n < 0 || n > 604800) {
+                snprintf(why, nwhy, "prequeue_s: '%.40s' is not a whole number in 0..604800", v);
+                return -1;
+            }
+            d->prequeue_s = (int)n;
+        } else {
+            int64_t *ms = i == 1 ? &d->opens_at_ms : &d->ends_at_ms;
+            int *off = i == 1 ? &d->opens_offset_min : &d->ends_offset_min;
+            if (el_config_parse_time(v, vl, ms, off, r, sizeof(r)) == -1) {
+                snprintf(why, nwhy, "%s: '%.40s' %s (e.g. 2027-03-01T09:00:00+01:00)", names[i],
+                         v, r);
+                return -1;
+            }
+            if (i == 1) d->has_opens_at = true;
+        }
+    }
+    if (!seen[0]) {
+        snprintf(why, nwhy, "name: missing (e.g. name = vaccination)");
+        return -1;
+    }
+    return el_config_check_event(d, why, nwhy);
+}
+
+/* /events and /events/NAME. */
+static void answer_events(struct el_admin *a, struct evhttp_request *req, const char *path)
+{
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    bool list = strcmp(path, "/events") == 0;
+    bool get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD;
+    if (list ? !(get || cmd == EVHTTP_REQ_POST) : cmd != EVHTTP_REQ_DELETE) {
+        set_header(req, "Allow", list ? "GET, HEAD, POST" : "DELETE");
+        reply_text(req, 405, "method not allowed");
+        return;
+    }
+    const char *why = refusal(a, req, !get);
+    if (why != NULL) {
+        reply_text(req, 403, why);
+        return;
+    }
+    if (!get && !authorized(a, req)) {
+        set_header(req, "WWW-Authenticate", "Bearer");
+        reply_text(req, 401, "missing or wrong bearer token");
+        return;
+    }
+    if (a->events == NULL) {
+        reply_text(req, 503, "events are not available");
+        return;
+    }
+    int64_t now = (int64_t)el_wall_ms();
+    struct el_event_view v;
+    if (get) {
+        struct evbuffer *b = evbuffer_new();
+        evbuffer_add_printf(b, "{\"events\":[");
+        size_t n = el_events_count(a->events);
+        for (size_t i = 0; i < n && el_events_get(a->events, i, now, &v) == 0; i++) {
+            if (i) evbuffer_add_printf(b, ",");
+            add_event(b, &v);
+        }
+        evbuffer_add_printf(b, "]}\n");
+        set_header(req, "Content-Type", "application/json");
+        send_body(req, HTTP_OK, b);
+        evbuffer_free(b);
+        return;
+    }
+    if (!list) {
+        const char *name = path + 8;
+        if (el_events_cancel(a->events, name) == -1) {
+            reply_text(req, HTTP_NOTFOUND, "no such event (or it is over)");
+            return;
+        }
+        el_notice("admin: event %s cancelled: its pre-queue is admitted in arrival order", name);
+        evhttp_send_reply(req, HTTP_NOCONTENT, NULL, NULL);
+        return;
+    }
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t n = evbuffer_get_length(in);
+    char body[ADMIN_EVENT_BODY + 1], reason[300];
+    if (n > ADMIN_EVENT_BODY) {
+        reply_text(req, 413, "body too large");
+        return;
+    }
+    evbuffer_copyout(in, body, n);
+    body[n] = '\0';
+    struct el_event_def d;
+    bool conflict = false;
+    if (strlen(body) != n) {
+        reply_text(req, 400, "body holds a NUL byte");
+        return;
+    }
+    if (parse_event_body(body, &d, reason, sizeof(reason)) == -1 ||
+        el_events_add(a->events, &d, &conflict, reason, sizeof(reason)) == -1) {
+        reply_text(req, conflict ? 409 : 400, reason);
+        return;
+    }
+    char opens[48];
+    el_time_rfc3339(d.opens_at_ms, d.opens_offset_min, opens, sizeof(opens));
+    el_notice("admin: event %s added (opens %s, pre-queue %d s) until restart", d.name, opens,
+              d.prequeue_s);
+    struct evbuffer *b = evbuffer_new();
+    if (el_events_find(a->events, el_event_id(&d), now, &v) == 0) add_event(b, &v);
+    evbuffer_add_printf(b, "\n");
+    set_header(req, "Content-Type", "application/json");
+    send_body(req, 201, b);
+    evbuffer_free(b);
+}
+
 static void handle(struct evhttp_request *req, void *arg)
 {
     struct el_admin *a = arg;
@@ -425,6 +622,10 @@ static void handle(struct evhttp_request *req, void *arg)
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
     if (path == NULL) path = "";
+    if (strcmp(path, "/events") == 0 || strncmp(path, "/events/", 8) == 0) {
+        answer_events(a, req, path);
+        return;
+    }
     size_t i = 0;
     while (i < EL_ARRAY_LEN(routes) && strcmp(routes[i].path, path) != 0)
         i++;
@@ -588,6 +789,11 @@ fail:
     free(a->unix_path);
     free(a);
     return NULL;
+}
+
+void el_admin_set_events(struct el_admin *a, struct el_events *events)
+{
+    a->events = events;
 }
 
 void el_admin_set_token(struct el_admin *a, const char *token)

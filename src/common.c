@@ -121,6 +121,13 @@ uint64_t el_wall_s(void)
     return (uint64_t)time(NULL);
 }
 
+uint64_t el_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 bool el_strcaseeq(const char *a, size_t alen, const char *b, size_t blen)
 {
     if (alen != blen) return false;
@@ -226,4 +233,18 @@ uint16_t el_addr_port(const struct sockaddr_storage *ss)
     if (ss->ss_family == AF_INET) return ntohs(((const struct sockaddr_in *)ss)->sin_port);
     if (ss->ss_family == AF_INET6) return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
     return 0;
+}
+
+size_t el_time_rfc3339(int64_t ms, int offset_min, char *out, size_t cap)
+{
+    time_t t = (time_t)(ms / 1000) + (time_t)offset_min * 60;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char off[16] = "Z";
+    int a = (offset_min < 0 ? -offset_min : offset_min) % (24 * 60);
+    if (offset_min != 0)
+        snprintf(off, sizeof(off), "%c%02d:%02d", offset_min < 0 ? '-' : '+', a / 60, a % 60);
+    int n = snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d%s", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, off);
+    return n > 0 ? EL_MIN((size_t)n, cap - 1) : 0;
 }

@@ -61,6 +61,8 @@ enum key_type {
     T_CIDRS,       /* comma-separated CIDR list: off the array, flag_off its size_t count */
     T_MATCH,       /* route: METHOD PATH-GLOB */
     T_ACTION,      /* route: bypass | priority | queue | reject */
+    T_TIME,        /* event: RFC 3339 time with offset, stored as int64_t unix ms ("" = 0),
+                      flag_off its offset (int, minutes east of UTC) */
 };
 
 const struct el_word el_mode_words[] = {
@@ -226,6 +228,16 @@ static const struct key keys[] = {
      "METHOD (or *) and a path glob: * within a segment, ** across"},
     {"route", "action", T_ACTION, "queue", 0, 0, action_words, true, "bypass",
      offsetof(struct el_route, action), 0, "bypass | priority | queue | reject"},
+
+    {"event", "opens_at", T_TIME, "", 0, 0, NULL, true, "2027-03-01T09:00:00+01:00",
+     offsetof(struct el_event_def, opens_at_ms), offsetof(struct el_event_def, opens_offset_min),
+     "the opening, RFC 3339 with Z or an offset (required); the pre-queue is drawn then"},
+    {"event", "prequeue_s", T_INT, "1800", 0, 604800, NULL, true, "1800",
+     offsetof(struct el_event_def, prequeue_s), 0,
+     "arrivals this long before opens_at get a place drawn at random at the opening"},
+    {"event", "ends_at", T_TIME, "", 0, 0, NULL, true, "2027-03-01T18:00:00+01:00",
+     offsetof(struct el_event_def, ends_at_ms), offsetof(struct el_event_def, ends_offset_min),
+     "optional end of the event (RFC 3339): the room is back to its normal rules"},
 };
 
 #define NKEYS EL_ARRAY_LEN(keys)
@@ -242,6 +254,7 @@ struct parse {
     int secret_line;        /* line of a non-empty secret or secret_file */
     const char *section;    /* current section kind ("route" for routes), NULL before any */
     struct el_route *route; /* current route section, or NULL */
+    struct el_event_def *event; /* current event section, or NULL */
     bool route_has_match;   /* the current route set match */
     int key_line[NKEYS];    /* line where each key was set; 0 = default */
     char *err;              /* first error, "FILE:LINE: message" */
@@ -278,6 +291,8 @@ key_fail(struct parse *ps, int line, const struct key *k, const char *fmt, ...)
     va_end(ap);
     if (strcmp(k->section, "route") == 0 && ps->route != NULL)
         fail(ps, line, "[route %s] %s: %s", ps->route->name, k->name, what);
+    else if (strcmp(k->section, "event") == 0 && ps->event != NULL)
+        fail(ps, line, "[event %s] %s: %s", ps->event->name, k->name, what);
     else
         fail(ps, line, "[%s] %s: %s", k->section, k->name, what);
 }
@@ -522,6 +537,7 @@ static int parse_match(struct parse *ps, int line, const struct key *k, const ch
 }
 
 static char *dir_of(const char *path);
+static size_t key_index(const char *name);
 
 /* Parse value v for key k into base (the config, or the route). Returns 0,
  * or -1 with the error recorded. line 0 means the table's default. */
@@ -713,6 +729,20 @@ static int set_value(struct parse *ps, const struct key *k, void *base, const ch
         return parse_cidrs(ps, line, k, v);
     case T_MATCH:
         return parse_match(ps, line, k, v, base);
+    case T_TIME: {
+        int64_t ms = 0;
+        int off = 0;
+        if (*v != '\0' && el_config_parse_time(v, strlen(v), &ms, &off, r, sizeof(r)) == -1) {
+            key_fail(ps, line, k,
+                     "'%s' %s (e.g. 2027-03-01T09:00:00Z or 2027-03-01T09:00:00+01:00)", v, r);
+            return -1;
+        }
+        *(int64_t *)field = ms;
+        *(int *)(void *)((char *)base + k->flag_off) = off;
+        if (line != 0 && strcmp(k->name, "opens_at") == 0)
+            ((struct el_event_def *)base)->has_opens_at = true;
+        return 0;
+    }
     }
     /* The string types. */
     free(*(char **)field);
@@ -755,6 +785,8 @@ static int on_key(void *user, const char *section, const char *name, const char 
     char where[128];
     if (ps->route != NULL)
         snprintf(where, sizeof(where), "[route %s]", ps->route->name);
+    else if (ps->event != NULL)
+        snprintf(where, sizeof(where), "[event %s]", ps->event->name);
     else
         snprintf(where, sizeof(where), "[%s]", ps->section);
     if (i == NKEYS) {
@@ -768,7 +800,9 @@ static int on_key(void *user, const char *section, const char *name, const char 
         return 0;
     }
     ps->key_line[i] = line;
-    void *base = ps->route != NULL ? (void *)ps->route : (void *)ps->cfg;
+    void *base = ps->route != NULL   ? (void *)ps->route
+                 : ps->event != NULL ? (void *)ps->event
+                                     : (void *)ps->cfg;
     if (set_value(ps, &keys[i], base, value, line) == -1) return 0;
     if (keys[i].type == T_MATCH) ps->route_has_match = true;
     return 1;
@@ -780,8 +814,55 @@ static void end_section(struct parse *ps)
     if (ps->route != NULL && !ps->route_has_match)
         fail(ps, ps->route->line, "[route %s] has no match (e.g. match = GET /healthz)",
              ps->route->name);
+    if (ps->event != NULL) {
+        char why[200];
+        int line = ps->event->line; /* ends_at before opens_at: at the later of the two */
+        if (ps->event->ends_at_ms != 0 && ps->event->ends_at_ms <= ps->event->opens_at_ms)
+            line = EL_MAX(EL_MAX(ps->key_line[key_index("opens_at")],
+                                 ps->key_line[key_index("ends_at")]),
+                          line);
+        if (el_config_check_event(ps->event, why, sizeof(why)) == -1)
+            fail(ps, line, "[event %s] %s", ps->event->name, why);
+    }
     ps->route = NULL;
+    ps->event = NULL;
     ps->section = NULL;
+}
+
+/* [event NAME]: a new event with the table's defaults. */
+static void begin_event(struct parse *ps, const char *ename)
+{
+    struct el_config *cfg = ps->cfg;
+    char why[200];
+    struct el_event_def probe = {.has_opens_at = true, .prequeue_s = 0};
+    snprintf(probe.name, sizeof(probe.name), "%s", ename);
+    if (strlen(ename) >= EL_EVENT_NAME_MAX ||
+        el_config_check_event(&probe, why, sizeof(why)) == -1) {
+        fail(ps, ps->line, "[event %s]: %s", ename,
+             strlen(ename) >= EL_EVENT_NAME_MAX ? "the name is longer than 63 bytes" : why);
+        return;
+    }
+    for (size_t i = 0; i < cfg->nevents; i++)
+        if (strcmp(cfg->events[i].name, ename) == 0) {
+            fail(ps, ps->line, "duplicate section [event %s] (first on line %d)", ename,
+                 cfg->events[i].line);
+            return;
+        }
+    if (cfg->nevents == EL_MAX_EVENTS) {
+        fail(ps, ps->line, "more than %d event sections", EL_MAX_EVENTS);
+        return;
+    }
+    struct el_event_def *ev = &cfg->events[cfg->nevents++];
+    memset(ev, 0, sizeof(*ev));
+    snprintf(ev->name, sizeof(ev->name), "%s", ename);
+    ev->line = ps->line;
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].section, "event") == 0) {
+            set_value(ps, &keys[i], ev, keys[i].def, 0);
+            ps->key_line[i] = 0;
+        }
+    ps->event = ev;
+    ps->section = "event";
 }
 
 static void begin_section(struct parse *ps, char *name)
@@ -794,10 +875,17 @@ static void begin_section(struct parse *ps, char *name)
             ps->section = plain[i];
             return;
         }
+    if (strncmp(name, "event", 5) == 0 && (name[5] == '\0' || name[5] == ' ' || name[5] == '\t')) {
+        char *ename = name + 5;
+        ename += el_http_skip_ows(ename, ename + strlen(ename)) - ename;
+        if (*ename == '\0') fail(ps, ps->line, "an event section needs a name: [event NAME]");
+        else begin_event(ps, ename);
+        return;
+    }
     if (strncmp(name, "route", 5) != 0 || (name[5] != '\0' && name[5] != ' ' && name[5] != '\t')) {
         fail(ps, ps->line,
              "unknown section [%s] (allowed: server, backend, trigger, room, "
-             "route NAME)",
+             "route NAME, event NAME)",
              name);
         return;
     }
@@ -1041,7 +1129,8 @@ static char *dir_of(const char *path)
 static void apply_defaults(struct parse *ps)
 {
     for (size_t i = 0; i < NKEYS; i++) {
-        if (strcmp(keys[i].section, "route") == 0) continue;
+        if (strcmp(keys[i].section, "route") == 0 || strcmp(keys[i].section, "event") == 0)
+            continue;
         if (set_value(ps, &keys[i], ps->cfg, keys[i].def, 0) == -1) {
             el_err("config: bad built-in default: %s", ps->err);
             abort();
@@ -1162,13 +1251,17 @@ void el_config_print_defaults(FILE *f)
             if (strcmp(section, "route") == 0)
                 fprintf(f, "\n; Any number of [route NAME] sections; the first match wins.\n"
                            "; [route cancel]\n");
+            else if (strcmp(section, "event") == 0)
+                fprintf(f, "\n; Any number of [event NAME] sections: scheduled openings with a "
+                           "pre-queue.\n; [event vaccination]\n");
             else
                 fprintf(f, "\n[%s]\n", section);
         }
         const char *what = allowed_text(k, allowed, sizeof(allowed));
         fprintf(f, "; %s%s%s%s\n", k->help, what ? " (" : "", what ? what : "", what ? ")" : "");
         if (!k->reloadable) fprintf(f, "; (takes effect on restart, not on reload)\n");
-        if (k->example != NULL && (k->def[0] == '\0' || strcmp(k->section, "route") == 0))
+        if (k->example != NULL && (k->def[0] == '\0' || strcmp(k->section, "route") == 0 ||
+                                   strcmp(k->section, "event") == 0))
             fprintf(f, "; %s = %s\n", k->name, k->example);
         else
             fprintf(f, "%s =%s%s\n", k->name, k->def[0] ? " " : "", k->def);
@@ -1200,15 +1293,18 @@ void el_config_print_keys(FILE *f, enum el_config_doc fmt)
         char allowed[200];
         if (strcmp(section, k->section) != 0) {
             section = k->section;
-            bool route = strcmp(section, "route") == 0;
+            bool route = strcmp(section, "route") == 0, event = strcmp(section, "event") == 0;
+            const char *title = route ? "route NAME" : event ? "event NAME" : section;
+            const char *intro = route   ? "Any number of sections; the first match wins."
+                                : event ? "Any number of sections (up to 32): scheduled openings "
+                                          "with a pre-queue drawn at random."
+                                        : NULL;
             if (fmt == EL_CONFIG_DOC_MARKDOWN)
-                fprintf(f, "%s### [%s]\n\n%s| key | default | allowed | on reload | meaning |\n"
+                fprintf(f, "%s### [%s]\n\n%s%s| key | default | allowed | on reload | meaning |\n"
                            "|---|---|---|---|---|\n",
-                        i ? "\n" : "", route ? "route NAME" : section,
-                        route ? "Any number of sections; the first match wins.\n\n" : "");
+                        i ? "\n" : "", title, intro ? intro : "", intro ? "\n\n" : "");
             else
-                fprintf(f, ".SS [%s]\n%s", route ? "route NAME" : section,
-                        route ? "Any number of sections; the first match wins.\n" : "");
+                fprintf(f, ".SS [%s]\n%s%s", title, intro ? intro : "", intro ? "\n" : "");
         }
         const char *what = allowed_text(k, allowed, sizeof(allowed));
         const char *def = k->def[0] ? k->def : "";
@@ -1265,6 +1361,107 @@ static bool fields_equal(const struct key *k, const struct el_config *a, const s
     default:
         return memcmp(x, y, k->type == T_CIDRS ? sizeof(a->bypass_from) : EL_SECRET_LEN) == 0;
     }
+}
+
+static int digits(const char *s, int n, int *v)
+{
+    *v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return -1;
+        *v = *v * 10 + (s[i] - '0');
+    }
+    return 0;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+ * days_from_civil). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+int el_config_parse_time(const char *s, size_t n, int64_t *ms, int *offset_min, char *why,
+                         size_t nwhy)
+{
+    int y, mo, d, h, mi, sec, frac = 0, oh = 0, om = 0, sign = 0;
+    size_t i = 19;
+    if (n < 19 || digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &mo) || s[7] != '-' ||
+        digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+        digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &mi) || s[16] != ':' ||
+        digits(s + 17, 2, &sec)) {
+        snprintf(why, nwhy, "is not YYYY-MM-DDTHH:MM:SS followed by Z or an offset");
+        return -1;
+    }
+    if (i < n && s[i] == '.') {
+        size_t k = ++i, scale = 100;
+        while (i < n && s[i] >= '0' && s[i] <= '9') {
+            frac += (int)scale * (s[i] - '0');
+            scale /= 10;
+            i++;
+        }
+        if (i == k) {
+            snprintf(why, nwhy, "has no digits after the '.'");
+            return -1;
+        }
+    }
+    if (i < n && (s[i] == 'Z' || s[i] == 'z') && i + 1 == n) {
+        sign = 0;
+    } else if (i < n && (s[i] == '+' || s[i] == '-') && n - i == 6 && !digits(s + i + 1, 2, &oh) &&
+               s[i + 3] == ':' && !digits(s + i + 4, 2, &om) && oh <= 23 && om <= 59) {
+        sign = s[i] == '+' ? 1 : -1;
+    } else {
+        snprintf(why, nwhy, "needs an offset at the end: Z, +HH:MM or -HH:MM (no local time)");
+        return -1;
+    }
+    static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
+        (mo == 2 && d == 29 && !leap) || h > 23 || mi > 59 || sec > 60) {
+        snprintf(why, nwhy, "is not a valid date and time (from 1970)");
+        return -1;
+    }
+    if (sec == 60) sec = 59; /* a leap second: its last representable moment */
+    int64_t t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
+    t -= sign * (oh * 3600 + om * 60);
+    *ms = t * 1000 + frac;
+    if (offset_min) *offset_min = sign * (oh * 60 + om);
+    return 0;
+}
+
+int el_config_check_event(const struct el_event_def *ev, char *why, size_t nwhy)
+{
+    size_t len = strnlen(ev->name, sizeof(ev->name));
+    if (len == 0 || len >= sizeof(ev->name)) {
+        snprintf(why, nwhy, "an event needs a name of 1 to %d bytes", EL_EVENT_NAME_MAX - 1);
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        char c = ev->name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.')) {
+            snprintf(why, nwhy, "event name '%s' may hold only letters, digits, '-', '_' and '.'",
+                     ev->name);
+            return -1;
+        }
+    }
+    if (!ev->has_opens_at) {
+        snprintf(why, nwhy, "has no opens_at (e.g. opens_at = 2027-03-01T09:00:00+01:00)");
+        return -1;
+    }
+    if (ev->prequeue_s < 0 || ev->prequeue_s > 604800) {
+        snprintf(why, nwhy, "prequeue_s: %d is not in 0..604800", ev->prequeue_s);
+        return -1;
+    }
+    if (ev->ends_at_ms != 0 && ev->ends_at_ms <= ev->opens_at_ms) {
+        snprintf(why, nwhy, "ends_at must be after opens_at");
+        return -1;
+    }
+    return 0;
 }
 
 int el_config_log_level(const struct el_config *cfg)

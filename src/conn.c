@@ -377,6 +377,7 @@ static void start_request(struct el_conn *c)
         .queueing = atomic_load_explicit(&w->state->queueing, memory_order_relaxed),
         .paused = atomic_load_explicit(&w->state->paused, memory_order_relaxed),
         .now = el_wall_s(),
+        .events = w->state->events,
     };
     if (el_gate_decide(w->gate, &c->gate, &c->req, client, &in, gate_done, c)) {
         c->gate_pending = false;

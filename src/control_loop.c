@@ -26,6 +26,7 @@
 #include "einlass/common.h"
 #include "einlass/config.h"
 #include "einlass/control.h"
+#include "einlass/event.h"
 #include "einlass/generation.h"
 #include "einlass/journal.h"
 #include "einlass/latency.h"
@@ -53,6 +54,7 @@ struct el_control_loop {
     struct el_room *room;            /* the main thread's room handle: the meter */
     struct el_room_state *state;     /* published here, read by the gates */
     struct el_limiter *limiter;      /* the backend admission limit: its queue keeps the room */
+    struct el_events *events;        /* scheduled openings: a pre-queue keeps the room */
     struct el_limit_ctl lim;         /* adaptive backend limit (max_concurrency = auto) */
     struct el_admit_ctl adm;         /* admission rate by headroom (a backend limit in force) */
     struct el_limiter_stats prev;    /* the limiter's counters at the previous tick */
@@ -174,9 +176,11 @@ static void control_tick(evutil_socket_t fd, short what, void *arg)
                  ls.limit, ls.queued, (unsigned long long)waited);
         if (el_trigger_hold(&ct->trig, why)) el_notice("trigger: queueing (%s)", ct->trig.reason);
     }
+    if (ct->events != NULL && mode != EL_MODE_OFF) /* a pre-queue holds the room */
+        el_events_tick(ct->events, ct->room, (int64_t)el_wall_ms());
     bool queueing = mode == EL_MODE_ON ||
                     (mode == EL_MODE_AUTO && (ct->trig.queueing || waiting > 0 || backend_queue)) ||
-                    (ct->paused && mode != EL_MODE_OFF);
+                    ((ct->paused || el_events_hold_room(ct->events)) && mode != EL_MODE_OFF);
     if (queueing != ct->queueing) {
         atomic_fetch_add(&el_metrics_global.room_state_changes, 1);
         el_notice("room: %s (mode %s, p%g %.1f ms over %llu samples, %lld in flight, %llu waiting)",
@@ -304,6 +308,7 @@ void el_control_loop_start(struct el_control_loop *ct, struct event_base *base,
     ct->room = in->room;
     ct->state = in->state;
     ct->limiter = in->limiter;
+    ct->events = in->events;
     const struct el_config *cfg = el_generation_config(ct->gen);
     if (cfg->max_concurrency < 0) /* cold start at the floor: the first second of a rush is held */
         el_limiter_set_limit(ct->limiter, (int)lround(ct->lim.limit));

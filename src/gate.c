@@ -19,6 +19,7 @@
 
 #include "einlass/common.h"
 #include "einlass/config.h"
+#include "einlass/event.h"
 #include "einlass/http.h"
 #include "einlass/journal.h"
 #include "einlass/page.h"
@@ -229,6 +230,7 @@ static void complete(struct el_gate_ctx *ctx)
 }
 
 static void room_answer(void *arg, const struct el_room_answer *a);
+static void pre_answer(void *arg, int err, const struct el_pre *p);
 
 /* A join over max_joins_per_ip_per_min: 429, no ticket, no place. */
 static void answer_refused(struct el_gate *g, struct el_gate_ctx *ctx, int wait_s)
@@ -261,7 +263,96 @@ static void join_or_refuse(struct el_gate *g, struct el_gate_ctx *ctx)
         return;
     }
     ctx->joined = true;
+    struct el_event_view v;
+    if (ctx->lane == 0 && el_events_hold_room(ctx->events) && /* one relaxed load first */
+        el_events_arrivals(ctx->events, (int64_t)ctx->now * 1000, &v) == 0) {
+        ctx->event = v.id; /* an event's pre-queue takes newcomers */
+        el_room_pre(g->room, v.id, EL_PRE_JOIN, NULL, 0, pre_answer, ctx);
+        return;
+    }
     el_room_join(g->room, ctx->lane, room_answer, ctx);
+}
+
+/* The pre-queue page (or JSON) of event v: when it opens, the order drawn
+ * then. Come back every poll_s, or at the opening if that is sooner. */
+static void answer_prequeue(struct el_gate *g, struct el_gate_ctx *ctx,
+                            const struct el_event_view *ev)
+{
+    const struct el_config *cfg = gate_cfg(g);
+    int64_t now_ms = (int64_t)ctx->now * 1000;
+    struct el_page_view v = {.lang = (enum el_lang)ctx->lang,
+                             .poll_s = cfg->poll_s,
+                             .keep_place_s = el_room_keep_place_s(cfg),
+                             .target = ctx->back,
+                             .target_len = ctx->back_len,
+                             .prequeue = true,
+                             .opens_at_ms = ev->def.opens_at_ms,
+                             .opens_offset_min = ev->def.opens_offset_min,
+                             .now_ms = now_ms,
+                             .event = ev->def.name};
+    size_t n;
+    if (ctx->html && !ctx->status_path) {
+        n = el_page_html(g->page, &v, g->scratch, sizeof(g->scratch));
+        answer(ctx, EL_DECISION_WAIT, 503, "text/html; charset=utf-8", g->scratch, n);
+    } else {
+        n = el_page_json_prequeue(&v, ctx->status_path, g->scratch, sizeof(g->scratch));
+        answer(ctx, EL_DECISION_WAIT, ctx->status_path ? 200 : 503, "application/json",
+               g->scratch, n);
+    }
+    int64_t left_s = (ev->def.opens_at_ms - now_ms + 999) / 1000;
+    ctx->retry_after = left_s < 1 ? 1 : left_s < cfg->poll_s ? (int)left_s : cfg->poll_s;
+}
+
+/* The store's answer to a pre-queue join: a pre-queue ticket, or (drawn
+ * already, or the store cannot be asked) a plain join of lane 0. */
+static void pre_answer(void *arg, int err, const struct el_pre *p)
+{
+    struct el_gate_ctx *ctx = arg;
+    struct el_gate *g = ctx->gate;
+    struct el_event_view v;
+    if (err || p == NULL || p->drawn || p->i > 0xffffffffu ||
+        el_events_find(ctx->events, ctx->event, (int64_t)ctx->now * 1000, &v) == -1) {
+        el_room_join(g->room, ctx->lane, room_answer, ctx);
+        return;
+    }
+    uint64_t now = ctx->now;
+    struct el_token t = {.kind = EL_TOKEN_TICKET,
+                         .flags = EL_TOKEN_PREQUEUE,
+                         .num = EL_EVENT_TICKET_NUM(ctx->event, p->i),
+                         .issued = (uint32_t)now,
+                         .expires = (uint32_t)(now + TICKET_LIFETIME_S)};
+    set_cookie(g, ctx, "einlass_ticket", &t);
+    answer_prequeue(g, ctx, &v);
+    complete(ctx);
+}
+
+/* A pre-queue ticket is back: before the draw, the pre-queue page (no
+ * store round trip); after it, its drawn place, checked like any ticket
+ * and answered with a plain ticket for it. A ticket of an event this
+ * instance does not know (a reload removed it) counts as none. */
+static void pre_ticket(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_token *t)
+{
+    struct el_event_view v;
+    uint64_t num;
+    ctx->event = EL_EVENT_TICKET_ID(t->num);
+    if (ctx->events == NULL ||
+        el_events_find(ctx->events, ctx->event, (int64_t)ctx->now * 1000, &v) == -1) {
+        join_or_refuse(g, ctx);
+        return;
+    }
+    if (el_event_place(&v.run, EL_EVENT_TICKET_I(t->num), &num) == 0) {
+        ctx->converted = true;
+        ctx->ticket = num;
+        el_room_check(g->room, 0, num, false, room_answer, ctx);
+        return;
+    }
+    if (v.run.pre.drawn || v.state == EL_EVENT_OVER) {
+        /* drawn without it (not a ticket of this pre-queue), or ended before
+         * any draw (ends_at passed while no instance ran): a plain join */
+        join_or_refuse(g, ctx);
+        return;
+    }
+    answer_prequeue(g, ctx, &v);
 }
 
 static void room_answer(void *arg, const struct el_room_answer *a)
@@ -273,7 +364,7 @@ static void room_answer(void *arg, const struct el_room_answer *a)
         /* A local answer to a Redis ticket is a new place in the fallback
          * queue: without its ticket the next poll would join again at the
          * back (re-signing a local ticket on its own check is harmless). */
-        if (ctx->joined || a->local) give_ticket(g, ctx, a);
+        if (ctx->joined || a->local || ctx->converted) give_ticket(g, ctx, a);
         answer_wait(g, ctx, a);
         break;
     case EL_PLACE_ADMITTED:
@@ -329,6 +420,9 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
     ctx->done = done;
     ctx->arg = arg;
     ctx->joined = false;
+    ctx->converted = false;
+    ctx->event = 0;
+    ctx->events = in->events;
     ctx->completed = false;
     ctx->now = in->now;
     size_t path_len; /* routes match the path the backend will get */
@@ -418,8 +512,11 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
         ctx->had_ticket = true;
         ctx->ticket_lane = t.lane;
         ctx->ticket = t.num;
-        el_room_check(g->room, t.lane, t.num, (t.flags & EL_TOKEN_LOCAL) != 0, room_answer,
-                      ctx);
+        if (t.flags & EL_TOKEN_PREQUEUE)
+            pre_ticket(g, ctx, &t);
+        else
+            el_room_check(g->room, t.lane, t.num, (t.flags & EL_TOKEN_LOCAL) != 0, room_answer,
+                          ctx);
     } else if (ctx->status_path) {
         /* No place to ask about: a status poll without a ticket (a load
          * balancer, a script) must not take one. Loading a page joins. */

@@ -15,6 +15,7 @@
 
 #include "einlass/common.h"
 #include "einlass/config.h"
+#include "einlass/event.h"
 #include "einlass/room.h"
 
 #include <event2/buffer.h>
@@ -302,6 +303,18 @@ void el_metrics_render(struct evbuffer *out, const struct el_status *st)
     single_num(out, "einlass_store_fallback_seconds_total", "counter",
                "Seconds the room spent in the local fallback while store = redis.",
                st->store_fallback_s);
+
+    header(out, "einlass_event_prequeue", "gauge",
+           "Arrivals in a scheduled opening's pre-queue (frozen once drawn at the opening), by "
+           "event.");
+    size_t nev = st->events ? el_events_count(st->events) : 0;
+    int64_t now_ms = (int64_t)el_wall_ms();
+    for (size_t i = 0; i < nev; i++) {
+        struct el_event_view v;
+        if (el_events_get(st->events, i, now_ms, &v) == -1) break;
+        evbuffer_add_printf(out, "einlass_event_prequeue{event=\"%s\"} %llu\n", v.def.name,
+                            (unsigned long long)v.run.pre.n);
+    }
 
     header(out, "einlass_config_reloads_total", "counter", "Configuration reloads by result.");
     sample_u64(out, "einlass_config_reloads_total", "{result=\"ok\"}",

@@ -64,6 +64,9 @@ enum text {
     T_HOUR_MANY,
     T_HOUR_OTHER,
     T_PAUSED,   /* shown in place of the wait while admissions are on hold */
+    T_PRE_PLACE, /* a pre-queue: shown in place of the position */
+    T_PRE_OPENS, /* ... in place of the wait: "{time}" is the opening */
+    T_PRE_NOTE,  /* ... in place of the note: the order is drawn at the opening */
     T_COUNT
 };
 
@@ -99,6 +102,9 @@ static const char *const text_names[T_COUNT] = {
     [T_HOUR_MANY] = "hour_many",
     [T_HOUR_OTHER] = "hour_other",
     [T_PAUSED] = "paused",
+    [T_PRE_PLACE] = "prequeue_place",
+    [T_PRE_OPENS] = "prequeue_opens",
+    [T_PRE_NOTE] = "prequeue_note",
 };
 
 static const char *const texts[EL_LANG_COUNT][T_COUNT] = {
@@ -132,6 +138,11 @@ static const char *const texts[EL_LANG_COUNT][T_COUNT] = {
             [T_HOUR_ONE] = "{n}\u00a0Stunde",
             [T_HOUR_OTHER] = "{n}\u00a0Stunden",
             [T_PAUSED] = "Der Einlass ist kurz angehalten. Ihr Platz bleibt erhalten.",
+            [T_PRE_PLACE] = "wird bei der \u00d6ffnung ausgelost",
+            [T_PRE_OPENS] = "\u00d6ffnet {time}",
+            [T_PRE_NOTE] = "Alle, die vor der \u00d6ffnung da sind, bekommen einen "
+                           "zuf\u00e4llig ausgelosten Platz. "
+                           "Neu laden oder fr\u00fcher kommen bringt keinen Vorteil.",
         },
     [EL_LANG_EN] =
         {
@@ -162,6 +173,10 @@ static const char *const texts[EL_LANG_COUNT][T_COUNT] = {
             [T_HOUR_ONE] = "{n}\u00a0hour",
             [T_HOUR_OTHER] = "{n}\u00a0hours",
             [T_PAUSED] = "Admissions are paused for a moment. Your place is kept.",
+            [T_PRE_PLACE] = "drawn at the opening",
+            [T_PRE_OPENS] = "Opens {time}",
+            [T_PRE_NOTE] = "Everyone who arrives before the opening gets a place drawn at random. "
+                           "Refreshing the page or coming earlier gives no advantage.",
         },
     [EL_LANG_TR] =
         {
@@ -190,6 +205,10 @@ static const char *const texts[EL_LANG_COUNT][T_COUNT] = {
             [T_MIN_OTHER] = "{n}\u00a0dakika",
             [T_HOUR_OTHER] = "{n}\u00a0saat",
             [T_PAUSED] = "Girişler kısa bir süreliğine durduruldu. Yeriniz korunuyor.",
+            [T_PRE_PLACE] = "açılışta kurayla belirlenecek",
+            [T_PRE_OPENS] = "Açılış: {time}",
+            [T_PRE_NOTE] = "Açılıştan önce gelen herkese kurayla rastgele bir yer verilir. "
+                           "Sayfayı yenilemek veya daha erken gelmek avantaj sağlamaz.",
         },
     [EL_LANG_AR] =
         {
@@ -224,6 +243,10 @@ static const char *const texts[EL_LANG_COUNT][T_COUNT] = {
             [T_HOUR_MANY] = "{n}\u00a0ساعة",
             [T_HOUR_OTHER] = "{n}\u00a0ساعة",
             [T_PAUSED] = "الدخول متوقف مؤقتًا لفترة قصيرة. مكانك محفوظ.",
+            [T_PRE_PLACE] = "يُحدَّد بالقرعة عند الافتتاح",
+            [T_PRE_OPENS] = "يفتح في {time}",
+            [T_PRE_NOTE] = "كل من يصل قبل الافتتاح يحصل على مكان يُحدَّد بالقرعة. "
+                           "تحديث الصفحة أو الحضور مبكرًا لا يمنح أي أفضلية.",
         },
     [EL_LANG_RU] =
         {
@@ -258,6 +281,10 @@ static const char *const texts[EL_LANG_COUNT][T_COUNT] = {
             [T_HOUR_MANY] = "{n}\u00a0часов",
             [T_HOUR_OTHER] = "{n}\u00a0часа",
             [T_PAUSED] = "Пропуск ненадолго приостановлен. Ваше место сохраняется.",
+            [T_PRE_PLACE] = "определится жеребьёвкой при открытии",
+            [T_PRE_OPENS] = "Открытие: {time}",
+            [T_PRE_NOTE] = "Все, кто пришёл до открытия, получат место по жребию. "
+                           "Обновлять страницу или приходить раньше бесполезно.",
         },
     [EL_LANG_UK] =
         {
@@ -292,6 +319,11 @@ static const char *const texts[EL_LANG_COUNT][T_COUNT] = {
             [T_HOUR_MANY] = "{n}\u00a0годин",
             [T_HOUR_OTHER] = "{n}\u00a0години",
             [T_PAUSED] = "Пропуск ненадовго призупинено. Ваше місце зберігається.",
+            [T_PRE_PLACE] = "визначиться жеребкуванням "
+                            "під час відкриття",
+            [T_PRE_OPENS] = "Відкриття: {time}",
+            [T_PRE_NOTE] = "Усі, хто прийшов до відкриття, отримають місце за жеребом. "
+                           "Оновлювати сторінку чи приходити раніше не потрібно.",
         },
     [EL_LANG_PL] =
         {
@@ -328,6 +360,11 @@ static const char *const texts[EL_LANG_COUNT][T_COUNT] = {
             [T_HOUR_MANY] = "{n}\u00a0godzin",
             [T_HOUR_OTHER] = "{n}\u00a0godziny",
             [T_PAUSED] = "Wpuszczanie jest na chwilę wstrzymane. Twoje miejsce jest zachowane.",
+            [T_PRE_PLACE] = "zostanie wylosowane przy otwarciu",
+            [T_PRE_OPENS] = "Otwarcie: {time}",
+            [T_PRE_NOTE] = "Każdy, kto przyjdzie przed otwarciem, otrzyma miejsce "
+                           "wylosowane przy otwarciu. "
+                           "Odświeżanie strony ani wcześniejsze przyjście nie daje przewagi.",
         },
 };
 
@@ -769,9 +806,37 @@ static void put_keep(struct out *o, enum el_lang lang, int keep_s)
     }
 }
 
+/* The opening as the event wrote it: "2027-03-01 09:00 (UTC+01:00)". */
+static void put_opens(struct out *o, const struct el_page_view *v)
+{
+    char b[48];
+    el_time_rfc3339(v->opens_at_ms, v->opens_offset_min, b, sizeof(b));
+    put(o, b, 10);
+    put_str(o, " ");
+    put(o, b + 11, 5);
+    put_str(o, " (UTC");
+    put_str(o, v->opens_offset_min != 0 ? b + 19 : "");
+    put_str(o, ")");
+}
+
+/* The pre-queue's wait text: T_PRE_OPENS with "{time}" filled in. */
+static void put_pre_opens(struct out *o, const struct el_page_view *v)
+{
+    const char *s = text_of(v->lang, T_PRE_OPENS);
+    const char *at = strstr(s, "{time}");
+    if (at == NULL) {
+        put_str(o, s);
+        return;
+    }
+    put(o, s, (size_t)(at - s));
+    put_opens(o, v);
+    put_str(o, at + 6);
+}
+
 /* A table text with "{keep}" filled in. */
 static void put_text(struct out *o, const struct el_page_view *v, enum text t)
 {
+    if (v->prequeue && t == T_NOTE) t = T_PRE_NOTE;
     const char *s = text_of(v->lang, t);
     const char *at = t == T_KEEP_OPEN ? strstr(s, "{keep}") : NULL;
     if (at == NULL) {
@@ -964,10 +1029,15 @@ size_t el_page_html(const struct el_page *p, const struct el_page_view *view, ch
             put_str(&o, langs[v.lang].rtl ? "rtl" : "ltr");
             break;
         case OP_POSITION:
-            put_num(&o, v.lang, v.position);
+            if (v.prequeue)
+                put_str(&o, text_of(v.lang, T_PRE_PLACE));
+            else
+                put_num(&o, v.lang, v.position);
             break;
         case OP_ETA:
-            if (v.paused)
+            if (v.prequeue)
+                put_pre_opens(&o, &v);
+            else if (v.paused)
                 put_str(&o, text_of(v.lang, T_PAUSED));
             else
                 put_eta(&o, v.lang, v.eta_s);
@@ -1051,6 +1121,41 @@ size_t el_page_json_waiting(const struct el_page_view *v, bool words, char *out,
         put_str(&o, "\"");
     }
     if (v->paused) put_str(&o, ",\"paused\":true");
+    put_str(&o, "}");
+    return finish(&o);
+}
+
+size_t el_page_json_prequeue(const struct el_page_view *v, bool words, char *out, size_t cap)
+{
+    struct out o = {out, 0, cap};
+    char b[48];
+    put_str(&o, "{\"state\":\"prequeue\",\"event\":\"");
+    put_json_chars(&o, v->event ? v->event : "", strlen(v->event ? v->event : ""));
+    put_str(&o, "\",\"opens_at\":\"");
+    el_time_rfc3339(v->opens_at_ms, v->opens_offset_min, b, sizeof(b));
+    put_str(&o, b);
+    put_str(&o, "\",\"opens_in_s\":");
+    int64_t in_ms = v->opens_at_ms - v->now_ms;
+    put_u64(&o, in_ms > 0 ? (uint64_t)(in_ms + 999) / 1000 : 0);
+    put_str(&o, ",\"order\":\"drawn at the opening\",\"poll_s\":");
+    put_int(&o, v->poll_s);
+    if (words) {
+        enum el_lang lang = valid_lang(v->lang);
+        char buf[512];
+        struct out w = {buf, 0, sizeof(buf)};
+        put_str(&o, ",\"lang\":\"");
+        put_str(&o, langs[lang].tag);
+        put_str(&o, "\",\"place_text\":\"");
+        put_str(&w, text_of(lang, T_PRE_PLACE));
+        put_json_chars(&o, buf, finish(&w));
+        put_str(&o, "\",\"eta_text\":\"");
+        w.len = 0;
+        struct el_page_view lv = *v;
+        lv.lang = lang;
+        put_pre_opens(&w, &lv);
+        put_json_chars(&o, buf, finish(&w));
+        put_str(&o, "\"");
+    }
     put_str(&o, "}");
     return finish(&o);
 }

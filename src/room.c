@@ -280,6 +280,15 @@ void el_room_check(struct el_room *r, uint8_t lane, uint64_t num, bool local, el
     fallback_check(r, lane, num, cb, arg); /* Redis ticket, Redis down: in number order */
 }
 
+void el_room_pre(struct el_room *r, uint32_t event, enum el_pre_op op, const uint8_t *seed,
+                 int64_t not_before_ms, el_store_pre_cb cb, void *arg)
+{
+    ensure_store(r);
+    struct el_store *s = r->redis == NULL ? r->sh->mem : redis_askable(r) ? r->redis : NULL;
+    if (s == NULL) cb(arg, -1, NULL);
+    else s->ops->pre(s, event, op, seed, not_before_ms, el_now_ms(), cb, arg);
+}
+
 void el_room_release(struct el_room *r, uint64_t id)
 {
     struct el_room_shared *sh = r->sh;

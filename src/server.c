@@ -34,6 +34,7 @@
 #include "einlass/common.h"
 #include "einlass/config.h"
 #include "einlass/conn.h"
+#include "einlass/event.h"
 #include "einlass/control_loop.h"
 #include "einlass/generation.h"
 #include "einlass/gate.h"
@@ -246,12 +247,14 @@ static void reload(struct el_server *s)
         }
         el_admin_free(s->admin);
         s->admin = a;
+        el_admin_set_events(a, s->events);
         el_notice("admin API on %s", el_admin_address(a));
     } else {
         el_admin_set_token(s->admin, g->cfg->admin_token);
     }
     warn_exposure(g->cfg);
     el_room_shared_configure(s->room_shared, g->cfg);
+    el_events_configure(s->events, g->cfg);
     el_control_loop_reload(s->control, old->cfg, g->cfg);
     if (g->cfg->max_concurrency >= 0 && g->cfg->max_concurrency != old->cfg->max_concurrency)
         el_limiter_set_limit(s->limiter, g->cfg->max_concurrency);
@@ -373,6 +376,10 @@ int el_server_start(struct el_server *s, const char *conf_path)
 
     s->room_shared = el_room_shared_new(cfg);
     s->room = el_room_new(s->room_shared, s->base);
+    s->events = el_events_new();
+    el_events_configure(s->events, cfg);
+    s->state.events = s->events;
+    el_admin_set_events(s->admin, s->events);
     s->probe_latency = el_latency_new();
     atomic_init(&s->state.mode, (int)cfg->mode);
     atomic_init(&s->state.queueing, cfg->mode == EL_MODE_ON);
@@ -389,7 +396,8 @@ int el_server_start(struct el_server *s, const char *conf_path)
                                    .room_shared = s->room_shared,
                                    .room = s->room,
                                    .state = &s->state,
-                                   .limiter = s->limiter};
+                                   .limiter = s->limiter,
+                                   .events = s->events};
     el_control_loop_start(s->control, s->base, &in);
     free(lats);
 
@@ -435,6 +443,7 @@ int el_server_run(struct el_server *s)
     el_admin_free(s->admin);
     el_room_free(s->room);
     el_room_shared_free(s->room_shared);
+    el_events_free(s->events); /* after the rooms: their last store answers reach it */
     el_latency_free(s->probe_latency);
     el_control_loop_free(s->control);
     el_limiter_free(s->limiter);

@@ -23,7 +23,9 @@
  * One mutex guards everything; callbacks run after it is released, before
  * the op returns. Bitmaps grow with the ticket numbers and are never
  * trimmed: 3 bits per ticket number ever handed out (about 3.6 MB for ten
- * million), plus the held-admission log (claim_ms / 1 s entries a lane). Released pass ids live in a fixed table of their own
+ * million), plus the held-admission log (claim_ms / 1 s entries a lane)
+ * and a small table of event pre-queues (n, and the draw once made; the
+ * draw sets its block's bits like n joins). Released pass ids live in a fixed table of their own
  * (EL_STORE_RELEASED_MAX, 2 MB), for one credit per pass. Time is the now_ms
  * the caller passes. */
 #include "store_internal.h"
@@ -73,6 +75,12 @@ struct meter {
     uint64_t busy_ms; /* metered time in the current measuring window */
 };
 
+/* An event's pre-queue. */
+struct pre {
+    uint32_t event; /* its id */
+    struct el_pre p; /* n, and the draw once made */
+};
+
 struct mstore {
     struct el_store base;    /* ops table: first member */
     pthread_mutex_t lock;    /* guards every field below */
@@ -88,6 +96,8 @@ struct mstore {
     uint64_t unclaimed_total; /* held admissions returned as credit */
     uint64_t kept_total;     /* claims later than late_ms after the admission */
     struct el_revoke *released; /* pass ids released (their credit given); own lock */
+    struct pre *pres;        /* pre-queues, in order of first use */
+    size_t npres, pres_cap;  /* entries, allocated */
 };
 
 static void bm_grow(struct bitmap *b, uint64_t i)
@@ -401,6 +411,51 @@ static void mem_revoked(struct el_store *st, uint64_t cursor, el_store_revoked_c
     cb(arg, 0, NULL, 0, cursor);
 }
 
+static struct pre *find_pre(struct mstore *s, uint32_t event)
+{
+    for (size_t i = 0; i < s->npres; i++)
+        if (s->pres[i].event == event) return &s->pres[i];
+    if (s->npres == s->pres_cap) {
+        s->pres_cap = s->pres_cap ? s->pres_cap * 2 : 8;
+        s->pres = el_realloc(s->pres, s->pres_cap * sizeof(*s->pres));
+    }
+    struct pre *e = &s->pres[s->npres++];
+    memset(e, 0, sizeof(*e));
+    e->event = event;
+    return e;
+}
+
+static void mem_pre(struct el_store *st, uint32_t event, enum el_pre_op op, const uint8_t *seed,
+                    int64_t not_before_ms, uint64_t now_ms, el_store_pre_cb cb, void *arg)
+{
+    (void)not_before_ms; /* one instance: its caller's clock decided */
+    struct mstore *s = (struct mstore *)st;
+    pthread_mutex_lock(&s->lock);
+    roll(s, now_ms);
+    struct pre *e = find_pre(s, event);
+    struct lane *ln = &s->lanes[0];
+    if (!e->p.drawn && op == EL_PRE_JOIN) {
+        e->p.i = e->p.n++;
+    } else if (!e->p.drawn && op == EL_PRE_DRAW) {
+        /* n tickets join lane 0 at once, in one block at the tail. */
+        e->p.drawn = true;
+        e->p.base = ln->tail;
+        e->p.shuffled = seed != NULL;
+        if (seed) memcpy(e->p.seed, seed, EL_PRE_SEED_LEN);
+        for (uint64_t k = 0; k < e->p.n; k++) {
+            bm_set(cur(s, 0), ln->tail + k);
+            bm_set(prev(s, 0), ln->tail + k);
+        }
+        ln->tail += e->p.n;
+        ln->waiting += e->p.n;
+    }
+    struct el_pre out = e->p;
+    if (op != EL_PRE_JOIN || out.drawn) out.i = 0;
+    out.head = ln->head;
+    pthread_mutex_unlock(&s->lock);
+    cb(arg, 0, &out);
+}
+
 static void mem_free(struct el_store *st)
 {
     struct mstore *s = (struct mstore *)st;
@@ -412,6 +467,7 @@ static void mem_free(struct el_store *st)
         free(s->lanes[l].log);
     }
     el_revoke_free(s->released);
+    free(s->pres);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }
@@ -423,6 +479,7 @@ static const struct el_store_ops mem_ops = {
     .advance = mem_advance,
     .release = mem_release,
     .revoked = mem_revoked,
+    .pre = mem_pre,
     .free = mem_free,
 };
 

@@ -38,6 +38,10 @@
  *                          NX makes the first release of an id the one that
  *                          adds a credit; instances read it from their last
  *                          score on (ZRANGEBYSCORE) to learn revocations
+ *   einlass:{R}:ev:ID      hash per event pre-queue (ID: the event's id in
+ *                          hex, event.h): n (arrivals), and once drawn base
+ *                          (the first lane 0 number reserved) and seed (hex,
+ *                          "" for arrival order); 14 days from its last write
  *
  * Positions in O(1). A waiting ticket's position is the number of live
  * (prev) bits in [head, num]; a plain BITCOUNT over that range reads
@@ -432,10 +436,51 @@ static const char lua_revoked[] =
     "return redis.call('ZRANGEBYSCORE', KEYS[12], ARGV[4], '+inf', 'WITHSCORES', 'LIMIT', 0, "
     EL_STR(EL_STORE_REVOKED_MAX) ")\n";
 
-enum op_kind { OP_JOIN = 0, OP_CHECK, OP_ADVANCE, OP_RELEASE, OP_REVOKED, OP_NKINDS };
+/* KEYS[#KEYS] (after the room's) = the event's pre-queue hash (n: arrivals;
+ * once drawn: base, seed as hex, "" for arrival order). ARGV[4] = op (enum el_pre_op),
+ * ARGV[5] = the seed for a draw. Returns {drawn, i, n, base, h0, seed}.
+ * The draw reserves lane 0's numbers [t0, t0 + n) as n joins would: set in
+ * both bitmaps (whole bytes by SETRANGE), so the block counts need nothing
+ * (joins above rL count nothing). ARGV[6] = no draw before this Redis time
+ * (unix ms; the answer is then not drawn). The hash lives 14 days from its
+ * last write. */
+static const char lua_pre[] = LUA_PRELUDE
+    "local ev, op = KEYS[#KEYS], tonumber(ARGV[4])\n"
+    "local e = redis.call('HMGET', ev, 'n', 'base', 'seed')\n"
+    "local n = tonumber(e[1]) or 0\n"
+    "if e[2] then return {1, 0, n, tonumber(e[2]), head[1], e[3] or ''} end\n"
+    "if op == 1 then return {0, 0, n, 0, head[1], ''} end\n"
+    "if op == 0 then\n"
+    "  redis.call('HSET', ev, 'n', n + 1)\n"
+    "  redis.call('PEXPIRE', ev, 1209600000)\n"
+    "  return {0, n, n + 1, 0, head[1], ''}\n"
+    "end\n"
+    "if now < (tonumber(ARGV[6]) or 0) then return {0, 0, n, 0, head[1], ''} end\n"
+    "local a, b = tail[1], tail[1] + n\n"
+    "local function setbits(key)\n"
+    "  local x = a\n"
+    "  while x < b and x % 8 ~= 0 do redis.call('SETBIT', key, x, 1); x = x + 1 end\n"
+    "  while b - x >= 8 do\n"
+    "    local k = math.min(math.floor((b - x) / 8), 65536)\n"
+    "    redis.call('SETRANGE', key, math.floor(x / 8), string.rep('\\255', k))\n"
+    "    x = x + k * 8\n"
+    "  end\n"
+    "  while x < b do redis.call('SETBIT', key, x, 1); x = x + 1 end\n"
+    "end\n"
+    "if n > 0 then\n"
+    "  setbits(live(CUR, 0))\n"
+    "  setbits(live(PREV, 0))\n"
+    "  w[1] = w[1] + n\n"
+    "  redis.call('HSET', m, 't0', b, 'w0', w[1])\n"
+    "end\n"
+    "redis.call('HSET', ev, 'n', n, 'base', a, 'seed', ARGV[5])\n"
+    "redis.call('PEXPIRE', ev, 1209600000)\n"
+    "return {1, 0, n, a, head[1], ARGV[5]}\n";
+
+enum op_kind { OP_JOIN = 0, OP_CHECK, OP_ADVANCE, OP_RELEASE, OP_REVOKED, OP_PRE, OP_NKINDS };
 
 static const char *const scripts[OP_NKINDS] = {lua_join, lua_check, lua_advance, lua_release,
-                                               lua_revoked};
+                                               lua_revoked, lua_pre};
 
 struct rstore;
 
@@ -451,6 +496,12 @@ struct op {
     el_store_place_cb pcb;   /* join, check */
     el_store_stats_cb scb;   /* advance (may be NULL) */
     el_store_revoked_cb rcb; /* revoked */
+    el_store_pre_cb precb;   /* pre */
+    uint32_t event;          /* pre: the event's id */
+    enum el_pre_op pre_op;   /* pre: what to do */
+    bool seeded;             /* pre: a draw with seed */
+    uint8_t seed[EL_PRE_SEED_LEN]; /* ... this one */
+    int64_t not_before_ms;   /* pre: no draw before this Redis time (unix ms) */
     void *arg;               /* for the callback */
     uint64_t deadline_ms;    /* el_now_ms() after which the link is dropped */
     bool done;               /* the user's callback ran */
@@ -468,6 +519,7 @@ struct rstore {
     int timeout_ms;                /* command (and connect) timeout */
     char inst[24];                 /* this instance's id in the inst set */
     char *keys[NKEYS];             /* see the top of the file */
+    char *ev_prefix;               /* "einlass:{R}:ev:": an event's pre-queue hash, by id */
     char sha[OP_NKINDS][41];       /* SHA1 hex of each script */
     redisAsyncContext *ac;         /* NULL while disconnected */
     bool up;                       /* connected, and Redis answered on this link */
@@ -501,6 +553,7 @@ static void send_op(struct rstore *s, struct op *op);
 static void destroy(struct rstore *s)
 {
     for (int i = 0; i < NKEYS; i++) free(s->keys[i]);
+    free(s->ev_prefix);
     free(s->addr);
     free(s);
 }
@@ -909,6 +962,8 @@ static void finish(struct op *op, int err, const struct el_place *p, const struc
         if (op->scb) op->scb(op->arg, err, st);
     } else if (op->kind == OP_REVOKED) {
         op->rcb(op->arg, err, NULL, 0, op->num);
+    } else if (op->kind == OP_PRE) {
+        op->precb(op->arg, err, NULL);
     } else if (op->kind != OP_RELEASE) {
         op->pcb(op->arg, err, p);
     }
@@ -945,6 +1000,38 @@ static bool int_elem(const redisReply *r, size_t i, long long *v)
     return true;
 }
 
+/* The pre answer {drawn, i, n, base, h0, seed hex or ""}. */
+static void deliver_pre(struct op *op, const redisReply *r)
+{
+    struct el_pre p = {0};
+    long long v[5];
+    if (r->elements != 6 || r->element[5]->type != REDIS_REPLY_STRING) goto fail;
+    for (size_t i = 0; i < 5; i++)
+        if (!int_elem(r, i, &v[i])) goto fail;
+    p.drawn = v[0] == 1;
+    p.i = (uint64_t)v[1];
+    p.n = (uint64_t)v[2];
+    p.base = (uint64_t)v[3];
+    p.head = (uint64_t)v[4];
+    const char *hex = r->element[5]->str;
+    if (p.drawn && r->element[5]->len == 2 * EL_PRE_SEED_LEN) {
+        for (size_t i = 0; i < EL_PRE_SEED_LEN; i++) {
+            unsigned b;
+            if (sscanf(hex + 2 * i, "%2x", &b) != 1) goto fail;
+            p.seed[i] = (uint8_t)b;
+        }
+        p.shuffled = true;
+    } else if (p.drawn && r->element[5]->len != 0) {
+        goto fail;
+    }
+    op->done = true;
+    op->precb(op->arg, 0, &p);
+    return;
+fail:
+    el_warn("redis %s: unexpected pre-queue answer", op->s->addr);
+    finish(op, -1, NULL, NULL);
+}
+
 static double str_elem(const redisReply *r, size_t i)
 {
     const redisReply *e = r->element[i];
@@ -964,6 +1051,10 @@ static void deliver(struct op *op, const redisReply *r)
     }
     if (op->kind == OP_REVOKED) {
         deliver_revoked(op, r);
+        return;
+    }
+    if (op->kind == OP_PRE) {
+        deliver_pre(op, r);
         return;
     }
     if (op->kind == OP_ADVANCE) {
@@ -1038,14 +1129,21 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 /* Hand op to hiredis (EVALSHA, or EVAL once NOSCRIPT was seen). */
 static void send_op(struct rstore *s, struct op *op)
 {
-    const char *argv[2 + 1 + NKEYS + 9];
+    const char *argv[2 + 1 + NKEYS + 1 + 9];
     size_t len[EL_ARRAY_LEN(argv)];
     char nums[8][32];
+    char evkey[256], seed_hex[2 * EL_PRE_SEED_LEN + 1];
     int n = 0;
     argv[n++] = op->retried ? "EVAL" : "EVALSHA";
     argv[n++] = op->retried ? scripts[op->kind] : s->sha[op->kind];
-    argv[n++] = EL_STR(NKEYS);
+    char nkeys[8];
+    snprintf(nkeys, sizeof(nkeys), "%d", NKEYS + (op->kind == OP_PRE ? 1 : 0));
+    argv[n++] = nkeys;
     for (int i = 0; i < NKEYS; i++) argv[n++] = s->keys[i];
+    if (op->kind == OP_PRE) {
+        snprintf(evkey, sizeof(evkey), "%s%08x", s->ev_prefix, (unsigned)op->event);
+        argv[n++] = evkey;
+    }
     snprintf(nums[3], sizeof(nums[3]), "%lld", s->keep_ms);
     argv[n++] = nums[3];
     snprintf(nums[4], sizeof(nums[4]), "%lld", s->claim_ms);
@@ -1072,6 +1170,15 @@ static void send_op(struct rstore *s, struct op *op)
     } else if (op->kind == OP_REVOKED) {
         snprintf(nums[1], sizeof(nums[1]), "%llu", (unsigned long long)op->num);
         argv[n++] = nums[1];
+    } else if (op->kind == OP_PRE) {
+        snprintf(nums[1], sizeof(nums[1]), "%d", (int)op->pre_op);
+        argv[n++] = nums[1];
+        seed_hex[0] = '\0';
+        for (size_t i = 0; op->seeded && i < EL_PRE_SEED_LEN; i++)
+            snprintf(seed_hex + 2 * i, 3, "%02x", op->seed[i]);
+        argv[n++] = seed_hex;
+        snprintf(nums[2], sizeof(nums[2]), "%lld", (long long)op->not_before_ms);
+        argv[n++] = nums[2];
     } else {
         snprintf(nums[1], sizeof(nums[1]), "%u", op->lane);
         argv[n++] = nums[1];
@@ -1169,6 +1276,23 @@ static void redis_revoked(struct el_store *st, uint64_t cursor, el_store_revoked
     submit((struct rstore *)st, op);
 }
 
+static void redis_pre(struct el_store *st, uint32_t event, enum el_pre_op pre_op,
+                      const uint8_t *seed, int64_t not_before_ms, uint64_t now_ms,
+                      el_store_pre_cb cb, void *arg)
+{
+    struct op *op = el_calloc(1, sizeof(*op));
+    op->kind = OP_PRE;
+    op->event = event;
+    op->pre_op = pre_op;
+    op->seeded = seed != NULL;
+    op->not_before_ms = not_before_ms > 0 ? not_before_ms : 0;
+    if (seed) memcpy(op->seed, seed, EL_PRE_SEED_LEN);
+    op->precb = cb;
+    op->arg = arg;
+    (void)now_ms;
+    submit((struct rstore *)st, op);
+}
+
 static void redis_free(struct el_store *st)
 {
     struct rstore *s = (struct rstore *)st;
@@ -1198,6 +1322,7 @@ static const struct el_store_ops redis_ops = {
     .advance_skip = redis_advance_skip,
     .release = redis_release,
     .revoked = redis_revoked,
+    .pre = redis_pre,
     .free = redis_free,
 };
 
@@ -1235,6 +1360,7 @@ struct el_store *el_store_redis_new(struct event_base *base, const struct el_sto
     s->timeout_ms = p->timeout_ms > 0 ? p->timeout_ms : 1000;
     for (int i = 0; i < NKEYS; i++)
         s->keys[i] = el_sprintf("einlass:{%s}:%s", p->room ? p->room : "", suffix[i]);
+    s->ev_prefix = el_sprintf("einlass:{%s}:ev:", p->room ? p->room : "");
     for (int k = 0; k < OP_NKINDS; k++) sha1_hex(scripts[k], s->sha[k]);
     uint64_t id;
     if (RAND_bytes((unsigned char *)&id, sizeof(id)) != 1) id = el_now_us() ^ (uintptr_t)s;

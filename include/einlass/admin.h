@@ -10,7 +10,13 @@
  *   GET  /metrics  Prometheus text
  *   GET  /journal?since=UNIX_SECONDS  the journal's JSON lines from then on
  *                  (404 without journal_file; needs the token when one is set)
- * With a token set, POSTs need "Authorization: Bearer <token>" (401 without,
+ *   GET  /events   JSON: every scheduled opening (name, times, state, pre-queue count)
+ *   POST /events   body "key = value" lines (name, opens_at, prequeue_s, ends_at; the
+ *                  file's syntax and checks) -> 201 with the event; 400 with the reason,
+ *                  409 if the name is in use. Kept until restart (not written to the file)
+ *   DELETE /events/NAME -> 204: cancelled, its pre-queue keeps arrival order; 404 if
+ *                  there is no such event (or it is over)
+ * With a token set, POSTs (and DELETE) need "Authorization: Bearer <token>" (401 without,
  * compared in constant time). Bad bodies get 400 with a short reason.
  * Browsers' cross-site POSTs (an Origin other than "http://" + Host, or a
  * Sec-Fetch-Site other than same-origin/none) get 403; so do requests whose
@@ -44,6 +50,9 @@ struct el_admin *el_admin_new(struct event_base *base, const char *listen, const
                               const struct el_admin_ops *ops, void *ctx, char **err);
 /* Reload: a new token ("" = none). */
 void el_admin_set_token(struct el_admin *a, const char *token);
+/* The scheduled openings /events and /status show and change (NULL: none). */
+struct el_events;
+void el_admin_set_events(struct el_admin *a, struct el_events *events);
 /* SIGTERM seen: from now on /healthz answers 503 (draining). */
 void el_admin_set_draining(struct el_admin *a);
 /* The TCP port actually bound (useful when listen asked for port 0); 0 for a

@@ -58,6 +58,12 @@ void el_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 uint64_t el_now_ms(void);
 uint64_t el_now_us(void);
 uint64_t el_wall_s(void);
+/* Milliseconds since the epoch (CLOCK_REALTIME): scheduled event times. */
+uint64_t el_wall_ms(void);
+/* Unix ms as RFC 3339 in the given UTC offset in minutes
+ * ("2027-03-01T09:00:00+01:00"; "Z" for 0) into out (at least 32 bytes).
+ * Returns the length. */
+size_t el_time_rfc3339(int64_t ms, int offset_min, char *out, size_t cap);
 
 /* ms as a struct timeval (libevent timers, hiredis timeouts). */
 static inline struct timeval el_tv_ms(uint64_t ms)

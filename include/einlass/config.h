@@ -22,6 +22,8 @@
 #define EL_SECRET_LEN 32 /* HMAC key bytes: 64 hex digits */
 #define EL_MAX_ROUTES 64
 #define EL_MAX_CIDRS 32
+#define EL_MAX_EVENTS 32 /* [event NAME] sections and events added by the admin API */
+#define EL_EVENT_NAME_MAX 64 /* bytes of an event name */
 
 enum el_mode { EL_MODE_AUTO = 0, EL_MODE_ON = 1, EL_MODE_OFF = 2 };
 enum el_store_kind { EL_STORE_MEMORY = 0, EL_STORE_REDIS = 1 };
@@ -39,6 +41,20 @@ struct el_route {
     char *glob;                  /* path glob: '*' within a segment, '**' across */
     enum el_route_action action; /* what a match does */
     int line;                    /* line of the section header, for messages */
+};
+
+/* A scheduled opening ([event NAME]): a pre-queue from opens_at_ms -
+ * prequeue_s until opens_at_ms, drawn in a random order at opens_at_ms
+ * (event.h). Times are unix milliseconds. */
+struct el_event_def {
+    char name[EL_EVENT_NAME_MAX]; /* section name after "event " */
+    int64_t opens_at_ms;          /* the opening */
+    int opens_offset_min;         /* the UTC offset opens_at was written with (the page shows it) */
+    int prequeue_s;               /* the pre-queue window before it */
+    int64_t ends_at_ms;           /* the event ends here (room back to normal); 0 = none */
+    int ends_offset_min;          /* the UTC offset ends_at was written with */
+    int line;                     /* line of the section header (0: added by the admin API) */
+    bool has_opens_at;            /* opens_at was set (it must be) */
 };
 
 struct el_config {
@@ -118,6 +134,10 @@ struct el_config {
     /* [route NAME] sections, in file order: first match wins */
     struct el_route routes[EL_MAX_ROUTES];
     size_t nroutes;
+
+    /* [event NAME] sections, in file order */
+    struct el_event_def events[EL_MAX_EVENTS];
+    size_t nevents;
 };
 
 /* Load and validate path into a new config. Returns 0 and sets *out, or -1
@@ -144,6 +164,18 @@ int el_mode_parse(const char *s, size_t n, int *mode);
  * worded like the file's error, in why (n bytes). Any thread; no allocation.
  * The admin API's POST /rate uses it. */
 int el_config_check_rate(const struct el_config *cfg, double per_s, char *why, size_t n);
+
+/* An RFC 3339 time, s[0..n): YYYY-MM-DDTHH:MM:SS with an optional
+ * fraction (read to the millisecond) and a required offset, Z or +HH:MM /
+ * -HH:MM ('t', 'z' and a space for 'T' accepted), into unix ms and the
+ * offset in minutes east of UTC (offset_min may be NULL). Returns 0,
+ * or -1 with the reason in why (nwhy bytes). Pure. */
+int el_config_parse_time(const char *s, size_t n, int64_t *ms, int *offset_min, char *why,
+                         size_t nwhy);
+/* The checks an event gets in the file, for one the admin API adds: a name
+ * of 1..63 letters, digits, '-', '_' or '.', opens_at set, prequeue_s in
+ * 0..604800, ends_at after opens_at. Returns 0, or -1 with the reason. */
+int el_config_check_event(const struct el_event_def *ev, char *why, size_t nwhy);
 
 /* Free a config from el_config_load(). NULL is fine. */
 void el_config_free(struct el_config *cfg);

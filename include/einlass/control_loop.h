@@ -34,6 +34,7 @@ struct el_control_inputs {
     struct el_room *room;                 /* the main thread's room handle: the meter */
     struct el_room_state *state;          /* published by the loop, read by the gates */
     struct el_limiter *limiter;           /* the backend admission limit (its queue) */
+    struct el_events *events;             /* scheduled openings: their pre-queues hold the room */
 };
 
 /* The admin API's callbacks; their ctx is the struct el_control_loop. An

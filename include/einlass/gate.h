@@ -30,6 +30,7 @@
 #include "einlass/room.h"
 
 struct el_config;
+struct el_events;
 struct el_http_msg;
 struct el_page;
 
@@ -65,6 +66,11 @@ struct el_gate_ctx {
     bool in_decide;            /* inside el_gate_decide(): answers are synchronous */
     bool completed;            /* the decision is made */
     bool joined;               /* this request joined the room (once at most) */
+    bool converted;            /* a pre-queue ticket asked for its drawn place: the
+                                  answer's place gets a plain ticket */
+    uint32_t event;            /* the event whose pre-queue this request joined or asks
+                                  about (0: none) */
+    struct el_events *events;  /* el_gate_input.events */
     uint64_t now;              /* unix seconds of the decision (el_gate_input.now) */
     uint64_t peer_key;         /* the client's join-limit key (el_ratelimit_key) */
     uint8_t peer_family;       /* ... its family; 0 = not limited */
@@ -82,6 +88,7 @@ struct el_gate_input {
     bool queueing; /* the room queues newcomers now */
     bool paused;   /* POST /pause: the page says admissions are on hold */
     uint64_t now;  /* unix seconds: verifies tokens and stamps the ones issued */
+    struct el_events *events; /* scheduled openings (event.h), or NULL */
 };
 
 struct el_gate;

@@ -75,7 +75,10 @@ void el_metrics_observe_queue_wait(int worker, uint64_t us);
 int64_t el_metrics_inflight(void);
 
 /* What the main loop knows that the counters do not: for /status and /metrics. */
+struct el_events;
+
 struct el_status {
+    struct el_events *events; /* scheduled openings (einlass_event_prequeue), or NULL */
     int mode;                /* enum el_mode */
     bool queueing;           /* the room queues newcomers now */
     uint64_t waiting;        /* live waiting tickets */

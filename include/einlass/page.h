@@ -21,7 +21,10 @@
  *                   lang_label, say ("{place}" and "{wait}" stand for the
  *                   place and the wait: the script's announcement), paused
  *                   (shown in place of the wait while admissions are on
- *                   hold; {{eta}} says it then too), and the
+ *                   hold; {{eta}} says it then too), prequeue_place,
+ *                   prequeue_opens, prequeue_note (an event's pre-queue:
+ *                   {{position}}, {{eta}} and {{t:note}} show these then;
+ *                   "{time}" is the opening), and the
  *                   wait phrases of older templates: eta_lt, eta_1m, eta_nm,
  *                   eta_nh ("{n}" in the last two stands for the number)
  * A "{{" must close with "}}" on the same line; anything else is an error.
@@ -67,6 +70,12 @@ struct el_page_view {
     size_t target_len;
     bool paused;        /* admissions are on hold (POST /pause): the wait reads
                            "paused" and the place is kept */
+    bool prequeue;      /* an event's pre-queue (event.h): the place reads "drawn at
+                           the opening", the wait when it opens, the note why */
+    int64_t opens_at_ms; /* prequeue: the opening (unix ms) */
+    int opens_offset_min; /* ... shown in this UTC offset */
+    int64_t now_ms;     /* prequeue: now, for "opens_in_s" */
+    const char *event;  /* prequeue: the event's name (letters, digits, -_.) */
 };
 
 /* The wait as shown: the estimate capped at EL_PAGE_ETA_CAP_S and the range
@@ -109,6 +118,10 @@ size_t el_page_html(const struct el_page *p, const struct el_page_view *v, char 
  * nothing. While v->paused it ends with "paused":true and eta_text is the
  * paused text (the estimate's numbers stay as they are). */
 size_t el_page_json_waiting(const struct el_page_view *v, bool words, char *out, size_t cap);
+/* The pre-queue answer: {"state":"prequeue","event":NAME,"opens_at":RFC
+ * 3339,"opens_in_s":S,"order":"drawn at the opening","poll_s":P}; with
+ * words also "lang", "place_text" and "eta_text" (the page's texts). */
+size_t el_page_json_prequeue(const struct el_page_view *v, bool words, char *out, size_t cap);
 size_t el_page_json_state(const char *state /* "open" | "admitted" */, char *out, size_t cap);
 
 /* The language switch, GET EL_PAGE_LANG_PATH?set=TAG&to=PATH: *lang is the

@@ -55,6 +55,13 @@ void el_room_join(struct el_room *r, uint8_t lane, el_room_cb cb, void *arg);
 /* A ticket holder is back (lane, num, local from its verified ticket). */
 void el_room_check(struct el_room *r, uint8_t lane, uint64_t num, bool local, el_room_cb cb,
                    void *arg);
+/* The pre-queue of an event (store.h's pre op), in the room's store: the
+ * memory store with store = memory; Redis with store = redis, or err = -1
+ * while Redis cannot be asked (fallback: no pre-queue then, the caller
+ * joins the local queue). not_before_ms as in store.h. cb runs exactly once
+ * (maybe before this returns). */
+void el_room_pre(struct el_room *r, uint32_t event, enum el_pre_op op, const uint8_t *seed,
+                 int64_t not_before_ms, el_store_pre_cb cb, void *arg);
 /* Einlass-Release seen for the pass with session id: the pass is revoked
  * here at once (el_room_revoked) and in the store, whose first release of id
  * adds one admission credit; a second release of id, here or on any

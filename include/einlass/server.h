@@ -23,6 +23,8 @@ struct el_limiter;
 struct el_control_loop;
 struct el_probe;
 
+struct el_events;
+
 struct el_server {
     const char *conf_path;        /* -c FILE */
     struct event_base *base;      /* main thread loop */
@@ -32,6 +34,7 @@ struct el_server {
     struct el_worker *workers;
     struct el_room_shared *room_shared;
     struct el_room *room;         /* the main thread's room (meter) */
+    struct el_events *events;     /* scheduled openings: the file's and the admin API's */
     struct el_latency *probe_latency; /* samples from the probe (main thread) */
     struct el_room_state state;
     struct el_limiter *limiter;   /* backend admission limit, shared by the workers */

@@ -99,7 +99,33 @@ struct el_meter_in {
     bool hold;             /* admit nobody, keep everything */
 };
 
+/* Pre-queues (event.h): arrivals before an event's opening take numbers i
+ * = 0, 1, ... in the event's pre-queue; the draw freezes their count n and
+ * reserves lane 0 numbers [base, base + n) for them at the tail (all live,
+ * as if n tickets joined at once), so whoever joins later queues behind the
+ * whole pre-queue; ticket i's place is base + perm(i) (shuffle.h, from the
+ * seed the draw kept). The first draw wins: a later one (another instance)
+ * gets the same base, n and seed. */
+enum el_pre_op {
+    EL_PRE_JOIN = 0, /* take the next pre-queue number (once drawn: none, join lane 0) */
+    EL_PRE_READ,     /* only report */
+    EL_PRE_DRAW,     /* freeze and reserve, unless drawn before */
+};
+
+#define EL_PRE_SEED_LEN 32
+
+struct el_pre {
+    bool drawn;                     /* base, n and seed are the draw's */
+    bool shuffled;                  /* drawn with a seed (else in arrival order) */
+    uint64_t i;                     /* JOIN before the draw: the arrival's number */
+    uint64_t n;                     /* arrivals so far (frozen by the draw) */
+    uint64_t base;                  /* drawn: the first lane 0 number reserved */
+    uint64_t head;                  /* lane 0's head: drained once head >= base + n */
+    uint8_t seed[EL_PRE_SEED_LEN];  /* drawn and shuffled: the permutation's seed */
+};
+
 struct el_store;
+typedef void (*el_store_pre_cb)(void *arg, int err, const struct el_pre *p);
 typedef void (*el_store_place_cb)(void *arg, int err, const struct el_place *p);
 typedef void (*el_store_stats_cb)(void *arg, int err, const struct el_store_stats *st);
 /* ids[0..n) released at or after the cursor asked for, oldest first; next is
@@ -137,6 +163,14 @@ struct el_store_ops {
      * An id may come again in the next answer. The memory store answers
      * none: in one process the room records each release itself. */
     void (*revoked)(struct el_store *s, uint64_t cursor, el_store_revoked_cb cb, void *arg);
+    /* The pre-queue of event (its id, event.h): op as above; seed
+     * (EL_PRE_SEED_LEN bytes) for a DRAW, NULL to keep arrival order (a
+     * cancelled event). A DRAW before not_before_ms (unix ms; 0: none) by
+     * the store's clock is not made (the answer says not drawn): Redis
+     * TIME, so the instance whose clock runs ahead does not open early for
+     * all; the memory store (one instance) leaves that to its caller. */
+    void (*pre)(struct el_store *s, uint32_t event, enum el_pre_op op, const uint8_t *seed,
+                int64_t not_before_ms, uint64_t now_ms, el_store_pre_cb cb, void *arg);
     void (*free)(struct el_store *s);
 };
 

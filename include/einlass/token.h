@@ -24,12 +24,13 @@
 enum el_token_kind { EL_TOKEN_TICKET = 'T', EL_TOKEN_PASS = 'P' };
 
 #define EL_TOKEN_LOCAL 0x01 /* ticket issued by the local fallback queue */
+#define EL_TOKEN_PREQUEUE 0x02 /* an event's pre-queue ticket: num is the event's id << 32 | i */
 
 struct el_token {
     uint8_t kind;     /* EL_TOKEN_TICKET or EL_TOKEN_PASS */
     uint8_t key_id;   /* set by encode; read by decode */
     uint8_t lane;     /* ticket: 0 normal, 1 priority */
-    uint8_t flags;    /* EL_TOKEN_LOCAL */
+    uint8_t flags;    /* EL_TOKEN_LOCAL, EL_TOKEN_PREQUEUE */
     uint64_t num;     /* ticket number, or a pass's session id */
     uint32_t issued;  /* unix seconds */
     uint32_t expires; /* unix seconds; the token is invalid from then on */

@@ -50,12 +50,15 @@ struct el_generation {
 };
 
 /* Shared, published by the control loop, read by the gates. */
+struct el_events;
+
 struct el_room_state {
     _Atomic bool queueing;        /* newcomers wait now */
     _Atomic int mode;             /* effective mode (config, or admin override) */
     _Atomic bool paused;          /* POST /pause: the meter holds, newcomers wait */
     _Atomic uint32_t open_queue;  /* a request that finds this many waiting for a backend
                                      slot opens the room (0 = none does: not learnt yet) */
+    struct el_events *events;     /* scheduled openings (event.h): set at start, never changed */
 };
 
 struct el_worker {

@@ -482,6 +482,109 @@ static void case_hold_with_cancel_keeps_credits(void **state)
     s->ops->free(s);
 }
 
+struct pre_result {
+    bool done;
+    int calls;
+    int err;
+    struct el_pre p;
+};
+
+static void pre_cb(void *arg, int err, const struct el_pre *p)
+{
+    struct pre_result *r = arg;
+    r->calls++;
+    r->done = true;
+    r->err = err;
+    if (p) r->p = *p;
+}
+
+static struct el_pre pre_ok(struct el_store *s, uint32_t ev, enum el_pre_op op, const uint8_t *seed)
+{
+    struct pre_result r = {0};
+    s->ops->pre(s, ev, op, seed, 0, drv_now, pre_cb, &r);
+    drv_wait(&r.done);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.err, 0);
+    return r.p;
+}
+
+/* A pre-queue of 100 behind 3 waiting tickets: numbered 0..99 before the
+ * draw; the draw reserves 3..102 (an unaligned block: bit by bit and whole
+ * bytes), keeps the first seed against a second draw, joins after it come
+ * behind, and the meter serves the 3, the block, then the later ones. */
+static void case_prequeue_draw_reserves_a_block(void **state)
+{
+    struct el_store *s = drv_open(60);
+    advance_ok(s, 0);
+    for (int i = 0; i < 3; i++) join_ok(s, 0);
+    for (uint64_t i = 0; i < 100; i++) {
+        struct el_pre p = pre_ok(s, 7, EL_PRE_JOIN, NULL);
+        assert_false(p.drawn);
+        assert_int_equal(p.i, i);
+        assert_int_equal(p.n, i + 1);
+    }
+    assert_int_equal(pre_ok(s, 8, EL_PRE_READ, NULL).n, 0); /* another event: its own */
+    struct el_pre r = pre_ok(s, 7, EL_PRE_READ, NULL);
+    assert_false(r.drawn);
+    assert_int_equal(r.n, 100);
+    uint8_t seed[EL_PRE_SEED_LEN], other[EL_PRE_SEED_LEN];
+    for (int i = 0; i < EL_PRE_SEED_LEN; i++) {
+        seed[i] = (uint8_t)(i * 5 + 1);
+        other[i] = (uint8_t)(255 - i);
+    }
+    struct el_pre d = pre_ok(s, 7, EL_PRE_DRAW, seed);
+    assert_true(d.drawn);
+    assert_true(d.shuffled);
+    assert_int_equal(d.base, 3);
+    assert_int_equal(d.n, 100);
+    assert_memory_equal(d.seed, seed, EL_PRE_SEED_LEN);
+    struct el_pre d2 = pre_ok(s, 7, EL_PRE_DRAW, other); /* another instance: the first wins */
+    assert_int_equal(d2.base, 3);
+    assert_int_equal(d2.n, 100);
+    assert_memory_equal(d2.seed, seed, EL_PRE_SEED_LEN);
+    struct el_pre late = pre_ok(s, 7, EL_PRE_JOIN, NULL); /* after the draw: no number */
+    assert_true(late.drawn);
+    assert_int_equal(late.n, 100);
+    for (uint64_t k = 0; k < 100; k++) {
+        struct el_place p = check_ok(s, 0, 3 + k);
+        assert_int_equal(p.state, EL_PLACE_WAITING);
+        assert_int_equal(p.position, 4 + k);
+    }
+    struct el_place after = join_ok(s, 0);
+    assert_int_equal(after.num, 103);
+    assert_int_equal(after.position, 104);
+    struct el_store_stats st = admit(s, 3);
+    assert_int_equal(st.head[0], 3);
+    assert_int_equal(pre_ok(s, 7, EL_PRE_READ, NULL).head, 3);
+    st = admit(s, 100);
+    assert_int_equal(st.head[0], 103);
+    assert_int_equal(st.waiting, 1);
+    assert_int_equal(check_ok(s, 0, 50).state, EL_PLACE_ADMITTED);
+    assert_int_equal(check_ok(s, 0, 103).state, EL_PLACE_WAITING);
+    assert_true(pre_ok(s, 7, EL_PRE_READ, NULL).head >= 103); /* drained */
+    s->ops->free(s);
+}
+
+/* A draw without a seed (a cancelled event) keeps arrival order; an empty
+ * pre-queue reserves nothing. */
+static void case_prequeue_unseeded_and_empty(void **state)
+{
+    struct el_store *s = drv_open(60);
+    advance_ok(s, 0);
+    pre_ok(s, 1, EL_PRE_JOIN, NULL);
+    struct el_pre d = pre_ok(s, 1, EL_PRE_DRAW, NULL);
+    assert_true(d.drawn);
+    assert_false(d.shuffled);
+    assert_int_equal(d.n, 1);
+    assert_int_equal(d.base, 0);
+    struct el_pre e = pre_ok(s, 2, EL_PRE_DRAW, NULL);
+    assert_true(e.drawn);
+    assert_int_equal(e.n, 0);
+    assert_int_equal(e.base, 1);
+    assert_int_equal(join_ok(s, 0).num, 1);
+    s->ops->free(s);
+}
+
 #define STORE_CASES                                                                                \
     cmocka_unit_test(case_fifo_25), cmocka_unit_test(case_copied_ticket),                         \
         cmocka_unit_test(case_priority_first), cmocka_unit_test(case_unknown_ticket),             \
@@ -495,6 +598,8 @@ static void case_hold_with_cancel_keeps_credits(void **state)
         cmocka_unit_test(case_hold_keeps_held_admission_claimable),                               \
         cmocka_unit_test(case_cancel_consumes_release_credits),                                   \
         cmocka_unit_test(case_cancel_debt_is_capped),                                             \
-        cmocka_unit_test(case_hold_with_cancel_keeps_credits)
+        cmocka_unit_test(case_hold_with_cancel_keeps_credits),                                    \
+        cmocka_unit_test(case_prequeue_draw_reserves_a_block),                                    \
+        cmocka_unit_test(case_prequeue_unseeded_and_empty)
 
 #endif

@@ -314,6 +314,54 @@ static void test_routes(void **state)
     el_config_free(cfg);
 }
 
+static void test_events(void **state)
+{
+    (void)state;
+    struct el_config *cfg = load_ok(ROOM "[event vaccination]\n"
+                                         "opens_at = 2027-03-01T09:00:00+01:00\n"
+                                         "prequeue_s = 600\nends_at = 2027-03-01t18:00:00.250z\n"
+                                         "[event second]\nopens_at = 2027-03-02 08:00:00Z\n");
+    assert_int_equal(cfg->nevents, 2);
+    assert_string_equal(cfg->events[0].name, "vaccination");
+    assert_int_equal(cfg->events[0].opens_at_ms, 1803888000000LL); /* 08:00 UTC */
+    assert_int_equal(cfg->events[0].opens_offset_min, 60);
+    assert_int_equal(cfg->events[0].prequeue_s, 600);
+    assert_int_equal(cfg->events[0].ends_at_ms, 1803924000250LL);
+    assert_int_equal(cfg->events[0].line, 3);
+    assert_int_equal(cfg->events[1].prequeue_s, 1800); /* the default */
+    assert_int_equal(cfg->events[1].ends_at_ms, 0);
+    assert_int_equal(cfg->events[1].opens_at_ms, 1803888000000LL + 86400000LL);
+    el_config_free(cfg);
+}
+
+static void test_err_events(void **state)
+{
+    (void)state;
+    expect_err(ROOM "[event a]\nopens_at = 2027-03-01T09:00:00\n",
+               "4: [event a] opens_at: '2027-03-01T09:00:00' needs an offset at the end: Z, "
+               "+HH:MM or -HH:MM (no local time) (e.g. 2027-03-01T09:00:00Z or "
+               "2027-03-01T09:00:00+01:00)");
+    expect_err(ROOM "[event a]\nopens_at = 2027-02-29T09:00:00Z\n",
+               "4: [event a] opens_at: '2027-02-29T09:00:00Z' is not a valid date and time (from "
+               "1970) (e.g. 2027-03-01T09:00:00Z or 2027-03-01T09:00:00+01:00)");
+    expect_err(ROOM "[event a]\nopens_at = tomorrow\n",
+               "4: [event a] opens_at: 'tomorrow' is not YYYY-MM-DDTHH:MM:SS followed by Z or an "
+               "offset (e.g. 2027-03-01T09:00:00Z or 2027-03-01T09:00:00+01:00)");
+    expect_err(ROOM "[event a]\nprequeue_s = 60\n",
+               "3: [event a] has no opens_at (e.g. opens_at = 2027-03-01T09:00:00+01:00)");
+    expect_err(ROOM "[event a]\nopens_at = 2027-03-01T09:00:00Z\nprequeue_s = 604801\n",
+               "5: [event a] prequeue_s: 604801 is above the maximum 604800");
+    expect_err(ROOM "[event a]\nopens_at = 2027-03-01T09:00:00Z\nends_at = 2027-03-01T08:00:00Z\n",
+               "5: [event a] ends_at must be after opens_at");
+    expect_err(ROOM "[event a]\nopens_at = 2027-03-01T09:00:00Z\n[event a]\n",
+               "5: duplicate section [event a] (first on line 3)");
+    expect_err(ROOM "[event a b]\n",
+               "3: [event a b]: event name 'a b' may hold only letters, digits, '-', '_' and '.'");
+    expect_err(ROOM "[event]\n", "3: an event section needs a name: [event NAME]");
+    expect_err(ROOM "[event a]\nopens_at = 2027-03-01T09:00:00Z\nmatch = GET /\n",
+               "5: [event a] unknown key 'match' (known: opens_at, prequeue_s, ends_at)");
+}
+
 static void test_mode_off_needs_no_secret(void **state)
 {
     (void)state;
@@ -594,7 +642,7 @@ static void test_shipped_conf_documents_every_key(void **state)
         free(b);
         nkeys++;
     }
-    assert_int_equal(nkeys, 57); /* 16 server, 8 backend, 10 trigger, 21 room, 2 route */
+    assert_int_equal(nkeys, 60); /* 16 server, 8 backend, 10 trigger, 21 room, 2 route, 3 event */
     free(shipped);
     free(path);
     free(text);
@@ -675,17 +723,17 @@ static void test_err_sections(void **state)
 {
     (void)state;
     expect_err(ROOM "[bogus]\n", "3: unknown section [bogus] (allowed: server, backend, "
-                                 "trigger, room, route NAME)");
+                                 "trigger, room, route NAME, event NAME)");
     expect_err(ROOM "[Server]\nlisten = 127.0.0.1:1\n",
                "3: unknown section [Server] (allowed: server, backend, trigger, room, route "
-               "NAME)");
+               "NAME, event NAME)");
     expect_err("listen = 127.0.0.1:1\n" ROOM, "1: key 'listen' outside of any section");
     expect_err(ROOM "[server\n", "3: a section header must be [NAME] alone on its line");
     expect_err(ROOM "[server] x\n", "3: a section header must be [NAME] alone on its line");
     expect_err(ROOM "[server]\nlisten\n", "4: expected key = value, [section] or a comment");
     expect_err(ROOM "[route]\nmatch = GET /\n", "3: a route section needs a name: [route NAME]");
     expect_err(ROOM "[routex]\n", "3: unknown section [routex] (allowed: server, backend, "
-                                  "trigger, room, route NAME)");
+                                  "trigger, room, route NAME, event NAME)");
 }
 
 static void test_err_unknown_key(void **state)
@@ -1118,6 +1166,8 @@ int main(void)
         cmocka_unit_test(test_err_addresses),
         cmocka_unit_test(test_err_secrets),
         cmocka_unit_test(test_err_routes),
+        cmocka_unit_test(test_events),
+        cmocka_unit_test(test_err_events),
         cmocka_unit_test(test_err_cross_checks),
         cmocka_unit_test(test_admit_per_s_500_alone_is_accepted),
         cmocka_unit_test(test_admit_per_s_half_alone_is_accepted),

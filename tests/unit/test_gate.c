@@ -25,6 +25,7 @@
 
 #include "einlass/common.h"
 #include "einlass/config.h"
+#include "einlass/event.h"
 #include "einlass/gate.h"
 #include "einlass/http.h"
 #include "einlass/metrics.h"
@@ -956,11 +957,120 @@ static void test_new_generation_takes_new_secret(void **state)
     el_gate_set_generation(f->gate, f->cfg, f->page, 1); /* teardown frees f->cfg */
 }
 
+/* ---- scheduled openings ---------------------------------------------- */
+
+/* Decide req from ip while the room queues, with the event table ev. */
+static void decide_ev(struct fx *f, struct el_gate_ctx *ctx, struct req *r, const char *ip,
+                      struct el_events *ev)
+{
+    struct sockaddr_in peer = v4(ip);
+    struct el_gate_input in = {.mode = EL_MODE_AUTO, .queueing = true, .now = f->now, .events = ev};
+    assert_int_equal(el_gate_decide(f->gate, ctx, &r->m, (const struct sockaddr *)&peer, &in,
+                                    done_cb, f),
+                     1);
+    assert_true(ctx->completed);
+}
+
+/* During a pre-queue: newcomers get pre-queue tickets and no place, a pass
+ * holder and the priority lane are not held; at the draw each pre-queue
+ * ticket gets its drawn place (a plain ticket for it), a copy the same
+ * place and, once it is reached, no second pass. */
+static void test_prequeue_tickets_and_their_drawn_places(void **state)
+{
+    struct fx *f = *state;
+    char pass[EL_TOKEN_TEXT_MAX];
+    open_pass(f, pass);
+    struct el_config c;
+    memset(&c, 0, sizeof(c));
+    c.nevents = 1;
+    snprintf(c.events[0].name, sizeof(c.events[0].name), "vacc");
+    c.events[0].opens_at_ms = (int64_t)(f->now + 100) * 1000;
+    c.events[0].prequeue_s = 600;
+    c.events[0].has_opens_at = true;
+    struct el_events *ev = el_events_new();
+    el_events_configure(ev, &c);
+    el_events_tick(ev, f->room, (int64_t)f->now * 1000);
+    assert_true(el_events_hold_room(ev));
+
+    struct el_gate_ctx ctx = {0};
+    char tk[3][EL_TOKEN_TEXT_MAX];
+    for (int i = 0; i < 3; i++) {
+        struct req *r = make_req("GET", "/book", NULL);
+        char ip[32];
+        snprintf(ip, sizeof(ip), "192.0.2.%d", 60 + i);
+        decide_ev(f, &ctx, r, ip, ev);
+        assert_int_equal(ctx.status, 503);
+        assert_body_has(&ctx, "{\"state\":\"prequeue\",\"event\":\"vacc\",");
+        assert_body_has(&ctx, "\"opens_in_s\":100,");
+        assert_int_equal(ctx.retry_after, POLL_S);
+        struct el_token t = cookie_token(f, ctx.cookie, "einlass_ticket", EL_TOKEN_TICKET);
+        assert_int_equal(t.flags, EL_TOKEN_PREQUEUE);
+        assert_int_equal(EL_EVENT_TICKET_I(t.num), (uint64_t)i);
+        cookie_value(ctx.cookie, "einlass_ticket", tk[i]);
+        free(r);
+    }
+    struct req *r = req_with("/book", "einlass_pass", pass); /* a pass holder goes on */
+    decide_ev(f, &ctx, r, "192.0.2.70", ev);
+    assert_true(ctx.forward);
+    free(r);
+    r = make_req("GET", "/staff/desk", NULL); /* the priority lane: a plain place */
+    decide_ev(f, &ctx, r, "192.0.2.71", ev);
+    assert_int_equal(cookie_token(f, ctx.cookie, "einlass_ticket", EL_TOKEN_TICKET).flags, 0);
+    assert_body_has(&ctx, "\"position\":1,");
+    free(r);
+    r = req_with("/_einlass/status", "einlass_ticket", tk[1]); /* before the draw: no place */
+    decide_ev(f, &ctx, r, "192.0.2.61", ev);
+    assert_int_equal(ctx.status, 200);
+    assert_body_has(&ctx, "\"state\":\"prequeue\"");
+    assert_body_has(&ctx, "\"place_text\":\"drawn at the opening\"");
+    assert_string_equal(ctx.cookie, "");
+    free(r);
+
+    el_events_tick(ev, f->room, (int64_t)(f->now + 100) * 1000); /* the opening: the draw */
+    f->now += 100;
+    bool seen[3] = {false};
+    uint64_t pos0 = 0;
+    for (int i = 0; i < 3; i++) {
+        r = req_with("/_einlass/status", "einlass_ticket", tk[i]);
+        decide_ev(f, &ctx, r, "192.0.2.80", ev);
+        assert_int_equal(ctx.status, 200);
+        struct el_token t = cookie_token(f, ctx.cookie, "einlass_ticket", EL_TOKEN_TICKET);
+        assert_int_equal(t.flags, 0); /* a plain ticket for the drawn place */
+        uint64_t pos = 0;
+        const char *at = memmem(ctx.body, ctx.body_len, "\"position\":", 11);
+        assert_non_null(at);
+        pos = strtoull(at + 11, NULL, 10);
+        assert_true(pos >= 2 && pos <= 4); /* behind the priority lane's one */
+        assert_false(seen[pos - 2]);
+        seen[pos - 2] = true;
+        if (i == 0) pos0 = pos;
+        free(r);
+    }
+    r = req_with("/book", "einlass_ticket", tk[0]); /* a copy: the same place */
+    decide_ev(f, &ctx, r, "198.51.100.9", ev);
+    char want[32];
+    snprintf(want, sizeof(want), "\"position\":%llu,", (unsigned long long)pos0);
+    assert_body_has(&ctx, want);
+    free(r);
+    for (int i = 0; i < 4; i++) admit_one(f, 9100 + (uint64_t)i);
+    r = req_with("/book", "einlass_ticket", tk[0]);
+    decide_ev(f, &ctx, r, "192.0.2.60", ev);
+    assert_true(ctx.forward); /* reached: the pass */
+    cookie_token(f, ctx.cookie, "einlass_pass", EL_TOKEN_PASS);
+    decide_ev(f, &ctx, r, "198.51.100.9", ev); /* the copy: no second pass, a new place */
+    assert_false(ctx.forward);
+    assert_true(ctx.joined);
+    assert_int_equal(cookie_token(f, ctx.cookie, "einlass_ticket", EL_TOKEN_TICKET).flags, 0);
+    free(r);
+    el_events_free(ev);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_status_path_is_answered_never_forwarded),
+        T(test_prequeue_tickets_and_their_drawn_places),
         T(test_cookieless_status_does_not_join_the_queue),
         T(test_health_path_is_answered_and_never_joins),
         T(test_paused_page_says_so_and_keeps_the_place),

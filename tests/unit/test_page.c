@@ -635,9 +635,49 @@ static void test_lang_switch(void **state)
     assert_int_equal(lang, -1);
 }
 
+/* An event's pre-queue: the place reads "drawn at the opening", the wait
+ * when it opens (in the event's own offset), the note why; every language
+ * has its three texts; the JSON says the same. */
+static void test_prequeue_page_and_json(void **state)
+{
+    (void)state;
+    char *err = NULL;
+    struct el_page *p = el_page_load(NULL, &err);
+    assert_non_null(p);
+    struct el_page_view v = {.lang = EL_LANG_EN, .poll_s = 5, .keep_place_s = 600,
+                             .prequeue = true, .opens_at_ms = 1803888000000LL,
+                             .opens_offset_min = 60, .now_ms = 1803888000000LL - 90500,
+                             .event = "vaccination"};
+    el_page_html(p, &v, out, sizeof(out));
+    assert_non_null(strstr(out, "id=\"place\">drawn at the opening<"));
+    assert_non_null(strstr(out, ">Opens 2027-03-01 09:00 (UTC+01:00)<"));
+    assert_non_null(strstr(out, "gets a place drawn at random"));
+    assert_null(strstr(out, "This is an estimate"));
+    for (int l = 0; l < EL_LANG_COUNT; l++) {
+        v.lang = (enum el_lang)l;
+        el_page_html(p, &v, out, sizeof(out));
+        assert_non_null(strstr(out, "2027-03-01 09:00 (UTC+01:00)"));
+        assert_null(strstr(out, "{time}"));
+        if (l != EL_LANG_EN) assert_null(strstr(out, "drawn at the opening"));
+    }
+    v.lang = EL_LANG_EN;
+    size_t n = el_page_json_prequeue(&v, false, out, sizeof(out));
+    assert_int_equal(strlen(out), n);
+    assert_string_equal(out, "{\"state\":\"prequeue\",\"event\":\"vaccination\","
+                             "\"opens_at\":\"2027-03-01T09:00:00+01:00\",\"opens_in_s\":91,"
+                             "\"order\":\"drawn at the opening\",\"poll_s\":5}");
+    v.lang = EL_LANG_DE;
+    el_page_json_prequeue(&v, true, out, sizeof(out));
+    assert_non_null(strstr(out, ",\"lang\":\"de\",\"place_text\":\"wird bei der \u00d6ffnung "
+                                "ausgelost\",\"eta_text\":\"\u00d6ffnet 2027-03-01 09:00 "
+                                "(UTC+01:00)\"}"));
+    el_page_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_prequeue_page_and_json),
         cmocka_unit_test(test_lang),
         cmocka_unit_test(test_wants_html),
         cmocka_unit_test(test_builtin_english),

@@ -682,6 +682,30 @@ static void test_positions_across_blocks(void **state)
     s->ops->free(s);
 }
 
+/* A draw is not made before its opening by Redis's clock (an instance
+ * whose clock runs ahead does not open early for all): the answer says not
+ * drawn, arrivals still join the pre-queue, and once the time has come the
+ * draw is made. */
+static void test_draw_waits_for_the_opening_by_redis_time(void **state)
+{
+    struct el_store *s = drv_open(60);
+    uint8_t seed[EL_PRE_SEED_LEN] = {9};
+    pre_ok(s, 5, EL_PRE_JOIN, NULL);
+    struct pre_result r = {0};
+    int64_t later = (int64_t)el_wall_ms() + 3600 * 1000;
+    s->ops->pre(s, 5, EL_PRE_DRAW, seed, later, drv_now, pre_cb, &r);
+    drv_wait(&r.done);
+    assert_int_equal(r.err, 0);
+    assert_false(r.p.drawn);
+    assert_int_equal(pre_ok(s, 5, EL_PRE_JOIN, NULL).i, 1); /* still taking arrivals */
+    r = (struct pre_result){0};
+    s->ops->pre(s, 5, EL_PRE_DRAW, seed, (int64_t)el_wall_ms() - 1000, drv_now, pre_cb, &r);
+    drv_wait(&r.done);
+    assert_true(r.p.drawn);
+    assert_int_equal(r.p.n, 2);
+    s->ops->free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -691,6 +715,7 @@ int main(void)
         cmocka_unit_test(test_release_once_across_instances_and_feed),
         cmocka_unit_test(test_restart_keeps_places),
         cmocka_unit_test(test_positions_across_blocks),
+        cmocka_unit_test(test_draw_waits_for_the_opening_by_redis_time),
         cmocka_unit_test(test_noscript_falls_back_to_eval),
         cmocka_unit_test(test_free_calls_back_once),
         cmocka_unit_test(test_free_inside_callback),
