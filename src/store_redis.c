@@ -121,6 +121,9 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 1000 /* recovery within 2 s of Redis coming back */
 #define AUTH_BACKOFF_MAX_MS 5000 /* AUTH refused: retried this slowly at most */
+#define SENTINEL_BACKOFF_MAX_MS 200 /* with Sentinel: ask again this often at least, so a
+                                       promoted replica is used within this of its promotion
+                                       (a sentinel's answer is cheap) */
 #define NKEYS 15
 #define BLOCK 65536 /* ticket numbers per counted block */
 
@@ -594,7 +597,9 @@ static void schedule_reconnect(struct rstore *s)
     if (s->dead) return;
     struct timeval tv = el_tv_ms((uint64_t)s->backoff_ms);
     evtimer_add(s->reconnect_ev, &tv);
-    int cap = s->link == EL_REDIS_LINK_AUTH_FAILED ? AUTH_BACKOFF_MAX_MS : BACKOFF_MAX_MS;
+    int cap = s->link == EL_REDIS_LINK_AUTH_FAILED ? AUTH_BACKOFF_MAX_MS
+              : s->url.kind == EL_REDIS_SENTINEL      ? SENTINEL_BACKOFF_MAX_MS
+                                                      : BACKOFF_MAX_MS;
     s->backoff_ms = EL_MIN(s->backoff_ms * 2, cap);
 }
 
