@@ -359,6 +359,8 @@ int el_limit_update(struct el_limit_ctl *c, const struct el_limit_params *p,
 #define ADMIT_BAND 0.1   /* spare share below this: hold */
 #define ADMIT_CALM 0.25  /* pressure below this counts as no queue */
 #define ADMIT_SETTLE_MS 7000
+#define ADMIT_FILL 0.9  /* the fill aims at this share of the backend's knee ... */
+#define ADMIT_FILL_S 1.0 /* ... within this many seconds */
 #define ADMIT_STOP 2.0   /* pressure at which the meter stops; from 1 it throttles */
 
 static double admit_clamp(const struct el_admit_params *p, double r)
@@ -420,6 +422,16 @@ double el_admit_update(struct el_admit_ctl *c, const struct el_admit_params *p,
      * the learnt rate is what it resumes at). */
     double th = fmin(1, fmax(0, (ADMIT_STOP - pressure) / (ADMIT_STOP - 1)));
     c->meter = fmax(p->min_per_s, c->rate * th);
+    /* The fill: the sessions the backend has room for now, beyond those
+     * already on their way in, within ADMIT_FILL_S (Little's law for
+     * sessions: one active session sends pass_x / seen requests a second).
+     * This is what fills the database in the first seconds of a rush,
+     * when the learnt rate lags the sessions that end. */
+    if (o->seen >= 1 && o->x_cap > 0 && pressure < ADMIT_CALM) {
+        double r = o->pass_x / o->seen;
+        double need = (ADMIT_FILL * o->x_cap - x) / r - o->pending;
+        if (need > 0) c->meter = admit_clamp(p, fmax(c->meter, need / ADMIT_FILL_S));
+    }
     return c->meter;
 }
 

@@ -33,6 +33,7 @@
 #include "einlass/limiter.h"
 #include "einlass/metrics.h"
 #include "einlass/room.h"
+#include "einlass/sessions.h"
 #include "einlass/worker-t.h"
 
 #define CONTROL_PERIOD_MS 100
@@ -62,6 +63,10 @@ struct el_control_loop {
     uint64_t prev_ms;                /* time of the previous tick */
     double credit_ps;                /* admissions/s the store adds for releases (smoothed) */
     uint64_t prev_released;          /* the room's released total at the previous tick */
+    struct el_sessions **sess;       /* the workers' pass counts */
+    size_t nsess;
+    struct el_sessions_count sc;     /* the last second's (taken every SESS_TICKS ticks) */
+    unsigned sess_ticks;             /* ticks since the last take */
 };
 
 static struct el_rate_params rate_params(const struct el_config *cfg)
@@ -135,11 +140,30 @@ static struct el_admit_obs backend_tick(struct el_control_loop *ct, const struct
     return ao;
 }
 
+/* The fill's inputs (el_admit_obs): the passes active in the last second,
+ * their requests, the admissions not yet claimed, and the backend's
+ * throughput at its knee (auto only: a fixed limit gives no knee). */
+static void session_obs(struct el_control_loop *ct, const struct el_config *cfg,
+                        struct el_admit_obs *ao)
+{
+    if (cfg->max_concurrency >= 0 || ct->lim.base_ms <= 0 || ct->sc.active < 1) return;
+    ao->x_cap = ct->lim.knee * 1000.0 / ct->lim.base_ms;
+    ao->seen = ct->sc.active;
+    ao->pass_x = (double)ct->sc.reqs;
+    uint64_t adm = el_room_admitted_total(ct->room_shared);
+    uint64_t gone = ct->sc.claims + el_room_unclaimed_total(ct->room_shared);
+    ao->pending = adm > gone ? (double)(adm - gone) : 0;
+}
+
 static void control_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct el_control_loop *ct = arg;
     const struct el_config *cfg = el_generation_config(ct->gen);
     uint64_t now = el_now_ms();
+    if (fd != -1 && ++ct->sess_ticks >= 1000 / CONTROL_PERIOD_MS) { /* once a second */
+        ct->sess_ticks = 0;
+        el_sessions_take(ct->sess, ct->nsess, &ct->sc);
+    }
     el_latency_merge(ct->lats, ct->nlats, now, (uint32_t)cfg->window_ms,
                      cfg->percentile, &ct->lat);
     int64_t inflight = el_metrics_inflight();
@@ -204,7 +228,10 @@ static void control_tick(evutil_socket_t fd, short what, void *arg)
          * it learned (the rate, the knee) from one episode to the next. */
         if (ao.limit > 0) { /* a backend limit: admit by its headroom */
             struct el_admit_params ap = admit_params(cfg);
-            if (queueing) el_admit_update(&ct->adm, &ap, &ao);
+            if (queueing) {
+                session_obs(ct, cfg, &ao);
+                el_admit_update(&ct->adm, &ap, &ao);
+            }
             /* Every Einlass-Release admits one more on top of the meter's
              * rate: the headroom rate is for all admissions, so the meter
              * cancels the release credits (counted here, smoothed over a
@@ -312,6 +339,9 @@ void el_control_loop_start(struct el_control_loop *ct, struct event_base *base,
     const struct el_config *cfg = el_generation_config(ct->gen);
     if (cfg->max_concurrency < 0) /* cold start at the floor: the first second of a rush is held */
         el_limiter_set_limit(ct->limiter, (int)lround(ct->lim.limit));
+    ct->nsess = in->nsessions;
+    ct->sess = el_calloc(in->nsessions ? in->nsessions : 1, sizeof(*ct->sess));
+    if (in->nsessions) memcpy(ct->sess, in->sessions, in->nsessions * sizeof(*ct->sess));
     ct->nlats = in->nwindows;
     ct->lats = el_calloc(in->nwindows, sizeof(*ct->lats));
     memcpy(ct->lats, in->windows, in->nwindows * sizeof(*ct->lats));
@@ -360,5 +390,6 @@ void el_control_loop_free(struct el_control_loop *ct)
     if (ct == NULL) return;
     if (ct->lats != NULL) event_del(&ct->timer); /* started */
     free(ct->lats);
+    free(ct->sess);
     free(ct);
 }

@@ -26,6 +26,7 @@
 #include "einlass/ratelimit.h"
 #include "einlass/room.h"
 #include "einlass/route.h"
+#include "einlass/sessions.h"
 #include "einlass/token.h"
 
 #define STATUS_PATH "/_einlass/status"
@@ -43,6 +44,7 @@ struct el_gate {
     uint64_t rng;               /* xorshift state for session ids */
     char scratch[EL_PAGE_MAX];  /* the local answer's body */
     char path[UINT16_MAX];      /* the request's path in normal form, if not its own */
+    struct el_sessions sessions; /* passes seen and claims, for the control loop */
 };
 
 struct el_gate *el_gate_new(int worker_id, struct el_room *room)
@@ -53,6 +55,11 @@ struct el_gate *el_gate_new(int worker_id, struct el_room *room)
     if (RAND_bytes((unsigned char *)&g->rng, sizeof(g->rng)) != 1 || g->rng == 0)
         g->rng = el_now_us() | 1;
     return g;
+}
+
+struct el_sessions *el_gate_sessions(struct el_gate *g)
+{
+    return &g->sessions;
 }
 
 void el_gate_free(struct el_gate *g)
@@ -369,6 +376,7 @@ static void room_answer(void *arg, const struct el_room_answer *a)
         break;
     case EL_PLACE_ADMITTED:
         give_pass(g, ctx, next_session_id(g));
+        el_sessions_claimed(&g->sessions);
         ctx->releasable = true;
         if (ctx->status_path) answer_state(g, ctx, "admitted");
         else forward(ctx, EL_DECISION_FORWARD);
@@ -479,8 +487,12 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
         /* The expiry slides: a fresh pass at most every session_s / 10. */
         uint64_t step = (uint64_t)EL_MAX(1, cfg->session_s / 10);
         if (now >= (uint64_t)t.issued + step) give_pass(g, ctx, t.num);
-        if (ctx->status_path) answer_state(g, ctx, "admitted");
-        else forward(ctx, EL_DECISION_FORWARD);
+        if (ctx->status_path) {
+            answer_state(g, ctx, "admitted");
+        } else {
+            el_sessions_seen(&g->sessions, t.num);
+            forward(ctx, EL_DECISION_FORWARD);
+        }
         return 1;
     }
     if (!ctx->status_path && route && route->action == EL_ROUTE_REJECT) {

@@ -390,7 +390,11 @@ int el_server_start(struct el_server *s, const char *conf_path)
     struct el_latency **lats = el_calloc((size_t)s->nworkers + 1, sizeof(*lats));
     for (int i = 0; i < s->nworkers; i++) lats[i] = s->workers[i].latency;
     lats[s->nworkers] = s->probe_latency;
+    struct el_sessions **sess = el_calloc((size_t)s->nworkers, sizeof(*sess));
+    for (int i = 0; i < s->nworkers; i++) sess[i] = el_gate_sessions(s->workers[i].gate);
     struct el_control_inputs in = {.gen = &s->gen,
+                                   .sessions = sess,
+                                   .nsessions = (size_t)s->nworkers,
                                    .windows = lats,
                                    .nwindows = (size_t)s->nworkers + 1,
                                    .room_shared = s->room_shared,
@@ -400,6 +404,7 @@ int el_server_start(struct el_server *s, const char *conf_path)
                                    .events = s->events};
     el_control_loop_start(s->control, s->base, &in);
     free(lats);
+    free(sess);
 
     s->probe = el_probe_new(s->base, &s->gen, s->probe_latency);
 

@@ -175,6 +175,11 @@ struct el_admit_obs {
     uint64_t done;       /* completed during the tick */
     double wait_ms;      /* mean wait for a slot of the requests granted in the tick (0 if none waited) */
     bool probing;        /* the limit is held down on purpose: hold */
+    /* Sessions, for the fill (all 0: no fill): */
+    double x_cap;        /* requests/s the backend serves at its knee (0 = not known) */
+    double seen;         /* passes that sent a request in the last second */
+    double pass_x;       /* their requests in that second */
+    double pending;      /* admitted, not yet come back for their pass */
 };
 
 void el_admit_init(struct el_admit_ctl *c, const struct el_admit_params *p, double start_per_s);

@@ -35,6 +35,8 @@ struct el_control_inputs {
     struct el_room_state *state;          /* published by the loop, read by the gates */
     struct el_limiter *limiter;           /* the backend admission limit (its queue) */
     struct el_events *events;             /* scheduled openings: their pre-queues hold the room */
+    struct el_sessions *const *sessions;  /* the workers' pass counts (copied at start) */
+    size_t nsessions;                     /* length of sessions */
 };
 
 /* The admin API's callbacks; their ctx is the struct el_control_loop. An
@@ -45,7 +47,7 @@ extern const struct el_admin_ops el_control_loop_admin_ops;
 /* A loop in cfg's initial state (mode and rate from cfg, no override),
  * not yet ticking. Never NULL (allocation aborts). */
 struct el_control_loop *el_control_loop_new(const struct el_config *cfg);
-/* Take the inputs (in->windows is copied, the rest kept as pointers) and
+/* Take the inputs (in->windows and in->sessions are copied, the rest kept as pointers) and
  * tick every 100 ms on base from now on. Call once, before base runs the
  * admin API's callbacks. */
 void el_control_loop_start(struct el_control_loop *ct, struct event_base *base,

@@ -33,6 +33,7 @@ struct el_config;
 struct el_events;
 struct el_http_msg;
 struct el_page;
+struct el_sessions;
 
 #define EL_COOKIE_MAX 192 /* one Set-Cookie value */
 
@@ -97,6 +98,9 @@ struct el_gate;
  * room, the worker's room handle (which must outlive the gate). Before the
  * first decision, el_gate_set_generation(). */
 struct el_gate *el_gate_new(int worker_id, struct el_room *room);
+/* The gate's count of passes seen and admissions claimed (sessions.h), for
+ * the control loop to take once a second. */
+struct el_sessions *el_gate_sessions(struct el_gate *g);
 void el_gate_free(struct el_gate *g);
 
 /* The worker adopted generation gen_id: decisions from now on (and room
