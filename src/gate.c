@@ -123,6 +123,7 @@ static void give_ticket(struct el_gate *g, struct el_gate_ctx *ctx, const struct
                          .lane = a->place.lane,
                          .flags = a->local ? EL_TOKEN_LOCAL : 0,
                          .num = a->place.num,
+                         .epoch = a->place.epoch,
                          .issued = (uint32_t)now,
                          .expires = (uint32_t)(now + TICKET_LIFETIME_S)};
     set_cookie(g, ctx, "einlass_ticket", &t);
@@ -418,8 +419,8 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
         ctx->had_ticket = true;
         ctx->ticket_lane = t.lane;
         ctx->ticket = t.num;
-        el_room_check(g->room, t.lane, t.num, (t.flags & EL_TOKEN_LOCAL) != 0, room_answer,
-                      ctx);
+        el_room_check(g->room, t.lane, t.num, t.epoch, (t.flags & EL_TOKEN_LOCAL) != 0,
+                      room_answer, ctx);
     } else if (ctx->status_path) {
         /* No place to ask about: a status poll without a ticket (a load
          * balancer, a script) must not take one. Loading a page joins. */

@@ -108,6 +108,7 @@ struct req {
     struct el_room *r; /* whose */
     bool check;        /* a check of num (else a join) */
     uint64_t num;      /* check: the ticket's number */
+    uint32_t epoch;    /* check: the ticket's epoch */
     uint8_t lane;      /* for the fallback join */
     el_room_cb cb;     /* the caller's */
     void *arg;         /* ... and its argument */
@@ -190,6 +191,17 @@ static void fallback_check(struct el_room *r, uint8_t lane, uint64_t num, el_roo
     answer(r, &p, false, cb, arg);
 }
 
+/* A ticket checked against the memory store (local, or store = memory). */
+static void mem_check(struct el_room *r, uint8_t lane, uint64_t num, uint32_t epoch, bool local,
+                      el_room_cb cb, void *arg)
+{
+    struct sync_place sp = {.err = -1, .place = {.state = EL_PLACE_GONE, .lane = lane, .num = num}};
+    r->sh->mem->ops->check(r->sh->mem, lane & 1, num, epoch, el_now_ms(), sync_place_cb, &sp);
+    if (local && sp.place.state == EL_PLACE_WAITING && el_fallback_active(r->sh->fb))
+        sp.place.position += el_fallback_ahead(r->sh->fb); /* Redis tickets first */
+    answer(r, &sp.place, local, cb, arg);
+}
+
 static void ensure_store(struct el_room *r)
 {
     struct el_room_shared *sh = r->sh;
@@ -234,7 +246,9 @@ static bool redis_askable(struct el_room *r)
 static void redis_place_cb(void *arg, int err, const struct el_place *p)
 {
     struct req *q = arg;
-    if (err && q->check) fallback_check(q->r, q->lane, q->num, q->cb, q->arg);
+    if (err && q->check && q->epoch != 0 && q->epoch == el_store_memory_epoch(q->r->sh->mem))
+        mem_check(q->r, q->lane, q->num, q->epoch, false, q->cb, q->arg);
+    else if (err && q->check) fallback_check(q->r, q->lane, q->num, q->cb, q->arg);
     else if (err) local_join(q->r, q->lane, true, q->cb, q->arg);
     else answer(q->r, p, false, q->cb, q->arg);
     free(q);
@@ -258,23 +272,25 @@ void el_room_join(struct el_room *r, uint8_t lane, el_room_cb cb, void *arg)
     local_join(r, lane & 1, r->redis != NULL, cb, arg);
 }
 
-void el_room_check(struct el_room *r, uint8_t lane, uint64_t num, bool local, el_room_cb cb,
-                   void *arg)
+void el_room_check(struct el_room *r, uint8_t lane, uint64_t num, uint32_t epoch, bool local,
+                   el_room_cb cb, void *arg)
 {
     ensure_store(r);
-    if (local || r->redis == NULL) {
-        struct sync_place sp = {.err = -1, .place = {.state = EL_PLACE_GONE, .lane = lane, .num = num}};
-        r->sh->mem->ops->check(r->sh->mem, lane & 1, num, el_now_ms(), sync_place_cb, &sp);
-        if (local && sp.place.state == EL_PLACE_WAITING && el_fallback_active(r->sh->fb))
-            sp.place.position += el_fallback_ahead(r->sh->fb); /* Redis tickets first */
-        answer(r, &sp.place, local, cb, arg);
+    /* A ticket of the memory store's epoch without the local flag was issued
+     * while store = memory: after a switch to Redis it takes its place in
+     * Redis's returning lane (ahead of Redis's own tickets, in its order);
+     * while Redis cannot answer, the memory store still holds it. */
+    bool from_memory = !local && epoch != 0 && epoch == el_store_memory_epoch(r->sh->mem);
+    if (local || r->redis == NULL || (from_memory && !redis_askable(r))) {
+        mem_check(r, lane, num, epoch, local, cb, arg);
         return;
     }
     if (redis_askable(r)) {
         struct req *q = new_req(r, lane, cb, arg);
         q->check = true;
         q->num = num;
-        r->redis->ops->check(r->redis, lane & 1, num, el_now_ms(), redis_place_cb, q);
+        q->epoch = epoch;
+        r->redis->ops->check(r->redis, lane & 1, num, epoch, el_now_ms(), redis_place_cb, q);
         return;
     }
     fallback_check(r, lane, num, cb, arg); /* Redis ticket, Redis down: in number order */

@@ -88,6 +88,7 @@ struct mstore {
     uint64_t unclaimed_total; /* held admissions returned as credit */
     uint64_t kept_total;     /* claims later than late_ms after the admission */
     struct el_revoke *released; /* pass ids released (their credit given); own lock */
+    uint32_t epoch;          /* drawn at start, never 0: tickets carry it (store.h) */
 };
 
 static void bm_grow(struct bitmap *b, uint64_t i)
@@ -296,6 +297,7 @@ static void mem_join(struct el_store *st, uint8_t lane, uint64_t now_ms, el_stor
     roll(s, now_ms);
     struct lane *ln = &s->lanes[l];
     p.num = ln->tail++;
+    p.epoch = s->epoch;
     bm_set(cur(s, l), p.num);
     bm_set(prev(s, l), p.num);
     ln->waiting++;
@@ -306,16 +308,16 @@ static void mem_join(struct el_store *st, uint8_t lane, uint64_t now_ms, el_stor
     cb(arg, 0, &p);
 }
 
-static void mem_check(struct el_store *st, uint8_t lane, uint64_t num, uint64_t now_ms,
-                      el_store_place_cb cb, void *arg)
+static void mem_check(struct el_store *st, uint8_t lane, uint64_t num, uint32_t epoch,
+                      uint64_t now_ms, el_store_place_cb cb, void *arg)
 {
     struct mstore *s = (struct mstore *)st;
-    struct el_place p = {.state = EL_PLACE_GONE, .lane = lane & 1, .num = num};
+    struct el_place p = {.state = EL_PLACE_GONE, .lane = lane & 1, .num = num, .epoch = epoch};
     int l = p.lane;
     pthread_mutex_lock(&s->lock);
     roll(s, now_ms);
     struct lane *ln = &s->lanes[l];
-    if (num < ln->tail) {
+    if (num < ln->tail && (epoch == 0 || epoch == s->epoch)) { /* another epoch: not ours */
         bool live = bm_get(prev(s, l), num);
         if (num < ln->head) {
             if (bm_get(&ln->exchange, num)) {
@@ -442,7 +444,14 @@ struct el_store *el_store_memory_new(const struct el_store_params *p)
     pthread_mutex_init(&s->lock, NULL);
     set_times(s, p);
     s->released = el_revoke_new(EL_STORE_RELEASED_MAX, (uint64_t)(uintptr_t)s);
+    uint64_t seed = (el_now_us() ^ (uint64_t)(uintptr_t)s) * 0x9E3779B97F4A7C15ULL;
+    s->epoch = (uint32_t)(seed >> 32) | 1; /* never 0 */
     return &s->base;
+}
+
+uint32_t el_store_memory_epoch(struct el_store *st)
+{
+    return ((struct mstore *)st)->epoch; /* set once at start */
 }
 
 void el_store_memory_configure(struct el_store *st, const struct el_store_params *p)

@@ -52,9 +52,10 @@ void el_room_free(struct el_room *r);
 
 /* A newcomer joins lane. cb runs exactly once (maybe before this returns). */
 void el_room_join(struct el_room *r, uint8_t lane, el_room_cb cb, void *arg);
-/* A ticket holder is back (lane, num, local from its verified ticket). */
-void el_room_check(struct el_room *r, uint8_t lane, uint64_t num, bool local, el_room_cb cb,
-                   void *arg);
+/* A ticket holder is back (lane, num, epoch, local from its verified
+ * ticket; epoch 0: a ticket from before epochs). */
+void el_room_check(struct el_room *r, uint8_t lane, uint64_t num, uint32_t epoch, bool local,
+                   el_room_cb cb, void *arg);
 /* Einlass-Release seen for the pass with session id: the pass is revoked
  * here at once (el_room_revoked) and in the store, whose first release of id
  * adds one admission credit; a second release of id, here or on any

@@ -73,7 +73,7 @@ static struct el_place join_ok(struct el_store *s, uint8_t lane)
 static struct el_place check_ok(struct el_store *s, uint8_t lane, uint64_t num)
 {
     struct result r = {0};
-    s->ops->check(s, lane, num, drv_now, place_cb, &r);
+    s->ops->check(s, lane, num, 0, drv_now, place_cb, &r);
     drv_wait(&r.done);
     assert_int_equal(r.calls, 1);
     assert_int_equal(r.err, 0);
