@@ -177,10 +177,10 @@
     "if not ep then\n" /* the epoch, from the microsecond clock: below 2^32, not 0 */              \
     "  ep = tostring((tonumber(t[1]) % 4293) * 1000000 + tonumber(t[2]) + 1)\n"                    \
     "  if not f[7] then\n" /* no room (new, or Redis lost it): numbers start at time x 1024 */     \
-    "    local s = math.floor(now * 1024 / B) * B\n"                                               \
-    "    head, tail, r, base = {s, s}, {s, s}, {s, s}, {s, s}\n"                                   \
-    "    redis.call('HSET', m, 'h0', s, 'h1', s, 't0', s, 't1', s, 'r0', s, 'r1', s, 'b0', s,\n"   \
-    "      'b1', s, 'c0', s, 'c1', s, 'k0', s, 'k1', s, 'pf', 1)\n"                                \
+    "    local s, sb = now * 1024, math.floor(now * 1024 / B) * B\n"                               \
+    "    head, tail, r, base = {s, s}, {s, s}, {s, s}, {sb, sb}\n"                                 \
+    "    redis.call('HSET', m, 'h0', s, 'h1', s, 't0', s, 't1', s, 'r0', s, 'r1', s, 'b0', sb,\n"  \
+    "      'b1', sb, 'c0', s, 'c1', s, 'k0', s, 'k1', s, 'pf', 1)\n"                               \
     "    f[12], f[17], f[18] = '1', s, s\n"                                                        \
     "  end\n"                                                                                      \
     "  redis.call('HSET', m, 'ep', ep)\n"                                                          \
