@@ -27,6 +27,12 @@
  *     / instances, and only once every Redis ticket learnt is passed (after
  *     Redis returns: once the Redis heads pass the Redis tail seen then; for
  *     that time the site admits up to rate x (1 + 1 / instances)).
+ *   - a reload from store = memory to redis keeps the order: a ticket of the
+ *     memory store's epoch without the local flag is checked in Redis,
+ *     whose returning lane places it by its number ahead of Redis's own
+ *     tickets (store.h), and the Redis meter holds 3 x poll_s (hold_until_ms)
+ *     so every such ticket can come back first; while Redis cannot answer,
+ *     the memory store still answers for it.
  *   - eta uses the measured rate of the store that answered, falling back to
  *     the last tick's rate, then to the configured admit_per_s.
  *   - released passes: the shared revocation set holds every pass id released
@@ -88,6 +94,7 @@ struct el_room_shared {
     _Atomic int revoke_ttl_s;        /* session_s + REVOKE_MARGIN_S */
     struct el_ratelimit *joins;      /* token buckets per client address */
     _Atomic int joins_per_min;       /* max_joins_per_ip_per_min; 0 = no limit */
+    _Atomic uint64_t hold_until_ms;  /* a switch memory -> redis: the Redis meter holds till then */
 };
 
 struct el_room {
@@ -425,7 +432,7 @@ void el_room_tick(struct el_room *r, const struct el_meter_in *in)
     if (up && !r->advancing) {
         r->advancing = true;
         struct el_meter_in all = {.rate = rate, .cancel_credits = in->cancel_credits,
-                                  .hold = in->hold};
+                                  .hold = in->hold || now < atomic_load(&r->sh->hold_until_ms)};
         if (el_fallback_active(fb)) {
             uint64_t skip[2];
             el_fallback_skip(fb, skip);
@@ -532,6 +539,16 @@ void el_room_shared_configure(struct el_room_shared *sh, const struct el_config 
                    str_changed(cfg->room_name, sh->room) ||
                    str_changed(cfg->redis_password, sh->redis_password) ||
                    timeout_ms != sh->redis_timeout_ms;
+    if (use_redis && !sh->use_redis && sh->poll_s > 0) {
+        /* A switch from memory: the memory store's tickets take their places
+         * in Redis's returning lane as they poll (el_room_check), ahead of
+         * Redis's own; the meter holds 3 x poll_s so each can come back
+         * before anyone is admitted. */
+        atomic_store(&sh->hold_until_ms, el_now_ms() + 3000 * (uint64_t)poll_s);
+        el_notice("room: store switched from memory to redis: the tickets waiting here keep "
+                  "their order, ahead of new Redis tickets; admissions held %d s while they "
+                  "come back", 3 * poll_s);
+    }
     if (changed) {
         free(sh->redis);
         free(sh->room);
