@@ -178,6 +178,9 @@ struct el_store_params {
 
 /* Memory store: one per process; thread-safe. */
 struct el_store *el_store_memory_new(const struct el_store_params *p);
+/* Bytes the memory store's bitmaps hold now (they follow the waiting span:
+ * cut below the heads as they move). */
+size_t el_store_memory_bitmap_bytes(struct el_store *s);
 /* The memory store's epoch (drawn at start, never 0; kept on reload). */
 uint32_t el_store_memory_epoch(struct el_store *s);
 /* Change poll_s / keep_ms / claim_ms / room on reload, keeping the queue. */
