@@ -300,6 +300,18 @@ void el_room_check(struct el_room *r, uint8_t lane, uint64_t num, uint32_t epoch
         r->redis->ops->check(r->redis, lane & 1, num, epoch, el_now_ms(), redis_place_cb, q);
         return;
     }
+    uint32_t known = el_store_redis_epoch(r->redis);
+    if (epoch != 0 && known != 0 && epoch != known) {
+        /* A ticket of an earlier Redis epoch (in the returning lane), Redis
+         * down: its number says nothing about this epoch's heads. It keeps
+         * waiting, ahead of the local queue, until Redis answers again. */
+        struct el_place p = {.state = EL_PLACE_WAITING, .lane = lane & 1, .num = num,
+                             .epoch = epoch, .position = 1};
+        el_fallback_begin(r->sh->fb, el_now_ms());
+        p.waiting = el_fallback_ahead(r->sh->fb) + 1;
+        answer(r, &p, false, cb, arg);
+        return;
+    }
     fallback_check(r, lane, num, cb, arg); /* Redis ticket, Redis down: in number order */
 }
 

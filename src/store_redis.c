@@ -1429,6 +1429,11 @@ bool el_store_redis_up(struct el_store *st)
     return s->up && s->ac != NULL;
 }
 
+uint32_t el_store_redis_epoch(struct el_store *st)
+{
+    return ((const struct rstore *)st)->epoch;
+}
+
 enum el_redis_link el_store_redis_link(struct el_store *st)
 {
     const struct rstore *s = (const struct rstore *)st;

@@ -199,6 +199,8 @@ void el_store_memory_configure(struct el_store *s, const struct el_store_params 
 struct el_store *el_store_redis_new(struct event_base *base, const struct el_store_params *p);
 /* True while the link is up, Redis answered on it and no command timed out. */
 bool el_store_redis_up(struct el_store *s);
+/* The room's epoch in Redis's last answer on this store (0: none yet). */
+uint32_t el_store_redis_epoch(struct el_store *s);
 /* The link's state, for /metrics (enum el_redis_link, redis_conn.h). */
 enum el_redis_link el_store_redis_link(struct el_store *s);
 /* True while the first connect is under way (never up yet): ops sent now
