@@ -741,6 +741,50 @@ static void test_tail_near_2_pow_53_keeps_joining_then_refuses_with_an_error(voi
     s->ops->free(s);
 }
 
+/* The bitmaps are cut while tickets wait: numbers from just below 2^23 (a
+ * base of 0), the head passes 2^23 and the held admissions expire, so the
+ * next script cuts the first 1 MB; positions, the generation roll and
+ * admissions stay exact across the cut. */
+static void test_bitmaps_cut_below_the_head_while_tickets_wait(void **state)
+{
+    const uint64_t start = (1ull << 23) - 10;
+    struct el_store *s = drv_open(1); /* L = claim = 3 s */
+    redisContext *c = peek_open();
+    advance_ok(s, 0);
+    peek_cmd(c, "HSET einlass:{%s}:meter h0 %llu t0 %llu r0 %llu c0 %llu k0 %llu w0 0 b0 0", room,
+             (unsigned long long)start, (unsigned long long)start, (unsigned long long)start,
+             (unsigned long long)start, (unsigned long long)start);
+    for (int i = 0; i < 20; i++) assert_true(join_ok(s, 0).num == start + (uint64_t)i);
+    assert_true(peek_int(c, "STRLEN einlass:{%s}:live:0:0", room) > (1 << 20));
+    assert_int_equal(admit(s, 15).waiting, 5);
+    for (int i = 0; i < 15; i++) assert_int_equal(check_ok(s, 0, start + i).state, EL_PLACE_ADMITTED);
+    uint64_t end = el_now_ms() + 15000; /* the held admissions expire after claim_s (3 s) */
+    while (peek_int(c, "HGET einlass:{%s}:meter b0", room) == 0) {
+        assert_true(el_now_ms() < end);
+        for (int i = 15; i < 20; i++) /* the waiting ones keep polling */
+            assert_int_equal(check_ok(s, 0, start + i).position, i - 14);
+        advance_ok(s, 0);
+        drv_sleep(200);
+    }
+    assert_int_equal(peek_int(c, "HGET einlass:{%s}:meter b0", room), 1 << 23);
+    assert_true(peek_int(c, "STRLEN einlass:{%s}:live:0:0", room) <= 16);
+    assert_true(peek_int(c, "STRLEN einlass:{%s}:live:1:0", room) <= 16);
+    for (int i = 15; i < 20; i++) assert_int_equal(check_ok(s, 0, start + i).position, i - 14);
+    assert_int_equal(check_ok(s, 0, start + 3).state, EL_PLACE_GONE); /* below the cut */
+    age_generation(c, 1, 1); /* a roll after the cut: the counts start at the base */
+    assert_int_equal(advance_ok(s, 0).waiting, 5);
+    assert_int_equal(check_ok(s, 0, start + 19).position, 5);
+    struct el_place p = join_ok(s, 0);
+    assert_true(p.num == start + 20);
+    assert_int_equal(p.position, 6);
+    assert_int_equal(admit(s, 2).waiting, 4);
+    assert_int_equal(check_ok(s, 0, start + 15).state, EL_PLACE_ADMITTED);
+    assert_int_equal(check_ok(s, 0, start + 17).position, 1);
+    assert_int_equal(check_ok(s, 0, p.num).position, 4);
+    redisFree(c);
+    s->ops->free(s);
+}
+
 static struct el_place check_ep(struct el_store *s, uint8_t lane, uint64_t num, uint32_t epoch)
 {
     struct result r = {0};
@@ -823,6 +867,7 @@ int main(void)
         cmocka_unit_test(test_restart_keeps_places),
         cmocka_unit_test(test_positions_across_blocks),
         cmocka_unit_test(test_tail_near_2_pow_32_keeps_joining_on_redis),
+        cmocka_unit_test(test_bitmaps_cut_below_the_head_while_tickets_wait),
         cmocka_unit_test(test_tail_near_2_pow_53_keeps_joining_then_refuses_with_an_error),
         cmocka_unit_test(test_data_loss_keeps_old_tickets_in_order_ahead_of_new_ones),
         cmocka_unit_test(test_noscript_falls_back_to_eval),
