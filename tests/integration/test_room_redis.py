@@ -267,6 +267,31 @@ def test_store_switch_on_reload_keeps_order():
         e.stop()
 
 
+def test_join_redis_refuses_is_counted_logged_and_shown():
+    """Issue 12 item 3: when Redis refused joins (bit offset out of range at
+    2^32), every join fell to the local queue for good while /status said
+    "store":"redis" and nothing counted it. A refused join is now counted in
+    /metrics and /status, logged, and the newcomer still gets a place."""
+    e = start(conf("refuse", rate=0.01))
+    try:
+        join(e.port)
+        assert e.status()["store_errors"]["join"] == 0
+        R.cmd("HSET", "einlass:{refuse}:meter", "t0", str(1 << 53))  # numbers exhausted
+        n = len(e.proc.lines)
+        r, ck = join(e.port)  # a place in the local queue, not an error page
+        assert r.status == 503 and "einlass_ticket" in ck
+        e.proc.wait_line(r"redis 127\.0\.0\.1:\d+: join failed: ERR .*2\^53", start=n)
+        join(e.port)
+        st = e.status()
+        assert st["store_errors"]["join"] == 2, st
+        assert st["store"] == "redis"  # the link is fine: the next join asks Redis again
+        _, body = e.admin("GET", "/metrics")
+        assert 'einlass_store_errors_total{op="join"} 2' in body, body
+        assert e.stop() == 0
+    finally:
+        e.stop()
+
+
 if __name__ == "__main__":
     B = start_backend()
     R = Redis()
@@ -274,7 +299,8 @@ if __name__ == "__main__":
         run([test_fifo_over_22_clients, test_pipelined_joins_while_redis_answers,
              test_stop_while_redis_owes_answers, test_two_instances_one_fifo_one_rate,
              test_restart_keeps_places, test_redis_down_fallback_and_back,
-             test_store_switch_on_reload_keeps_order])
+             test_store_switch_on_reload_keeps_order,
+             test_join_redis_refuses_is_counted_logged_and_shown])
     finally:
         R.stop()
         B.stop()
