@@ -10,7 +10,7 @@ pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT INT TERM
 
-cc -std=c11 -D_GNU_SOURCE -O2 -I"$src/include" "$src/src/common.c" "$src/src/store_redis.c" \
+cc -std=c11 -D_GNU_SOURCE -O2 -I"$src/include" "$src/src/common.c" "$src/src/redis_conn.c" "$src/src/store_redis.c" \
     "$src/bench/redis_memory.c" -lhiredis -levent -lcrypto -lm -o "$tmp/redis_memory"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -315,6 +315,12 @@ static void answer_status(struct el_admin *a, struct evhttp_request *req)
     get_status(a, &st);
     char r[EL_METRICS_NUM_LEN], p50[EL_METRICS_NUM_LEN], p95[EL_METRICS_NUM_LEN],
         p99[EL_METRICS_NUM_LEN];
+    char errs[256]; /* {"join":N,...}: store ops Redis answered with an error */
+    size_t o = 0;
+    for (int i = 0; i < EL_STORE_OP_COUNT && o < sizeof(errs); i++)
+        o += (size_t)snprintf(errs + o, sizeof(errs) - o, "%s\"%s\":%llu", i ? "," : "{",
+                              el_store_op_names[i], (unsigned long long)st.store_errors[i]);
+    if (o < sizeof(errs)) snprintf(errs + o, sizeof(errs) - o, "}");
     struct evbuffer *b = evbuffer_new();
     evbuffer_add_printf(b,
                         "{\"mode\":\"%s\",\"queueing\":%s,\"waiting\":%llu,\"admitted_total\":%llu,"
@@ -322,7 +328,7 @@ static void answer_status(struct el_admin *a, struct evhttp_request *req)
                         "\"inflight\":%lld,\"store\":\"%s\",\"samples\":%llu,\"store_up\":%s,"
                         "\"backend_limit\":%d,\"backend_inflight\":%d,\"backend_queue\":%d,"
                         "\"backend_queued_total\":%llu,\"backend_queue_timeouts_total\":%llu,"
-                        "\"paused\":%s,\"version\":\"%s\"",
+                        "\"store_errors\":%s,\"paused\":%s,\"version\":\"%s\"",
                         el_mode_name(st.mode), st.queueing ? "true" : "false",
                         (unsigned long long)st.waiting, (unsigned long long)st.admitted_total,
                         json_num(r, st.admit_per_s), json_num(p50, st.p50_ms),
@@ -330,7 +336,7 @@ static void answer_status(struct el_admin *a, struct evhttp_request *req)
                         json_store(st.store), (unsigned long long)st.samples,
                         st.store_up ? "true" : "false", st.backend.limit, st.backend.inflight,
                         st.backend.queued, (unsigned long long)st.backend.queued_total,
-                        (unsigned long long)st.backend.timeouts_total,
+                        (unsigned long long)st.backend.timeouts_total, errs,
                         st.paused ? "true" : "false", EL_VERSION);
     add_events_brief(a, b);
     evbuffer_add_printf(b, "}\n");

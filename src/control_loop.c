@@ -278,6 +278,8 @@ static void admin_status(void *ctx, struct el_status *st)
     st->store_up = store != EL_STORE_STATE_FALLBACK;
     st->store_state = el_room_store_detail(ct->room_shared);
     st->store_fallback_s = el_room_fallback_s(ct->room_shared);
+    for (int i = 0; i < EL_STORE_OP_COUNT; i++)
+        st->store_errors[i] = el_store_errors((enum el_store_op)i);
     el_limiter_stats(ct->limiter, &st->backend);
     st->paused = ct->paused;
 }

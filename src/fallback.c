@@ -28,7 +28,9 @@ struct fb_lane {
     uint64_t tail;    /* learnt tail (raised by any Redis ticket seen above it) */
     uint64_t claim;   /* learnt claim horizon: below is GONE */
     double density;   /* live tickets per number in [head, tail), (0, 1] */
-    double h;         /* the virtual head H */
+    double h;         /* the virtual head H, as an offset from head (a double holds
+                         the offset exactly; H itself, near 2^51 in a room numbered from
+                         Redis time, would move in steps of 0.25 or 0.5) */
     uint64_t base;    /* claimed bit 0 */
     uint64_t *bits;   /* claimed bitmap */
     size_t nw;        /* words */
@@ -80,7 +82,7 @@ void el_fallback_learn(struct el_fallback *f, const struct el_store_stats *st, u
         uint64_t span = ln->tail - ln->head;
         double d = span > 0 ? (double)st->lane_waiting[l] / (double)span : 1.0;
         ln->density = d > 0.01 ? EL_MIN(d, 1.0) : 0.01;
-        ln->h = (double)ln->head;
+        ln->h = 0;
         ln->base = ln->claim;
         clear_claimed(ln);
         if (was_active) ln->mark = ln->tail;
@@ -112,11 +114,17 @@ bool el_fallback_active(const struct el_fallback *f)
     return atomic_load_explicit(&f->active, memory_order_relaxed);
 }
 
+/* Number x relative to the lane's head (as H is). */
+static double rel(const struct fb_lane *ln, uint64_t x)
+{
+    return x >= ln->head ? (double)(x - ln->head) : -(double)(ln->head - x);
+}
+
 /* Lane l's estimated live tickets in [H, upto). */
 static double ahead_in(const struct fb_lane *ln, uint64_t upto)
 {
-    if (!ln->known || (double)upto <= ln->h) return 0;
-    return ((double)upto - ln->h) * ln->density;
+    if (!ln->known || rel(ln, upto) <= ln->h) return 0;
+    return (rel(ln, upto) - ln->h) * ln->density;
 }
 
 /* Claim num's bit; false if it was set already. */
@@ -149,17 +157,17 @@ void el_fallback_check(struct el_fallback *f, uint8_t lane, uint64_t num, uint64
         ln->claim = 0; /* no horizon known: GONE for none */
         ln->tail = num + 1;
         ln->density = 1.0;
-        ln->h = (double)num;
+        ln->h = 0;
         if (f->last_ms == 0) f->last_ms = now_ms;
     }
     if (num >= ln->tail) ln->tail = num + 1;
     *out = (struct el_place){.state = EL_PLACE_WAITING, .lane = (uint8_t)l, .num = num};
     if (num < ln->claim) {
         out->state = EL_PLACE_GONE;
-    } else if ((double)num + 1 <= ln->h) { /* H passed it: reached */
+    } else if (rel(ln, num) + 1 <= ln->h) { /* H passed it: reached */
         out->state = claim_bit(ln, num) ? EL_PLACE_ADMITTED : EL_PLACE_USED;
     } else {
-        double a = ((double)num - ln->h) * ln->density;
+        double a = (rel(ln, num) - ln->h) * ln->density;
         if (l == 0) a += ahead_in(&f->lane[1], f->lane[1].tail);
         out->position = (uint64_t)a + 1;
     }
@@ -204,7 +212,7 @@ double el_fallback_local_share(struct el_fallback *f, const uint64_t *redis_head
     for (int l = 0; l < 2; l++) {
         const struct fb_lane *ln = &f->lane[l];
         if (f->active) {
-            if (ln->known && ln->h < (double)ln->tail) open = false;
+            if (ln->known && ln->h < rel(ln, ln->tail)) open = false;
         } else if (ln->mark && (redis_head == NULL || redis_head[l] < ln->mark)) {
             open = false;
         }
@@ -220,7 +228,7 @@ void el_fallback_skip(struct el_fallback *f, uint64_t skip[2])
     pthread_mutex_lock(&m->lock);
     for (int l = 0; l < 2; l++) {
         const struct fb_lane *ln = &f->lane[l];
-        skip[l] = f->active && ln->known ? (uint64_t)floor(ln->h) : 0;
+        skip[l] = f->active && ln->known ? ln->head + (uint64_t)floor(EL_MAX(ln->h, 0)) : 0;
     }
     pthread_mutex_unlock(&m->lock);
 }

@@ -131,6 +131,7 @@ static void give_ticket(struct el_gate *g, struct el_gate_ctx *ctx, const struct
                          .lane = a->place.lane,
                          .flags = a->local ? EL_TOKEN_LOCAL : 0,
                          .num = a->place.num,
+                         .epoch = a->place.epoch,
                          .issued = (uint32_t)now,
                          .expires = (uint32_t)(now + TICKET_LIFETIME_S)};
     set_cookie(g, ctx, "einlass_ticket", &t);
@@ -350,7 +351,7 @@ static void pre_ticket(struct el_gate *g, struct el_gate_ctx *ctx, const struct 
     if (el_event_place(&v.run, EL_EVENT_TICKET_I(t->num), &num) == 0) {
         ctx->converted = true;
         ctx->ticket = num;
-        el_room_check(g->room, 0, num, false, room_answer, ctx);
+        el_room_check(g->room, 0, num, 0, false, room_answer, ctx); /* epoch 0: this room's */
         return;
     }
     if (v.run.pre.drawn || v.state == EL_EVENT_OVER) {
@@ -527,8 +528,8 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
         if (t.flags & EL_TOKEN_PREQUEUE)
             pre_ticket(g, ctx, &t);
         else
-            el_room_check(g->room, t.lane, t.num, (t.flags & EL_TOKEN_LOCAL) != 0, room_answer,
-                          ctx);
+            el_room_check(g->room, t.lane, t.num, t.epoch, (t.flags & EL_TOKEN_LOCAL) != 0,
+                          room_answer, ctx);
     } else if (ctx->status_path) {
         /* No place to ask about: a status poll without a ticket (a load
          * balancer, a script) must not take one. Loading a page joins. */

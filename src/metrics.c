@@ -303,6 +303,12 @@ void el_metrics_render(struct evbuffer *out, const struct el_status *st)
     single_num(out, "einlass_store_fallback_seconds_total", "counter",
                "Seconds the room spent in the local fallback while store = redis.",
                st->store_fallback_s);
+    header(out, "einlass_store_errors_total", "counter",
+           "Store ops Redis answered with an error (out of memory, ticket numbers at 2^53, a "
+           "malformed answer), by op; each is logged. A failed join waits in the local queue.");
+    for (int i = 0; i < EL_STORE_OP_COUNT; i++)
+        evbuffer_add_printf(out, "einlass_store_errors_total{op=\"%s\"} %llu\n",
+                            el_store_op_names[i], (unsigned long long)st->store_errors[i]);
 
     header(out, "einlass_event_prequeue", "gauge",
            "Arrivals in a scheduled opening's pre-queue (frozen once drawn at the opening), by "

@@ -267,6 +267,7 @@ void el_redis_url_display(const struct el_redis_url *u, char *out, size_t n)
 
 static const char *const ev_names[EL_REDIS_EV_NKINDS] = {
     "connected", "auth failed", "down", "fallback", "recovered", "epoch changed", "master",
+    "store error",
 };
 
 static _Atomic uint64_t ev_last_ms[EL_REDIS_EV_NKINDS];    /* last line of the kind, +1 */

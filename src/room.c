@@ -27,6 +27,12 @@
  *     / instances, and only once every Redis ticket learnt is passed (after
  *     Redis returns: once the Redis heads pass the Redis tail seen then; for
  *     that time the site admits up to rate x (1 + 1 / instances)).
+ *   - a reload from store = memory to redis keeps the order: a ticket of the
+ *     memory store's epoch without the local flag is checked in Redis,
+ *     whose returning lane places it by its number ahead of Redis's own
+ *     tickets (store.h), and the Redis meter holds 3 x poll_s (hold_until_ms)
+ *     so every such ticket can come back first; while Redis cannot answer,
+ *     the memory store still answers for it.
  *   - eta uses the measured rate of the store that answered, falling back to
  *     the last tick's rate, then to the configured admit_per_s.
  *   - released passes: the shared revocation set holds every pass id released
@@ -88,6 +94,7 @@ struct el_room_shared {
     _Atomic int revoke_ttl_s;        /* session_s + REVOKE_MARGIN_S */
     struct el_ratelimit *joins;      /* token buckets per client address */
     _Atomic int joins_per_min;       /* max_joins_per_ip_per_min; 0 = no limit */
+    _Atomic uint64_t hold_until_ms;  /* a switch memory -> redis: the Redis meter holds till then */
 };
 
 struct el_room {
@@ -108,6 +115,7 @@ struct req {
     struct el_room *r; /* whose */
     bool check;        /* a check of num (else a join) */
     uint64_t num;      /* check: the ticket's number */
+    uint32_t epoch;    /* check: the ticket's epoch */
     uint8_t lane;      /* for the fallback join */
     el_room_cb cb;     /* the caller's */
     void *arg;         /* ... and its argument */
@@ -190,6 +198,17 @@ static void fallback_check(struct el_room *r, uint8_t lane, uint64_t num, el_roo
     answer(r, &p, false, cb, arg);
 }
 
+/* A ticket checked against the memory store (local, or store = memory). */
+static void mem_check(struct el_room *r, uint8_t lane, uint64_t num, uint32_t epoch, bool local,
+                      el_room_cb cb, void *arg)
+{
+    struct sync_place sp = {.err = -1, .place = {.state = EL_PLACE_GONE, .lane = lane, .num = num}};
+    r->sh->mem->ops->check(r->sh->mem, lane & 1, num, epoch, el_now_ms(), sync_place_cb, &sp);
+    if (local && sp.place.state == EL_PLACE_WAITING && el_fallback_active(r->sh->fb))
+        sp.place.position += el_fallback_ahead(r->sh->fb); /* Redis tickets first */
+    answer(r, &sp.place, local, cb, arg);
+}
+
 static void ensure_store(struct el_room *r)
 {
     struct el_room_shared *sh = r->sh;
@@ -234,7 +253,9 @@ static bool redis_askable(struct el_room *r)
 static void redis_place_cb(void *arg, int err, const struct el_place *p)
 {
     struct req *q = arg;
-    if (err && q->check) fallback_check(q->r, q->lane, q->num, q->cb, q->arg);
+    if (err && q->check && q->epoch != 0 && q->epoch == el_store_memory_epoch(q->r->sh->mem))
+        mem_check(q->r, q->lane, q->num, q->epoch, false, q->cb, q->arg);
+    else if (err && q->check) fallback_check(q->r, q->lane, q->num, q->cb, q->arg);
     else if (err) local_join(q->r, q->lane, true, q->cb, q->arg);
     else answer(q->r, p, false, q->cb, q->arg);
     free(q);
@@ -258,23 +279,37 @@ void el_room_join(struct el_room *r, uint8_t lane, el_room_cb cb, void *arg)
     local_join(r, lane & 1, r->redis != NULL, cb, arg);
 }
 
-void el_room_check(struct el_room *r, uint8_t lane, uint64_t num, bool local, el_room_cb cb,
-                   void *arg)
+void el_room_check(struct el_room *r, uint8_t lane, uint64_t num, uint32_t epoch, bool local,
+                   el_room_cb cb, void *arg)
 {
     ensure_store(r);
-    if (local || r->redis == NULL) {
-        struct sync_place sp = {.err = -1, .place = {.state = EL_PLACE_GONE, .lane = lane, .num = num}};
-        r->sh->mem->ops->check(r->sh->mem, lane & 1, num, el_now_ms(), sync_place_cb, &sp);
-        if (local && sp.place.state == EL_PLACE_WAITING && el_fallback_active(r->sh->fb))
-            sp.place.position += el_fallback_ahead(r->sh->fb); /* Redis tickets first */
-        answer(r, &sp.place, local, cb, arg);
+    /* A ticket of the memory store's epoch without the local flag was issued
+     * while store = memory: after a switch to Redis it takes its place in
+     * Redis's returning lane (ahead of Redis's own tickets, in its order);
+     * while Redis cannot answer, the memory store still holds it. */
+    bool from_memory = !local && epoch != 0 && epoch == el_store_memory_epoch(r->sh->mem);
+    if (local || r->redis == NULL || (from_memory && !redis_askable(r))) {
+        mem_check(r, lane, num, epoch, local, cb, arg);
         return;
     }
     if (redis_askable(r)) {
         struct req *q = new_req(r, lane, cb, arg);
         q->check = true;
         q->num = num;
-        r->redis->ops->check(r->redis, lane & 1, num, el_now_ms(), redis_place_cb, q);
+        q->epoch = epoch;
+        r->redis->ops->check(r->redis, lane & 1, num, epoch, el_now_ms(), redis_place_cb, q);
+        return;
+    }
+    uint32_t known = el_store_redis_epoch(r->redis);
+    if (epoch != 0 && known != 0 && epoch != known) {
+        /* A ticket of an earlier Redis epoch (in the returning lane), Redis
+         * down: its number says nothing about this epoch's heads. It keeps
+         * waiting, ahead of the local queue, until Redis answers again. */
+        struct el_place p = {.state = EL_PLACE_WAITING, .lane = lane & 1, .num = num,
+                             .epoch = epoch, .position = 1};
+        el_fallback_begin(r->sh->fb, el_now_ms());
+        p.waiting = el_fallback_ahead(r->sh->fb) + 1;
+        answer(r, &p, false, cb, arg);
         return;
     }
     fallback_check(r, lane, num, cb, arg); /* Redis ticket, Redis down: in number order */
@@ -418,7 +453,7 @@ void el_room_tick(struct el_room *r, const struct el_meter_in *in)
     if (up && !r->advancing) {
         r->advancing = true;
         struct el_meter_in all = {.rate = rate, .cancel_credits = in->cancel_credits,
-                                  .hold = in->hold};
+                                  .hold = in->hold || now < atomic_load(&r->sh->hold_until_ms)};
         if (el_fallback_active(fb)) {
             uint64_t skip[2];
             el_fallback_skip(fb, skip);
@@ -525,6 +560,16 @@ void el_room_shared_configure(struct el_room_shared *sh, const struct el_config 
                    str_changed(cfg->room_name, sh->room) ||
                    str_changed(cfg->redis_password, sh->redis_password) ||
                    timeout_ms != sh->redis_timeout_ms;
+    if (use_redis && !sh->use_redis && sh->poll_s > 0) {
+        /* A switch from memory: the memory store's tickets take their places
+         * in Redis's returning lane as they poll (el_room_check), ahead of
+         * Redis's own; the meter holds 3 x poll_s so each can come back
+         * before anyone is admitted. */
+        atomic_store(&sh->hold_until_ms, el_now_ms() + 3000 * (uint64_t)poll_s);
+        el_notice("room: store switched from memory to redis: the tickets waiting here keep "
+                  "their order, ahead of new Redis tickets; admissions held %d s while they "
+                  "come back", 3 * poll_s);
+    }
     if (changed) {
         free(sh->redis);
         free(sh->room);

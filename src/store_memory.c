@@ -21,8 +21,9 @@
  *     head of the newest entry older than 3 x poll_s: a claim below it was
  *     made by a patient who was away when their turn came.
  * One mutex guards everything; callbacks run after it is released, before
- * the op returns. Bitmaps grow with the ticket numbers and are never
- * trimmed: 3 bits per ticket number ever handed out (about 3.6 MB for ten
+ * the op returns. Bitmaps grow with the ticket numbers and are cut below
+ * min(head, claim_from) once that is BM_TRIM_BITS above their base: 3 bits
+ * per number of the waiting span, however long the room lives (about 3.6 MB for ten
  * million), plus the held-admission log (claim_ms / 1 s entries a lane)
  * and a small table of event pre-queues (n, and the draw once made; the
  * draw sets its block's bits like n joins). Released pass ids live in a fixed table of their own
@@ -40,9 +41,15 @@
 #include "einlass/store.h"
 
 struct bitmap {
-    uint64_t *w; /* words, bit i at w[i / 64] bit i % 64 */
-    size_t nw;   /* words allocated (zero-filled) */
+    uint64_t *w;   /* words, bit i at w[(i - base) / 64] bit i % 64 */
+    size_t nw;     /* words allocated (zero-filled) */
+    uint64_t base; /* number of w[0]'s first bit (a multiple of 64); below: unset */
 };
+
+/* A lane's bitmaps are cut below min(head, claim_from) once that is this
+ * many numbers above their base (1 MB of words): memory follows the waiting
+ * span, not every number ever handed out. */
+#define BM_TRIM_BITS ((uint64_t)1 << 23)
 
 /* One second's admissions in a lane, held for their tickets. */
 struct held {
@@ -98,11 +105,12 @@ struct mstore {
     struct el_revoke *released; /* pass ids released (their credit given); own lock */
     struct pre *pres;        /* pre-queues, in order of first use */
     size_t npres, pres_cap;  /* entries, allocated */
+    uint32_t epoch;          /* drawn at start, never 0: tickets carry it (store.h) */
 };
 
 static void bm_grow(struct bitmap *b, uint64_t i)
 {
-    size_t need = (size_t)(i / 64) + 1;
+    size_t need = (size_t)((i - b->base) / 64) + 1;
     if (need <= b->nw) return;
     size_t n = b->nw ? b->nw : 64;
     while (n < need) n *= 2;
@@ -113,21 +121,39 @@ static void bm_grow(struct bitmap *b, uint64_t i)
 
 static void bm_set(struct bitmap *b, uint64_t i)
 {
+    if (i < b->base) return; /* below a cut: never asked again */
     bm_grow(b, i);
-    b->w[i / 64] |= (uint64_t)1 << (i % 64);
+    b->w[(i - b->base) / 64] |= (uint64_t)1 << (i % 64);
 }
 
 static bool bm_get(const struct bitmap *b, uint64_t i)
 {
-    if (i / 64 >= b->nw) return false;
-    return (b->w[i / 64] >> (i % 64)) & 1;
+    if (i < b->base || (i - b->base) / 64 >= b->nw) return false;
+    return (b->w[(i - b->base) / 64] >> (i % 64)) & 1;
 }
 
+/* Empty b; its base stays (so the next bit set does not grow it from 0). */
 static void bm_clear(struct bitmap *b)
 {
     free(b->w);
     b->w = NULL;
     b->nw = 0;
+}
+
+/* Drop b's bits below to (when to is BM_TRIM_BITS above its base). */
+static void bm_trim(struct bitmap *b, uint64_t to)
+{
+    to -= to % 64;
+    if (to <= b->base || to - b->base < BM_TRIM_BITS) return;
+    size_t cut = (size_t)((to - b->base) / 64);
+    if (cut >= b->nw) {
+        bm_clear(b);
+    } else {
+        memmove(b->w, b->w + cut, (b->nw - cut) * sizeof(uint64_t));
+        b->nw -= cut;
+        b->w = el_realloc(b->w, b->nw * sizeof(uint64_t));
+    }
+    b->base = to;
 }
 
 /* Word i of b masked to the bits in [lo, hi), which must overlap word i. */
@@ -143,6 +169,8 @@ static uint64_t bm_word(const struct bitmap *b, size_t i, uint64_t lo, uint64_t 
 /* Set bits in [lo, hi). */
 static uint64_t bm_count(const struct bitmap *b, uint64_t lo, uint64_t hi)
 {
+    lo = lo > b->base ? lo - b->base : 0; /* relative to the base from here on */
+    hi = hi > b->base ? hi - b->base : 0;
     if (hi > (uint64_t)b->nw * 64) hi = (uint64_t)b->nw * 64;
     uint64_t n = 0;
     for (uint64_t i = lo / 64; lo < hi && i <= (hi - 1) / 64; i++)
@@ -153,13 +181,26 @@ static uint64_t bm_count(const struct bitmap *b, uint64_t lo, uint64_t hi)
 /* The first set bit in [lo, hi), or hi if none. */
 static uint64_t bm_next(const struct bitmap *b, uint64_t lo, uint64_t hi)
 {
-    uint64_t end = EL_MIN(hi, (uint64_t)b->nw * 64);
-    for (uint64_t i = lo / 64; lo < end && i <= (end - 1) / 64; i++) {
-        uint64_t w = bm_word(b, (size_t)i, lo, end);
-        if (w) return i * 64 + (uint64_t)__builtin_ctzll(w);
+    uint64_t rlo = lo > b->base ? lo - b->base : 0, rhi = hi > b->base ? hi - b->base : 0;
+    uint64_t end = EL_MIN(rhi, (uint64_t)b->nw * 64);
+    for (uint64_t i = rlo / 64; rlo < end && i <= (end - 1) / 64; i++) {
+        uint64_t w = bm_word(b, (size_t)i, rlo, end);
+        if (w) return b->base + i * 64 + (uint64_t)__builtin_ctzll(w);
     }
     return hi;
 }
+
+/* Cut a lane's bitmaps below its head and claim horizon: no check or count
+ * asks below them again (a ticket there is GONE or USED either way, and
+ * GONE it stays). */
+static void trim_lane(struct lane *ln)
+{
+    uint64_t to = EL_MIN(ln->head, ln->claim_from);
+    bm_trim(&ln->live[0], to);
+    bm_trim(&ln->live[1], to);
+    bm_trim(&ln->exchange, to);
+}
+
 
 /* Whole admissions due at now_ms: the kept fraction, rate x elapsed (capped)
  * and release credits, less the credits to cancel; keeps the new fraction
@@ -306,6 +347,7 @@ static void mem_join(struct el_store *st, uint8_t lane, uint64_t now_ms, el_stor
     roll(s, now_ms);
     struct lane *ln = &s->lanes[l];
     p.num = ln->tail++;
+    p.epoch = s->epoch;
     bm_set(cur(s, l), p.num);
     bm_set(prev(s, l), p.num);
     ln->waiting++;
@@ -316,16 +358,16 @@ static void mem_join(struct el_store *st, uint8_t lane, uint64_t now_ms, el_stor
     cb(arg, 0, &p);
 }
 
-static void mem_check(struct el_store *st, uint8_t lane, uint64_t num, uint64_t now_ms,
-                      el_store_place_cb cb, void *arg)
+static void mem_check(struct el_store *st, uint8_t lane, uint64_t num, uint32_t epoch,
+                      uint64_t now_ms, el_store_place_cb cb, void *arg)
 {
     struct mstore *s = (struct mstore *)st;
-    struct el_place p = {.state = EL_PLACE_GONE, .lane = lane & 1, .num = num};
+    struct el_place p = {.state = EL_PLACE_GONE, .lane = lane & 1, .num = num, .epoch = epoch};
     int l = p.lane;
     pthread_mutex_lock(&s->lock);
     roll(s, now_ms);
     struct lane *ln = &s->lanes[l];
-    if (num < ln->tail) {
+    if (num < ln->tail && (epoch == 0 || epoch == s->epoch)) { /* another epoch: not ours */
         bool live = bm_get(prev(s, l), num);
         if (num < ln->head) {
             if (bm_get(&ln->exchange, num)) {
@@ -379,6 +421,7 @@ static void mem_advance(struct el_store *st, const struct el_meter_in *in, uint6
         if (ln->waiting == 0) ln->head = ln->tail;
     }
     meter_done(&s->meter, admitted, elapsed, total_waiting(s) > 0);
+    for (int l = 0; l < 2; l++) trim_lane(&s->lanes[l]);
     out.waiting = total_waiting(s);
     out.admitted_total = s->admitted_total;
     out.rate = s->meter.rate;
@@ -499,7 +542,25 @@ struct el_store *el_store_memory_new(const struct el_store_params *p)
     pthread_mutex_init(&s->lock, NULL);
     set_times(s, p);
     s->released = el_revoke_new(EL_STORE_RELEASED_MAX, (uint64_t)(uintptr_t)s);
+    uint64_t seed = (el_now_us() ^ (uint64_t)(uintptr_t)s) * 0x9E3779B97F4A7C15ULL;
+    s->epoch = (uint32_t)(seed >> 32) | 1; /* never 0 */
     return &s->base;
+}
+
+size_t el_store_memory_bitmap_bytes(struct el_store *st)
+{
+    struct mstore *s = (struct mstore *)st;
+    pthread_mutex_lock(&s->lock);
+    size_t n = 0;
+    for (int l = 0; l < 2; l++)
+        n += (s->lanes[l].live[0].nw + s->lanes[l].live[1].nw + s->lanes[l].exchange.nw) * 8;
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+uint32_t el_store_memory_epoch(struct el_store *st)
+{
+    return ((struct mstore *)st)->epoch; /* set once at start */
 }
 
 void el_store_memory_configure(struct el_store *st, const struct el_store_params *p)

@@ -93,12 +93,26 @@
  *     the store never pulls it from under us. A context
  *     we let go of has ac->data = NULL, so its late connect/disconnect
  *     callbacks touch nothing.
- * Ticket numbers are bit offsets: Redis limits them to 2^32 per lane. */
+ * Ticket numbers are 64-bit in C and in the cookie; the scripts keep them as
+ * Lua doubles, exact below 2^53 (a join at 2^53 is refused: an error the
+ * operator sees, el_store_errors). Bit offsets are relative to the lane's
+ * base b0/b1 (REBASE), so bitmaps span the waiting tickets, however long the
+ * room lives: 10 million waiting tickets take about 3.75 MB of bitmaps.
+ *
+ * Epochs: the meter's ep field (below 2^32, not 0) is drawn when the script
+ * finds no epoch; a missing room (new, or Redis lost its data) also starts
+ * its numbers at Redis time in ms x 1024 (a multiple of B), so a later
+ * epoch's numbers are above every earlier epoch's (at fewer than 1024 joins
+ * a ms) and never equal an old ticket's. Tickets carry the epoch they were
+ * issued in (token.h); one of another epoch joins the returning lane (see
+ * lua_check), served before both lanes. A room from before epochs gets an
+ * epoch and keeps its numbers. */
 #include "store_internal.h"
 
 #include <errno.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -124,12 +138,25 @@
 #define SENTINEL_BACKOFF_MAX_MS 200 /* with Sentinel: ask again this often at least, so a
                                        promoted replica is used within this of its promotion
                                        (a sentinel's answer is cheap) */
-#define NKEYS 15
+#define NKEYS 17
 #define BLOCK 65536 /* ticket numbers per counted block */
+/* A lane's bitmaps start at its base b (a multiple of BLOCK): bit i stands
+ * for ticket number b + i. Once the head and the claim horizon are this far
+ * above b, the bytes below them are cut off (GETRANGE + SET of the rest, at
+ * most the waiting span's bytes, once per 8 M numbers), so a bitmap spans
+ * the waiting tickets, not every number ever handed out. */
+#define REBASE 8388608
+/* Lua numbers are doubles: ticket numbers stay below 2^53 (a join there is
+ * refused with an error). A new room starts at Redis time in ms x 1024,
+ * about 2^50.6 in 2026: 2^53 is reached after thousands of years of joins
+ * at 41k/s, or in the year 2255 for a room created then. */
+#define NUM_LIMIT "9007199254740992"
+#define RET_TTL_MS 86400000 /* the returning lane and its marks live a day past the last use */
 
 /* KEYS: 1 meter, 2..5 live bitmaps (KEYS[2 + parity * 2 + lane]), 6..7
  * exchange per lane, 8..11 block counts (KEYS[8 + parity * 2 + lane]), 12
- * released pass ids, 13..14 held admissions per lane.
+ * released pass ids, 13..14 held admissions per lane, 15 instances, 16..17
+ * the returning lane (its order, and each member's state; lua_check).
  * ARGV[1] = L (keep_place_s, ms), ARGV[2] = claim_ms, ARGV[3] = 3 x poll_s
  * in ms (every script gets all three; its own arguments follow). Sets the locals and helpers every script uses, builds
  * missing block counts, and rolls the generation when due. live(CUR, l) /
@@ -144,7 +171,7 @@
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"                      \
     "local L = math.max(tonumber(ARGV[1]), 1)\n"                                                   \
     "local f = redis.call('HMGET', m, 'h0', 'h1', 't0', 't1', 'w0', 'w1', 'g', 'gt', 'rate',\n"    \
-    "  'r0', 'r1', 'pf', 'last')\n"                                                                \
+    "  'r0', 'r1', 'pf', 'last', 'b0', 'b1', 'ep', 'c0', 'c1')\n"                                  \
     "local head = {tonumber(f[1]) or 0, tonumber(f[2]) or 0}\n"                                    \
     "local tail = {tonumber(f[3]) or 0, tonumber(f[4]) or 0}\n"                                    \
     "local w = {tonumber(f[5]) or 0, tonumber(f[6]) or 0}\n"                                       \
@@ -152,10 +179,25 @@
     "local gt = tonumber(f[8])\n"                                                                  \
     "local mrate = f[9] or '0'\n"                                                                  \
     "local r = {tonumber(f[10]) or 0, tonumber(f[11]) or 0}\n"                                     \
+    "local base = {tonumber(f[14]) or 0, tonumber(f[15]) or 0}\n"                                  \
+    "local ep = f[16]\n"                                                                           \
+    "if not ep then\n" /* the epoch, from the microsecond clock: below 2^32, not 0 */              \
+    "  ep = tostring((tonumber(t[1]) % 4293) * 1000000 + tonumber(t[2]) + 1)\n"                    \
+    "  if not f[7] then\n" /* no room (new, or Redis lost it): numbers start at time x 1024 */     \
+    "    local s, sb = now * 1024, math.floor(now * 1024 / B) * B\n"                               \
+    "    head, tail, r, base = {s, s}, {s, s}, {s, s}, {sb, sb}\n"                                 \
+    "    redis.call('HSET', m, 'h0', s, 'h1', s, 't0', s, 't1', s, 'r0', s, 'r1', s, 'b0', sb,\n"  \
+    "      'b1', sb, 'c0', s, 'c1', s, 'k0', s, 'k1', s, 'pf', 1)\n"                               \
+    "    f[12], f[17], f[18] = '1', s, s\n"                                                        \
+    "  end\n"                                                                                      \
+    "  redis.call('HSET', m, 'ep', ep)\n"                                                          \
+    "end\n"                                                                                        \
+    "local nret = redis.call('ZCARD', KEYS[16])\n"                                                 \
+    "local function off(l, n) return n - base[l + 1] end\n"                                        \
     "local function live(p, l) return KEYS[2 + ((g + p) % 2) * 2 + l] end\n"                       \
     "local function blk(p, l) return KEYS[8 + ((g + p) % 2) * 2 + l] end\n"                        \
     "local function set_cur(l, num)\n"                                                             \
-    "  if redis.call('SETBIT', live(CUR, l), num, 1) == 0 then\n"                                  \
+    "  if redis.call('SETBIT', live(CUR, l), off(l, num), 1) == 0 then\n"                          \
     "    redis.call('HINCRBY', blk(CUR, l), math.floor(num / B), 1)\n"                             \
     "  end\n"                                                                                      \
     "end\n"                                                                                        \
@@ -165,10 +207,10 @@
     "    redis.call('HSET', h, unpack(kv, i, math.min(i + 1999, #kv)))\n"                          \
     "  end\n"                                                                                      \
     "end\n"                                                                                        \
-    "local function bitmap_counts(key)\n"                                                          \
-    "  local c = {}\n"                                                                             \
+    "local function bitmap_counts(key, l)\n"                                                       \
+    "  local c, b0 = {}, base[l + 1] / B\n"                                                        \
     "  for b = 0, math.ceil(redis.call('STRLEN', key) * 8 / B) - 1 do\n"                           \
-    "    c[b] = redis.call('BITCOUNT', key, b * B, b * B + B - 1, 'BIT')\n"                        \
+    "    c[b0 + b] = redis.call('BITCOUNT', key, b * B, b * B + B - 1, 'BIT')\n"                   \
     "  end\n"                                                                                      \
     "  return c\n"                                                                                 \
     "end\n"                                                                                        \
@@ -181,7 +223,7 @@
     "end\n"                                                                                        \
     "local function set_prefix(l, c)\n"                                                            \
     "  local kv, acc = {}, 0\n"                                                                    \
-    "  for i = 1, math.ceil(r[l + 1] / B) do\n"                                                    \
+    "  for i = base[l + 1] / B + 1, math.ceil(r[l + 1] / B) do\n"                                  \
     "    acc = acc + (c[i - 1] or 0)\n"                                                            \
     "    if acc > 0 then kv[#kv + 1] = i; kv[#kv + 1] = acc end\n"                                 \
     "  end\n"                                                                                      \
@@ -197,17 +239,17 @@
     "  end\n"                                                                                      \
     "  local bm = live(PREV, l)\n"                                                                 \
     "  local ba, bb = math.floor(a / B), math.floor(b / B)\n"                                      \
-    "  if ba == bb then return n + redis.call('BITCOUNT', bm, a, b, 'BIT') end\n"                  \
+    "  if ba == bb then return n + redis.call('BITCOUNT', bm, off(l, a), off(l, b), 'BIT') end\n"  \
     "  local p = redis.call('HMGET', blk(PREV, l), ba + 1, bb)\n"                                  \
-    "  return n + redis.call('BITCOUNT', bm, a, ba * B + B - 1, 'BIT') +\n"                        \
+    "  return n + redis.call('BITCOUNT', bm, off(l, a), off(l, ba * B + B - 1), 'BIT') +\n"        \
     "    (tonumber(p[2]) or 0) - (tonumber(p[1]) or 0) +\n"                                        \
-    "    redis.call('BITCOUNT', bm, bb * B, b, 'BIT')\n"                                           \
+    "    redis.call('BITCOUNT', bm, off(l, bb * B), off(l, b), 'BIT')\n"                           \
     "end\n"                                                                                        \
     "if not f[12] then\n"                                                                          \
     "  for l = 0, 1 do\n"                                                                          \
-    "    set_counts(l, bitmap_counts(live(CUR, l)))\n"                                             \
+    "    set_counts(l, bitmap_counts(live(CUR, l), l))\n"                                          \
     "    r[l + 1] = tail[l + 1]\n"                                                                 \
-    "    set_prefix(l, bitmap_counts(live(PREV, l)))\n"                                            \
+    "    set_prefix(l, bitmap_counts(live(PREV, l), l))\n"                                         \
     "  end\n"                                                                                      \
     "  redis.call('HSET', m, 'pf', 1, 'r0', r[1], 'r1', r[2])\n"                                   \
     "end\n"                                                                                        \
@@ -244,37 +286,87 @@
     "  r = {tail[1], tail[2]}\n"                                                                   \
     "  for i = 1, 2 do w[i] = count_live(i - 1, head[i], tail[i] - 1) end\n"                       \
     "  redis.call('HSET', m, 'g', g, 'gt', gt, 'w0', w[1], 'w1', w[2], 'r0', r[1], 'r1', r[2])\n"  \
+    "end\n"                                                                                        \
+    "for l = 0, 1 do\n" /* cut the bitmaps below the head and the claim horizon (REBASE) */        \
+    "  local nb = math.floor(math.min(head[l + 1], tonumber(f[17 + l]) or 0) / B) * B\n"           \
+    "  if nb - base[l + 1] >= " EL_STR(REBASE) " then\n"                                           \
+    "    local cut = (nb - base[l + 1]) / 8\n"                                                     \
+    "    for _, key in ipairs({KEYS[2 + l], KEYS[4 + l], KEYS[6 + l]}) do\n"                       \
+    "      if redis.call('STRLEN', key) <= cut then redis.call('DEL', key)\n"                      \
+    "      else redis.call('SET', key, redis.call('GETRANGE', key, cut, -1)) end\n"                \
+    "    end\n"                                                                                    \
+    "    base[l + 1] = nb\n"                                                                       \
+    "    redis.call('HSET', m, 'b' .. l, nb)\n"                                                    \
+    "  end\n"                                                                                      \
     "end\n"
 
-/* ARGV[4] = lane. Returns {state, num, position, waiting, rate}. */
+/* ARGV[4] = lane. Returns {state, num, position, waiting, rate, epoch}.
+ * The returning lane (tickets of an earlier epoch) is ahead of both lanes. */
 static const char lua_join[] = LUA_PRELUDE
     "local l = tonumber(ARGV[4])\n"
     "local num = tail[l + 1]\n"
+    "if num >= " NUM_LIMIT " then\n"
+    "  return redis.error_reply('ERR einlass: ticket numbers of lane ' .. l .. ' reached 2^53')\n"
+    "end\n"
     "tail[l + 1] = num + 1\n"
     "w[l + 1] = w[l + 1] + 1\n"
-    "redis.call('SETBIT', live(CUR, l), num, 1)\n"
-    "redis.call('SETBIT', live(PREV, l), num, 1)\n"
+    "redis.call('SETBIT', live(CUR, l), off(l, num), 1)\n"
+    "redis.call('SETBIT', live(PREV, l), off(l, num), 1)\n"
     "redis.call('HSET', m, 't' .. l, tail[l + 1], 'w' .. l, w[l + 1])\n"
-    "local pos = w[2]\n"
-    "if l == 0 then pos = w[1] + w[2] end\n"
-    "return {0, num, pos, w[1] + w[2], mrate}\n";
+    "local pos = w[2] + nret\n"
+    "if l == 0 then pos = pos + w[1] end\n"
+    "return {0, num, pos, w[1] + w[2] + nret, mrate, tonumber(ep)}\n";
 
-/* ARGV[4] = lane, ARGV[5] = num. Returns {state, num, position, waiting,
- * rate}. A reached ticket claims its pass while its admission is held (at or
- * above the claim horizon) and it is live. */
+/* ARGV[4] = lane, ARGV[5] = num, ARGV[6] = the ticket's epoch (0: a ticket
+ * from before epochs, taken as this one's). Returns {state, num, position,
+ * waiting, rate, epoch}. A reached ticket claims its pass while its
+ * admission is held (at or above the claim horizon) and it is live.
+ * A ticket of another epoch (Redis lost the room, or it was issued by a
+ * memory store before a switch to Redis) joins the returning lane once: a
+ * sorted set ordered by its old number (the priority lane's first), member
+ * "epoch:lane:num", its state in a hash: w<seen ms> waiting, a<ms> reached
+ * (claimable for claim_ms), x claimed, g dropped (not seen for 2 L). So a
+ * copied cookie finds the same member: it takes no second place. */
 static const char lua_check[] = LUA_PRELUDE
     "local l = tonumber(ARGV[4])\n"
     "local num = tonumber(ARGV[5])\n"
+    "local tep = ARGV[6]\n"
     "local state, pos = 3, 0\n"
-    "if num < tail[l + 1] then\n"
-    "  local live_now = redis.call('GETBIT', live(PREV, l), num) == 1\n"
+    "if tep ~= '0' and tep ~= ep then\n"
+    "  local mem = tep .. ':' .. l .. ':' .. ARGV[5]\n"
+    "  local v = redis.call('HGET', KEYS[17], mem)\n"
+    "  if not v then\n"
+    "    local sc = num\n"
+    "    if l == 1 then sc = num - " NUM_LIMIT " end\n"
+    "    redis.call('ZADD', KEYS[16], sc, mem)\n"
+    "    nret = nret + 1\n"
+    "    v = 'w'\n"
+    "  end\n"
+    "  local kind, at = string.match(v, '^(%a)(%d*)$')\n"
+    "  if kind == 'w' then\n"
+    "    redis.call('HSET', KEYS[17], mem, 'w' .. now)\n"
+    "    state = 0\n"
+    "    pos = redis.call('ZRANK', KEYS[16], mem) + 1\n"
+    "  elseif kind == 'a' and now - tonumber(at) <= tonumber(ARGV[2]) then\n"
+    "    redis.call('HSET', KEYS[17], mem, 'x')\n"
+    "    redis.call('HINCRBY', m, 'adm', 1)\n"
+    "    state = 1\n"
+    "  elseif kind == 'x' then\n"
+    "    state = 2\n"
+    "  end\n"
+    "  redis.call('PEXPIRE', KEYS[16], " EL_STR(RET_TTL_MS) ")\n"
+    "  redis.call('PEXPIRE', KEYS[17], " EL_STR(RET_TTL_MS) ")\n"
+    "  return {state, num, pos, w[1] + w[2] + nret, mrate, tonumber(tep)}\n"
+    "end\n"
+    "if num < tail[l + 1] and num >= base[l + 1] then\n"
+    "  local live_now = redis.call('GETBIT', live(PREV, l), off(l, num)) == 1\n"
     "  if num < head[l + 1] then\n"
-    "    if redis.call('GETBIT', KEYS[6 + l], num) == 1 then\n"
+    "    if redis.call('GETBIT', KEYS[6 + l], off(l, num)) == 1 then\n"
     "      state = 2\n"
     "    elseif live_now then\n"
     "      local h = redis.call('HMGET', m, 'c' .. l, 'k' .. l)\n"
     "      if num >= (tonumber(h[1]) or 0) then\n"
-    "        redis.call('SETBIT', KEYS[6 + l], num, 1)\n"
+    "        redis.call('SETBIT', KEYS[6 + l], off(l, num), 1)\n"
     "        redis.call('HINCRBY', m, 'adm', 1)\n"
     "        if num < (tonumber(h[2]) or 0) then redis.call('HINCRBY', m, 'kept', 1) end\n"
     "        state = 1\n"
@@ -283,19 +375,25 @@ static const char lua_check[] = LUA_PRELUDE
     "  elseif live_now then\n"
     "    set_cur(l, num)\n"
     "    state = 0\n"
-    "    pos = count_live(l, head[l + 1], num)\n"
+    "    pos = count_live(l, head[l + 1], num) + nret\n"
     "    if l == 0 then pos = pos + w[2] end\n"
     "  end\n"
     "end\n"
-    "return {state, num, pos, w[1] + w[2], mrate}\n";
+    "return {state, num, pos, w[1] + w[2] + nret, mrate, tonumber(ep)}\n";
 
 /* ARGV[4] = rate, ARGV[5] = this instance's id (its heartbeat: the meter
  * runs on every instance about every 100 ms), ARGV[6..7] = heads to move up
  * to after a fallback, per lane (0: none; fallback.h), ARGV[8] = release
  * credits to cancel (the debt carries over, at most EL_METER_MAX_DEBT),
- * ARGV[9] = 1 to hold (el_meter_in in store.h). Returns {waiting,
- * admitted_total, rate, unclaimed, kept, h0, h1, t0, t1, c0, c1, w0, w1,
- * instances, frac}.
+ * ARGV[9] = 1 to hold (el_meter_in in store.h), ARGV[10] = the epoch this
+ * instance saw last (0: none). Returns {waiting, admitted_total, rate,
+ * unclaimed, kept, h0, h1, t0, t1, c0, c1, w0, w1, instances, frac, epoch}.
+ * An instance that saw another epoch finds that Redis lost the room: the
+ * meter holds for 3 x poll_s from then (eg), so every ticket of the old
+ * epoch comes back and takes its place in the returning lane, in its old
+ * order, before anyone is admitted; then the returning lane is served
+ * first (a member not seen for 2 L is dropped without charge; an unclaimed
+ * one gives no credit back).
  * First the held admissions: entries 3 x poll_s old move the late mark,
  * entries claim_ms old leave the log and credit their unclaimed
  * admissions (the same as expire_held in store_memory.c). A hold (pause)
@@ -309,6 +407,12 @@ static const char lua_advance[] = LUA_PRELUDE
     "local cancel = tonumber(ARGV[8]) or 0\n"
     "if cancel ~= cancel or cancel < 0 or cancel == math.huge then cancel = 0 end\n"
     "local hold = ARGV[9] == '1'\n"
+    "local eg = tonumber(redis.call('HGET', m, 'eg') or '0') or 0\n"
+    "if ARGV[10] ~= '0' and ARGV[10] ~= ep and eg == 0 then\n" /* Redis lost the room */
+    "  eg = now + tonumber(ARGV[3])\n"
+    "  redis.call('HSET', m, 'eg', eg)\n"
+    "end\n"
+    "if now < eg then hold = true end\n"
     "for l = 0, 1 do\n"
     "  local sk = tonumber(ARGV[6 + l]) or 0\n"
     "  if sk > head[l + 1] then\n"
@@ -345,7 +449,9 @@ static const char lua_advance[] = LUA_PRELUDE
     "      local et, eh, en = entry(e)\n"
     "      if now < et + CLAIM then break end\n"
     "      local claimed = 0\n"
-    "      if eh > cf then claimed = redis.call('BITCOUNT', KEYS[6 + l], cf, eh - 1, 'BIT') end\n"
+    "      if eh > cf then\n"
+    "        claimed = redis.call('BITCOUNT', KEYS[6 + l], off(l, cf), off(l, eh - 1), 'BIT')\n"
+    "      end\n"
     "      if en > claimed then credit = credit + en - claimed end\n"
     "      cf = eh\n"
     "      if kf < eh then kf = eh end\n"
@@ -375,12 +481,27 @@ static const char lua_advance[] = LUA_PRELUDE
     "local cred = 0\n"
     "if hold then n = 0; frac = tonumber(a[1]) or 0; cred = tonumber(a[3]) or 0 end\n"
     "local admitted = 0\n"
+    "while n > 0 and nret > 0 do\n" /* the returning lane first, in its order */
+    "  local top = redis.call('ZRANGE', KEYS[16], 0, 0)\n"
+    "  if not top[1] then nret = 0; break end\n"
+    "  redis.call('ZREM', KEYS[16], top[1])\n"
+    "  nret = nret - 1\n"
+    "  local seen = tonumber(string.match(redis.call('HGET', KEYS[17], top[1]) or '', '^w(%d+)$'))\n"
+    "  if seen and now - seen <= 2 * L then\n"
+    "    redis.call('HSET', KEYS[17], top[1], 'a' .. now)\n"
+    "    n = n - 1\n"
+    "    admitted = admitted + 1\n"
+    "  else\n"
+    "    redis.call('HSET', KEYS[17], top[1], 'g')\n"
+    "  end\n"
+    "end\n"
     "for _, l in ipairs({1, 0}) do\n"
     "  local i = l + 1\n"
     "  local before = admitted\n"
     "  while n > 0 and w[i] > 0 do\n"
-    "    local p = redis.call('BITPOS', live(PREV, l), 1, head[i], tail[i] - 1, 'BIT')\n"
+    "    local p = redis.call('BITPOS', live(PREV, l), 1, off(l, head[i]), off(l, tail[i] - 1), 'BIT')\n"
     "    if p < 0 then break end\n"
+    "    p = p + base[i]\n"
     "    head[i] = p + 1\n"
     "    set_cur(l, p)\n"
     "    w[i] = w[i] - 1\n"
@@ -393,9 +514,9 @@ static const char lua_advance[] = LUA_PRELUDE
     "    local et, _, en\n"
     "    if e then et, _, en = entry(e) end\n"
     "    if et and now >= et and now - et < 1000 then\n"
-    "      redis.call('LSET', key, -1, et .. ':' .. head[i] .. ':' .. (en + k))\n"
+    "      redis.call('LSET', key, -1, string.format('%.0f:%.0f:%.0f', et, head[i], en + k))\n"
     "    else\n"
-    "      redis.call('RPUSH', key, now .. ':' .. head[i] .. ':' .. k)\n"
+    "      redis.call('RPUSH', key, string.format('%.0f:%.0f:%.0f', now, head[i], k))\n"
     "    end\n"
     "  end\n"
     "  if w[i] <= 0 then w[i] = 0; head[i] = tail[i] end\n"
@@ -403,7 +524,7 @@ static const char lua_advance[] = LUA_PRELUDE
     "local bn = tonumber(a[4]) or 0\n"
     "local bms = tonumber(a[5]) or 0\n"
     "local mr = tonumber(mrate) or 0\n"
-    "if w[1] + w[2] == 0 then\n"
+    "if w[1] + w[2] + nret == 0 then\n"
     "  frac = 0\n"
     "else\n"
     "  bn = bn + admitted\n"
@@ -418,9 +539,9 @@ static const char lua_advance[] = LUA_PRELUDE
     "redis.call('HSET', m, 'h0', head[1], 'h1', head[2], 'w0', w[1], 'w1', w[2],\n"
     "  'frac', string.format('%.17g', frac), 'last', now, 'cred', cred, 'bn', bn, 'bms', bms,\n"
     "  'rate', mrate)\n"
-    "return {w[1] + w[2], tonumber(a[6]) or 0, mrate, tonumber(a[7]) or 0, tonumber(a[8]) or 0,\n"
-    "  head[1], head[2], tail[1], tail[2], chz[1], chz[2], w[1], w[2], ninst,\n"
-    "  string.format('%.6f', frac)}\n";
+    "return {w[1] + w[2] + nret, tonumber(a[6]) or 0, mrate, tonumber(a[7]) or 0,\n"
+    "  tonumber(a[8]) or 0, head[1], head[2], tail[1], tail[2], chz[1], chz[2], w[1], w[2], ninst,\n"
+    "  string.format('%.6f', frac), tonumber(ep)}\n";
 
 /* ARGV[4] = pass id, ARGV[5] = ttl in ms. The first release of an id adds
  * one credit. Returns {1 if it did, else 0}. */
@@ -462,13 +583,13 @@ static const char lua_pre[] = LUA_PRELUDE
     "local a, b = tail[1], tail[1] + n\n"
     "local function setbits(key)\n"
     "  local x = a\n"
-    "  while x < b and x % 8 ~= 0 do redis.call('SETBIT', key, x, 1); x = x + 1 end\n"
+    "  while x < b and x % 8 ~= 0 do redis.call('SETBIT', key, off(0, x), 1); x = x + 1 end\n"
     "  while b - x >= 8 do\n"
     "    local k = math.min(math.floor((b - x) / 8), 65536)\n"
-    "    redis.call('SETRANGE', key, math.floor(x / 8), string.rep('\\255', k))\n"
+    "    redis.call('SETRANGE', key, math.floor(off(0, x) / 8), string.rep('\\255', k))\n"
     "    x = x + k * 8\n"
     "  end\n"
-    "  while x < b do redis.call('SETBIT', key, x, 1); x = x + 1 end\n"
+    "  while x < b do redis.call('SETBIT', key, off(0, x), 1); x = x + 1 end\n"
     "end\n"
     "if n > 0 then\n"
     "  setbits(live(CUR, 0))\n"
@@ -480,7 +601,15 @@ static const char lua_pre[] = LUA_PRELUDE
     "redis.call('PEXPIRE', ev, 1209600000)\n"
     "return {1, 0, n, a, head[1], ARGV[5]}\n";
 
-enum op_kind { OP_JOIN = 0, OP_CHECK, OP_ADVANCE, OP_RELEASE, OP_REVOKED, OP_PRE, OP_NKINDS };
+enum op_kind {
+    OP_JOIN = EL_STORE_OP_JOIN,
+    OP_CHECK = EL_STORE_OP_CHECK,
+    OP_ADVANCE = EL_STORE_OP_ADVANCE,
+    OP_RELEASE = EL_STORE_OP_RELEASE,
+    OP_REVOKED = EL_STORE_OP_REVOKED,
+    OP_PRE = EL_STORE_OP_PRE,
+    OP_NKINDS = EL_STORE_OP_COUNT
+};
 
 static const char *const scripts[OP_NKINDS] = {lua_join, lua_check, lua_advance, lua_release,
                                                lua_revoked, lua_pre};
@@ -493,6 +622,7 @@ struct op {
     enum op_kind kind;       /* which script */
     uint8_t lane;            /* join, check */
     uint64_t num;            /* check; release: the pass id; revoked: the cursor */
+    uint32_t epoch;          /* check: the ticket's epoch (0: none) */
     int ttl_s;               /* release */
     struct el_meter_in meter; /* advance */
     uint64_t skip[2];        /* advance: heads to move up to (0: none) */
@@ -521,6 +651,7 @@ struct rstore {
     long long late_ms;             /* 3 x poll_s: a later claim is a place kept */
     int timeout_ms;                /* command (and connect) timeout */
     char inst[24];                 /* this instance's id in the inst set */
+    uint32_t epoch;                /* the room's epoch seen last (0: none yet) */
     char *keys[NKEYS];             /* see the top of the file */
     char *ev_prefix;               /* "einlass:{R}:ev:": an event's pre-queue hash, by id */
     char sha[OP_NKINDS][41];       /* SHA1 hex of each script */
@@ -974,6 +1105,13 @@ static void finish(struct op *op, int err, const struct el_place *p, const struc
     }
 }
 
+static bool int_elem(const redisReply *r, size_t i, long long *v)
+{
+    if (r->element[i]->type != REDIS_REPLY_INTEGER || r->element[i]->integer < 0) return false;
+    *v = r->element[i]->integer;
+    return true;
+}
+
 /* The revoked answer {id, score, ...}: ids to the caller, the last score as
  * the next cursor (inclusive: an id released in the same millisecond after
  * this read is not missed; ids seen again are harmless). */
@@ -998,12 +1136,6 @@ fail:
     finish(op, -1, NULL, NULL);
 }
 
-static bool int_elem(const redisReply *r, size_t i, long long *v)
-{
-    if (r->element[i]->type != REDIS_REPLY_INTEGER || r->element[i]->integer < 0) return false;
-    *v = r->element[i]->integer;
-    return true;
-}
 
 /* The pre answer {drawn, i, n, base, h0, seed hex or ""}. */
 static void deliver_pre(struct op *op, const redisReply *r)
@@ -1045,6 +1177,31 @@ static double str_elem(const redisReply *r, size_t i)
     return v > 0 ? v : 0;
 }
 
+const char *const el_store_op_names[EL_STORE_OP_COUNT] = {"join", "check", "advance", "release",
+                                                          "revoked", "pre"};
+
+/* Script answers that were errors or malformed, per op, every thread. */
+static _Atomic uint64_t op_errors[OP_NKINDS];
+
+uint64_t el_store_errors(enum el_store_op op)
+{
+    return (unsigned)op < OP_NKINDS ? atomic_load(&op_errors[op]) : 0;
+}
+
+/* The room's epoch in an answer: a change from the one seen before means
+ * Redis lost the room (one line, rate-limited process-wide). */
+static void saw_epoch(struct rstore *s, const redisReply *r, size_t i)
+{
+    long long ep;
+    if (r->elements <= i || !int_elem(r, i, &ep) || ep == 0 || ep > UINT32_MAX) return;
+    if (s->epoch != 0 && s->epoch != (uint32_t)ep)
+        el_redis_log_state(EL_REDIS_EV_EPOCH, EL_LOG_WARN, el_now_ms(),
+                           "redis %s: epoch changed (%u -> %lld): Redis lost the room's data; "
+                           "tickets of the old epoch return ahead of new ones, in their old order",
+                           s->addr, s->epoch, ep);
+    s->epoch = (uint32_t)ep;
+}
+
 /* Parse the script's answer and call back. */
 static void deliver(struct op *op, const redisReply *r)
 {
@@ -1065,7 +1222,7 @@ static void deliver(struct op *op, const redisReply *r)
     if (op->kind == OP_ADVANCE) {
         struct el_store_stats st;
         long long v[9];
-        if (r->elements != 15 || !int_elem(r, 0, &a) || !int_elem(r, 1, &b) ||
+        if (r->elements != 16 || !int_elem(r, 0, &a) || !int_elem(r, 1, &b) ||
             !int_elem(r, 3, &c) || !int_elem(r, 4, &d))
             goto fail;
         for (size_t i = 0; i < 9; i++)
@@ -1085,13 +1242,17 @@ static void deliver(struct op *op, const redisReply *r)
         st.rate = str_elem(r, 2);
         st.unclaimed_total = (uint64_t)c;
         st.kept_total = (uint64_t)d;
+        saw_epoch(op->s, r, 15);
         finish(op, 0, NULL, &st);
         return;
     }
     struct el_place p = {.lane = op->lane};
-    if (r->elements != 5 || !int_elem(r, 0, &a) || a > EL_PLACE_GONE || !int_elem(r, 1, &b) ||
-        !int_elem(r, 2, &c) || !int_elem(r, 3, &d))
+    long long ep;
+    if (r->elements != 6 || !int_elem(r, 0, &a) || a > EL_PLACE_GONE || !int_elem(r, 1, &b) ||
+        !int_elem(r, 2, &c) || !int_elem(r, 3, &d) || !int_elem(r, 5, &ep) || ep > UINT32_MAX)
         goto fail;
+    p.epoch = (uint32_t)ep;
+    if (op->kind == OP_JOIN || ep == 0 || (uint32_t)ep != op->epoch) saw_epoch(op->s, r, 5);
     p.state = (enum el_place_state)a;
     p.num = (uint64_t)b;
     p.position = (uint64_t)c;
@@ -1100,8 +1261,12 @@ static void deliver(struct op *op, const redisReply *r)
     finish(op, 0, &p, NULL);
     return;
 fail:
-    el_warn("redis %s: unexpected script answer%s%s", op->s->addr,
-            r->type == REDIS_REPLY_ERROR ? ": " : "", r->type == REDIS_REPLY_ERROR ? r->str : "");
+    atomic_fetch_add(&op_errors[op->kind], 1);
+    el_redis_log_state(EL_REDIS_EV_STORE_ERROR, EL_LOG_WARN, el_now_ms(),
+                       "redis %s: %s failed: %s%s (counted in einlass_store_errors_total)",
+                       op->s->addr, el_store_op_names[op->kind],
+                       r->type == REDIS_REPLY_ERROR ? "" : "unexpected script answer",
+                       r->type == REDIS_REPLY_ERROR ? r->str : "");
     finish(op, -1, NULL, NULL);
 }
 
@@ -1134,7 +1299,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 /* Hand op to hiredis (EVALSHA, or EVAL once NOSCRIPT was seen). */
 static void send_op(struct rstore *s, struct op *op)
 {
-    const char *argv[2 + 1 + NKEYS + 1 + 9];
+    const char *argv[2 + 1 + NKEYS + 1 + 10];
     size_t len[EL_ARRAY_LEN(argv)];
     char nums[8][32];
     char evkey[256], seed_hex[2 * EL_PRE_SEED_LEN + 1];
@@ -1167,6 +1332,8 @@ static void send_op(struct rstore *s, struct op *op)
         snprintf(nums[7], sizeof(nums[7]), "%.6f", cancel > 0 && isfinite(cancel) ? cancel : 0);
         argv[n++] = nums[7];
         argv[n++] = op->meter.hold ? "1" : "0";
+        snprintf(nums[2], sizeof(nums[2]), "%u", s->epoch);
+        argv[n++] = nums[2];
     } else if (op->kind == OP_RELEASE) {
         snprintf(nums[1], sizeof(nums[1]), "%llu", (unsigned long long)op->num);
         argv[n++] = nums[1];
@@ -1190,6 +1357,8 @@ static void send_op(struct rstore *s, struct op *op)
         if (op->kind == OP_CHECK) {
             snprintf(nums[2], sizeof(nums[2]), "%llu", (unsigned long long)op->num);
             argv[n++] = nums[2];
+            snprintf(nums[5], sizeof(nums[5]), "%u", op->epoch);
+            argv[n++] = nums[5];
         }
     }
     for (int i = 0; i < n; i++) len[i] = strlen(argv[i]);
@@ -1225,13 +1394,14 @@ static void redis_join(struct el_store *st, uint8_t lane, uint64_t now_ms, el_st
     submit((struct rstore *)st, op);
 }
 
-static void redis_check(struct el_store *st, uint8_t lane, uint64_t num, uint64_t now_ms,
-                        el_store_place_cb cb, void *arg)
+static void redis_check(struct el_store *st, uint8_t lane, uint64_t num, uint32_t epoch,
+                        uint64_t now_ms, el_store_place_cb cb, void *arg)
 {
     struct op *op = el_calloc(1, sizeof(*op));
     op->kind = OP_CHECK;
     op->lane = lane & 1;
     op->num = num;
+    op->epoch = epoch;
     op->pcb = cb;
     op->arg = arg;
     submit((struct rstore *)st, op);
@@ -1344,7 +1514,8 @@ struct el_store *el_store_redis_new(struct event_base *base, const struct el_sto
     static const char *const suffix[NKEYS] = {"meter",   "live:0:0", "live:0:1", "live:1:0",
                                               "live:1:1", "x:0",     "x:1",      "blk:0:0",
                                               "blk:0:1",  "blk:1:0", "blk:1:1",
-                                              "rel",      "held:0",  "held:1",  "inst"};
+                                              "rel",      "held:0",  "held:1",  "inst",
+                                              "ret",      "ret:st"};
     struct rstore *s = el_calloc(1, sizeof(*s));
     s->base.ops = &redis_ops;
     s->evb = base;
@@ -1388,6 +1559,11 @@ bool el_store_redis_up(struct el_store *st)
 {
     const struct rstore *s = (const struct rstore *)st;
     return s->up && s->ac != NULL;
+}
+
+uint32_t el_store_redis_epoch(struct el_store *st)
+{
+    return ((const struct rstore *)st)->epoch;
 }
 
 enum el_redis_link el_store_redis_link(struct el_store *st)

@@ -1,9 +1,11 @@
-/* token.c - signed tickets and passes: HMAC-SHA256 over a fixed 21-byte
+/* token.c - signed tickets and passes: HMAC-SHA256 over a fixed 25-byte
  * payload and the room name, carried as base64url without padding.
  *
- * Invariants: an encoded token is always exactly TEXT_LEN (50) characters of
- * the base64url alphabet with zero trailing bits; decoding accepts nothing
- * else, so every text has one meaning. Each key's EVP_MAC_CTX is keyed once in
+ * Invariants: an encoded token is always exactly TEXT_LEN (55) characters of
+ * the base64url alphabet with zero trailing bits; decoding accepts that, or
+ * a version-1 token of TEXT1_LEN (50) characters (21-byte payload, no epoch:
+ * made before epochs, read with epoch 0), and nothing else, so every text
+ * has one meaning. Each key's EVP_MAC_CTX is keyed once in
  * el_token_keys_new(); a token re-initialises it with a NULL key, which makes
  * OpenSSL restart from the saved inner/outer pads instead of re-hashing the
  * key. Tags are compared with CRYPTO_memcmp only after the MAC is complete.
@@ -19,10 +21,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PAYLOAD_LEN 21                   /* version..expires */
+#define PAYLOAD_LEN 25                   /* version..epoch */
+#define PAYLOAD1_LEN 21                  /* version 1: version..expires */
 #define TAG_LEN 16                       /* truncated HMAC-SHA256 */
-#define RAW_LEN (PAYLOAD_LEN + TAG_LEN)  /* 37 bytes */
-#define TEXT_LEN ((RAW_LEN * 4 + 2) / 3) /* 50 base64url characters */
+#define RAW_LEN (PAYLOAD_LEN + TAG_LEN)  /* 41 bytes */
+#define RAW1_LEN (PAYLOAD1_LEN + TAG_LEN) /* 37 bytes */
+#define TEXT_LEN ((RAW_LEN * 4 + 2) / 3) /* 55 base64url characters */
+#define TEXT1_LEN ((RAW1_LEN * 4 + 2) / 3) /* 50: version 1 */
 
 _Static_assert(TEXT_LEN < EL_TOKEN_TEXT_MAX, "token text must fit EL_TOKEN_TEXT_MAX");
 
@@ -84,12 +89,12 @@ void el_token_keys_free(struct el_token_keys *k)
 }
 
 /* tag = HMAC(key, payload || room)[0..16). */
-static void compute_tag(const struct el_token_keys *k, EVP_MAC_CTX *ctx,
-                        const uint8_t payload[PAYLOAD_LEN], uint8_t tag[TAG_LEN])
+static void compute_tag(const struct el_token_keys *k, EVP_MAC_CTX *ctx, const uint8_t *payload,
+                        size_t payload_len, uint8_t tag[TAG_LEN])
 {
     uint8_t full[32];
     size_t outl = 0;
-    if (EVP_MAC_init(ctx, NULL, 0, NULL) != 1 || EVP_MAC_update(ctx, payload, PAYLOAD_LEN) != 1 ||
+    if (EVP_MAC_init(ctx, NULL, 0, NULL) != 1 || EVP_MAC_update(ctx, payload, payload_len) != 1 ||
         EVP_MAC_update(ctx, (const uint8_t *)k->room, k->room_len) != 1 ||
         EVP_MAC_final(ctx, full, &outl, sizeof(full)) != 1 || outl != sizeof(full))
         die("HMAC");
@@ -187,30 +192,34 @@ size_t el_token_encode(struct el_token_keys *k, const struct el_token *t, char *
     put_be(raw + 5, t->num, 8);
     put_be(raw + 13, t->issued, 4);
     put_be(raw + 17, t->expires, 4);
-    compute_tag(k, k->cur.ctx, raw, raw + PAYLOAD_LEN);
+    put_be(raw + 21, t->epoch, 4);
+    compute_tag(k, k->cur.ctx, raw, PAYLOAD_LEN, raw + PAYLOAD_LEN);
     size_t n = b64url_encode(raw, RAW_LEN, out);
     out[n] = '\0';
     return n;
 }
 
-static bool tag_ok(const struct el_token_keys *k, const struct key *key, const uint8_t *raw)
+static bool tag_ok(const struct el_token_keys *k, const struct key *key, const uint8_t *raw,
+                   size_t payload_len)
 {
     if (key->ctx == NULL || key->id != raw[2]) return false;
     uint8_t tag[TAG_LEN];
-    compute_tag(k, key->ctx, raw, tag);
-    return CRYPTO_memcmp(tag, raw + PAYLOAD_LEN, TAG_LEN) == 0;
+    compute_tag(k, key->ctx, raw, payload_len, tag);
+    return CRYPTO_memcmp(tag, raw + payload_len, TAG_LEN) == 0;
 }
 
 int el_token_decode(struct el_token_keys *k, const char *text, size_t len, uint64_t now,
                     struct el_token *t)
 {
     uint8_t raw[RAW_LEN];
-    if (text == NULL || b64url_decode(text, len, raw, RAW_LEN) != 0) goto fail;
-    if (raw[0] != EL_TOKEN_VERSION) goto fail;
+    bool v1 = len == TEXT1_LEN;
+    size_t plen = v1 ? PAYLOAD1_LEN : PAYLOAD_LEN;
+    if (text == NULL || b64url_decode(text, len, raw, plen + TAG_LEN) != 0) goto fail;
+    if (raw[0] != (v1 ? 1 : EL_TOKEN_VERSION)) goto fail;
     if (raw[1] != EL_TOKEN_TICKET && raw[1] != EL_TOKEN_PASS) goto fail;
     /* The key is named by the token: current first, then previous (both are
      * tried only if their ids collide). */
-    if (!tag_ok(k, &k->cur, raw) && !tag_ok(k, &k->prev, raw)) goto fail;
+    if (!tag_ok(k, &k->cur, raw, plen) && !tag_ok(k, &k->prev, raw, plen)) goto fail;
     uint32_t expires = (uint32_t)get_be(raw + 17, 4);
     if (now >= expires) goto fail;
     t->kind = raw[1];
@@ -220,6 +229,7 @@ int el_token_decode(struct el_token_keys *k, const char *text, size_t len, uint6
     t->num = get_be(raw + 5, 8);
     t->issued = (uint32_t)get_be(raw + 13, 4);
     t->expires = expires;
+    t->epoch = v1 ? 0 : (uint32_t)get_be(raw + 21, 4);
     return 0;
 fail:
     return -1;

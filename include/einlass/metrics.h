@@ -13,6 +13,7 @@
 
 #include "einlass/common.h"
 #include "einlass/limiter.h"
+#include "einlass/store.h"
 
 /* The main thread's block (the probe's samples): never a worker's id, since
  * workers are capped one below it (EL_WORKERS_MAX). */
@@ -94,6 +95,7 @@ struct el_status {
     const char *store_state; /* el_room_store_detail(): "memory" | "redis" | "fallback" |
                                 "auth_failed" | "down"; NULL = store */
     double store_fallback_s; /* seconds in fallback since start */
+    uint64_t store_errors[EL_STORE_OP_COUNT]; /* Redis ops answered with an error, per op */
     struct el_limiter_stats backend; /* the backend admission limit and its queue */
     bool paused;             /* POST /pause: nobody new is admitted until POST /resume */
     bool draining;           /* SIGTERM seen: finishing what is in flight */

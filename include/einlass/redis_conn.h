@@ -69,6 +69,7 @@ enum el_redis_event {
     EL_REDIS_EV_RECOVERED,
     EL_REDIS_EV_EPOCH,
     EL_REDIS_EV_MASTER,
+    EL_REDIS_EV_STORE_ERROR, /* Redis answered an op with an error (store.h el_store_errors) */
     EL_REDIS_EV_NKINDS
 };
 

@@ -52,9 +52,10 @@ void el_room_free(struct el_room *r);
 
 /* A newcomer joins lane. cb runs exactly once (maybe before this returns). */
 void el_room_join(struct el_room *r, uint8_t lane, el_room_cb cb, void *arg);
-/* A ticket holder is back (lane, num, local from its verified ticket). */
-void el_room_check(struct el_room *r, uint8_t lane, uint64_t num, bool local, el_room_cb cb,
-                   void *arg);
+/* A ticket holder is back (lane, num, epoch, local from its verified
+ * ticket; epoch 0: a ticket from before epochs). */
+void el_room_check(struct el_room *r, uint8_t lane, uint64_t num, uint32_t epoch, bool local,
+                   el_room_cb cb, void *arg);
 /* The pre-queue of an event (store.h's pre op), in the room's store: the
  * memory store with store = memory; Redis with store = redis, or err = -1
  * while Redis cannot be asked (fallback: no pre-queue then, the caller

@@ -58,6 +58,7 @@ struct el_place {
     enum el_place_state state;
     uint8_t lane;      /* 0 normal, 1 priority */
     uint64_t num;      /* the ticket number */
+    uint32_t epoch;    /* the epoch the ticket belongs to: a join's goes into its cookie */
     uint64_t position; /* WAITING: live tickets ahead + 1, counting the priority lane first */
     uint64_t waiting;  /* live waiting tickets in both lanes */
     double rate;       /* measured admissions per second (0 if not yet known) */
@@ -140,8 +141,12 @@ struct el_store_ops {
     /* A new arrival takes lane's next number and is marked live. */
     void (*join)(struct el_store *s, uint8_t lane, uint64_t now_ms, el_store_place_cb cb,
                  void *arg);
-    /* A ticket holder is back: mark live; if reached, claim its pass. */
-    void (*check)(struct el_store *s, uint8_t lane, uint64_t num, uint64_t now_ms,
+    /* A ticket holder is back: mark live; if reached, claim its pass. epoch
+     * is the ticket's (0: a ticket from before epochs, taken as the
+     * store's). A ticket of another epoch: Redis puts it in the returning
+     * lane (ahead of both lanes, in its old number's order, once per
+     * ticket); the memory store answers GONE. */
+    void (*check)(struct el_store *s, uint8_t lane, uint64_t num, uint32_t epoch, uint64_t now_ms,
                   el_store_place_cb cb, void *arg);
     /* The meter: advance the heads at in->rate per second since the last
      * advance (any instance may call it; the elapsed time is the store's own:
@@ -174,6 +179,24 @@ struct el_store_ops {
     void (*free)(struct el_store *s);
 };
 
+/* The ops, for einlass_store_errors_total{op} (el_store_errors). */
+enum el_store_op {
+    EL_STORE_OP_JOIN = 0,
+    EL_STORE_OP_CHECK,
+    EL_STORE_OP_ADVANCE,
+    EL_STORE_OP_RELEASE,
+    EL_STORE_OP_REVOKED,
+    EL_STORE_OP_PRE,
+    EL_STORE_OP_COUNT
+};
+extern const char *const el_store_op_names[EL_STORE_OP_COUNT]; /* "join", "check", ... */
+/* Ops Redis answered with an error (e.g. OOM, ticket numbers at 2^53) or
+ * a malformed answer, since start, all threads and stores (the memory store
+ * never fails). Each is also logged (rate-limited) and the op calls back
+ * err = -1: a join then waits in the local queue, and the next op tries
+ * Redis again. Any thread. */
+uint64_t el_store_errors(enum el_store_op op);
+
 struct el_store {
     const struct el_store_ops *ops; /* first member: implementations embed this */
 };
@@ -190,6 +213,11 @@ struct el_store_params {
 
 /* Memory store: one per process; thread-safe. */
 struct el_store *el_store_memory_new(const struct el_store_params *p);
+/* Bytes the memory store's bitmaps hold now (they follow the waiting span:
+ * cut below the heads as they move). */
+size_t el_store_memory_bitmap_bytes(struct el_store *s);
+/* The memory store's epoch (drawn at start, never 0; kept on reload). */
+uint32_t el_store_memory_epoch(struct el_store *s);
 /* Change poll_s / keep_ms / claim_ms / room on reload, keeping the queue. */
 void el_store_memory_configure(struct el_store *s, const struct el_store_params *p);
 
@@ -206,6 +234,8 @@ void el_store_memory_configure(struct el_store *s, const struct el_store_params 
 struct el_store *el_store_redis_new(struct event_base *base, const struct el_store_params *p);
 /* True while the link is up, Redis answered on it and no command timed out. */
 bool el_store_redis_up(struct el_store *s);
+/* The room's epoch in Redis's last answer on this store (0: none yet). */
+uint32_t el_store_redis_epoch(struct el_store *s);
 /* The link's state, for /metrics (enum el_redis_link, redis_conn.h). */
 enum el_redis_link el_store_redis_link(struct el_store *s);
 /* True while the first connect is under way (never up yet): ops sent now

@@ -1,9 +1,11 @@
 /* token.h - signed tickets and passes.
  *
- * Wire form (cookie value, base64url without padding, always 50 characters)
- * of 21 payload bytes plus a 16-byte truncated HMAC-SHA256 tag:
+ * Wire form (cookie value, base64url without padding, always 55 characters)
+ * of 25 payload bytes plus a 16-byte truncated HMAC-SHA256 tag:
  *   version(1) kind(1) key_id(1) lane(1) flags(1) num(8) issued(4) expires(4)
- *   (integers big-endian) and the tag over those bytes and the room name.
+ *   epoch(4) (integers big-endian) and the tag over those bytes and the
+ *   room name. Version 1 (50 characters, no epoch) is still read, with
+ *   epoch 0: a cookie issued before an upgrade keeps its place.
  * The room name is MACed, not carried: a token of another room fails.
  * key_id is the first byte of SHA-256(secret), so a token names its key and
  * previous_secret verifies tokens made before a rotation.
@@ -18,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EL_TOKEN_VERSION 1
+#define EL_TOKEN_VERSION 2
 #define EL_TOKEN_TEXT_MAX 96 /* encoded length is below this, NUL included */
 
 enum el_token_kind { EL_TOKEN_TICKET = 'T', EL_TOKEN_PASS = 'P' };
@@ -34,6 +36,7 @@ struct el_token {
     uint64_t num;     /* ticket number, or a pass's session id */
     uint32_t issued;  /* unix seconds */
     uint32_t expires; /* unix seconds; the token is invalid from then on */
+    uint32_t epoch;   /* ticket: the store's epoch it was issued in (store.h); 0: none */
 };
 
 struct el_token_keys;

@@ -5,6 +5,10 @@ Redis room; patients wait (each polls the instance it joined on), a pass
 holder keeps requesting on both instances, and then one fault:
 
   - Redis killed (SIGKILL) and restarted with its data (AOF);
+  - Redis killed (SIGKILL) and restarted without its data (no persistence):
+    the room gets a new epoch; newcomers join once both instances are back
+    on Redis, and must not overtake anyone who waited before, nor hold a
+    number an old ticket holds;
   - Redis stalled (SIGSTOP) and resumed (SIGCONT);
   - one einlass instance restarted while its patients wait.
 
@@ -16,6 +20,7 @@ a patient who cannot poll, its instance being down, counts none), the admission 
 and the recovery time (fault over until both instances use Redis again),
 prints the fault table and asserts the zeros. The rate and the recovery time
 are printed, and asserted only within generous bounds (a loaded machine)."""
+import base64
 import signal
 import time
 
@@ -66,7 +71,15 @@ def try_request(port, path, cookies):
         return None, None
 
 
-def run_fault(name, fault, restore, rd, path, check_rate=True):
+def ticket_num(cookie):
+    """(epoch, lane, number) of a ticket cookie (token.h: version 2 carries the epoch)."""
+    v = cookie["einlass_ticket"]
+    raw = base64.urlsafe_b64decode(v + "=" * (-len(v) % 4))
+    epoch = int.from_bytes(raw[21:25], "big") if raw[0] >= 2 else 0
+    return epoch, raw[3], int.from_bytes(raw[5:13], "big")
+
+
+def run_fault(name, fault, restore, rd, path, check_rate=True, newcomers=0):
     a, b = start(path), start(path)
     inst = [a, b]
     try:
@@ -80,6 +93,7 @@ def run_fault(name, fault, restore, rd, path, check_rate=True):
             r, ck = request(inst[i % 2].port, "GET", "/")
             assert r.status == 503 and r.json()["position"] == i + 1, (i, r.status, r.body)
             tickets.append({"einlass_ticket": ck["einlass_ticket"]})
+        joined_new = False
         admitted = {}   # patient -> (round, time)
         last_wait = {}  # patient -> the last round it was seen waiting
         lost = set()
@@ -88,7 +102,7 @@ def run_fault(name, fault, restore, rd, path, check_rate=True):
         rnd = 0
         t_fault = t_restore = t_recovered = None
         t0 = time.time()
-        while len(admitted) + len(lost) < PATIENTS:
+        while len(admitted) + len(lost) < len(tickets):
             now = time.time()
             assert now - t0 < 90, ("not all admitted", name, len(admitted), sorted(lost))
             if t_fault is None and now - t0 >= 1.5:
@@ -101,7 +115,13 @@ def run_fault(name, fault, restore, rd, path, check_rate=True):
                 sts = [status_or_none(e) for e in inst]
                 if all(s is not None and s["store"] == "redis" for s in sts):
                     t_recovered = time.time()
-            for i in reversed(range(PATIENTS)):
+            elif t_recovered is not None and not joined_new:
+                joined_new = True  # newcomers, each behind everyone who waited before
+                for k in range(newcomers):
+                    r, ck = request(inst[k % 2].port, "GET", "/")
+                    assert r.status == 503 and "einlass_ticket" in ck, (r.status, r.body)
+                    tickets.append({"einlass_ticket": ck["einlass_ticket"]})
+            for i in reversed(range(len(tickets))):
                 if i in admitted or i in lost:
                     continue
                 r, ck = try_request(inst[i % 2].port, "/_einlass/status", tickets[i])
@@ -150,6 +170,10 @@ def run_fault(name, fault, restore, rd, path, check_rate=True):
         assert fivexx == 0, name
         assert not lost, (name, sorted(lost))
         assert inversions == 0, (name, inversions, admitted)
+        nums = [ticket_num(t) for t in tickets]
+        same = len(nums) - len(set((lane, n) for _, lane, n in nums))
+        assert same == 0, (name, "two patients hold the same number", nums)
+        assert len(tickets) == PATIENTS + newcomers
         if check_rate:  # loose: a loaded machine (an instance down: its patients cannot look)
             assert RATE * 0.5 <= rate <= RATE * 1.5, (name, rate)
         assert recovery < 10, (name, recovery)
@@ -165,6 +189,15 @@ def test_redis_kill9_restart_with_data():
     try:
         run_fault("kill -9, restart with data", lambda inst: rd.stop(), lambda inst: rd.start(),
                   rd, conf(rd, "fault-kill"))
+    finally:
+        rd.stop()
+
+
+def test_redis_kill9_restart_without_data():
+    rd = Redis()
+    try:
+        run_fault("kill -9, restart without data", lambda inst: rd.stop(),
+                  lambda inst: rd.start(), rd, conf(rd, "fault-lost"), newcomers=8)
     finally:
         rd.stop()
 
@@ -206,7 +239,8 @@ def print_table():
 if __name__ == "__main__":
     B = start_backend()
     try:
-        run([test_redis_kill9_restart_with_data, test_redis_sigstop_sigcont,
+        run([test_redis_kill9_restart_with_data, test_redis_kill9_restart_without_data,
+             test_redis_sigstop_sigcont,
              test_einlass_restart_while_patients_wait])
     finally:
         print_table()

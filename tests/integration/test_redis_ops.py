@@ -224,8 +224,10 @@ def test_sentinel_failover_follows_new_master_no_5xx_to_pass_holders():
         holder = {"einlass_pass": holder["einlass_pass"]}
         assert e.admin("POST", "/mode", "on")[0] == 204
         tickets = [join(e.port)[1] for _ in range(3)]
-        wait_until(lambda: replica.cli("HGET", "einlass:{sent}:meter", "t0") not in ("", "0"),
-                   timeout=10, what="joins replicated")
+        def joined(rd):  # tickets handed out (a room numbers from Redis time x 1024)
+            t, h = (rd.cli("HGET", "einlass:{sent}:meter", f) for f in ("t0", "h0"))
+            return int(t) - int(h) if t and h else 0
+        wait_until(lambda: joined(replica) == 3, timeout=10, what="joins replicated")
         h = Holder(e.port, holder)
         time.sleep(0.5)
         n = len(e.proc.lines)
@@ -247,7 +249,7 @@ def test_sentinel_failover_follows_new_master_no_5xx_to_pass_holders():
             assert doc["state"] == "waiting" and doc["position"] == i + 1, (i, doc)
         r, _ = join(e.port)
         assert r.json()["position"] == 4, r.body
-        assert replica.cli("HGET", "einlass:{sent}:meter", "t0") == "4"
+        assert joined(replica) == 4
         assert state_gauge(e) == "redis"
         print("     sentinel failover: %d pass-holder requests, 0 non-200, back on redis "
               "%.1f s after the kill, %.1f s after the promotion (sentinel: down after 1 s)"
@@ -297,10 +299,10 @@ def test_tls_redis_through_stunnel_sidecar():
         assert rr.json()["position"] == 2, rr.body
         assert state_gauge(e) == "redis"
         out = subprocess.run(["redis-cli", "--tls", "--cacert", cert, "-h", "localhost", "-p",
-                              str(tls_port), "--pass", "tls-pw", "--no-auth-warning", "HGET",
-                              "einlass:{ops}:meter", "t0"], capture_output=True, text=True,
-                             timeout=10).stdout.strip()
-        assert out == "2", out
+                              str(tls_port), "--pass", "tls-pw", "--no-auth-warning", "HMGET",
+                              "einlass:{ops}:meter", "t0", "h0"], capture_output=True, text=True,
+                             timeout=10).stdout.split()
+        assert len(out) == 2 and int(out[0]) - int(out[1]) == 2, out  # two tickets handed out
         assert e.stop() == 0
     finally:
         if e:

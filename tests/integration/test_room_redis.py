@@ -228,13 +228,79 @@ def test_redis_down_fallback_and_back():
         rd.stop()
 
 
+def test_store_switch_on_reload_keeps_order():
+    """Issue 12 item 5: a reload from store = memory to redis made the person
+    at position 1 position 5 (their memory tickets were read as Redis
+    numbers). Now they keep their order, ahead of anyone joining on Redis."""
+    def text(store, rate):
+        return conf_text(B.port, room=(
+            "mode = on\nstore = %s\nredis = 127.0.0.1:%d\nname = switch\nadapt = off\n"
+            "admit_per_s = %g\nmin_admit_per_s = 0.01\npoll_s = 1\n" % (store, R.port, rate)))
+    path = write_conf(text("memory", 0.05))
+    e = Einlass(path)
+    try:
+        old = []
+        for i in range(5):
+            r, ck = join(e.port)
+            assert r.json()["position"] == i + 1, r.body
+            old.append(ck)
+        with open(path, "w") as f:
+            f.write(text("redis", 0.05))
+        assert "in effect" in e.reload().group(0)
+        wait_until(lambda: e.status()["store"] == "redis", timeout=10, what="store redis")
+        for i, ck in reversed(list(enumerate(old))):  # the last one polls first
+            doc, nck = poll(e.port, ck)
+            assert doc["state"] == "waiting", (i, doc)
+            assert nck.get("einlass_ticket", ck["einlass_ticket"]) == ck["einlass_ticket"], i
+        for i, ck in enumerate(old):
+            assert poll(e.port, ck)[0]["position"] == i + 1, i
+        new = [join(e.port)[1] for _ in range(3)]
+        for i, ck in enumerate(new):
+            assert poll(e.port, ck)[0]["position"] == 6 + i
+        with open(path, "w") as f:
+            f.write(text("redis", 4))
+        assert "in effect" in e.reload().group(0)
+        rounds = admitted_in_rounds(e.port, old + new, timeout=60)
+        assert rounds == sorted(rounds), rounds  # nobody overtaken
+        assert e.stop() == 0
+    finally:
+        e.stop()
+
+
+def test_join_redis_refuses_is_counted_logged_and_shown():
+    """Issue 12 item 3: when Redis refused joins (bit offset out of range at
+    2^32), every join fell to the local queue for good while /status said
+    "store":"redis" and nothing counted it. A refused join is now counted in
+    /metrics and /status, logged, and the newcomer still gets a place."""
+    e = start(conf("refuse", rate=0.01))
+    try:
+        join(e.port)
+        assert e.status()["store_errors"]["join"] == 0
+        R.cmd("HSET", "einlass:{refuse}:meter", "t0", str(1 << 53))  # numbers exhausted
+        n = len(e.proc.lines)
+        r, ck = join(e.port)  # a place in the local queue, not an error page
+        assert r.status == 503 and "einlass_ticket" in ck
+        e.proc.wait_line(r"redis 127\.0\.0\.1:\d+: join failed: ERR .*2\^53", start=n)
+        join(e.port)
+        st = e.status()
+        assert st["store_errors"]["join"] == 2, st
+        assert st["store"] == "redis"  # the link is fine: the next join asks Redis again
+        _, body = e.admin("GET", "/metrics")
+        assert 'einlass_store_errors_total{op="join"} 2' in body, body
+        assert e.stop() == 0
+    finally:
+        e.stop()
+
+
 if __name__ == "__main__":
     B = start_backend()
     R = Redis()
     try:
         run([test_fifo_over_22_clients, test_pipelined_joins_while_redis_answers,
              test_stop_while_redis_owes_answers, test_two_instances_one_fifo_one_rate,
-             test_restart_keeps_places, test_redis_down_fallback_and_back])
+             test_restart_keeps_places, test_redis_down_fallback_and_back,
+             test_store_switch_on_reload_keeps_order,
+             test_join_redis_refuses_is_counted_logged_and_shown])
     finally:
         R.stop()
         B.stop()

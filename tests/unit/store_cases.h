@@ -73,7 +73,7 @@ static struct el_place join_ok(struct el_store *s, uint8_t lane)
 static struct el_place check_ok(struct el_store *s, uint8_t lane, uint64_t num)
 {
     struct result r = {0};
-    s->ops->check(s, lane, num, drv_now, place_cb, &r);
+    s->ops->check(s, lane, num, 0, drv_now, place_cb, &r);
     drv_wait(&r.done);
     assert_int_equal(r.calls, 1);
     assert_int_equal(r.err, 0);
@@ -508,14 +508,14 @@ static struct el_pre pre_ok(struct el_store *s, uint32_t ev, enum el_pre_op op, 
     return r.p;
 }
 
-/* A pre-queue of 100 behind 3 waiting tickets: numbered 0..99 before the
- * draw; the draw reserves 3..102 (an unaligned block: bit by bit and whole
+/* A pre-queue of 100 behind 3 waiting tickets (from n0, the room's first
+ * number): numbered 0..99 before the draw; the draw reserves n0 + 3..102 (an unaligned block: bit by bit and whole
  * bytes), keeps the first seed against a second draw, joins after it come
  * behind, and the meter serves the 3, the block, then the later ones. */
 static void case_prequeue_draw_reserves_a_block(void **state)
 {
     struct el_store *s = drv_open(60);
-    advance_ok(s, 0);
+    uint64_t n0 = advance_ok(s, 0).tail[0]; /* Redis numbers a new room from its clock */
     for (int i = 0; i < 3; i++) join_ok(s, 0);
     for (uint64_t i = 0; i < 100; i++) {
         struct el_pre p = pre_ok(s, 7, EL_PRE_JOIN, NULL);
@@ -535,33 +535,33 @@ static void case_prequeue_draw_reserves_a_block(void **state)
     struct el_pre d = pre_ok(s, 7, EL_PRE_DRAW, seed);
     assert_true(d.drawn);
     assert_true(d.shuffled);
-    assert_int_equal(d.base, 3);
+    assert_int_equal(d.base, n0 + 3);
     assert_int_equal(d.n, 100);
     assert_memory_equal(d.seed, seed, EL_PRE_SEED_LEN);
     struct el_pre d2 = pre_ok(s, 7, EL_PRE_DRAW, other); /* another instance: the first wins */
-    assert_int_equal(d2.base, 3);
+    assert_int_equal(d2.base, n0 + 3);
     assert_int_equal(d2.n, 100);
     assert_memory_equal(d2.seed, seed, EL_PRE_SEED_LEN);
     struct el_pre late = pre_ok(s, 7, EL_PRE_JOIN, NULL); /* after the draw: no number */
     assert_true(late.drawn);
     assert_int_equal(late.n, 100);
     for (uint64_t k = 0; k < 100; k++) {
-        struct el_place p = check_ok(s, 0, 3 + k);
+        struct el_place p = check_ok(s, 0, n0 + 3 + k);
         assert_int_equal(p.state, EL_PLACE_WAITING);
         assert_int_equal(p.position, 4 + k);
     }
     struct el_place after = join_ok(s, 0);
-    assert_int_equal(after.num, 103);
+    assert_int_equal(after.num, n0 + 103);
     assert_int_equal(after.position, 104);
     struct el_store_stats st = admit(s, 3);
-    assert_int_equal(st.head[0], 3);
-    assert_int_equal(pre_ok(s, 7, EL_PRE_READ, NULL).head, 3);
+    assert_int_equal(st.head[0], n0 + 3);
+    assert_int_equal(pre_ok(s, 7, EL_PRE_READ, NULL).head, n0 + 3);
     st = admit(s, 100);
-    assert_int_equal(st.head[0], 103);
+    assert_int_equal(st.head[0], n0 + 103);
     assert_int_equal(st.waiting, 1);
-    assert_int_equal(check_ok(s, 0, 50).state, EL_PLACE_ADMITTED);
-    assert_int_equal(check_ok(s, 0, 103).state, EL_PLACE_WAITING);
-    assert_true(pre_ok(s, 7, EL_PRE_READ, NULL).head >= 103); /* drained */
+    assert_int_equal(check_ok(s, 0, n0 + 50).state, EL_PLACE_ADMITTED);
+    assert_int_equal(check_ok(s, 0, n0 + 103).state, EL_PLACE_WAITING);
+    assert_true(pre_ok(s, 7, EL_PRE_READ, NULL).head >= n0 + 103); /* drained */
     s->ops->free(s);
 }
 
@@ -570,18 +570,18 @@ static void case_prequeue_draw_reserves_a_block(void **state)
 static void case_prequeue_unseeded_and_empty(void **state)
 {
     struct el_store *s = drv_open(60);
-    advance_ok(s, 0);
+    uint64_t n0 = advance_ok(s, 0).tail[0];
     pre_ok(s, 1, EL_PRE_JOIN, NULL);
     struct el_pre d = pre_ok(s, 1, EL_PRE_DRAW, NULL);
     assert_true(d.drawn);
     assert_false(d.shuffled);
     assert_int_equal(d.n, 1);
-    assert_int_equal(d.base, 0);
+    assert_int_equal(d.base, n0);
     struct el_pre e = pre_ok(s, 2, EL_PRE_DRAW, NULL);
     assert_true(e.drawn);
     assert_int_equal(e.n, 0);
-    assert_int_equal(e.base, 1);
-    assert_int_equal(join_ok(s, 0).num, 1);
+    assert_int_equal(e.base, n0 + 1);
+    assert_int_equal(join_ok(s, 0).num, n0 + 1);
     s->ops->free(s);
 }
 

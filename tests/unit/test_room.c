@@ -45,7 +45,7 @@ static struct el_room_answer join(struct el_room *r, uint8_t lane)
 static struct el_room_answer check(struct el_room *r, uint8_t lane, uint64_t num, bool local)
 {
     struct got g = {0};
-    el_room_check(r, lane, num, local, got_cb, &g);
+    el_room_check(r, lane, num, 0, local, got_cb, &g);
     assert_int_equal(g.calls, 1);
     return g.a;
 }

@@ -159,6 +159,57 @@ static void test_many_positions(void **state)
     s->ops->free(s);
 }
 
+/* Tickets carry the store's epoch; a ticket of another epoch (another
+ * process's memory store, or Redis's before a switch back to memory) is not
+ * this store's number: GONE, never somebody else's place. Epoch 0 (a cookie
+ * from before epochs) is taken as this store's. */
+static void test_ticket_of_another_epoch_is_gone(void **state)
+{
+    struct el_store *s = drv_open(60), *t = drv_open(60);
+    struct el_place a = join_ok(s, 0), b = join_ok(s, 0);
+    assert_true(a.epoch != 0 && a.epoch == b.epoch);
+    assert_true(el_store_memory_epoch(s) == a.epoch);
+    assert_true(el_store_memory_epoch(t) != a.epoch);
+    struct result r = {0};
+    s->ops->check(s, 0, b.num, a.epoch ^ 1, drv_now, place_cb, &r);
+    assert_int_equal(r.place.state, EL_PLACE_GONE);
+    r = (struct result){0};
+    s->ops->check(s, 0, b.num, a.epoch, drv_now, place_cb, &r);
+    assert_int_equal(r.place.position, 2);
+    assert_int_equal(check_ok(s, 0, b.num).position, 2); /* epoch 0 */
+    s->ops->free(s);
+    t->ops->free(t);
+}
+
+/* The bitmaps follow the waiting span: once 8.4 million numbers were handed
+ * out and reached, they are cut below the head, and a newcomer far up the
+ * number line costs a few words, not a bitmap from 0 (before: 3 bits per
+ * number ever handed out, 1.5 GB of process memory at 2^32). */
+static void test_bitmaps_stay_small_however_many_numbers_were_used(void **state)
+{
+    struct el_store *s = drv_open(1);
+    enum { N = (1 << 23) + 100000 };
+    advance_ok(s, 0);
+    for (int i = 0; i < N; i++) join_ok(s, 0);
+    assert_true(el_store_memory_bitmap_bytes(s) >= 3 * (N / 8));
+    drv_now += 1000;
+    assert_int_equal(advance_ok(s, 1e8).waiting, 0); /* everyone reached */
+    for (int i = 0; i < 3; i++) { /* the held admissions expire: claim_from = head */
+        drv_now += 2000;
+        advance_ok(s, 0);
+    }
+    assert_true(el_store_memory_bitmap_bytes(s) <= 65536);
+    struct el_place p = join_ok(s, 0);
+    assert_true(p.num == N);
+    assert_int_equal(p.position, 1);
+    assert_int_equal(check_ok(s, 0, N - 1).state, EL_PLACE_GONE); /* reached, never claimed */
+    assert_int_equal(check_ok(s, 0, p.num).position, 1);
+    assert_true(el_store_memory_bitmap_bytes(s) <= 65536);
+    assert_int_equal(admit(s, 1).waiting, 0);
+    assert_int_equal(check_ok(s, 0, p.num).state, EL_PLACE_ADMITTED);
+    s->ops->free(s);
+}
+
 /* A release is forgotten after its ttl (the pass it names has expired by
  * then), and the memory store has no other instance to tell. */
 static void test_release_once_within_ttl(void **state)
@@ -184,6 +235,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         STORE_CASES,
         cmocka_unit_test(test_release_once_within_ttl),
+        cmocka_unit_test(test_ticket_of_another_epoch_is_gone),
+        cmocka_unit_test(test_bitmaps_stay_small_however_many_numbers_were_used),
         cmocka_unit_test(test_rate_keeps_fraction),
         cmocka_unit_test(test_long_pause_no_burst),
         cmocka_unit_test(test_no_banking_while_empty),

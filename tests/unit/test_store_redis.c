@@ -407,7 +407,7 @@ static void test_hung_redis_times_out(void **state)
     assert_true(join_fails(s) >= TIMEOUT_MS / 2); /* it waited for the timeout */
     assert_false(el_store_redis_up(s));
     struct result r2 = {0};
-    s->ops->check(s, 0, 0, 0, place_cb, &r2); /* down: at once */
+    s->ops->check(s, 0, 0, 0, 0, place_cb, &r2); /* down: at once */
     assert_true(r2.done);
     assert_int_equal(r2.err, -1);
     redis_kill(SIGCONT);
@@ -463,7 +463,7 @@ static void run_bulk(struct bulk *b)
         b->progress = false;
         while (b->sent < b->n && b->sent - b->answered < 512) {
             uint64_t i = b->sent++;
-            if (b->nums) b->s->ops->check(b->s, b->lane, b->nums[i], drv_now, bulk_cb, b);
+            if (b->nums) b->s->ops->check(b->s, b->lane, b->nums[i], 0, drv_now, bulk_cb, b);
             else b->s->ops->join(b->s, b->lane, drv_now, bulk_cb, b);
         }
         drv_wait(&b->progress);
@@ -576,6 +576,9 @@ static void test_positions_across_blocks(void **state)
     struct el_store *s = drv_open(60);
     store_timeout_ms = TIMEOUT_MS;
     redisContext *c = peek_open();
+    /* a room from before epochs (numbers from 0): a new room would start at
+     * Redis time x 1024, and this test names its numbers */
+    peek_cmd(c, "HSET einlass:{%s}:meter g 0", room);
     advance_ok(s, 0);
     struct bulk b = {.s = s, .lane = 0, .n = BLK_N};
     run_bulk(&b);
@@ -706,6 +709,178 @@ static void test_draw_waits_for_the_opening_by_redis_time(void **state)
     s->ops->free(s);
 }
 
+/* A room whose numbers have reached start (as after a long life) keeps
+ * joining, positions and admissions exact, and its bitmaps stay small: they
+ * start at a base below the head, not at 0. */
+static void tail_near(uint64_t start, int joins)
+{
+    store_timeout_ms = 10000; /* the unfixed store allocated 1.3 GB here */
+    struct el_store *s = drv_open(60);
+    store_timeout_ms = TIMEOUT_MS;
+    redisContext *c = peek_open();
+    advance_ok(s, 0);
+    peek_cmd(c, "HSET einlass:{%s}:meter h0 %llu t0 %llu r0 %llu c0 %llu k0 %llu w0 0 b0 0", room,
+             (unsigned long long)start, (unsigned long long)start, (unsigned long long)start,
+             (unsigned long long)start, (unsigned long long)start);
+    for (int i = 0; i < joins; i++) {
+        struct el_place p = join_ok(s, 0);
+        assert_true(p.num == start + (uint64_t)i);
+        assert_int_equal(p.position, i + 1);
+    }
+    assert_int_equal(check_ok(s, 0, start + 2).position, 3);
+    assert_int_equal(admit(s, 2).waiting, joins - 2);
+    assert_int_equal(check_ok(s, 0, start).state, EL_PLACE_ADMITTED);
+    assert_int_equal(check_ok(s, 0, start + 1).state, EL_PLACE_ADMITTED);
+    assert_int_equal(check_ok(s, 0, start + 2).position, 1);
+    assert_int_equal(check_ok(s, 0, start + (uint64_t)joins - 1).position, joins - 2);
+    for (int k = 0; k < 2; k++) /* a few KB each, not 512 MB */
+        assert_true(peek_int(c, "STRLEN einlass:{%s}:live:%d:0", room, k) <= 16384);
+    assert_true(peek_int(c, "STRLEN einlass:{%s}:x:0", room) <= 16384);
+    redisFree(c);
+    s->ops->free(s);
+}
+
+/* Issue 12: at a tail of 2^32 - 3 a join made Redis allocate 1.3 GB of
+ * bitmaps, two more worked, then every join failed ("bit offset is not an
+ * integer or out of range") and fell to the local queue for good. */
+static void test_tail_near_2_pow_32_keeps_joining_on_redis(void **state)
+{
+    tail_near((1ull << 32) - 3, 6);
+}
+
+/* Lua keeps numbers as doubles: exact up to 2^53, the bound. Numbers up to
+ * 2^53 - 1 work; the join after is refused with an error the operator sees
+ * (el_store_errors), not a wrong number. */
+static void test_tail_near_2_pow_53_keeps_joining_then_refuses_with_an_error(void **state)
+{
+    tail_near((1ull << 53) - 5, 5);
+    redisContext *c = peek_open();
+    struct el_store *s = open_on(evb, room, 60);
+    uint64_t before = el_store_errors(EL_STORE_OP_JOIN);
+    join_fails(s);
+    assert_true(el_store_redis_up(s)); /* an error answer is no link failure */
+    assert_true(el_store_errors(EL_STORE_OP_JOIN) == before + 1);
+    assert_true(peek_int(c, "HGET einlass:{%s}:meter t0", room) == (long long)(1ull << 53));
+    redisFree(c);
+    s->ops->free(s);
+}
+
+/* The bitmaps are cut while tickets wait: numbers from just below 2^23 (a
+ * base of 0), the head passes 2^23 and the held admissions expire, so the
+ * next script cuts the first 1 MB; positions, the generation roll and
+ * admissions stay exact across the cut. */
+static void test_bitmaps_cut_below_the_head_while_tickets_wait(void **state)
+{
+    const uint64_t start = (1ull << 23) - 10;
+    struct el_store *s = drv_open(1); /* L = claim = 3 s */
+    redisContext *c = peek_open();
+    advance_ok(s, 0);
+    peek_cmd(c, "HSET einlass:{%s}:meter h0 %llu t0 %llu r0 %llu c0 %llu k0 %llu w0 0 b0 0", room,
+             (unsigned long long)start, (unsigned long long)start, (unsigned long long)start,
+             (unsigned long long)start, (unsigned long long)start);
+    for (int i = 0; i < 20; i++) assert_true(join_ok(s, 0).num == start + (uint64_t)i);
+    assert_true(peek_int(c, "STRLEN einlass:{%s}:live:0:0", room) > (1 << 20));
+    assert_int_equal(admit(s, 15).waiting, 5);
+    for (int i = 0; i < 15; i++) assert_int_equal(check_ok(s, 0, start + i).state, EL_PLACE_ADMITTED);
+    uint64_t end = el_now_ms() + 15000; /* the held admissions expire after claim_s (3 s) */
+    while (peek_int(c, "HGET einlass:{%s}:meter b0", room) == 0) {
+        assert_true(el_now_ms() < end);
+        for (int i = 15; i < 20; i++) /* the waiting ones keep polling */
+            assert_int_equal(check_ok(s, 0, start + i).position, i - 14);
+        advance_ok(s, 0);
+        drv_sleep(200);
+    }
+    assert_int_equal(peek_int(c, "HGET einlass:{%s}:meter b0", room), 1 << 23);
+    assert_true(peek_int(c, "STRLEN einlass:{%s}:live:0:0", room) <= 16);
+    assert_true(peek_int(c, "STRLEN einlass:{%s}:live:1:0", room) <= 16);
+    for (int i = 15; i < 20; i++) assert_int_equal(check_ok(s, 0, start + i).position, i - 14);
+    assert_int_equal(check_ok(s, 0, start + 3).state, EL_PLACE_GONE); /* below the cut */
+    age_generation(c, 1, 1); /* a roll after the cut: the counts start at the base */
+    assert_int_equal(advance_ok(s, 0).waiting, 5);
+    assert_int_equal(check_ok(s, 0, start + 19).position, 5);
+    struct el_place p = join_ok(s, 0);
+    assert_true(p.num == start + 20);
+    assert_int_equal(p.position, 6);
+    assert_int_equal(admit(s, 2).waiting, 4);
+    assert_int_equal(check_ok(s, 0, start + 15).state, EL_PLACE_ADMITTED);
+    assert_int_equal(check_ok(s, 0, start + 17).position, 1);
+    assert_int_equal(check_ok(s, 0, p.num).position, 4);
+    redisFree(c);
+    s->ops->free(s);
+}
+
+static struct el_place check_ep(struct el_store *s, uint8_t lane, uint64_t num, uint32_t epoch)
+{
+    struct result r = {0};
+    s->ops->check(s, lane, num, epoch, drv_now, place_cb, &r);
+    drv_wait(&r.done);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.err, 0);
+    assert_true(r.place.num == num);
+    return r.place;
+}
+
+/* Redis lost the room (FLUSHALL, as a restart without persistence): the
+ * room gets a new epoch whose numbers are above every old one; tickets of
+ * the old epoch come back in any order and are placed in their old order
+ * (priority first) ahead of every new ticket, a copied cookie takes no
+ * second place, the meter holds 3 x poll_s after it sees the change so
+ * everyone can come back first, and then serves them in that order. */
+static void test_data_loss_keeps_old_tickets_in_order_ahead_of_new_ones(void **state)
+{
+    struct el_store *s = drv_open(1), *m = open_on(evb, room, 1); /* a worker and the meter */
+    redisContext *c = peek_open();
+    advance_ok(m, 0);
+    struct el_place old[5], pri = join_ok(s, 1);
+    for (int i = 0; i < 5; i++) old[i] = join_ok(s, 0);
+    uint32_t e1 = old[0].epoch;
+    assert_true(e1 != 0 && pri.epoch == e1);
+    assert_int_equal(advance_ok(m, 0).waiting, 6);
+    peek_cmd(c, "FLUSHALL");
+
+    struct el_place n = join_ok(s, 0); /* the new epoch */
+    assert_true(n.epoch != e1);
+    assert_true(n.num > old[4].num); /* never an old ticket's number */
+    assert_int_equal(n.position, 1);
+    static const int order[] = {3, 1, 4, 0, 2}; /* the order they poll in */
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(check_ep(s, 0, old[order[i]].num, e1).state, EL_PLACE_WAITING);
+    assert_int_equal(check_ep(s, 1, pri.num, e1).position, 1);
+    for (int i = 0; i < 5; i++) {
+        struct el_place p = check_ep(s, 0, old[i].num, e1);
+        assert_int_equal(p.position, i + 2);
+        assert_int_equal(p.waiting, 7);
+        assert_int_equal(p.epoch, e1); /* its cookie keeps its epoch */
+    }
+    assert_int_equal(check_ep(s, 0, old[2].num, e1).position, 4); /* a copy: the same place */
+    assert_int_equal(check_ok(s, 0, n.num).position, 7);
+    assert_int_equal(check_ep(s, 0, n.num, n.epoch).position, 7);
+
+    /* the meter saw the change: it holds 3 s (3 x poll_s), then serves the
+     * returning lane first, in its order */
+    release_n(m, 3);
+    assert_int_equal(advance_ok(m, 0).waiting, 7);
+    uint64_t end = el_now_ms() + 10000;
+    while (advance_ok(m, 0).waiting == 7) {
+        assert_true(el_now_ms() < end);
+        assert_int_equal(check_ep(s, 0, old[0].num, e1).state, EL_PLACE_WAITING);
+        drv_sleep(100);
+    }
+    assert_int_equal(advance_ok(m, 0).waiting, 4);
+    assert_int_equal(check_ep(s, 1, pri.num, e1).state, EL_PLACE_ADMITTED);
+    assert_int_equal(check_ep(s, 1, pri.num, e1).state, EL_PLACE_USED);
+    assert_int_equal(check_ep(s, 0, old[0].num, e1).state, EL_PLACE_ADMITTED);
+    assert_int_equal(check_ep(s, 0, old[1].num, e1).state, EL_PLACE_ADMITTED);
+    assert_int_equal(check_ep(s, 0, old[1].num, e1).state, EL_PLACE_USED);
+    assert_int_equal(check_ep(s, 0, old[2].num, e1).position, 1);
+    assert_int_equal(check_ok(s, 0, n.num).position, 4);
+    assert_int_equal(admit(m, 3).waiting, 1);
+    assert_int_equal(check_ok(s, 0, n.num).position, 1);
+    redisFree(c);
+    s->ops->free(s);
+    m->ops->free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -716,6 +891,10 @@ int main(void)
         cmocka_unit_test(test_restart_keeps_places),
         cmocka_unit_test(test_positions_across_blocks),
         cmocka_unit_test(test_draw_waits_for_the_opening_by_redis_time),
+        cmocka_unit_test(test_tail_near_2_pow_32_keeps_joining_on_redis),
+        cmocka_unit_test(test_bitmaps_cut_below_the_head_while_tickets_wait),
+        cmocka_unit_test(test_tail_near_2_pow_53_keeps_joining_then_refuses_with_an_error),
+        cmocka_unit_test(test_data_loss_keeps_old_tickets_in_order_ahead_of_new_ones),
         cmocka_unit_test(test_noscript_falls_back_to_eval),
         cmocka_unit_test(test_free_calls_back_once),
         cmocka_unit_test(test_free_inside_callback),

@@ -32,6 +32,7 @@ static struct el_token sample(uint8_t kind)
         .num = 0x0102030405060708ull,
         .issued = NOW - 10,
         .expires = NOW + 600,
+        .epoch = 0xa1b2c3d4u,
     };
     return t;
 }
@@ -45,22 +46,26 @@ static uint8_t key_id_of(const uint8_t secret[32])
 }
 
 /* An independent encoder: raw payload, OpenSSL HMAC, OpenSSL base64 made url-safe. */
-static size_t ref_encode(const uint8_t secret[32], const char *room, const uint8_t payload[21],
+#define PLEN 25 /* payload bytes; 21 in version 1 (no epoch) */
+
+/* payload[0] is the version: version 1 has 21 payload bytes, later ones 25. */
+static size_t ref_encode(const uint8_t secret[32], const char *room, const uint8_t payload[PLEN],
                          char *out)
 {
-    uint8_t buf[21 + 64];
+    size_t plen = payload[0] == 1 ? 21 : PLEN;
+    uint8_t buf[PLEN + 64];
     size_t room_len = strlen(room);
-    memcpy(buf, payload, 21);
-    memcpy(buf + 21, room, room_len);
+    memcpy(buf, payload, plen);
+    memcpy(buf + plen, room, room_len);
     uint8_t mac[32];
     size_t maclen = 0;
-    assert_non_null(EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, secret, 32, buf, 21 + room_len,
+    assert_non_null(EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, secret, 32, buf, plen + room_len,
                               mac, sizeof(mac), &maclen));
-    uint8_t raw[37];
-    memcpy(raw, payload, 21);
-    memcpy(raw + 21, mac, 16);
-    char b64[64];
-    int n = EVP_EncodeBlock((unsigned char *)b64, raw, 37);
+    uint8_t raw[PLEN + 16];
+    memcpy(raw, payload, plen);
+    memcpy(raw + plen, mac, 16);
+    char b64[80];
+    int n = EVP_EncodeBlock((unsigned char *)b64, raw, (int)plen + 16);
     size_t o = 0;
     for (int i = 0; i < n; i++) {
         char c = b64[i];
@@ -71,7 +76,7 @@ static size_t ref_encode(const uint8_t secret[32], const char *room, const uint8
     return o;
 }
 
-static void payload_of(const struct el_token *t, uint8_t version, uint8_t key_id, uint8_t p[21])
+static void payload_of(const struct el_token *t, uint8_t version, uint8_t key_id, uint8_t p[PLEN])
 {
     p[0] = version;
     p[1] = t->kind;
@@ -84,6 +89,8 @@ static void payload_of(const struct el_token *t, uint8_t version, uint8_t key_id
         p[13 + i] = (uint8_t)(t->issued >> (24 - 8 * i));
     for (int i = 0; i < 4; i++)
         p[17 + i] = (uint8_t)(t->expires >> (24 - 8 * i));
+    for (int i = 0; i < 4; i++)
+        p[21 + i] = (uint8_t)(t->epoch >> (24 - 8 * i));
 }
 
 static void round_trip(uint8_t kind)
@@ -92,7 +99,7 @@ static void round_trip(uint8_t kind)
     struct el_token t = sample(kind), d;
     char text[EL_TOKEN_TEXT_MAX];
     size_t n = el_token_encode(k, &t, text);
-    assert_int_equal(n, 50);
+    assert_int_equal(n, 55);
     assert_int_equal(strlen(text), n);
     memset(&d, 0, sizeof(d));
     assert_int_equal(el_token_decode(k, text, n, NOW, &d), 0);
@@ -103,6 +110,7 @@ static void round_trip(uint8_t kind)
     assert_true(d.num == t.num);
     assert_int_equal(d.issued, t.issued);
     assert_int_equal(d.expires, t.expires);
+    assert_int_equal(d.epoch, t.epoch);
     el_token_keys_free(k);
 }
 
@@ -126,7 +134,7 @@ static void test_matches_reference_hmac(void **state)
         t.num = i * 7919;
         char text[EL_TOKEN_TEXT_MAX], ref[EL_TOKEN_TEXT_MAX];
         el_token_encode(k, &t, text);
-        uint8_t p[21];
+        uint8_t p[PLEN];
         payload_of(&t, EL_TOKEN_VERSION, key_id_of(secret_a), p);
         ref_encode(secret_a, "portal", p, ref);
         assert_string_equal(text, ref);
@@ -150,7 +158,7 @@ static void test_every_bit_flip_rejected(void **state)
             flips++;
         }
     }
-    assert_int_equal(flips, 50 * 8);
+    assert_int_equal(flips, 55 * 8);
     assert_int_equal(el_token_decode(k, text, n, NOW, &d), 0);
     el_token_keys_free(k);
 }
@@ -231,7 +239,7 @@ static void test_bad_fields_rejected(void **state)
 {
     struct el_token_keys *k = el_token_keys_new("portal", secret_a, NULL);
     struct el_token t = sample(EL_TOKEN_TICKET), d;
-    uint8_t p[21];
+    uint8_t p[PLEN];
     char text[EL_TOKEN_TEXT_MAX];
     uint8_t id = key_id_of(secret_a);
 
@@ -255,18 +263,49 @@ static void test_bad_fields_rejected(void **state)
     el_token_keys_free(k);
 }
 
+/* A cookie made before epochs (version 1: 21 payload bytes, 50 characters)
+ * is still read, with epoch 0, so an upgrade keeps every place; cut short it
+ * is refused. */
+static void test_version_1_token_read_with_epoch_0(void **state)
+{
+    struct el_token_keys *k = el_token_keys_new("portal", secret_a, NULL);
+    struct el_token t = sample(EL_TOKEN_TICKET), d;
+    uint8_t p[PLEN];
+    char text[EL_TOKEN_TEXT_MAX];
+    uint8_t id = key_id_of(secret_a);
+    payload_of(&t, 1, id, p);
+    size_t n = ref_encode(secret_a, "portal", p, text);
+    assert_int_equal(n, 50);
+    memset(&d, 0xa5, sizeof(d));
+    assert_int_equal(el_token_decode(k, text, n, NOW, &d), 0);
+    assert_true(d.num == t.num);
+    assert_int_equal(d.lane, 1);
+    assert_int_equal(d.flags, EL_TOKEN_LOCAL);
+    assert_int_equal(d.expires, t.expires);
+    assert_int_equal(d.epoch, 0);
+    p[0] = 2; /* a 21-byte payload claiming version 2 */
+    n = ref_encode(secret_a, "portal", p, text);
+    assert_int_equal(n, 55); /* ref_encode signs 25 bytes for version 2: a valid control */
+    assert_int_equal(el_token_decode(k, text, n, NOW, &d), 0);
+    p[0] = 1;
+    n = ref_encode(secret_a, "portal", p, text);
+    assert_int_equal(el_token_decode(k, text, n - 1, NOW, &d), -1);
+    el_token_keys_free(k);
+}
+
 static void test_non_canonical_base64_rejected(void **state)
 {
     struct el_token_keys *k = el_token_keys_new("portal", secret_a, NULL);
     struct el_token t = sample(EL_TOKEN_TICKET), d;
     char text[EL_TOKEN_TEXT_MAX];
     size_t n = el_token_encode(k, &t, text);
-    /* The last character carries 2 data bits and 4 zero bits: every other
-     * character with the same 2 data bits decodes to the same bytes. */
+    /* The last character carries 4 data bits and 2 zero bits (41 bytes):
+     * every other character with the same 4 data bits decodes to the same
+     * bytes. */
     const char *alpha = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     int last = (int)(strchr(alpha, text[n - 1]) - alpha);
-    assert_int_equal(last & 15, 0);
-    for (int low = 1; low < 16; low++) {
+    assert_int_equal(last & 3, 0);
+    for (int low = 1; low < 4; low++) {
         char copy[EL_TOKEN_TEXT_MAX];
         memcpy(copy, text, n + 1);
         copy[n - 1] = alpha[last | low];
@@ -297,6 +336,7 @@ int main(void)
         cmocka_unit_test(test_expired_rejected),
         cmocka_unit_test(test_rotation),
         cmocka_unit_test(test_bad_fields_rejected),
+        cmocka_unit_test(test_version_1_token_read_with_epoch_0),
         cmocka_unit_test(test_non_canonical_base64_rejected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
