@@ -201,6 +201,7 @@ admin_listen = 127.0.0.1:%(admin)d
 [backend]
 address = 127.0.0.1:%(backend)d
 keepalive = 64
+max_concurrency = %(limit)s
 [room]
 mode = %(mode)s
 store = memory
@@ -262,7 +263,7 @@ def main():
     ap.add_argument("--threads", type=int, default=1, help="wrk threads")
     ap.add_argument("--warmup", type=int, default=2, help="seconds of untimed load first")
     ap.add_argument("--only", help="comma-separated subset of: direct,haproxy-tcp,nginx,"
-                    "haproxy,einlass-off,einlass-auto")
+                    "haproxy,einlass-off,einlass-auto,einlass-limit")
     ap.add_argument("--einlass", help="use this einlass binary instead of building one")
     ap.add_argument("--write", action="store_true", help="put the table into bench/README.md")
     args = ap.parse_args()
@@ -272,7 +273,8 @@ def main():
     backend_bin, einlass_bin = build(args, bindir)
     work = tempfile.mkdtemp(prefix="einlass-bench-")
     p = {name: free_port() for name in ("backend", "nginx", "haproxy", "tcp_port",
-                                        "einlass-off", "einlass-auto", "admin1", "admin2")}
+                                        "einlass-off", "einlass-auto", "einlass-limit",
+                                        "admin1", "admin2", "admin3")}
     backend = Target("backend", [backend_bin, str(p["backend"])], p["backend"], work)
     direct = Target("direct", [], p["backend"], work)
     nginx = Target("nginx", ["nginx", "-p", work, "-e", os.path.join(work, "nginx-error.log"),
@@ -287,11 +289,12 @@ def main():
     targets = [direct, tcp, nginx, haproxy]
     if einlass_bin:
         secret = secrets.token_hex(32)
-        for mode, admin in (("off", "admin1"), ("auto", "admin2")):
-            name = "einlass-" + mode
+        for name, mode, limit, admin in (("einlass-off", "off", "0", "admin1"),
+                                         ("einlass-auto", "auto", "0", "admin2"),
+                                         ("einlass-limit", "auto", "auto", "admin3")):
             conf = write(os.path.join(work, name + ".conf"), EINLASS % {
                 "port": p[name], "admin": p[admin], "backend": p["backend"], "mode": mode,
-                "secret": secret})
+                "limit": limit, "secret": secret})
             targets.append(Target(name, [einlass_bin, "-c", conf], p[name], work))
     if args.only:
         wanted = args.only.split(",")
