@@ -533,8 +533,10 @@ static double pct(const double *v, size_t n, double p)
  * least eta_min_s to go (see the head of this file). late_p50: the median of
  * (actual - eta_s) / actual, signed (> 0: the wait was longer than promised). */
 struct eta_err {
-    size_t n, short_n;
+    size_t n, short_n, long_n; /* promises counted, too near the door, of a minute or more */
     double p50, p90, in_range, late_p50;
+    double in_range_long; /* the share in range among the long_n ("less than a minute"
+                             is 0..60 s: nearly always right in a short run) */
 };
 
 static struct eta_err eta_error(void)
@@ -542,7 +544,7 @@ static struct eta_err eta_error(void)
     struct eta_err e = {0};
     double *err = xrealloc(NULL, (nrecs ? nrecs : 1) * sizeof *err);
     double *late = xrealloc(NULL, (nrecs ? nrecs : 1) * sizeof *late);
-    size_t inside = 0;
+    size_t inside = 0, inside_long = 0;
     for (size_t i = 0; i < nrecs; i++) {
         const struct rec *r = &recs[i];
         double adm = pts[r->patient].turn;
@@ -555,7 +557,12 @@ static struct eta_err eta_error(void)
         }
         late[e.n] = (actual - r->eta) / actual;
         err[e.n++] = fabs(r->eta - actual) / actual;
-        inside += r->eta_low >= 0 && r->eta_low <= actual && actual <= r->eta_high;
+        int in = r->eta_low >= 0 && r->eta_low <= actual && actual <= r->eta_high;
+        inside += in;
+        if (r->eta >= 60) {
+            e.long_n++;
+            inside_long += in;
+        }
     }
     if (e.n) {
         qsort(err, e.n, sizeof *err, cmp_double);
@@ -564,6 +571,7 @@ static struct eta_err eta_error(void)
         e.p90 = pct(err, e.n, 90);
         e.late_p50 = pct(late, e.n, 50);
         e.in_range = (double)inside / (double)e.n;
+        e.in_range_long = e.long_n ? (double)inside_long / (double)e.long_n : 0;
     }
     free(err);
     free(late);
@@ -630,12 +638,14 @@ static void write_out(void)
             " \"lag_ms\":{\"p50\":%.2f,\"p99\":%.2f,\"max\":%.2f,\"samples\":%zu},"
             "\"max_lag_ms\":%g,\"behind\":%s,\n"
             " \"eta\":{\"min_actual_s\":%g,\"promises\":%zu,\"short\":%zu,\"err_p50\":%.4f,"
-            "\"err_p90\":%.4f,\"in_range\":%.4f,\"late_p50\":%.4f}}\n",
+            "\"err_p90\":%.4f,\"in_range\":%.4f,\"late_p50\":%.4f,"
+            "\"long\":%zu,\"in_range_long\":%.4f}}\n",
             t0_unix, profile, rate, duration, nreq, think_ms, cancel_frac, npts, started,
             skipped + (npts - next_arrival), admitted, count[O_DONE], count[O_TURNED_AWAY],
             count[O_GAVE_UP], count[O_BROKEN], count[O_UNFINISHED], booked, cancelled,
             errors_admitted, nrecs, p50, p99, mx, nlags, max_lag_ms, behind ? "true" : "false",
-            eta_min_s, ee.n, ee.short_n, ee.p50, ee.p90, ee.in_range, ee.late_p50);
+            eta_min_s, ee.n, ee.short_n, ee.p50, ee.p90, ee.in_range, ee.late_p50, ee.long_n,
+            ee.in_range_long);
     fclose(f);
     fprintf(stderr, "patients: %d arrived, %d admitted, %d done, %d turned away, %d unfinished;"
             " lag p99 %.1f ms%s\n", started, admitted, count[O_DONE], count[O_TURNED_AWAY],
