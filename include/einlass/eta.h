@@ -8,9 +8,10 @@
  * already counts them (store.h, el_meter_in). The main thread's tick feeds
  * those figures to el_eta_meter, which smooths them: the rate over
  * EL_ETA_RATE_TAU_MS (the adaptive controller probes up and down around its
- * operating point every 20-30 s; a promise must not follow each swing), the
- * credits over EL_ETA_CREDIT_TAU_MS (they ramp up within seconds when the
- * first admitted patients finish). That expected pace gives the estimate.
+ * operating point, a cycle every 30-40 s; a promise must not follow each
+ * swing), the credits over EL_ETA_CREDIT_TAU_MS (they ramp up within seconds
+ * when the first admitted patients finish). That expected pace gives the
+ * estimate.
  *
  * The store's measured rate (live tickets reached per second while someone
  * waited, store.h) is what actually happened; it lags each change by a few
@@ -30,7 +31,7 @@
 /* Waits are at most this (a day): 86400 means "a day or more". */
 #define EL_ETA_CAP_S 86400
 
-#define EL_ETA_RATE_TAU_MS 10000  /* the meter's rate: smoothing time constant */
+#define EL_ETA_RATE_TAU_MS 20000  /* the meter's rate: smoothing time constant */
 #define EL_ETA_CREDIT_TAU_MS 3000 /* the credits and cancels: smoothing time constant */
 
 /* One meter tick's figures. */
