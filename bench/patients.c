@@ -26,11 +26,23 @@
  *
  * Output in --out DIR:
  *   patients.csv  id,arrival,first_place_t,first_position,first_eta_s,admitted,
- *                 done,outcome,requests_ok,booked,cancelled
- *   requests.csv  patient,kind,sched,start,end,status,position,eta_s
- *   summary.json  counts, lag percentiles, the flag
+ *                 done,outcome,requests_ok,booked,cancelled,turn
+ *   requests.csv  patient,kind,sched,start,end,status,position,eta_s,eta_low_s,
+ *                 eta_high_s
+ *   summary.json  counts, lag percentiles, the flag, the ETA's error
  * Times are seconds since the run's start (t0_unix in summary.json); -1 = never.
  * Kinds: first (the first GET), page, book, cancel, poll.
+ *
+ * The ETA's error: every waiting answer promises eta_s (and the range
+ * eta_low_s..eta_high_s) at the time it came back. For the patients whose
+ * turn came (turn: the poll that answered "admitted"; the first page may take
+ * the portal's time after it), actual = turn - that time, and the error of
+ * the promise is
+ * |eta_s - actual| / actual; only promises with actual >= --eta-min-s (the
+ * poll interval, 5 s) count: nearer the door a patient learns of its turn
+ * only at its next poll, and a 1 s miss of a 2 s wait is no broken promise.
+ * "in range": eta_low_s <= actual <= eta_high_s. Patients never admitted
+ * (gave up, unfinished) have no actual and do not count.
  *
  * Invariants: one thread, one event loop; a patient has at most one request
  * in flight and at most one timer pending; records are appended in memory
@@ -66,6 +78,7 @@ struct patient {
     int first_position;           /* the position that answer showed */
     double first_eta;             /* and its ETA */
     double admitted;              /* first 2xx page, -1 if never */
+    double turn;                  /* the answer that ended the wait, -1 if none */
     double done;                  /* when it ended */
     enum outcome outcome;         /* how it ended */
     int requests_ok;              /* 2xx answers after admission */
@@ -88,7 +101,7 @@ struct rec {
     double sched, start, end;
     int status;
     int position;
-    double eta;
+    double eta, eta_low, eta_high; /* the promise of a waiting answer, -1 if none */
 };
 
 static struct event_base *base;
@@ -97,6 +110,7 @@ static int port;
 static double duration = 10, rate = 10, drain_s = 10, patience_s = 600;
 static int nreq = 8;
 static double think_ms = 500, cancel_frac = 0.1, req_timeout_s = 60, max_lag_ms = 50;
+static double eta_min_s = 5;
 static const char *profile = "constant";
 static double spike_quiet_s = -1, spike_peak_s = -1, spike_factor = 10, spike_base = 0.2;
 static unsigned int seed = 1;
@@ -146,13 +160,15 @@ static void lag(double sched, double actual)
     lags[nlags++] = (actual - sched) * 1000.0;
 }
 
-static void add_rec(struct patient *p, enum kind k, int status, int position, double eta)
+static void add_rec(struct patient *p, enum kind k, int status, int position, double eta,
+                    double eta_low, double eta_high)
 {
     if (nrecs == caprecs) {
         caprecs = caprecs ? caprecs * 2 : 16384;
         recs = xrealloc(recs, caprecs * sizeof *recs);
     }
-    recs[nrecs++] = (struct rec){p->id, k, p->sched, p->start, now(), status, position, eta};
+    recs[nrecs++] = (struct rec){p->id, k, p->sched, p->start, now(), status, position, eta,
+                                 eta_low, eta_high};
 }
 
 static struct timeval tv_of(double s)
@@ -211,7 +227,7 @@ static void build_schedule(void)
         struct patient *p = &pts[i];
         p->id = (int)i;
         p->arrival_sched = ts[i];
-        p->arrival = p->first_place_t = p->first_eta = p->admitted = p->done = -1;
+        p->arrival = p->first_place_t = p->first_eta = p->admitted = p->turn = p->done = -1;
         p->first_position = -1;
     }
     free(ts);
@@ -305,7 +321,9 @@ static void on_answer(struct evhttp_request *req, void *arg)
                          strstr(body, "\"state\": \"waiting\"") != NULL;
     int position = waiting_answer ? (int)json_num(body, "\"position\"", -1) : -1;
     double eta = waiting_answer ? json_num(body, "\"eta_s\"", -1) : -1;
-    add_rec(p, k, status, position, eta);
+    double eta_low = waiting_answer ? json_num(body, "\"eta_low_s\"", -1) : -1;
+    double eta_high = waiting_answer ? json_num(body, "\"eta_high_s\"", -1) : -1;
+    add_rec(p, k, status, position, eta, eta_low, eta_high);
     if (retry < 1)
         retry = 1;
 
@@ -314,6 +332,8 @@ static void on_answer(struct evhttp_request *req, void *arg)
             schedule(p, K_POLL, retry);
         } else if (status == 200 && (strstr(body, "admitted") || strstr(body, "open"))) {
             p->waiting = 0;
+            if (p->turn < 0)
+                p->turn = now();
             schedule(p, K_FIRST, 0);
         } else if (p->admitted < 0) {
             finish(p, O_TURNED_AWAY);
@@ -415,7 +435,7 @@ static void send_request(struct patient *p)
         p->next_req++;
     p->start = now();
     if (evhttp_make_request(p->conn, req, cmd, uri) == -1) {
-        add_rec(p, p->pending, 0, -1, -1);
+        add_rec(p, p->pending, 0, -1, -1, -1, -1);
         finish(p, p->admitted < 0 ? O_TURNED_AWAY : O_BROKEN);
     }
 }
@@ -509,6 +529,55 @@ static double pct(const double *v, size_t n, double p)
     return v[i < n ? i : n - 1];
 }
 
+/* The ETA's error over every promise to a patient later admitted with at
+ * least eta_min_s to go (see the head of this file). late_p50: the median of
+ * (actual - eta_s) / actual, signed (> 0: the wait was longer than promised). */
+struct eta_err {
+    size_t n, short_n, long_n; /* promises counted, too near the door, of a minute or more */
+    double p50, p90, in_range, late_p50;
+    double in_range_long; /* the share in range among the long_n ("less than a minute"
+                             is 0..60 s: nearly always right in a short run) */
+};
+
+static struct eta_err eta_error(void)
+{
+    struct eta_err e = {0};
+    double *err = xrealloc(NULL, (nrecs ? nrecs : 1) * sizeof *err);
+    double *late = xrealloc(NULL, (nrecs ? nrecs : 1) * sizeof *late);
+    size_t inside = 0, inside_long = 0;
+    for (size_t i = 0; i < nrecs; i++) {
+        const struct rec *r = &recs[i];
+        double adm = pts[r->patient].turn;
+        if (r->eta < 0 || adm < 0)
+            continue;
+        double actual = adm - r->end;
+        if (actual < eta_min_s) {
+            e.short_n++;
+            continue;
+        }
+        late[e.n] = (actual - r->eta) / actual;
+        err[e.n++] = fabs(r->eta - actual) / actual;
+        int in = r->eta_low >= 0 && r->eta_low <= actual && actual <= r->eta_high;
+        inside += in;
+        if (r->eta >= 60) {
+            e.long_n++;
+            inside_long += in;
+        }
+    }
+    if (e.n) {
+        qsort(err, e.n, sizeof *err, cmp_double);
+        qsort(late, e.n, sizeof *late, cmp_double);
+        e.p50 = pct(err, e.n, 50);
+        e.p90 = pct(err, e.n, 90);
+        e.late_p50 = pct(late, e.n, 50);
+        e.in_range = (double)inside / (double)e.n;
+        e.in_range_long = e.long_n ? (double)inside_long / (double)e.long_n : 0;
+    }
+    free(err);
+    free(late);
+    return e;
+}
+
 static FILE *open_out(const char *name)
 {
     char path[4096];
@@ -525,7 +594,7 @@ static void write_out(void)
 {
     FILE *f = open_out("patients.csv");
     fputs("id,arrival,first_place_t,first_position,first_eta_s,admitted,done,outcome,"
-          "requests_ok,booked,cancelled\n", f);
+          "requests_ok,booked,cancelled,turn\n", f);
     int count[6] = {0};
     int admitted = 0, booked = 0, cancelled = 0, errors_admitted = 0;
     for (int i = 0; i < npts; i++) {
@@ -539,19 +608,21 @@ static void write_out(void)
         booked += p->booked;
         cancelled += p->cancelled;
         errors_admitted += p->outcome == O_BROKEN;
-        fprintf(f, "%d,%.4f,%.4f,%d,%.1f,%.4f,%.4f,%s,%d,%d,%d\n", p->id, p->arrival,
+        fprintf(f, "%d,%.4f,%.4f,%d,%.1f,%.4f,%.4f,%s,%d,%d,%d,%.4f\n", p->id, p->arrival,
                 p->first_place_t, p->first_position, p->first_eta, p->admitted, p->done,
-                outcome_name[p->outcome], p->requests_ok, p->booked, p->cancelled);
+                outcome_name[p->outcome], p->requests_ok, p->booked, p->cancelled, p->turn);
     }
     fclose(f);
     f = open_out("requests.csv");
-    fputs("patient,kind,sched,start,end,status,position,eta_s\n", f);
+    fputs("patient,kind,sched,start,end,status,position,eta_s,eta_low_s,eta_high_s\n", f);
     for (size_t i = 0; i < nrecs; i++) {
         struct rec *r = &recs[i];
-        fprintf(f, "%d,%s,%.4f,%.4f,%.4f,%d,%d,%.1f\n", r->patient, kind_name[r->kind],
-                r->sched, r->start, r->end, r->status, r->position, r->eta);
+        fprintf(f, "%d,%s,%.4f,%.4f,%.4f,%d,%d,%.1f,%.1f,%.1f\n", r->patient, kind_name[r->kind],
+                r->sched, r->start, r->end, r->status, r->position, r->eta, r->eta_low,
+                r->eta_high);
     }
     fclose(f);
+    struct eta_err ee = eta_error();
     if (nlags)
         qsort(lags, nlags, sizeof *lags, cmp_double);
     double p50 = pct(lags, nlags, 50), p99 = pct(lags, nlags, 99);
@@ -565,15 +636,24 @@ static void write_out(void)
             "\"turned_away\":%d,\"gave_up\":%d,\"broken\":%d,\"unfinished\":%d,"
             "\"booked\":%d,\"cancelled\":%d,\"errors_after_admission\":%d,\"records\":%zu,\n"
             " \"lag_ms\":{\"p50\":%.2f,\"p99\":%.2f,\"max\":%.2f,\"samples\":%zu},"
-            "\"max_lag_ms\":%g,\"behind\":%s}\n",
+            "\"max_lag_ms\":%g,\"behind\":%s,\n"
+            " \"eta\":{\"min_actual_s\":%g,\"promises\":%zu,\"short\":%zu,\"err_p50\":%.4f,"
+            "\"err_p90\":%.4f,\"in_range\":%.4f,\"late_p50\":%.4f,"
+            "\"long\":%zu,\"in_range_long\":%.4f}}\n",
             t0_unix, profile, rate, duration, nreq, think_ms, cancel_frac, npts, started,
             skipped + (npts - next_arrival), admitted, count[O_DONE], count[O_TURNED_AWAY],
             count[O_GAVE_UP], count[O_BROKEN], count[O_UNFINISHED], booked, cancelled,
-            errors_admitted, nrecs, p50, p99, mx, nlags, max_lag_ms, behind ? "true" : "false");
+            errors_admitted, nrecs, p50, p99, mx, nlags, max_lag_ms, behind ? "true" : "false",
+            eta_min_s, ee.n, ee.short_n, ee.p50, ee.p90, ee.in_range, ee.late_p50, ee.long_n,
+            ee.in_range_long);
     fclose(f);
     fprintf(stderr, "patients: %d arrived, %d admitted, %d done, %d turned away, %d unfinished;"
             " lag p99 %.1f ms%s\n", started, admitted, count[O_DONE], count[O_TURNED_AWAY],
             count[O_UNFINISHED], p99, behind ? " - THE SIMULATOR FELL BEHIND" : "");
+    if (ee.n)
+        fprintf(stderr, "patients: ETA error p50 %.0f%%, p90 %.0f%%, %.0f%% in range"
+                " (%zu promises with >= %g s to go)\n", ee.p50 * 100, ee.p90 * 100,
+                ee.in_range * 100, ee.n, eta_min_s);
 }
 
 static void usage(void)
@@ -582,7 +662,7 @@ static void usage(void)
           "  [--rate PATIENTS_PER_S] [--duration S] [--requests K] [--think-ms MS]\n"
           "  [--cancel-frac F] [--patience-s S] [--drain-s S] [--timeout-s S]\n"
           "  [--spike-quiet-s S] [--spike-peak-s S] [--spike-factor X] [--spike-base X]\n"
-          "  [--max-lag-ms MS] [--seed N] [--out DIR]\n", stderr);
+          "  [--max-lag-ms MS] [--eta-min-s S] [--seed N] [--out DIR]\n", stderr);
     exit(2);
 }
 
@@ -609,6 +689,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--spike-factor") == 0) spike_factor = atof(v);
         else if (strcmp(a, "--spike-base") == 0) spike_base = atof(v);
         else if (strcmp(a, "--max-lag-ms") == 0) max_lag_ms = atof(v);
+        else if (strcmp(a, "--eta-min-s") == 0) eta_min_s = atof(v);
         else if (strcmp(a, "--seed") == 0) seed = (unsigned)atoi(v);
         else if (strcmp(a, "--out") == 0) outdir = v;
         else usage();

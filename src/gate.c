@@ -178,6 +178,8 @@ static void answer_wait(struct el_gate *g, struct el_gate_ctx *ctx, const struct
     struct el_page_view v = {.lang = (enum el_lang)ctx->lang,
                              .position = a->place.position,
                              .eta_s = a->eta_s,
+                             .eta_low_s = a->eta_low_s,
+                             .eta_high_s = a->eta_high_s,
                              .poll_s = cfg->poll_s,
                              .keep_place_s = el_room_keep_place_s(cfg),
                              .target = ctx->back,

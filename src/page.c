@@ -741,6 +741,12 @@ static void put_around(struct out *o, const char *fmt, void (*fill)(struct out *
 
 void el_page_eta(uint64_t eta_s, struct el_page_eta *e)
 {
+    /* The measured rate moves: the range runs from 4/5 to 5/4 of the estimate. */
+    el_page_eta_range(eta_s, eta_s * 4 / 5, (eta_s * 5 + 3) / 4, e);
+}
+
+void el_page_eta_range(uint64_t eta_s, uint64_t lo, uint64_t hi, struct el_page_eta *e)
+{
     if (eta_s >= EL_PAGE_ETA_CAP_S) {
         *e = (struct el_page_eta){EL_PAGE_ETA_CAP_S, EL_PAGE_ETA_CAP_S, EL_PAGE_ETA_CAP_S};
         return;
@@ -751,16 +757,25 @@ void el_page_eta(uint64_t eta_s, struct el_page_eta *e)
         e->high_s = 60;
         return;
     }
-    /* The measured rate moves: the range runs from 4/5 to 5/4 of the estimate. */
-    uint64_t lo = eta_s * 4 / 5, hi = (eta_s * 5 + 3) / 4;
+    if (lo > eta_s) lo = eta_s;
+    if (hi < eta_s) hi = eta_s;
+    if (eta_s < 3600 && hi > 90 * 60) hi = 90 * 60; /* minutes below an hour */
     uint64_t step = hi <= 15 * 60 ? 60 : hi <= 90 * 60 ? 300 : 3600;
     uint64_t low = (lo + step / 2) / step * step;
     if (low > eta_s) low -= step;
     if (low == 0) low = step;
+    if (low > eta_s) low = eta_s / 60 * 60;
     uint64_t high = (hi + step - 1) / step * step;
     if (high > EL_PAGE_ETA_CAP_S) high = EL_PAGE_ETA_CAP_S;
     e->low_s = low;
     e->high_s = high;
+}
+
+/* The view's wait: the room's range when it gave one. */
+static void view_eta(const struct el_page_view *v, struct el_page_eta *e)
+{
+    if (v->eta_high_s > 0) el_page_eta_range(v->eta_s, v->eta_low_s, v->eta_high_s, e);
+    else el_page_eta(v->eta_s, e);
 }
 
 struct wait_words {
@@ -778,16 +793,14 @@ static void fill_range(struct out *o, const void *arg)
 
 /* The wait in words: "less than a minute", "about 10-15 minutes", "about
  * 2-3 hours", "more than a day". */
-static void put_eta(struct out *o, enum el_lang lang, uint64_t eta_s)
+static void put_eta(struct out *o, enum el_lang lang, const struct el_page_eta *e)
 {
-    struct el_page_eta e;
-    el_page_eta(eta_s, &e);
-    if (e.s >= EL_PAGE_ETA_CAP_S) {
+    if (e->s >= EL_PAGE_ETA_CAP_S) {
         put_str(o, text_of(lang, T_OVER_DAY));
-    } else if (e.high_s <= 60) {
+    } else if (e->high_s <= 60) {
         put_str(o, text_of(lang, T_LT_MIN));
     } else {
-        struct wait_words w = {lang, &e};
+        struct wait_words w = {lang, e};
         put_around(o, text_of(lang, T_ABOUT), fill_range, &w);
     }
 }
@@ -1015,7 +1028,7 @@ size_t el_page_html(const struct el_page *p, const struct el_page_view *view, ch
     struct el_page_view v = *view;
     v.lang = valid_lang(v.lang);
     struct el_page_eta e;
-    el_page_eta(v.eta_s, &e);
+    view_eta(&v, &e);
     for (size_t i = 0; i < p->nops; i++) {
         const struct op *op = &p->ops[i];
         switch ((enum op_kind)op->kind) {
@@ -1040,7 +1053,7 @@ size_t el_page_html(const struct el_page *p, const struct el_page_view *view, ch
             else if (v.paused)
                 put_str(&o, text_of(v.lang, T_PAUSED));
             else
-                put_eta(&o, v.lang, v.eta_s);
+                put_eta(&o, v.lang, &e);
             break;
         case OP_ETA_S:
             put_u64(&o, e.s);
@@ -1091,7 +1104,7 @@ size_t el_page_json_waiting(const struct el_page_view *v, bool words, char *out,
 {
     struct out o = {out, 0, cap};
     struct el_page_eta e;
-    el_page_eta(v->eta_s, &e);
+    view_eta(v, &e);
     put_str(&o, "{\"state\":\"waiting\",\"position\":");
     put_u64(&o, v->position);
     put_str(&o, ",\"eta_s\":");
@@ -1116,7 +1129,7 @@ size_t el_page_json_waiting(const struct el_page_view *v, bool words, char *out,
         if (v->paused)
             put_str(&w, text_of(lang, T_PAUSED));
         else
-            put_eta(&w, lang, v->eta_s);
+            put_eta(&w, lang, &e);
         put_json_chars(&o, buf, finish(&w));
         put_str(&o, "\"");
     }

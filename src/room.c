@@ -33,8 +33,11 @@
  *     tickets (store.h), and the Redis meter holds 3 x poll_s (hold_until_ms)
  *     so every such ticket can come back first; while Redis cannot answer,
  *     the memory store still answers for it.
- *   - eta uses the measured rate of the store that answered, falling back to
- *     the last tick's rate, then to the configured admit_per_s.
+ *   - eta (eta.h): the expected pace (the meter's rate and the credits not
+ *     cancelled, smoothed by the main thread's tick and published in
+ *     sh->pace_bits) gives the estimate, the store's measured rate widens
+ *     its range; with neither known, the last tick's rate, then the
+ *     configured admit_per_s.
  *   - released passes: the shared revocation set holds every pass id released
  *     on this instance (added before the store hears of it, so the releasing
  *     instance revokes at once and asks the store for a credit only the first
@@ -55,6 +58,7 @@
 
 #include "einlass/common.h"
 #include "einlass/config.h"
+#include "einlass/eta.h"
 #include "einlass/fallback.h"
 #include "einlass/ratelimit.h"
 #include "einlass/revoke.h"
@@ -86,6 +90,7 @@ struct el_room_shared {
     _Atomic uint64_t rate_bits;      /* measured rate (double bits) */
     _Atomic uint64_t conf_rate_bits; /* configured admit_per_s (double bits) */
     _Atomic uint64_t tick_rate_bits; /* the last tick's rate (double bits) */
+    _Atomic uint64_t pace_bits;      /* the eta's expected pace (eta.h; double bits) */
     _Atomic int state;               /* enum el_store_state */
     _Atomic int link;                /* enum el_redis_link of the main thread's store */
     _Atomic uint64_t fallback_ms;    /* time spent in fallback while store = redis */
@@ -108,6 +113,8 @@ struct el_room {
     struct el_store_stats redis_st; /* tick: the Redis store's last stats */
     bool fetching;                /* tick: a revoked fetch is in flight */
     uint64_t revoke_cursor;       /* tick: Redis time (ms) of the last release fetched */
+    struct el_eta_meter eta;      /* tick: the expected pace for the eta */
+    bool eta_redis_known;         /* tick: redis_known when eta last ticked */
 };
 
 /* One join or check waiting for the Redis store. */
@@ -137,13 +144,7 @@ static double bitsd(uint64_t b)
 
 uint64_t el_room_eta(uint64_t position, double rate, double fallback_rate)
 {
-    double r = rate > 0 && isfinite(rate) ? rate : fallback_rate;
-    if (!(r > 0) || !isfinite(r)) r = 1; /* nothing known: one a second */
-    if (position == 0) return 0;
-    double s = ceil((double)position / r - 1e-9);
-    if (s < 0) return 0;
-    if (s > 1e12) return (uint64_t)1e12;
-    return (uint64_t)s;
+    return el_eta_estimate(position, rate, 0, fallback_rate).s;
 }
 
 static double fallback_rate(const struct el_room_shared *sh)
@@ -156,8 +157,13 @@ static void answer(struct el_room *r, const struct el_place *p, bool local, el_r
                    void *arg)
 {
     struct el_room_answer a = {.place = *p, .local = local};
-    if (p->state == EL_PLACE_WAITING)
-        a.eta_s = el_room_eta(p->position, p->rate, fallback_rate(r->sh));
+    if (p->state == EL_PLACE_WAITING) {
+        double pace = bitsd(atomic_load(&r->sh->pace_bits));
+        struct el_eta e = el_eta_estimate(p->position, pace, p->rate, fallback_rate(r->sh));
+        a.eta_s = e.s;
+        a.eta_low_s = e.low_s;
+        a.eta_high_s = e.high_s;
+    }
     cb(arg, &a);
 }
 
@@ -431,6 +437,18 @@ void el_room_tick(struct el_room *r, const struct el_meter_in *in)
     ensure_store(r);
     double rate = in->rate > 0 && isfinite(in->rate) ? in->rate : 0;
     atomic_store(&r->sh->tick_rate_bits, dbits(in->hold ? 0 : rate));
+    struct el_eta_tick et = {
+        .rate = rate,
+        .cancel_credits = in->cancel_credits,
+        .hold = in->hold,
+        .released_total = atomic_load(&r->sh->released_total),
+        .instances = r->redis_known && link_up(r) ? r->redis_st.instances : 1,
+        .unclaimed_total = atomic_load(&r->sh->unclaimed_total),
+        .restart = r->redis_known != r->eta_redis_known,
+    };
+    r->eta_redis_known = r->redis_known;
+    el_eta_meter_tick(&r->eta, el_now_ms(), &et);
+    atomic_store(&r->sh->pace_bits, dbits(el_eta_meter_pace(&r->eta)));
     /* Releases on other instances: the fetch is one cheap read a tick. */
     if (redis_usable(r) && !r->fetching) {
         r->fetching = true;

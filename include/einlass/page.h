@@ -63,6 +63,8 @@ struct el_page_view {
     enum el_lang lang;  /* the page's language */
     uint64_t position;  /* place in line, 1 = next */
     uint64_t eta_s;     /* the room's estimate; capped and ranged by the page */
+    uint64_t eta_low_s; /* the room's range (eta.h), rounded out by the page; */
+    uint64_t eta_high_s; /* eta_high_s = 0: 4/5..5/4 of eta_s */
     int poll_s;         /* seconds between polls */
     int keep_place_s;   /* a place is kept this long since last seen ("" if <= 0) */
     const char *target; /* the request's path and query as received, for the
@@ -87,6 +89,10 @@ struct el_page_eta {
     uint64_t high_s; /* ... and upper end */
 };
 void el_page_eta(uint64_t eta_s, struct el_page_eta *out);
+/* The same for the range low_s..high_s the room measured (taken to include
+ * eta_s; below an hour's estimate, at most 90 minutes high, so the words keep
+ * one unit). */
+void el_page_eta_range(uint64_t eta_s, uint64_t low_s, uint64_t high_s, struct el_page_eta *out);
 
 /* Load a template from path ("" or NULL: the built-in page). Returns NULL
  * and sets *err (allocated) if the file cannot be read, is over 32 KiB, or

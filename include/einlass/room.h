@@ -26,7 +26,9 @@ struct el_config;
 struct el_room_answer {
     struct el_place place; /* state, lane, num, position, waiting */
     bool local;            /* the place is in the local fallback queue */
-    uint64_t eta_s;        /* estimated seconds until admission (WAITING) */
+    uint64_t eta_s;        /* estimated seconds until admission (WAITING; eta.h) */
+    uint64_t eta_low_s;    /* ... its range: eta_low_s <= eta_s <= eta_high_s */
+    uint64_t eta_high_s;
 };
 
 typedef void (*el_room_cb)(void *arg, const struct el_room_answer *a);
@@ -117,7 +119,8 @@ const char *el_room_store_detail(const struct el_room_shared *sh);
 double el_room_fallback_s(const struct el_room_shared *sh);
 
 /* Pure helper: seconds until a place at position is reached at rate per
- * second (rounded up; rate <= 0 uses fallback_rate). */
+ * second (rounded up; rate <= 0 uses fallback_rate; at most EL_ETA_CAP_S).
+ * The room's answers use el_eta_estimate (eta.h) with both paces. */
 uint64_t el_room_eta(uint64_t position, double rate, double fallback_rate);
 
 #endif

@@ -55,9 +55,20 @@ def test_patients_wait_book_and_cancel_through_einlass():
     assert len(pts) == s["arrived"]
     waited = [p for p in pts if float(p["first_place_t"]) >= 0]
     assert waited and all(int(p["first_position"]) >= 1 for p in waited), pts
+    # every patient who waited had its turn: the poll that answered "admitted"
+    assert all(0 <= float(p["turn"]) <= float(p["admitted"]) for p in waited), pts
     with open(os.path.join(d, "requests.csv")) as f:
-        kinds = {r["kind"] for r in csv.DictReader(f)}
+        reqs = list(csv.DictReader(f))
+    kinds = {r["kind"] for r in reqs}
     assert {"first", "poll", "page", "book", "cancel"} <= kinds, kinds
+    # each waiting answer's promise: low <= eta <= high
+    promises = [r for r in reqs if float(r["eta_s"]) >= 0]
+    assert promises and all(0 <= float(r["eta_low_s"]) <= float(r["eta_s"])
+                            <= float(r["eta_high_s"]) for r in promises), promises
+    e = s["eta"]  # the ETA's error; in a 2 s run nearly every wait is under 5 s
+    assert e["promises"] + e["short"] == len([r for r in promises if r["patient"] in
+                                              {p["id"] for p in waited}]), (e, promises)
+    assert 0 <= e["in_range"] <= 1 and e["err_p50"] <= e["err_p90"], e
     with open(os.path.join(d, "queries.csv")) as f:
         rows = [line.strip().split(",") for line in f]
     routes = {r[3] for r in rows}

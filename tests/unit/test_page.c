@@ -246,6 +246,37 @@ static void test_eta_range(void **state)
     }
 }
 
+/* The room's measured range (eta.h) is rounded outward the same way, keeps
+ * the estimate inside, and below an hour stays in minutes. */
+static void test_eta_range_from_room(void **state)
+{
+    struct el_page_eta e;
+    el_page_eta_range(600, 480, 1200, &e); /* 8..20 min: a change under way */
+    assert_int_equal(e.s, 600);
+    assert_int_equal(e.low_s, 600); /* to the nearest 5 minutes above a quarter hour */
+    assert_int_equal(e.high_s, 1200);
+    el_page_eta_range(600, 540, 700, &e); /* narrower than 4/5..5/4: kept */
+    assert_int_equal(e.low_s, 540);
+    assert_int_equal(e.high_s, 720);
+    el_page_eta_range(3000, 2400, 6000, &e); /* 40..100 min: high capped at 90 */
+    assert_int_equal(e.low_s, 2400);
+    assert_int_equal(e.high_s, 5400);
+    el_page_eta_range(40, 30, 80, &e); /* under a minute: "less than a minute" */
+    assert_int_equal(e.low_s, 0);
+    assert_int_equal(e.high_s, 60);
+    for (uint64_t s = 0; s < 2 * EL_PAGE_ETA_CAP_S; s += s < 7200 ? 7 : 997) {
+        uint64_t ends[][2] = {{0, 2 * s}, {s, s}, {s / 2, s * 3 / 2}, {2 * s, s / 2}};
+        for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++) {
+            el_page_eta_range(s, ends[i][0], ends[i][1], &e);
+            assert_true(e.low_s <= e.s);
+            assert_true(e.s <= e.high_s);
+            assert_true(e.high_s <= EL_PAGE_ETA_CAP_S);
+            if (s < 3600) assert_true(e.high_s <= 90 * 60);
+            if (s >= 60 && s < EL_PAGE_ETA_CAP_S) assert_true(e.low_s > 0);
+        }
+    }
+}
+
 static void test_custom_template(void **state)
 {
     char *err = NULL;
@@ -684,6 +715,7 @@ int main(void)
         cmocka_unit_test(test_builtin_german),
         cmocka_unit_test(test_eta_words),
         cmocka_unit_test(test_eta_range),
+        cmocka_unit_test(test_eta_range_from_room),
         cmocka_unit_test(test_custom_template),
         cmocka_unit_test(test_placeholder_errors),
         cmocka_unit_test(test_size_limit),

@@ -87,6 +87,7 @@ static void test_memory_room(void **state)
     assert_int_equal(a.place.state, EL_PLACE_WAITING);
     assert_int_equal(a.place.position, 1);
     assert_int_equal(a.eta_s, 1);  /* 1 at 2/s */
+    assert_true(a.eta_low_s <= a.eta_s && a.eta_s <= a.eta_high_s); /* eta.h's range */
     assert_int_equal(b.place.position, 2);
     assert_int_equal(v.place.position, 1);
     assert_int_equal(check(r, 0, b.place.num, false).place.position, 3);
