@@ -167,7 +167,9 @@ void el_fallback_check(struct el_fallback *f, uint8_t lane, uint64_t num, uint64
     } else if (rel(ln, num) + 1 <= ln->h) { /* H passed it: reached */
         out->state = claim_bit(ln, num) ? EL_PLACE_ADMITTED : EL_PLACE_USED;
     } else {
-        double a = (rel(ln, num) - ln->h) * ln->density;
+        /* counted from the next ticket to be reached (floor(h)), not from
+         * h: a head between two tickets put both of them at position 1 */
+        double a = (rel(ln, num) - floor(ln->h)) * ln->density;
         if (l == 0) a += ahead_in(&f->lane[1], f->lane[1].tail);
         out->position = (uint64_t)a + 1;
     }

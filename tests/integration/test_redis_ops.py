@@ -264,6 +264,100 @@ def test_sentinel_failover_follows_new_master_no_5xx_to_pass_holders():
         master.stop()
 
 
+class FakeSentinel:
+    """Answers SENTINEL get-master-addr-by-name with whatever master_port is
+    now, PING with PONG (enough of a sentinel to move the master at will)."""
+
+    def __init__(self, master_port):
+        import socket as _socket
+        self.master_port = master_port
+        self.asked = 0
+        self.srv = _socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(16)
+        self.port = self.srv.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        f = c.makefile("rb")
+        try:
+            while True:
+                line = f.readline()
+                if not line:
+                    return
+                if not line.startswith(b"*"):
+                    continue
+                args = []
+                for _ in range(int(line[1:])):
+                    n = int(f.readline()[1:])
+                    args.append(f.read(n + 2)[:n].decode())
+                if args and args[0].upper() == "SENTINEL":
+                    self.asked += 1
+                    port = str(self.master_port)
+                    c.sendall(b"*2\r\n$9\r\n127.0.0.1\r\n$%d\r\n%s\r\n" % (len(port), port.encode()))
+                elif args and args[0].upper() == "PING":
+                    c.sendall(b"+PONG\r\n")
+                else:
+                    c.sendall(b"+OK\r\n")
+        except (OSError, ValueError):
+            return
+        finally:
+            c.close()
+
+    def stop(self):
+        self.srv.close()
+
+
+def test_readonly_answer_makes_einlass_ask_the_sentinels_again():
+    """The master einlass writes to becomes a replica without dropping its
+    clients (REPLICAOF on a live server): the next write is answered
+    READONLY, and einlass drops the link, asks the sentinels again and
+    follows the master they name now; the places taken before are kept."""
+    a = RedisProc()
+    b = RedisProc("--replicaof", "127.0.0.1", str(a.port))
+    fake = FakeSentinel(a.port)
+    e = None
+    try:
+        wait_until(lambda: "master_link_status:up" in b.cli("INFO", "replication"),
+                   timeout=20, what="replica in sync")
+        e = Einlass(conf("sentinel://127.0.0.1:%d/mymaster" % fake.port, rate=0.01, name="ro"))
+        wait_until(lambda: e.status()["store"] == "redis", timeout=10, what="store redis")
+        tickets = [join(e.port)[1] for _ in range(2)]
+        wait_until(lambda: b.cli("HGET", "einlass:{ro}:meter", "w0") == "2", timeout=10,
+                   what="joins replicated")
+        assert b.cli("REPLICAOF", "NO", "ONE") == "OK"
+        fake.master_port = b.port
+        assert a.cli("REPLICAOF", "127.0.0.1", str(b.port)) == "OK"
+        wait_until(lambda: "role:slave" in a.cli("INFO", "replication"), what="a is a replica")
+        n, asked = len(e.proc.lines), fake.asked
+        join(e.port)  # the write that meets READONLY (the newcomer still gets a place)
+        e.proc.wait_line(r"down: READONLY", timeout=20, start=n)
+        wait_until(lambda: fake.asked > asked and e.status()["store"] == "redis", timeout=20,
+                   what="the sentinel asked again, and back on redis")
+        for i, t in enumerate(tickets):
+            doc, _ = poll(e.port, t)
+            assert doc["state"] == "waiting" and doc["position"] == i + 1, (i, doc)
+        # every worker's link follows (each has its own): newcomers land on the new master
+        wait_until(lambda: join(e.port)[0].json()["position"] >= 3 and
+                   int(b.cli("HGET", "einlass:{ro}:meter", "w0")) >= 3, timeout=20,
+                   what="a join written to the new master")
+        assert e.stop() == 0
+    finally:
+        if e:
+            e.stop()
+        fake.stop()
+        b.stop()
+        a.stop()
+
+
 def test_tls_redis_through_stunnel_sidecar():
     """Redis speaking only TLS (Debian's redis-server built with TLS: no
     plain port, a self-signed certificate made here with openssl req -x509),
@@ -319,6 +413,7 @@ def main():
         run([test_requirepass_without_password_logs_once_not_15_lines_per_second,
              test_password_file_acl_user_db_and_host_name,
              test_sentinel_failover_follows_new_master_no_5xx_to_pass_holders,
+             test_readonly_answer_makes_einlass_ask_the_sentinels_again,
              test_tls_redis_through_stunnel_sidecar,
              test_unreachable_redis_at_start_is_logged_at_warning])
     finally:

@@ -35,7 +35,7 @@ static void test_head_moves_at_the_rate_at_large_ticket_numbers(void **state)
     assert_int_equal(p.state, EL_PLACE_WAITING);
     assert_int_equal(p.position, 1);
     el_fallback_check(f, 0, head + 9, now, &p);
-    assert_int_equal(p.position, 5); /* 4.6 live numbers ahead, rounded down, + 1 */
+    assert_int_equal(p.position, 6); /* head + 4 .. head + 8 ahead of it */
     uint64_t skip[2];
     el_fallback_skip(f, skip);
     assert_true(skip[0] == head + 4);
@@ -43,10 +43,36 @@ static void test_head_moves_at_the_rate_at_large_ticket_numbers(void **state)
     el_fallback_free(f);
 }
 
+/* While the virtual head stands between two tickets (a rate of 0.01/s moves
+ * it by a twentieth in 5 s), the next ticket is at position 1 and the one
+ * after it at 2: positions were counted from the fractional head, and both
+ * showed 1 (found by test_readonly_answer_makes_einlass_ask_the_sentinels_again). */
+static void test_positions_stay_distinct_while_the_head_is_between_tickets(void **state)
+{
+    (void)state;
+    const uint64_t head = 1845000000000000ull;
+    struct el_fallback *f = el_fallback_new();
+    struct el_store_stats st = {.head = {head, head}, .tail = {head + 2, head},
+                                .claim = {head, head}, .lane_waiting = {2, 0},
+                                .instances = 1};
+    uint64_t now = 1000000;
+    el_fallback_learn(f, &st, now);
+    el_fallback_begin(f, now);
+    for (int i = 0; i < 50; i++) el_fallback_tick(f, 0.01, now += 100);
+    struct el_place p0, p1;
+    el_fallback_check(f, 0, head, now, &p0);
+    el_fallback_check(f, 0, head + 1, now, &p1);
+    assert_int_equal(p0.state, EL_PLACE_WAITING);
+    assert_int_equal(p0.position, 1);
+    assert_int_equal(p1.position, 2);
+    el_fallback_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_head_moves_at_the_rate_at_large_ticket_numbers),
+        cmocka_unit_test(test_positions_stay_distinct_while_the_head_is_between_tickets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
