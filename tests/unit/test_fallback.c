@@ -9,6 +9,19 @@
 
 #include "einlass/fallback.h"
 
+/* A fallback that learnt lane 0 at head with n waiting (of instances), and
+ * began at now. */
+static struct el_fallback *started(uint64_t head, uint64_t n, unsigned instances, uint64_t now)
+{
+    struct el_fallback *f = el_fallback_new();
+    struct el_store_stats st = {.head = {head, head}, .tail = {head + n, head},
+                                .claim = {head, head}, .lane_waiting = {n, 0},
+                                .instances = instances};
+    el_fallback_learn(f, &st, now);
+    el_fallback_begin(f, now);
+    return f;
+}
+
 /* A room numbered from Redis time x 1024 (about 1.8e15, above 2^50): H was
  * a double holding the ticket number itself, whose steps there are 0.25, so
  * 0.4 admissions a tick became 0.5 (the SIGSTOP fault test measured 6.2/s
@@ -17,13 +30,8 @@
 static void test_head_moves_at_the_rate_at_large_ticket_numbers(void **state)
 {
     const uint64_t head = 1845000000000123ull;
-    struct el_fallback *f = el_fallback_new();
-    struct el_store_stats st = {.head = {head, head}, .tail = {head + 100, head},
-                                .claim = {head, head}, .lane_waiting = {100, 0},
-                                .instances = 2};
     uint64_t now = 1000000;
-    el_fallback_learn(f, &st, now);
-    el_fallback_begin(f, now);
+    struct el_fallback *f = started(head, 100, 2, now);
     for (int i = 0; i < 11; i++) { /* 1.1 s at 4/s, a tick every 100 ms: H = head + 4.4 */
         now += 100;
         el_fallback_tick(f, 4.0, now);
@@ -51,13 +59,8 @@ static void test_positions_stay_distinct_while_the_head_is_between_tickets(void 
 {
     (void)state;
     const uint64_t head = 1845000000000000ull;
-    struct el_fallback *f = el_fallback_new();
-    struct el_store_stats st = {.head = {head, head}, .tail = {head + 2, head},
-                                .claim = {head, head}, .lane_waiting = {2, 0},
-                                .instances = 1};
     uint64_t now = 1000000;
-    el_fallback_learn(f, &st, now);
-    el_fallback_begin(f, now);
+    struct el_fallback *f = started(head, 2, 1, now);
     for (int i = 0; i < 50; i++) el_fallback_tick(f, 0.01, now += 100);
     struct el_place p0, p1;
     el_fallback_check(f, 0, head, now, &p0);
