@@ -83,6 +83,34 @@ class Proc:
         return self.p.returncode
 
 
+class SocketServer:
+    """A listener on 127.0.0.1 (a free port) that serves each connection in
+    a thread of its own: the tests' hand-written backends. A subclass
+    defines _serve(sock) and calls serve_forever() once its own fields are
+    set; close() stops accepting."""
+
+    def __init__(self, backlog=64):
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(backlog)
+        self.port = self.ls.getsockname()[1]
+
+    def serve_forever(self):
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                s, _ = self.ls.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(s,), daemon=True).start()
+
+    def close(self):
+        self.ls.close()
+
+
 def start_backend(port=0):
     b = Proc([sys.executable, os.path.join(HERE, "backend.py"), str(port)])
     m = b.wait_line(r"backend listening on 127\.0\.0\.1:(\d+)")

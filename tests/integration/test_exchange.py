@@ -11,11 +11,10 @@ nginx's `return` or an early 401/413 does); the body is read afterwards, as
 nginx discards it. Everything else is answered after its body."""
 import hashlib
 import random
-import socket
 import threading
 import time
 
-from einlass_test import Client, Einlass, run, write_conf
+from einlass_test import Client, Einlass, SocketServer, run, write_conf
 
 CONF = """[server]
 listen = 127.0.0.1:0
@@ -31,28 +30,15 @@ secret = 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff
 """
 
 
-class LogBackend:
+class LogBackend(SocketServer):
     """Threaded raw HTTP/1.1 backend that logs what it parses."""
 
     def __init__(self):
-        self.ls = socket.socket()
-        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(128)
-        self.port = self.ls.getsockname()[1]
+        super().__init__(128)
         self.lock = threading.Lock()
         self.parsed = []    # complete requests: (method, path, client, framing, body)
         self.garbage = []   # what could not be parsed as a request
-        self.stop = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while not self.stop:
-            try:
-                s, _ = self.ls.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(s,), daemon=True).start()
+        self.serve_forever()
 
     def _bad(self, what):
         with self.lock:
@@ -133,10 +119,6 @@ class LogBackend:
             return
         finally:
             s.close()
-
-    def close(self):
-        self.stop = True
-        self.ls.close()
 
 
 def head(method, path, client, framing, n):

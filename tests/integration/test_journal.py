@@ -15,34 +15,22 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
 
-from einlass_test import (Client, Einlass, conf_text, run, wait_until, write_conf)
+from einlass_test import (Client, Einlass, SocketServer, conf_text, run, wait_until,
+                          write_conf)
 
 
-class RawBackend:
+class RawBackend(SocketServer):
     def __init__(self):
-        self.ls = socket.socket()
-        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(64)
-        self.port = self.ls.getsockname()[1]
+        super().__init__()
         self.lock = threading.Lock()
         self.heads = []                    # request lines seen
         self.slow_seen = threading.Event()  # a /slow request arrived
         self.slow_release = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                s, _ = self.ls.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(s,), daemon=True).start()
+        self.serve_forever()
 
     def _serve(self, s):
         f = s.makefile("rb")

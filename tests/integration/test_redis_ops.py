@@ -16,8 +16,8 @@ import tempfile
 import threading
 import time
 
-from einlass_test import (Einlass, Proc, conf_text, free_port, run, start_backend, wait_until,
-                          write_conf)
+from einlass_test import (Einlass, Proc, SocketServer, conf_text, free_port, run, start_backend,
+                          wait_until, write_conf)
 from test_room import join, poll, request
 
 B = None
@@ -264,27 +264,15 @@ def test_sentinel_failover_follows_new_master_no_5xx_to_pass_holders():
         master.stop()
 
 
-class FakeSentinel:
+class FakeSentinel(SocketServer):
     """Answers SENTINEL get-master-addr-by-name with whatever master_port is
     now, PING with PONG (enough of a sentinel to move the master at will)."""
 
     def __init__(self, master_port):
-        import socket as _socket
+        super().__init__()
         self.master_port = master_port
         self.asked = 0
-        self.srv = _socket.socket()
-        self.srv.bind(("127.0.0.1", 0))
-        self.srv.listen(16)
-        self.port = self.srv.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.srv.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+        self.serve_forever()
 
     def _serve(self, c):
         f = c.makefile("rb")
@@ -312,8 +300,6 @@ class FakeSentinel:
         finally:
             c.close()
 
-    def stop(self):
-        self.srv.close()
 
 
 def test_readonly_answer_makes_einlass_ask_the_sentinels_again():
@@ -353,7 +339,7 @@ def test_readonly_answer_makes_einlass_ask_the_sentinels_again():
     finally:
         if e:
             e.stop()
-        fake.stop()
+        fake.close()
         b.stop()
         a.stop()
 

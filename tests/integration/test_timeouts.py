@@ -5,11 +5,10 @@ long it takes; a client that stalls mid-body gets 408, a backend that does
 not answer once the request is sent gets 504; every cut is logged with its
 reason and the peer. Small timeouts (400-500 ms) keep the tests short; the
 transfers take several times as long."""
-import socket
 import threading
 import time
 
-from einlass_test import Client, Einlass, run, write_conf
+from einlass_test import Client, Einlass, SocketServer, run, write_conf
 
 CONF = """[server]
 listen = 127.0.0.1:0
@@ -29,26 +28,14 @@ secret = 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff
 PIECES, PIECE, GAP = 15, 1000, 0.15  # 2.25 s in all: several idle timeouts
 
 
-class Backend:
+class Backend(SocketServer):
     """  /drip     a Content-Length body sent in PIECES pieces, GAP apart
          /silent   reads the request, never answers
          else      reads the body, answers with its length"""
 
     def __init__(self):
-        self.ls = socket.socket()
-        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(64)
-        self.port = self.ls.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                s, _ = self.ls.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(s,), daemon=True).start()
+        super().__init__()
+        self.serve_forever()
 
     def _serve(self, s):
         f = s.makefile("rb")
@@ -82,8 +69,6 @@ class Backend:
         finally:
             s.close()
 
-    def close(self):
-        self.ls.close()
 
 
 def with_einlass(fn):

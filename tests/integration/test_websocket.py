@@ -16,7 +16,8 @@ import struct
 import threading
 import time
 
-from einlass_test import (Client, Einlass, conf_text, run, wait_until, write_conf)
+from einlass_test import (Client, Einlass, SocketServer, conf_text, run, wait_until,
+                          write_conf)
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 ROUTES = """
@@ -88,7 +89,7 @@ class Frames:
         return b0 & 0x0f, payload
 
 
-class WsBackend:
+class WsBackend(SocketServer):
     """The backend. Every connection serves requests until it closes:
        /ws..., /live/...  a WebSocket echo server (426 without an upgrade
                           request); on the client's EOF it sends "bye" and
@@ -102,23 +103,11 @@ class WsBackend:
     each connection carried (self.per_conn)."""
 
     def __init__(self):
-        self.ls = socket.socket()
-        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(64)
-        self.port = self.ls.getsockname()[1]
+        super().__init__()
         self.heads = []
         self.per_conn = []
         self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                s, _ = self.ls.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(s,), daemon=True).start()
+        self.serve_forever()
 
     def _serve(self, s):
         with self.lock:
