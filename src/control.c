@@ -191,8 +191,9 @@ double el_rate_update(struct el_rate_ctl *c, const struct el_rate_params *p, uin
 #define LIM_MAX_DT_MS 1000
 #define LIM_KNEE_TAU_MS 10000.0 /* the knee floor fades with this time constant */
 #define LIM_CEIL_SHARE 0.7    /* and at most throughput x this share of the ceiling */
-#define LIM_FLOOR_SHARE EL_LIMIT_OPEN_SHARE /* a latency below this share of the ceiling
-                                 is no queue worth holding back for */
+#define LIM_FLOOR_SHARE 0.1   /* a latency below this share of the ceiling is no queue worth
+                                 holding back for, nor a backend queue whose delay stays
+                                 below it a reason to open the room */
 
 static double limit_clamp(const struct el_limit_params *p, double l)
 {
@@ -223,12 +224,20 @@ static bool lim_unqueued(const struct el_limit_ctl *c, const struct el_limit_par
     return lat <= fmax(c->base_ms * LIM_SS_TOL, p->ceiling_ms * LIM_FLOOR_SHARE);
 }
 
-uint32_t el_limit_open_queue(const struct el_limit_ctl *c, const struct el_limit_params *p,
-                             int limit)
+struct el_open_rule el_limit_open_rule(const struct el_limit_ctl *c, const struct el_limit_params *p,
+                                       int limit, bool adaptive)
 {
-    if (c->slow_start || c->base_ms <= 0 || limit <= 0) return 0; /* still learning */
+    struct el_open_rule r = {0, 0};
+    if (limit <= 0) return r;
+    if (!adaptive) {
+        r.queue = 1;
+        return r;
+    }
+    if (c->slow_start || c->base_ms <= 0) return r; /* still learning */
     double q = ceil(limit * p->ceiling_ms * LIM_FLOOR_SHARE / c->base_ms);
-    return q < 1 ? 1 : q > 1e6 ? 1000000u : (uint32_t)q;
+    r.queue = q < 1 ? 1 : q > 1e6 ? 1000000u : (uint32_t)q;
+    r.wait_ms = p->ceiling_ms * LIM_FLOOR_SHARE;
+    return r;
 }
 
 static void probe_start(struct el_limit_ctl *c, const struct el_limit_params *p, double x)

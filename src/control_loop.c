@@ -65,7 +65,8 @@ struct el_control_loop {
     uint64_t prev_released;          /* the room's released total at the previous tick */
     struct el_sessions **sess;       /* the workers' pass counts */
     size_t nsess;
-    struct el_sessions_count sc;     /* the last second's (taken every SESS_TICKS ticks) */
+    struct el_sessions_count sc;     /* the last second's (taken once a second) */
+    struct el_open_rule open;        /* which backend queue opens the room (this tick's) */
     unsigned sess_ticks;             /* ticks since the last take */
 };
 
@@ -118,20 +119,13 @@ static struct el_admit_obs backend_tick(struct el_control_loop *ct, const struct
                              .lat_ms = dn ? (double)dus / 1000.0 / (double)dn : 0,
                              .inflight = ls->inflight, .queued = ls->queued, .waited = waited};
     int limit = ls->limit;
+    struct el_limit_params lp = limit_params(cfg);
     if (cfg->max_concurrency < 0) {
-        struct el_limit_params lp = limit_params(cfg);
         limit = el_limit_update(&ct->lim, &lp, &o);
         if (limit != ls->limit) el_limiter_set_limit(ct->limiter, limit);
     }
-    /* The queue that opens the room: with a fixed limit the operator named
-     * the knee, so any; with auto, one that costs a patient noticeable time
-     * (none in slow start). */
-    uint32_t open_q = limit <= 0 ? 0 : 1;
-    if (cfg->max_concurrency < 0) {
-        struct el_limit_params lp = limit_params(cfg);
-        open_q = el_limit_open_queue(&ct->lim, &lp, limit);
-    }
-    atomic_store_explicit(&ct->state->open_queue, open_q, memory_order_relaxed);
+    ct->open = el_limit_open_rule(&ct->lim, &lp, limit, cfg->max_concurrency < 0);
+    atomic_store_explicit(&ct->state->open_queue, ct->open.queue, memory_order_relaxed);
     struct el_admit_obs ao = {.dt_ms = (uint32_t)dt, .limit = limit,
                               .busy = (double)dus / 1000.0 / (double)dt,
                               .queued = ls->queued, .done = dn,
@@ -187,13 +181,10 @@ static void control_tick(evutil_socket_t fd, short what, void *arg)
     el_limiter_stats(ct->limiter, &ls); /* requests waiting for a backend slot keep it queueing */
     uint64_t waited = ls.queued_total - ct->prev.queued_total;
     struct el_admit_obs ao = backend_tick(ct, cfg, now, &ls);
-    /* The path opened the room on the request that found the limit reached;
-     * keep it queueing while requests wait or the limit was reached in the
-     * tick, and let only the hysteresis release it (the hold restarts). */
-    uint32_t open_q = atomic_load_explicit(&ct->state->open_queue, memory_order_relaxed);
-    double open_wait_ms = cfg->max_concurrency < 0 ? cfg->queue_above_ms * EL_LIMIT_OPEN_SHARE : 0;
-    bool backend_queue = open_q > 0 && ((uint32_t)ls.queued >= open_q ||
-                                        (waited > 0 && ao.wait_ms >= open_wait_ms));
+    /* The path opened the room on the request that found such a queue;
+     * keep it queueing while one lasts, and let only the hysteresis release
+     * it (the hold restarts). */
+    bool backend_queue = el_open_rule_met(&ct->open, ls.queued, waited, ao.wait_ms);
     if (mode == EL_MODE_AUTO && ls.limit > 0 && backend_queue) {
         char why[96];
         snprintf(why, sizeof(why), "backend limit %d reached: %d waiting, %llu waited in the tick",

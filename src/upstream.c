@@ -308,7 +308,7 @@ bool el_upstream_admit(struct el_conn *c)
         return true;
     }
     /* The limit is reached. If the queue this request joins is long enough
-     * to cost a patient noticeable time (el_limit_open_queue), the room
+     * to cost a patient noticeable time (el_limit_open_rule), the room
      * opens now, on this request, not on the control loop's next tick
      * (which keeps it so while such a queue lasts). */
     uint32_t open_q = atomic_load_explicit(&w->state->open_queue, memory_order_relaxed);

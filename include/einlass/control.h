@@ -129,19 +129,34 @@ void el_limit_init(struct el_limit_ctl *c, const struct el_limit_params *p);
 int el_limit_update(struct el_limit_ctl *c, const struct el_limit_params *p,
                     const struct el_limit_obs *o);
 
-/* A backend queue whose delay passes this share of queue_above_ms opens the
- * room; a latency below it counts as no queue at the backend. */
-#define EL_LIMIT_OPEN_SHARE 0.1
+/* Which backend queue opens the room (and keeps it queueing): one of
+ * queue requests or more, or a tick whose mean wait for a slot reached
+ * wait_ms. queue 0 = none does. */
+struct el_open_rule {
+    uint32_t queue;
+    double wait_ms;
+};
 
-/* How many requests waiting for a backend slot open the room: the queue
- * whose delay (queued x no-load latency / limit) reaches a tenth of the
- * ceiling; a shorter one costs a patient less than that. 0 = none does,
- * while the limit is in slow start: its queue is the limit learning (it
- * doubles per round trip until the latency shows a queue at the backend),
- * not a rush, and only the latency trigger opens the room meanwhile. A rush
- * ends slow start within a round trip or two (the latency rises). */
-uint32_t el_limit_open_queue(const struct el_limit_ctl *c, const struct el_limit_params *p,
-                             int limit);
+/* The rule for the limit in force: with a fixed limit (adaptive false) the
+ * operator named the knee, so any wait. With auto, a queue whose delay
+ * (queued x no-load latency / limit) passes a tenth of the ceiling, since
+ * a shorter one costs a patient less than that; and none while the limit
+ * is in slow start: its queue is the limit learning (it doubles per round
+ * trip until the latency shows a queue at the backend), not a rush, and
+ * only the latency trigger opens the room meanwhile. A rush ends slow
+ * start within a round trip or two (the latency rises). No limit (limit <=
+ * 0): none. */
+struct el_open_rule el_limit_open_rule(const struct el_limit_ctl *c, const struct el_limit_params *p,
+                                       int limit, bool adaptive);
+
+/* Whether the backend's queue now (queued waiting, waited of the tick's
+ * requests had to, their mean wait wait_ms) meets the rule. */
+static inline bool el_open_rule_met(const struct el_open_rule *r, int queued, uint64_t waited,
+                                    double wait_ms)
+{
+    return r->queue > 0 &&
+           ((queued > 0 && (uint32_t)queued >= r->queue) || (waited > 0 && wait_ms >= r->wait_ms));
+}
 
 /* True while a probe holds the limit down on purpose (the admission rate
  * should not react to the queue it makes). */
