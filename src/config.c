@@ -1184,6 +1184,12 @@ int el_config_load(const char *path, struct el_config **out, char **err)
             goto fail;
         }
     }
+    cfg->wait_status = 503;
+    struct el_room_def *r0 = &cfg->rooms[0];
+    snprintf(r0->pass_cookie, sizeof(r0->pass_cookie), "einlass_pass");
+    snprintf(r0->ticket_cookie, sizeof(r0->ticket_cookie), "einlass_ticket");
+    r0->cfg = cfg;
+    cfg->nrooms = 1;
     *out = cfg;
     return 0;
 fail:

@@ -76,3 +76,10 @@ const struct el_route *el_route_find(const struct el_config *cfg, const char *me
     }
     return NULL;
 }
+
+size_t el_route_room(const struct el_config *cfg, const char *host, size_t host_len,
+                     const char *path, size_t path_len)
+{
+    (void)cfg, (void)host, (void)host_len, (void)path, (void)path_len;
+    return 0; /* TODO(rooms): [room NAME] selection */
+}

@@ -24,6 +24,10 @@
 #define EL_MAX_CIDRS 32
 #define EL_MAX_EVENTS 32 /* [event NAME] sections and events added by the admin API */
 #define EL_EVENT_NAME_MAX 64 /* bytes of an event name */
+#define EL_MAX_ROOMS 16      /* [room] and up to 15 [room NAME] sections */
+#define EL_ROOM_NAME_MAX 33  /* bytes of a [room NAME] name, NUL included */
+#define EL_ROOM_HOSTS_MAX 8  /* host patterns of one room */
+#define EL_ROOM_COOKIE_MAX 48 /* bytes of a room's cookie name, NUL included */
 
 enum el_mode { EL_MODE_AUTO = 0, EL_MODE_ON = 1, EL_MODE_OFF = 2 };
 enum el_store_kind { EL_STORE_MEMORY = 0, EL_STORE_REDIS = 1 };
@@ -55,6 +59,29 @@ struct el_event_def {
     int ends_offset_min;          /* the UTC offset ends_at was written with */
     int line;                     /* line of the section header (0: added by the admin API) */
     bool has_opens_at;            /* opens_at was set (it must be) */
+};
+
+struct el_config;
+
+/* A room. rooms[0] is [room]: it takes every request no other room takes.
+ * rooms[1..] are the [room NAME] sections in file order; a request goes to
+ * the first whose host patterns (if any) and path glob (if any) both match
+ * (el_route_room). Each room has its own queue in the store, its own meter
+ * and rate, its own page, status code and cookies; tickets and passes are
+ * signed for one room and count as none in another. */
+struct el_room_def {
+    char name[EL_ROOM_NAME_MAX];  /* NAME of [room NAME]: 1..32 of [A-Za-z0-9_-]; "" for [room] */
+    char *hosts[EL_ROOM_HOSTS_MAX]; /* host patterns, lower case, no port: "book.example.org",
+                                     or "*.example.org" (one label or more before the suffix) */
+    size_t nhosts;                /* 0: any host */
+    char *path;                   /* path glob (route syntax: '*', '**'), NULL: any path */
+    char pass_cookie[EL_ROOM_COOKIE_MAX];   /* "einlass_pass" for [room], "einlass_pass_NAME" */
+    char ticket_cookie[EL_ROOM_COOKIE_MAX]; /* "einlass_ticket", "einlass_ticket_NAME" */
+    struct el_config *cfg;        /* the room's view: the whole file's values with the keys
+                                     this section sets (room_name "NAME-OF-[room].NAME"); its
+                                     nroutes, nevents and nrooms are 0. rooms[0].cfg is the
+                                     config itself. Owned by the config. */
+    int line;                     /* line of the section header; 0 for [room] */
 };
 
 struct el_config {
@@ -130,6 +157,11 @@ struct el_config {
     char *template_path;           /* resolved path, or "" for the built-in page */
     struct el_cidr bypass_from[EL_MAX_CIDRS]; /* clients that never wait */
     size_t nbypass_from;
+    int wait_status;               /* status of waiting answers: 503 (default), 429 or 200 */
+
+    /* the rooms: rooms[0] is [room] (cfg = this config), then [room NAME] */
+    struct el_room_def rooms[EL_MAX_ROOMS];
+    size_t nrooms;                 /* at least 1 in a loaded config (0 in a room's view) */
 
     /* [route NAME] sections, in file order: first match wins */
     struct el_route routes[EL_MAX_ROUTES];

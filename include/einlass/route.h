@@ -20,4 +20,14 @@ bool el_route_glob(const char *glob, const char *path, size_t path_len);
 const struct el_route *el_route_find(const struct el_config *cfg, const char *method,
                                      size_t method_len, const char *path, size_t path_len);
 
+/* The index into cfg->rooms of the room a request belongs to: the first of
+ * rooms[1..] whose host patterns (none: any host) and path glob (none: any
+ * path) both match, else 0 ([room]). host[0..host_len) is the request's
+ * host (the Host header's value, or the absolute target's authority) as
+ * received: a port and one trailing dot are dropped and case is ignored;
+ * host_len 0 matches only rooms without host patterns. path is the normal
+ * form, as for el_route_find. */
+size_t el_route_room(const struct el_config *cfg, const char *host, size_t host_len,
+                     const char *path, size_t path_len);
+
 #endif
