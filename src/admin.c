@@ -27,6 +27,7 @@
 #include "einlass/config.h"
 #include "einlass/journal.h"
 #include "einlass/event.h"
+#include "einlass/http.h"
 #include "einlass/metrics.h"
 #include "einlass/room.h"
 
@@ -309,6 +310,25 @@ static void add_events_brief(const struct el_admin *a, struct evbuffer *b)
     evbuffer_add_printf(b, "]");
 }
 
+/* /status: ,"rooms":[{"name","mode","queueing","paused","waiting",...},...] */
+static void add_rooms(const struct el_status *st, struct evbuffer *b)
+{
+    evbuffer_add_printf(b, ",\"rooms\":[");
+    for (size_t i = 0; i < st->nrooms; i++) {
+        const struct el_room_status *r = &st->rooms[i];
+        char rate[EL_METRICS_NUM_LEN];
+        evbuffer_add_printf(b,
+                            "%s{\"name\":\"%s\",\"mode\":\"%s\",\"queueing\":%s,\"paused\":%s,"
+                            "\"waiting\":%llu,\"admitted_total\":%llu,\"admit_per_s\":%s,"
+                            "\"store\":\"%s\"}",
+                            i ? "," : "", json_store(r->name), el_mode_name(r->mode),
+                            r->queueing ? "true" : "false", r->paused ? "true" : "false",
+                            (unsigned long long)r->waiting, (unsigned long long)r->admitted_total,
+                            json_num(rate, r->admit_per_s), json_store(r->store));
+    }
+    evbuffer_add_printf(b, "]");
+}
+
 static void answer_status(struct el_admin *a, struct evhttp_request *req)
 {
     struct el_status st;
@@ -339,6 +359,7 @@ static void answer_status(struct el_admin *a, struct evhttp_request *req)
                         (unsigned long long)st.backend.timeouts_total, errs,
                         st.paused ? "true" : "false", EL_VERSION);
     add_events_brief(a, b);
+    add_rooms(&st, b);
     evbuffer_add_printf(b, "}\n");
     set_header(req, "Content-Type", "application/json");
     send_body(req, HTTP_OK, b);
@@ -413,6 +434,36 @@ static void answer_journal(struct evhttp_request *req)
     evbuffer_free(b);
 }
 
+/* ?room=NAME of an admin POST: the index of that room in cfg's rooms
+ * ([room] by its name, the others by NAME), -1 without one (every room),
+ * or -2 after answering 404 for a name no room has. label gets " in room
+ * NAME" (or ""), for the log. */
+static int target_room(struct evhttp_request *req, const struct el_config *cfg, char *label,
+                       size_t n)
+{
+    label[0] = '\0';
+    const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    if (q == NULL || *q == '\0' || cfg == NULL) return -1;
+    const char *v;
+    size_t len;
+    if (!el_http_query_param(q, strlen(q), "room", &v, &len)) return -1;
+    for (size_t i = 0; i < cfg->nrooms; i++) {
+        const char *name = i == 0 ? cfg->room_name : cfg->rooms[i].name;
+        if (strlen(name) == len && memcmp(name, v, len) == 0) {
+            snprintf(label, n, " in room %s", name);
+            return (int)i;
+        }
+    }
+    char msg[EL_MAX_ROOMS * EL_ROOM_NAME_MAX + 80];
+    size_t o = (size_t)snprintf(msg, sizeof(msg), "no such room (rooms: %s",
+                                cfg->room_name);
+    for (size_t i = 1; i < cfg->nrooms && o < sizeof(msg); i++)
+        o += (size_t)snprintf(msg + o, sizeof(msg) - o, ", %s", cfg->rooms[i].name);
+    if (o < sizeof(msg)) snprintf(msg + o, sizeof(msg) - o, ")");
+    reply_text(req, HTTP_NOTFOUND, msg);
+    return -2;
+}
+
 static void answer_post(struct el_admin *a, struct evhttp_request *req, enum route_kind kind)
 {
     if (!authorized(a, req)) {
@@ -426,21 +477,26 @@ static void answer_post(struct el_admin *a, struct evhttp_request *req, enum rou
         reply_text(req, code, code == 413 ? "body too large" : "body holds a NUL byte");
         return;
     }
+    const struct el_config *cfg =
+        a->ops != NULL && a->ops->config != NULL ? a->ops->config(a->ctx) : NULL;
+    char label[80]; /* " in room NAME" for the log, "" for every room */
+    int room = target_room(req, cfg, label, sizeof(label));
+    if (room == -2) return; /* answered */
     if (kind == ROUTE_MODE) {
         int mode = parse_mode(body);
         if (mode < 0) {
             reply_text(req, 400, "mode must be auto, on or off");
             return;
         }
-        el_notice("admin: mode set to %s until the next reload", el_mode_name(mode));
-        if (a->ops != NULL && a->ops->set_mode != NULL) a->ops->set_mode(a->ctx, mode);
+        el_notice("admin: mode set to %s%s until the next reload", el_mode_name(mode), label);
+        if (a->ops != NULL && a->ops->set_mode != NULL) a->ops->set_mode(a->ctx, room, mode);
     } else if (kind == ROUTE_PAUSE || kind == ROUTE_RESUME) {
         bool pause = kind == ROUTE_PAUSE;
         if (pause)
-            el_notice("admin: paused: nobody new is admitted until POST /resume");
+            el_notice("admin: paused%s: nobody new is admitted until POST /resume", label);
         else
-            el_notice("admin: resumed: the meter admits again");
-        if (a->ops != NULL && a->ops->set_paused != NULL) a->ops->set_paused(a->ctx, pause);
+            el_notice("admin: resumed%s: the meter admits again", label);
+        if (a->ops != NULL && a->ops->set_paused != NULL) a->ops->set_paused(a->ctx, room, pause);
     } else {
         double rate;
         char why[200];
@@ -453,15 +509,22 @@ static void answer_post(struct el_admin *a, struct evhttp_request *req, enum rou
                                  "(and POST /resume ends it)");
             return;
         }
-        const struct el_config *cfg =
-            a->ops != NULL && a->ops->config != NULL ? a->ops->config(a->ctx) : NULL;
-        if (cfg != NULL && el_config_check_rate(cfg, rate, why, sizeof(why)) != 0) {
-            reply_text(req, 400, why);
-            return;
-        }
+        for (size_t i = 0; cfg != NULL && i < cfg->nrooms; i++) /* as each room's file would */
+            if ((room < 0 || (size_t)room == i) &&
+                el_config_check_rate(cfg->rooms[i].cfg, rate, why, sizeof(why)) != 0) {
+                if (i > 0) { /* name the room whose bounds refuse it */
+                    char named[260];
+                    snprintf(named, sizeof(named), "%s (room %s)", why, cfg->rooms[i].name);
+                    reply_text(req, 400, named);
+                } else {
+                    reply_text(req, 400, why);
+                }
+                return;
+            }
         char num[EL_METRICS_NUM_LEN];
-        el_notice("admin: admit_per_s set to %s until the next reload", el_metrics_fmt_num(num, rate));
-        if (a->ops != NULL && a->ops->set_rate != NULL) a->ops->set_rate(a->ctx, rate);
+        el_notice("admin: admit_per_s set to %s%s until the next reload",
+                  el_metrics_fmt_num(num, rate), label);
+        if (a->ops != NULL && a->ops->set_rate != NULL) a->ops->set_rate(a->ctx, room, rate);
     }
     evhttp_send_reply(req, HTTP_NOCONTENT, NULL, NULL);
 }

@@ -373,11 +373,9 @@ static void start_request(struct el_conn *c)
     const struct sockaddr *client =
         (const struct sockaddr *)(c->peer_trusted ? &c->client : &c->peer);
     struct el_gate_input in = {
-        .mode = atomic_load_explicit(&w->state->mode, memory_order_relaxed),
-        .queueing = atomic_load_explicit(&w->state->queueing, memory_order_relaxed),
-        .paused = atomic_load_explicit(&w->state->paused, memory_order_relaxed),
+        .states = w->rooms->state,
         .now = el_wall_s(),
-        .events = w->state->events,
+        .events = w->rooms->events,
     };
     if (el_gate_decide(w->gate, &c->gate, &c->req, client, &in, gate_done, c)) {
         c->gate_pending = false;

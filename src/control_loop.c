@@ -38,22 +38,28 @@
 
 #define CONTROL_PERIOD_MS 100
 
+/* One room's part of the loop, by slot. */
+struct room_ctl {
+    int mode_override;               /* -1, or a mode set by POST /mode */
+    double rate_override;            /* 0, or a rate set by POST /rate */
+    double rate_now;                 /* the rate its meter runs at */
+    bool paused;                     /* POST /pause until POST /resume (survives reloads) */
+    bool queueing;                   /* published state */
+    int mode;                        /* the mode in effect at the last tick */
+    double credit_ps;                /* admissions/s the store adds for releases (smoothed) */
+    uint64_t prev_released;          /* the room's released total at the previous tick */
+};
+
 struct el_control_loop {
     struct event timer;              /* every CONTROL_PERIOD_MS */
     struct el_trigger trig;          /* latency trigger with hysteresis */
-    struct el_rate_ctl rate;         /* adaptive admission rate */
-    int mode_override;               /* -1, or a mode set by POST /mode */
-    double rate_override;            /* 0, or a rate set by POST /rate */
-    double rate_now;                 /* the rate the meter runs at */
-    bool paused;                     /* POST /pause until POST /resume (survives reloads) */
-    bool queueing;                   /* published state */
+    struct el_rate_ctl rate;         /* adaptive admission rate (every adaptive room's) */
+    struct room_ctl r[EL_MAX_ROOMS]; /* each slot's */
     struct el_latency_summary lat;   /* the last merged window */
     struct el_latency **lats;        /* workers' histograms and the probe's */
     size_t nlats;                    /* length of lats */
     _Atomic(struct el_generation *) *gen; /* the server's current generation */
-    struct el_room_shared *room_shared; /* waiting count, admitted total, store state */
-    struct el_room *room;            /* the main thread's room handle: the meter */
-    struct el_room_state *state;     /* published here, read by the gates */
+    struct el_rooms *rooms;          /* every room: figures, meters, published states */
     struct el_limiter *limiter;      /* the backend admission limit: its queue keeps the room */
     struct el_events *events;        /* scheduled openings: a pre-queue keeps the room */
     struct el_limit_ctl lim;         /* adaptive backend limit (max_concurrency = auto) */
@@ -61,8 +67,6 @@ struct el_control_loop {
     struct el_limiter_stats prev;    /* the limiter's counters at the previous tick */
     uint64_t prev_n, prev_us;        /* the workers' latency totals at the previous tick */
     uint64_t prev_ms;                /* time of the previous tick */
-    double credit_ps;                /* admissions/s the store adds for releases (smoothed) */
-    uint64_t prev_released;          /* the room's released total at the previous tick */
     struct el_sessions **sess;       /* the workers' pass counts */
     size_t nsess;
     struct el_sessions_count sc;     /* the last second's (taken once a second) */
@@ -70,10 +74,33 @@ struct el_control_loop {
     unsigned sess_ticks;             /* ticks since the last take */
 };
 
+/* The rooms whose rate the controllers steer (adapt = on) share one
+ * rate: its start, floor and ceiling are their sums. With one room, that
+ * room's. Without any, [room]'s (the controllers then steer nobody). */
+struct rate_sums {
+    double start, min, max;
+};
+
+static struct rate_sums rate_sums(const struct el_config *cfg)
+{
+    struct rate_sums rs = {0, 0, 0};
+    for (size_t i = 0; i < cfg->nrooms; i++) {
+        const struct el_config *rc = cfg->rooms[i].cfg;
+        if (!rc->adapt) continue;
+        rs.start += rc->admit_per_s;
+        rs.min += rc->min_admit_per_s;
+        rs.max += rc->max_admit_per_s;
+    }
+    if (rs.max <= 0) rs = (struct rate_sums){cfg->admit_per_s, cfg->min_admit_per_s,
+                                              cfg->max_admit_per_s};
+    return rs;
+}
+
 static struct el_rate_params rate_params(const struct el_config *cfg)
 {
-    struct el_rate_params rp = {.min_per_s = cfg->min_admit_per_s,
-                                .max_per_s = cfg->max_admit_per_s,
+    struct rate_sums sum = rate_sums(cfg);
+    struct el_rate_params rp = {.min_per_s = sum.min,
+                                .max_per_s = sum.max,
                                 .target_ms = cfg->queue_above_ms,
                                 .low_ms = cfg->release_below_ms};
     return rp;
@@ -89,8 +116,9 @@ static struct el_limit_params limit_params(const struct el_config *cfg)
 
 static struct el_admit_params admit_params(const struct el_config *cfg)
 {
-    struct el_admit_params ap = {.min_per_s = cfg->min_admit_per_s,
-                                 .max_per_s = cfg->max_admit_per_s,
+    struct rate_sums sum = rate_sums(cfg);
+    struct el_admit_params ap = {.min_per_s = sum.min,
+                                 .max_per_s = sum.max,
                                  .wait_ms = cfg->queue_above_ms,
                                  .settle_ms = cfg->settle_ms > 0 ? (uint32_t)cfg->settle_ms
                                                                  : (uint32_t)cfg->poll_s * 1000u + 2000u};
@@ -125,7 +153,7 @@ static struct el_admit_obs backend_tick(struct el_control_loop *ct, const struct
         if (limit != ls->limit) el_limiter_set_limit(ct->limiter, limit);
     }
     ct->open = el_limit_open_rule(&ct->lim, &lp, limit, cfg->max_concurrency < 0);
-    atomic_store_explicit(&ct->state->open_queue, ct->open.queue, memory_order_relaxed);
+    atomic_store_explicit(&ct->rooms->open_queue, ct->open.queue, memory_order_relaxed);
     struct el_admit_obs ao = {.dt_ms = (uint32_t)dt, .limit = limit,
                               .busy = (double)dus / 1000.0 / (double)dt,
                               .queued = ls->queued, .done = dn,
@@ -137,22 +165,53 @@ static struct el_admit_obs backend_tick(struct el_control_loop *ct, const struct
 /* The fill's inputs (el_admit_obs): the passes active in the last second,
  * their requests, the admissions not yet claimed, and the backend's
  * throughput at its knee (auto only: a fixed limit gives no knee). */
-static void session_obs(struct el_control_loop *ct, const struct el_config *cfg,
+static void session_obs(struct el_control_loop *ct, const struct el_generation *g,
                         struct el_admit_obs *ao)
 {
+    const struct el_config *cfg = g->cfg;
     if (cfg->max_concurrency >= 0 || ct->lim.base_ms <= 0 || ct->sc.active < 1) return;
     ao->x_cap = ct->lim.knee * 1000.0 / ct->lim.base_ms;
     ao->seen = ct->sc.active;
     ao->pass_x = (double)ct->sc.reqs;
-    uint64_t adm = el_room_admitted_total(ct->room_shared);
-    uint64_t gone = ct->sc.claims + el_room_unclaimed_total(ct->room_shared);
+    uint64_t adm = 0, gone = ct->sc.claims; /* every room's: the passes are counted so too */
+    for (size_t i = 0; i < cfg->nrooms; i++) {
+        const struct el_room_shared *sh = ct->rooms->shared[g->room_slot[i]];
+        adm += el_room_admitted_total(sh);
+        gone += el_room_unclaimed_total(sh);
+    }
     ao->pending = adm > gone ? (double)(adm - gone) : 0;
+}
+
+/* The label of cfg's room i: [room]'s name, or NAME of [room NAME]. */
+static const char *room_label(const struct el_config *cfg, size_t i)
+{
+    return i == 0 ? cfg->room_name : cfg->rooms[i].name;
+}
+
+/* Room i's share of the adaptive rate total: in proportion to the rooms'
+ * waiting (with nobody waiting anywhere, equal), within its own floor and
+ * ceiling. With one adaptive room, total itself (already within them). */
+static double room_share(const struct el_config *cfg, size_t i, double total,
+                         const uint64_t *waiting, const bool *adaptive)
+{
+    double w = 0;
+    size_t n = 0;
+    for (size_t k = 0; k < cfg->nrooms; k++)
+        if (adaptive[k]) {
+            w += (double)waiting[k];
+            n++;
+        }
+    double share = w > 0 ? total * (double)waiting[i] / w : total / (double)(n ? n : 1);
+    const struct el_config *rc = cfg->rooms[i].cfg;
+    return EL_MIN(EL_MAX(share, rc->min_admit_per_s), rc->max_admit_per_s);
 }
 
 static void control_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct el_control_loop *ct = arg;
-    const struct el_config *cfg = el_generation_config(ct->gen);
+    const struct el_generation *g = atomic_load_explicit(ct->gen, memory_order_relaxed);
+    const struct el_config *cfg = g->cfg;
+    struct el_rooms *rooms = ct->rooms;
     uint64_t now = el_now_ms();
     if (fd != -1 && ++ct->sess_ticks >= 1000 / CONTROL_PERIOD_MS) { /* once a second */
         ct->sess_ticks = 0;
@@ -161,8 +220,19 @@ static void control_tick(evutil_socket_t fd, short what, void *arg)
     el_latency_merge(ct->lats, ct->nlats, now, (uint32_t)cfg->window_ms,
                      cfg->percentile, &ct->lat);
     int64_t inflight = el_metrics_inflight();
-    uint64_t waiting = el_room_waiting(ct->room_shared);
-    int mode = ct->mode_override >= 0 ? ct->mode_override : (int)cfg->mode;
+    /* Each room's mode and waiting; the trigger (one database) sees the
+     * rooms in mode auto together. */
+    uint64_t waiting[EL_MAX_ROOMS], auto_waiting = 0;
+    bool any_auto = false;
+    for (size_t i = 0; i < cfg->nrooms; i++) {
+        struct room_ctl *rc = &ct->r[g->room_slot[i]];
+        rc->mode = rc->mode_override >= 0 ? rc->mode_override : (int)cfg->rooms[i].cfg->mode;
+        waiting[i] = el_room_waiting(rooms->shared[g->room_slot[i]]);
+        if (rc->mode == EL_MODE_AUTO) {
+            any_auto = true;
+            auto_waiting += waiting[i];
+        }
+    }
 
     struct el_trigger_params tp = {
         .queue_above_ms = cfg->queue_above_ms,
@@ -171,9 +241,9 @@ static void control_tick(evutil_socket_t fd, short what, void *arg)
         .min_samples = (uint32_t)cfg->min_samples,
         .max_inflight = (uint32_t)cfg->max_inflight,
     };
-    if (mode == EL_MODE_AUTO &&
+    if (any_auto &&
         el_trigger_update(&ct->trig, &tp, now, ct->lat.pctl, ct->lat.count,
-                          inflight > 0 ? (uint64_t)inflight : 0, waiting)) {
+                          inflight > 0 ? (uint64_t)inflight : 0, auto_waiting)) {
         el_notice("trigger: %s (%s)", ct->trig.queueing ? "queueing" : "released",
                   ct->trig.reason ? ct->trig.reason : "");
     }
@@ -181,69 +251,86 @@ static void control_tick(evutil_socket_t fd, short what, void *arg)
     el_limiter_stats(ct->limiter, &ls); /* requests waiting for a backend slot keep it queueing */
     uint64_t waited = ls.queued_total - ct->prev.queued_total;
     struct el_admit_obs ao = backend_tick(ct, cfg, now, &ls);
-    /* The path opened the room on the request that found such a queue;
-     * keep it queueing while one lasts, and let only the hysteresis release
-     * it (the hold restarts). */
+    /* The path opened the rooms on the request that found such a queue;
+     * keep them queueing while one lasts, and let only the hysteresis
+     * release them (the hold restarts). */
     bool backend_queue = el_open_rule_met(&ct->open, ls.queued, waited, ao.wait_ms);
-    if (mode == EL_MODE_AUTO && ls.limit > 0 && backend_queue) {
+    if (any_auto && ls.limit > 0 && backend_queue) {
         char why[96];
         snprintf(why, sizeof(why), "backend limit %d reached: %d waiting, %llu waited in the tick",
                  ls.limit, ls.queued, (unsigned long long)waited);
         if (el_trigger_hold(&ct->trig, why)) el_notice("trigger: queueing (%s)", ct->trig.reason);
     }
-    if (ct->events != NULL && mode != EL_MODE_OFF) /* a pre-queue holds the room */
-        el_events_tick(ct->events, ct->room, (int64_t)el_wall_ms());
-    bool queueing = mode == EL_MODE_ON ||
-                    (mode == EL_MODE_AUTO && (ct->trig.queueing || waiting > 0 || backend_queue)) ||
-                    ((ct->paused || el_events_hold_room(ct->events)) && mode != EL_MODE_OFF);
-    if (queueing != ct->queueing) {
-        atomic_fetch_add(&el_metrics_global.room_state_changes, 1);
-        el_notice("room: %s (mode %s, p%g %.1f ms over %llu samples, %lld in flight, %llu waiting)",
-                  queueing ? "queueing newcomers" : "open",
-                  el_mode_name(mode),
-                  cfg->percentile, ct->lat.pctl, (unsigned long long)ct->lat.count,
-                  (long long)inflight, (unsigned long long)waiting);
-        ct->queueing = queueing;
+    if (rooms->events != NULL && ct->r[0].mode != EL_MODE_OFF) /* a pre-queue holds [room] */
+        el_events_tick(rooms->events, rooms->main[0], (int64_t)el_wall_ms());
+
+    bool adaptive[EL_MAX_ROOMS], any_adaptive_queueing = false;
+    for (size_t i = 0; i < cfg->nrooms; i++) {
+        unsigned k = g->room_slot[i];
+        struct room_ctl *rc = &ct->r[k];
+        int mode = rc->mode;
+        bool held = rc->paused || (i == 0 && el_events_hold_room(rooms->events));
+        bool queueing =
+            mode == EL_MODE_ON ||
+            (mode == EL_MODE_AUTO && (ct->trig.queueing || waiting[i] > 0 || backend_queue)) ||
+            (held && mode != EL_MODE_OFF);
+        if (queueing != rc->queueing) {
+            atomic_fetch_add(&el_metrics_global.room_state_changes, 1);
+            el_notice("room%s%s: %s (mode %s, p%g %.1f ms over %llu samples, %lld in flight, "
+                      "%llu waiting)",
+                      i ? " " : "", cfg->rooms[i].name, queueing ? "queueing newcomers" : "open",
+                      el_mode_name(mode), cfg->percentile, ct->lat.pctl,
+                      (unsigned long long)ct->lat.count, (long long)inflight,
+                      (unsigned long long)waiting[i]);
+            rc->queueing = queueing;
+        }
+        uint64_t released = el_room_released_total(rooms->shared[k]);
+        double credits = (double)(released - rc->prev_released) * 1000.0 / (double)ao.dt_ms;
+        rc->prev_released = released;
+        rc->credit_ps += (1 - exp(-(double)ao.dt_ms / 1000.0)) * (credits - rc->credit_ps);
+        adaptive[i] = rc->rate_override <= 0 && cfg->rooms[i].cfg->adapt && mode != EL_MODE_OFF;
+        any_adaptive_queueing = any_adaptive_queueing || (adaptive[i] && queueing);
     }
 
-    uint64_t released = el_room_released_total(ct->room_shared);
-    double credits = (double)(released - ct->prev_released) * 1000.0 / (double)ao.dt_ms;
-    ct->prev_released = released;
-    ct->credit_ps += (1 - exp(-(double)ao.dt_ms / 1000.0)) * (credits - ct->credit_ps);
-    bool by_headroom = false; /* the meter cancels the release credits */
-    struct el_rate_params rp = rate_params(cfg);
-    if (ct->rate_override > 0) {
-        ct->rate_now = ct->rate_override;
-    } else if (cfg->adapt) {
-        /* The controller steers only while the room queues, and keeps what
-         * it learned (the rate, the knee) from one episode to the next. */
-        if (ao.limit > 0) { /* a backend limit: admit by its headroom */
-            struct el_admit_params ap = admit_params(cfg);
-            if (queueing) {
-                session_obs(ct, cfg, &ao);
-                el_admit_update(&ct->adm, &ap, &ao);
-            }
-            /* Every Einlass-Release admits one more on top of the meter's
-             * rate: the headroom rate is for all admissions, so the meter
-             * cancels the release credits (counted here, smoothed over a
-             * second; the store carries a debt up to EL_METER_MAX_DEBT). */
-            ct->rate_now = ct->adm.meter; /* the learnt rate, throttled while the queue lasts */
-            by_headroom = true;
-        } else { /* no limit: by latency alone */
-            if (queueing) el_rate_update(&ct->rate, &rp, now, ct->lat.pctl, ct->lat.count);
-            ct->rate_now = ct->rate.rate;
+    /* The adaptive rooms' total: the controller steers only while one of
+     * them queues, and keeps what it learned (the rate, the knee) from one
+     * episode to the next. */
+    bool by_headroom = ao.limit > 0; /* the meters cancel the release credits */
+    double total;
+    if (by_headroom) { /* a backend limit: admit by its headroom */
+        struct el_admit_params ap = admit_params(cfg);
+        if (any_adaptive_queueing) {
+            session_obs(ct, g, &ao);
+            el_admit_update(&ct->adm, &ap, &ao);
         }
-    } else {
-        ct->rate_now = cfg->admit_per_s;
+        /* Every Einlass-Release admits one more on top of the meter's
+         * rate: the headroom rate is for all admissions, so the meter
+         * cancels the release credits (counted per room, smoothed over a
+         * second; the store carries a debt up to EL_METER_MAX_DEBT). */
+        total = ct->adm.meter; /* the learnt rate, throttled while the queue lasts */
+    } else { /* no limit: by latency alone */
+        struct el_rate_params rp = rate_params(cfg);
+        if (any_adaptive_queueing) el_rate_update(&ct->rate, &rp, now, ct->lat.pctl, ct->lat.count);
+        total = ct->rate.rate;
     }
-    atomic_store_explicit(&ct->state->mode, mode, memory_order_relaxed);
-    atomic_store_explicit(&ct->state->queueing, queueing, memory_order_relaxed);
-    atomic_store_explicit(&ct->state->paused, ct->paused, memory_order_relaxed);
-    /* The meter's inputs, each explicit: a pause holds (before the rest);
-     * by headroom, the releases' credits of this tick are cancelled. */
-    struct el_meter_in in = {.rate = ct->rate_now, .hold = ct->paused};
-    if (by_headroom) in.cancel_credits = ct->credit_ps * (double)ao.dt_ms / 1000.0;
-    if (mode != EL_MODE_OFF) el_room_tick(ct->room, &in);
+    for (size_t i = 0; i < cfg->nrooms; i++) {
+        unsigned k = g->room_slot[i];
+        struct room_ctl *rc = &ct->r[k];
+        const struct el_config *rcfg = cfg->rooms[i].cfg;
+        if (rc->rate_override > 0) rc->rate_now = rc->rate_override;
+        else if (adaptive[i]) rc->rate_now = room_share(cfg, i, total, waiting, adaptive);
+        else rc->rate_now = rcfg->admit_per_s;
+        struct el_room_state *st = &rooms->state[k];
+        atomic_store_explicit(&st->mode, rc->mode, memory_order_relaxed);
+        atomic_store_explicit(&st->queueing, rc->queueing, memory_order_relaxed);
+        atomic_store_explicit(&st->paused, rc->paused, memory_order_relaxed);
+        /* The meter's inputs, each explicit: a pause holds (before the
+         * rest); by headroom, the releases' credits of this tick are
+         * cancelled. */
+        struct el_meter_in in = {.rate = rc->rate_now, .hold = rc->paused};
+        if (by_headroom && adaptive[i]) in.cancel_credits = rc->credit_ps * (double)ao.dt_ms / 1000.0;
+        if (rc->mode != EL_MODE_OFF) el_room_tick(rooms->main[k], &in);
+    }
     if (fd == -1 && what == 0) return; /* an extra tick (admin, reload): no disk here */
     el_journal_flush(); /* the uncertain writes the workers queued */
 }
@@ -251,48 +338,85 @@ static void control_tick(evutil_socket_t fd, short what, void *arg)
 static void admin_status(void *ctx, struct el_status *st)
 {
     struct el_control_loop *ct = ctx;
+    const struct el_generation *g = atomic_load_explicit(ct->gen, memory_order_relaxed);
+    const struct el_config *cfg = g->cfg;
     memset(st, 0, sizeof(*st));
-    st->mode = atomic_load(&ct->state->mode);
-    st->queueing = ct->queueing;
-    st->waiting = el_room_waiting(ct->room_shared);
-    st->admitted_total = el_room_admitted_total(ct->room_shared);
-    st->unclaimed_total = el_room_unclaimed_total(ct->room_shared);
-    st->places_kept_total = el_room_places_kept_total(ct->room_shared);
-    st->admit_per_s = ct->rate_now;
+    st->mode = ct->r[0].mode;
+    st->nrooms = cfg->nrooms;
+    for (size_t i = 0; i < cfg->nrooms; i++) { /* the top level sums the rooms */
+        unsigned k = g->room_slot[i];
+        const struct el_room_shared *sh = ct->rooms->shared[k];
+        struct el_room_status *r = &st->rooms[i];
+        r->name = room_label(cfg, i);
+        r->mode = ct->r[k].mode;
+        r->queueing = ct->r[k].queueing;
+        r->paused = ct->r[k].paused;
+        r->waiting = el_room_waiting(sh);
+        r->admitted_total = el_room_admitted_total(sh);
+        r->unclaimed_total = el_room_unclaimed_total(sh);
+        r->places_kept_total = el_room_places_kept_total(sh);
+        r->admit_per_s = ct->r[k].rate_now;
+        r->store = el_store_state_name(el_room_store_state(sh));
+        st->queueing = st->queueing || r->queueing;
+        st->paused = st->paused || r->paused;
+        st->waiting += r->waiting;
+        st->admitted_total += r->admitted_total;
+        st->unclaimed_total += r->unclaimed_total;
+        st->places_kept_total += r->places_kept_total;
+        st->admit_per_s += r->mode != EL_MODE_OFF ? r->admit_per_s : 0;
+    }
+    if (cfg->nrooms == 1) st->admit_per_s = st->rooms[0].admit_per_s;
     st->p50_ms = ct->lat.p50;
     st->p95_ms = ct->lat.p95;
     st->p99_ms = ct->lat.p99;
     st->samples = ct->lat.count;
     st->inflight = el_metrics_inflight();
-    enum el_store_state store = el_room_store_state(ct->room_shared);
+    const struct el_room_shared *sh0 = ct->rooms->shared[0];
+    enum el_store_state store = el_room_store_state(sh0);
     st->store = el_store_state_name(store);
     st->store_up = store != EL_STORE_STATE_FALLBACK;
-    st->store_state = el_room_store_detail(ct->room_shared);
-    st->store_fallback_s = el_room_fallback_s(ct->room_shared);
+    st->store_state = el_room_store_detail(sh0);
+    st->store_fallback_s = el_room_fallback_s(sh0);
     for (int i = 0; i < EL_STORE_OP_COUNT; i++)
         st->store_errors[i] = el_store_errors((enum el_store_op)i);
     el_limiter_stats(ct->limiter, &st->backend);
-    st->paused = ct->paused;
 }
 
-static void admin_set_mode(void *ctx, int mode)
+/* The slots an admin change reaches: room i's, or every room's (i < 0).
+ * Returns how many it wrote into slot. */
+static size_t admin_slots(const struct el_control_loop *ct, int room, unsigned *slot)
+{
+    const struct el_generation *g = atomic_load_explicit(ct->gen, memory_order_relaxed);
+    size_t n = 0;
+    for (size_t i = 0; i < g->cfg->nrooms; i++)
+        if (room < 0 || (size_t)room == i) slot[n++] = g->room_slot[i];
+    return n;
+}
+
+static void admin_set_mode(void *ctx, int room, int mode)
 {
     struct el_control_loop *ct = ctx;
-    ct->mode_override = mode; /* admin.c logs the change */
+    unsigned slot[EL_MAX_ROOMS];
+    for (size_t n = admin_slots(ct, room, slot), i = 0; i < n; i++)
+        ct->r[slot[i]].mode_override = mode; /* admin.c logs the change */
     control_tick(-1, 0, ct);
 }
 
-static void admin_set_rate(void *ctx, double per_s)
+static void admin_set_rate(void *ctx, int room, double per_s)
 {
     struct el_control_loop *ct = ctx;
-    ct->rate_override = per_s; /* admin.c checked it (el_config_check_rate) and logs it */
+    unsigned slot[EL_MAX_ROOMS]; /* admin.c checked it (each room's view) and logs it */
+    for (size_t n = admin_slots(ct, room, slot), i = 0; i < n; i++)
+        ct->r[slot[i]].rate_override = per_s;
     control_tick(-1, 0, ct);
 }
 
-static void admin_set_paused(void *ctx, bool paused)
+static void admin_set_paused(void *ctx, int room, bool paused)
 {
     struct el_control_loop *ct = ctx;
-    ct->paused = paused; /* admin.c logs the change */
+    unsigned slot[EL_MAX_ROOMS];
+    for (size_t n = admin_slots(ct, room, slot), i = 0; i < n; i++)
+        ct->r[slot[i]].paused = paused; /* admin.c logs the change */
     control_tick(-1, 0, ct);
 }
 
@@ -308,15 +432,22 @@ const struct el_admin_ops el_control_loop_admin_ops = {admin_status, admin_set_m
 struct el_control_loop *el_control_loop_new(const struct el_config *cfg)
 {
     struct el_control_loop *ct = el_calloc(1, sizeof(*ct));
-    ct->mode_override = -1;
-    ct->rate_now = cfg->admit_per_s;
+    for (size_t k = 0; k < EL_MAX_ROOMS; k++) {
+        ct->r[k].mode_override = -1;
+        ct->r[k].rate_now = cfg->admit_per_s;
+    }
+    for (size_t i = 0; i < cfg->nrooms; i++) {
+        ct->r[i].queueing = cfg->rooms[i].cfg->mode == EL_MODE_ON;
+        ct->r[i].mode = (int)cfg->rooms[i].cfg->mode;
+        ct->r[i].rate_now = cfg->rooms[i].cfg->admit_per_s;
+    }
+    struct rate_sums sum = rate_sums(cfg);
     struct el_rate_params rp = rate_params(cfg);
-    el_rate_init(&ct->rate, &rp, cfg->admit_per_s);
+    el_rate_init(&ct->rate, &rp, sum.start);
     struct el_admit_params ap = admit_params(cfg);
-    el_admit_init(&ct->adm, &ap, cfg->admit_per_s);
+    el_admit_init(&ct->adm, &ap, sum.start);
     struct el_limit_params lp = limit_params(cfg);
     el_limit_init(&ct->lim, &lp);
-    ct->queueing = cfg->mode == EL_MODE_ON;
     return ct;
 }
 
@@ -324,11 +455,8 @@ void el_control_loop_start(struct el_control_loop *ct, struct event_base *base,
                            const struct el_control_inputs *in)
 {
     ct->gen = in->gen;
-    ct->room_shared = in->room_shared;
-    ct->room = in->room;
-    ct->state = in->state;
+    ct->rooms = in->rooms;
     ct->limiter = in->limiter;
-    ct->events = in->events;
     const struct el_config *cfg = el_generation_config(ct->gen);
     if (cfg->max_concurrency < 0) /* cold start at the floor: the first second of a rush is held */
         el_limiter_set_limit(ct->limiter, (int)lround(ct->lim.limit));
@@ -346,14 +474,16 @@ void el_control_loop_start(struct el_control_loop *ct, struct event_base *base,
 void el_control_loop_reload(struct el_control_loop *ct, const struct el_config *oc,
                             const struct el_config *nc)
 {
-    ct->mode_override = -1;
-    ct->rate_override = 0;
-    if (oc->admit_per_s != nc->admit_per_s || oc->min_admit_per_s != nc->min_admit_per_s ||
-        oc->max_admit_per_s != nc->max_admit_per_s) {
+    for (size_t k = 0; k < EL_MAX_ROOMS; k++) {
+        ct->r[k].mode_override = -1;
+        ct->r[k].rate_override = 0;
+    }
+    struct rate_sums a = rate_sums(oc), b = rate_sums(nc);
+    if (a.start != b.start || a.min != b.min || a.max != b.max) {
         struct el_rate_params rp = rate_params(nc);
-        el_rate_init(&ct->rate, &rp, nc->admit_per_s);
+        el_rate_init(&ct->rate, &rp, b.start);
         struct el_admit_params ap = admit_params(nc);
-        el_admit_init(&ct->adm, &ap, nc->admit_per_s);
+        el_admit_init(&ct->adm, &ap, b.start);
     }
     if (nc->max_concurrency < 0 &&
         (oc->max_concurrency >= 0 || oc->min_concurrency != nc->min_concurrency ||

@@ -35,23 +35,24 @@
 
 struct el_gate {
     int worker_id;              /* index into el_metrics_workers */
-    struct el_room *room;       /* the worker's room handle */
+    struct el_room *const *rooms; /* the worker's room handles, by slot */
     const struct el_config *cfg; /* the worker's generation: its config, */
-    const struct el_page *page; /* ... waiting page */
+    struct el_page *const *pages; /* ... each room's waiting page, */
+    const uint8_t *room_slot;   /* ... each room's slot */
     uint32_t gen_id;            /* ... and id */
-    struct el_token_keys *keys; /* for the generation keys_gen */
-    uint32_t keys_gen;          /* generation id the keys were made for */
+    struct el_token_keys *keys[EL_MAX_ROOMS]; /* by slot, for the generation keys_gen[slot] */
+    uint32_t keys_gen[EL_MAX_ROOMS]; /* generation id each slot's keys were made for */
     uint64_t rng;               /* xorshift state for session ids */
     char scratch[EL_PAGE_MAX];  /* the local answer's body */
     char path[UINT16_MAX];      /* the request's path in normal form, if not its own */
     struct el_sessions sessions; /* passes seen and claims, for the control loop */
 };
 
-struct el_gate *el_gate_new(int worker_id, struct el_room *room)
+struct el_gate *el_gate_new(int worker_id, struct el_room *const *rooms)
 {
     struct el_gate *g = el_calloc(1, sizeof(*g));
     g->worker_id = worker_id;
-    g->room = room;
+    g->rooms = rooms;
     if (RAND_bytes((unsigned char *)&g->rng, sizeof(g->rng)) != 1 || g->rng == 0)
         g->rng = el_now_us() | 1;
     return g;
@@ -65,15 +66,18 @@ struct el_sessions *el_gate_sessions(struct el_gate *g)
 void el_gate_free(struct el_gate *g)
 {
     if (g == NULL) return;
-    el_token_keys_free(g->keys);
+    for (size_t i = 0; i < EL_MAX_ROOMS; i++)
+        el_token_keys_free(g->keys[i]);
     free(g);
 }
 
 void el_gate_set_generation(struct el_gate *g, const struct el_config *cfg,
-                            const struct el_page *page, uint32_t gen_id)
+                            struct el_page *const *pages, const uint8_t *room_slot,
+                            uint32_t gen_id)
 {
     g->cfg = cfg;
-    g->page = page;
+    g->pages = pages;
+    g->room_slot = room_slot;
     g->gen_id = gen_id;
 }
 
@@ -87,26 +91,29 @@ static uint64_t next_session_id(struct el_gate *g)
     return x * 0x2545F4914F6CDD1DULL;
 }
 
-static const struct el_config *gate_cfg(const struct el_gate *g)
+/* The request's room (ctx->rdef, chosen by el_gate_decide): its view of
+ * the config. Its handle is ctx->rm, its page ctx->page, and its token
+ * keys g->keys[ctx->slot] (made anew for a new generation; a slot's keys
+ * are its room's whatever the generation). */
+static const struct el_config *room_cfg(const struct el_gate_ctx *ctx)
 {
-    return g->cfg;
+    return ctx->rdef->cfg;
 }
 
-static void refresh_keys(struct el_gate *g)
+static void refresh_keys(struct el_gate *g, unsigned slot, const struct el_config *rc)
 {
-    if (g->keys && g->keys_gen == g->gen_id) return;
-    el_token_keys_free(g->keys);
-    const struct el_config *cfg = g->cfg;
-    g->keys = el_token_keys_new(cfg->room_name, cfg->secret,
-                                cfg->has_previous_secret ? cfg->previous_secret : NULL);
-    g->keys_gen = g->gen_id;
+    if (g->keys[slot] && g->keys_gen[slot] == g->gen_id) return;
+    el_token_keys_free(g->keys[slot]);
+    g->keys[slot] = el_token_keys_new(rc->room_name, rc->secret,
+                                      rc->has_previous_secret ? rc->previous_secret : NULL);
+    g->keys_gen[slot] = g->gen_id;
 }
 
 static void set_cookie(struct el_gate *g, struct el_gate_ctx *ctx, const char *name,
                        const struct el_token *t)
 {
     char tok[EL_TOKEN_TEXT_MAX];
-    el_token_encode(g->keys, t, tok);
+    el_token_encode(g->keys[ctx->slot], t, tok);
     snprintf(ctx->cookie, sizeof(ctx->cookie), "%s=%s; Path=/; HttpOnly; SameSite=Lax%s", name,
              tok, ctx->secure ? "; Secure" : "");
 }
@@ -120,8 +127,8 @@ static void give_pass(struct el_gate *g, struct el_gate_ctx *ctx, uint64_t id)
     struct el_token t = {.kind = EL_TOKEN_PASS,
                          .num = id,
                          .issued = (uint32_t)now,
-                         .expires = (uint32_t)(now + (uint64_t)gate_cfg(g)->session_s)};
-    set_cookie(g, ctx, "einlass_pass", &t);
+                         .expires = (uint32_t)(now + (uint64_t)room_cfg(ctx)->session_s)};
+    set_cookie(g, ctx, ctx->rdef->pass_cookie, &t);
 }
 
 static void give_ticket(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_room_answer *a)
@@ -134,7 +141,7 @@ static void give_ticket(struct el_gate *g, struct el_gate_ctx *ctx, const struct
                          .epoch = a->place.epoch,
                          .issued = (uint32_t)now,
                          .expires = (uint32_t)(now + TICKET_LIFETIME_S)};
-    set_cookie(g, ctx, "einlass_ticket", &t);
+    set_cookie(g, ctx, ctx->rdef->ticket_cookie, &t);
 }
 
 static void forward(struct el_gate_ctx *ctx, enum el_decision d)
@@ -174,7 +181,7 @@ static size_t mark_paused(struct el_gate *g, const struct el_gate_ctx *ctx, size
 
 static void answer_wait(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_room_answer *a)
 {
-    const struct el_config *cfg = gate_cfg(g);
+    const struct el_config *cfg = room_cfg(ctx);
     struct el_page_view v = {.lang = (enum el_lang)ctx->lang,
                              .position = a->place.position,
                              .eta_s = a->eta_s,
@@ -187,12 +194,13 @@ static void answer_wait(struct el_gate *g, struct el_gate_ctx *ctx, const struct
                              .paused = ctx->paused};
     size_t n;
     if (ctx->html && !ctx->status_path) {
-        n = el_page_html(g->page, &v, g->scratch, sizeof(g->scratch));
-        answer(ctx, EL_DECISION_WAIT, 503, "text/html; charset=utf-8", g->scratch, n);
+        n = el_page_html(ctx->page, &v, g->scratch, sizeof(g->scratch));
+        answer(ctx, EL_DECISION_WAIT, cfg->wait_status, "text/html; charset=utf-8", g->scratch,
+               n);
     } else {
         n = el_page_json_waiting(&v, ctx->status_path, g->scratch, sizeof(g->scratch));
-        answer(ctx, EL_DECISION_WAIT, ctx->status_path ? 200 : 503, "application/json",
-               g->scratch, n);
+        answer(ctx, EL_DECISION_WAIT, ctx->status_path ? 200 : cfg->wait_status,
+               "application/json", g->scratch, n);
     }
     /* Come back at the estimated turn, but at least every poll_s: the front
      * of the line returns as soon as it is let in instead of at the next
@@ -266,7 +274,7 @@ static void answer_refused(struct el_gate *g, struct el_gate_ctx *ctx, int wait_
 /* Join the room, or answer 429 when this client joined too often. */
 static void join_or_refuse(struct el_gate *g, struct el_gate_ctx *ctx)
 {
-    int wait_s = el_room_join_allowed(g->room, ctx->peer_key, ctx->peer_family);
+    int wait_s = el_room_join_allowed(ctx->rm, ctx->peer_key, ctx->peer_family);
     if (wait_s > 0) {
         answer_refused(g, ctx, wait_s);
         complete(ctx);
@@ -277,10 +285,10 @@ static void join_or_refuse(struct el_gate *g, struct el_gate_ctx *ctx)
     if (ctx->lane == 0 && el_events_hold_room(ctx->events) && /* one relaxed load first */
         el_events_arrivals(ctx->events, (int64_t)ctx->now * 1000, &v) == 0) {
         ctx->event = v.id; /* an event's pre-queue takes newcomers */
-        el_room_pre(g->room, v.id, EL_PRE_JOIN, NULL, 0, pre_answer, ctx);
+        el_room_pre(ctx->rm, v.id, EL_PRE_JOIN, NULL, 0, pre_answer, ctx);
         return;
     }
-    el_room_join(g->room, ctx->lane, room_answer, ctx);
+    el_room_join(ctx->rm, ctx->lane, room_answer, ctx);
 }
 
 /* The pre-queue page (or JSON) of event v: when it opens, the order drawn
@@ -288,7 +296,7 @@ static void join_or_refuse(struct el_gate *g, struct el_gate_ctx *ctx)
 static void answer_prequeue(struct el_gate *g, struct el_gate_ctx *ctx,
                             const struct el_event_view *ev)
 {
-    const struct el_config *cfg = gate_cfg(g);
+    const struct el_config *cfg = room_cfg(ctx);
     int64_t now_ms = (int64_t)ctx->now * 1000;
     struct el_page_view v = {.lang = (enum el_lang)ctx->lang,
                              .poll_s = cfg->poll_s,
@@ -302,12 +310,13 @@ static void answer_prequeue(struct el_gate *g, struct el_gate_ctx *ctx,
                              .event = ev->def.name};
     size_t n;
     if (ctx->html && !ctx->status_path) {
-        n = el_page_html(g->page, &v, g->scratch, sizeof(g->scratch));
-        answer(ctx, EL_DECISION_WAIT, 503, "text/html; charset=utf-8", g->scratch, n);
+        n = el_page_html(ctx->page, &v, g->scratch, sizeof(g->scratch));
+        answer(ctx, EL_DECISION_WAIT, cfg->wait_status, "text/html; charset=utf-8", g->scratch,
+               n);
     } else {
         n = el_page_json_prequeue(&v, ctx->status_path, g->scratch, sizeof(g->scratch));
-        answer(ctx, EL_DECISION_WAIT, ctx->status_path ? 200 : 503, "application/json",
-               g->scratch, n);
+        answer(ctx, EL_DECISION_WAIT, ctx->status_path ? 200 : cfg->wait_status,
+               "application/json", g->scratch, n);
     }
     int64_t left_s = (ev->def.opens_at_ms - now_ms + 999) / 1000;
     ctx->retry_after = left_s < 1 ? 1 : left_s < cfg->poll_s ? (int)left_s : cfg->poll_s;
@@ -322,7 +331,7 @@ static void pre_answer(void *arg, int err, const struct el_pre *p)
     struct el_event_view v;
     if (err || p == NULL || p->drawn || p->i > 0xffffffffu ||
         el_events_find(ctx->events, ctx->event, (int64_t)ctx->now * 1000, &v) == -1) {
-        el_room_join(g->room, ctx->lane, room_answer, ctx);
+        el_room_join(ctx->rm, ctx->lane, room_answer, ctx);
         return;
     }
     uint64_t now = ctx->now;
@@ -331,7 +340,7 @@ static void pre_answer(void *arg, int err, const struct el_pre *p)
                          .num = EL_EVENT_TICKET_NUM(ctx->event, p->i),
                          .issued = (uint32_t)now,
                          .expires = (uint32_t)(now + TICKET_LIFETIME_S)};
-    set_cookie(g, ctx, "einlass_ticket", &t);
+    set_cookie(g, ctx, ctx->rdef->ticket_cookie, &t);
     answer_prequeue(g, ctx, &v);
     complete(ctx);
 }
@@ -353,7 +362,7 @@ static void pre_ticket(struct el_gate *g, struct el_gate_ctx *ctx, const struct 
     if (el_event_place(&v.run, EL_EVENT_TICKET_I(t->num), &num) == 0) {
         ctx->converted = true;
         ctx->ticket = num;
-        el_room_check(g->room, 0, num, 0, false, room_answer, ctx); /* epoch 0: this room's */
+        el_room_check(ctx->rm, 0, num, 0, false, room_answer, ctx); /* epoch 0: this room's */
         return;
     }
     if (v.run.pre.drawn || v.state == EL_EVENT_OVER) {
@@ -403,8 +412,9 @@ static const struct el_http_header *find(const struct el_http_msg *m, const char
 }
 
 /* Verify the named cookie as a token of kind; false if absent or invalid. */
-static bool cookie_token(struct el_gate *g, const struct el_http_msg *req, const char *name,
-                         uint8_t kind, uint64_t now, struct el_token *t)
+static bool cookie_token(struct el_gate *g, const struct el_gate_ctx *ctx,
+                         const struct el_http_msg *req, const char *name, uint8_t kind,
+                         uint64_t now, struct el_token *t)
 {
     for (size_t i = 0; i < req->nheaders; i++) {
         const struct el_http_header *h = &req->headers[i];
@@ -412,16 +422,71 @@ static bool cookie_token(struct el_gate *g, const struct el_http_msg *req, const
         size_t len;
         if (!el_strcaseeq(h->name, h->name_len, "cookie", 6)) continue;
         if (!el_http_cookie(h->value, h->value_len, name, &v, &len)) continue;
-        return el_token_decode(g->keys, v, len, now, t) == 0 && t->kind == kind;
+        return el_token_decode(g->keys[ctx->slot], v, len, now, t) == 0 && t->kind == kind;
     }
     return false;
+}
+
+/* Does the request carry a cookie named name? */
+static bool has_cookie(const struct el_http_msg *req, const char *name)
+{
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const struct el_http_header *h = &req->headers[i];
+        const char *v;
+        size_t len;
+        if (el_strcaseeq(h->name, h->name_len, "cookie", 6) &&
+            el_http_cookie(h->value, h->value_len, name, &v, &len))
+            return true;
+    }
+    return false;
+}
+
+/* The request's room (ctx->room, slot, rdef, rm, page): by host and path
+ * (el_route_room). /_einlass/status belongs to no path, so its room is the
+ * one named by ?room=NAME, else the first room of its host whose ticket,
+ * then pass, the request carries: the page's script polls the status of
+ * the room it waits in without knowing its name. */
+static void pick_room(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_http_msg *req,
+                      const char *path, size_t path_len)
+{
+    const struct el_config *cfg = g->cfg;
+    const char *host = req->authority;
+    size_t host_len = req->authority_len;
+    if (host == NULL) {
+        const struct el_http_header *h = find(req, "host");
+        host = h ? h->value : NULL;
+        host_len = h ? h->value_len : 0;
+    }
+    size_t i = el_route_room(cfg, host, host_len, path, path_len);
+    if (ctx->status_path && cfg->nrooms > 1) {
+        const char *v;
+        size_t len;
+        size_t named = cfg->nrooms, ticket = cfg->nrooms, pass = cfg->nrooms;
+        bool has_name = req->query_len > 1 &&
+                        el_http_query_param(req->query + 1, req->query_len - 1, "room", &v, &len);
+        for (size_t k = cfg->nrooms; k-- > 0;) { /* the first in file order wins */
+            const struct el_room_def *r = &cfg->rooms[k];
+            if (!el_route_room_host(r, host, host_len)) continue;
+            if (has_name && strlen(r->name) == len && memcmp(r->name, v, len) == 0) named = k;
+            if (has_cookie(req, r->ticket_cookie)) ticket = k;
+            if (has_cookie(req, r->pass_cookie)) pass = k;
+        }
+        i = named < cfg->nrooms ? named : ticket < cfg->nrooms ? ticket
+                                      : pass < cfg->nrooms   ? pass
+                                                             : i;
+    }
+    ctx->room = (uint8_t)i;
+    ctx->slot = g->room_slot[i];
+    ctx->rdef = &cfg->rooms[i];
+    ctx->rm = g->rooms[ctx->slot];
+    ctx->page = g->pages[i];
 }
 
 int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_http_msg *req,
                    const struct sockaddr *peer, const struct el_gate_input *in,
                    void (*done)(void *arg), void *arg)
 {
-    const struct el_config *cfg = gate_cfg(g);
+    const struct el_config *cfg = g->cfg;
     memset(ctx, 0, offsetof(struct el_gate_ctx, cookie) + 1);
     ctx->status = 0;
     ctx->body = NULL;
@@ -440,10 +505,15 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
     const char *path = el_http_norm_path(req, g->path, &path_len);
     ctx->status_path = path_len == sizeof(STATUS_PATH) - 1 &&
                        memcmp(path, STATUS_PATH, path_len) == 0;
-    ctx->paused = in->paused && in->mode != EL_MODE_OFF;
+    pick_room(g, ctx, req, path, path_len);
+    const struct el_room_state *rs = &in->states[ctx->slot];
+    int mode = atomic_load_explicit(&rs->mode, memory_order_relaxed);
+    bool queueing = atomic_load_explicit(&rs->queueing, memory_order_relaxed);
+    ctx->paused = atomic_load_explicit(&rs->paused, memory_order_relaxed) && mode != EL_MODE_OFF;
+    if (ctx->room != 0) ctx->events = NULL; /* scheduled openings are [room]'s */
     if (path_len == sizeof(HEALTH_PATH) - 1 && memcmp(path, HEALTH_PATH, path_len) == 0) {
         int n = snprintf(g->scratch, sizeof(g->scratch), "{\"state\":\"ok\",\"queueing\":%s%s}",
-                         in->queueing && in->mode != EL_MODE_OFF ? "true" : "false",
+                         queueing && mode != EL_MODE_OFF ? "true" : "false",
                          ctx->paused ? ",\"paused\":true" : "");
         answer(ctx, EL_DECISION_FORWARD, 200, "application/json", g->scratch, (size_t)n);
         return 1;
@@ -453,15 +523,15 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
         memcmp(path, EL_PAGE_LANG_PATH, path_len) == 0) {
         const struct el_http_header *xfp = find(req, "x-forwarded-proto");
         ctx->secure = xfp && ctx->proxied && el_strcaseeq(xfp->value, xfp->value_len, "https", 5);
-        answer_lang(g, ctx, req, in->mode != EL_MODE_OFF);
+        answer_lang(g, ctx, req, mode != EL_MODE_OFF);
         return 1;
     }
-    if (in->mode == EL_MODE_OFF) { /* a plain proxy: no cookies */
+    if (mode == EL_MODE_OFF) { /* a plain proxy: no cookies */
         if (ctx->status_path) answer_state(g, ctx, "open");
         else forward(ctx, EL_DECISION_FORWARD);
         return 1;
     }
-    refresh_keys(g);
+    refresh_keys(g, ctx->slot, room_cfg(ctx));
     /* Behind a TLS terminator on this host or a trusted proxy, cookies get Secure. */
     const struct el_http_header *xfp = find(req, "x-forwarded-proto");
     ctx->secure = xfp && ctx->proxied && el_strcaseeq(xfp->value, xfp->value_len, "https", 5);
@@ -474,7 +544,7 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
                               (cfg->nbypass_from && el_config_bypass_addr(cfg, peer)))) {
         struct el_token bt; /* a write's journal line names the pass it carries */
         if (el_journal_wants(req->method, req->method_len) &&
-            cookie_token(g, req, "einlass_pass", EL_TOKEN_PASS, in->now, &bt))
+            cookie_token(g, ctx, req, ctx->rdef->pass_cookie, EL_TOKEN_PASS, in->now, &bt))
             ctx->pass_id = bt.num;
         forward(ctx, EL_DECISION_BYPASS);
         return 1;
@@ -482,13 +552,13 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
 
     uint64_t now = in->now;
     struct el_token t;
-    if (cookie_token(g, req, "einlass_pass", EL_TOKEN_PASS, now, &t) &&
-        !el_room_revoked(g->room, t.num, now)) { /* a released pass counts as none */
+    if (cookie_token(g, ctx, req, ctx->rdef->pass_cookie, EL_TOKEN_PASS, now, &t) &&
+        !el_room_revoked(ctx->rm, t.num, now)) { /* a released pass counts as none */
         ctx->had_pass = true;
         ctx->releasable = true;
         ctx->pass_id = t.num;
         /* The expiry slides: a fresh pass at most every session_s / 10. */
-        uint64_t step = (uint64_t)EL_MAX(1, cfg->session_s / 10);
+        uint64_t step = (uint64_t)EL_MAX(1, room_cfg(ctx)->session_s / 10);
         if (now >= (uint64_t)t.issued + step) give_pass(g, ctx, t.num);
         if (ctx->status_path) {
             answer_state(g, ctx, "admitted");
@@ -503,7 +573,7 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
         answer(ctx, EL_DECISION_REJECT, 403, "text/plain; charset=utf-8", body, sizeof(body) - 1);
         return 1;
     }
-    if (!in->queueing) {
+    if (!queueing) {
         /* Open: whoever comes in now keeps going once the room queues. */
         give_pass(g, ctx, next_session_id(g));
         if (ctx->status_path) answer_state(g, ctx, "open");
@@ -523,23 +593,24 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
     }
     if (!el_ratelimit_key(peer, &ctx->peer_key, &ctx->peer_family)) ctx->peer_family = 0;
     ctx->in_decide = true;
-    if (cookie_token(g, req, "einlass_ticket", EL_TOKEN_TICKET, now, &t)) {
+    if (cookie_token(g, ctx, req, ctx->rdef->ticket_cookie, EL_TOKEN_TICKET, now, &t)) {
         ctx->had_ticket = true;
         ctx->ticket_lane = t.lane;
         ctx->ticket = t.num;
         if (t.flags & EL_TOKEN_PREQUEUE)
             pre_ticket(g, ctx, &t);
         else
-            el_room_check(g->room, t.lane, t.num, t.epoch, (t.flags & EL_TOKEN_LOCAL) != 0,
+            el_room_check(ctx->rm, t.lane, t.num, t.epoch, (t.flags & EL_TOKEN_LOCAL) != 0,
                           room_answer, ctx);
     } else if (ctx->status_path) {
         /* No place to ask about: a status poll without a ticket (a load
          * balancer, a script) must not take one. Loading a page joins. */
+        int poll_s = room_cfg(ctx)->poll_s;
         int n = snprintf(g->scratch, sizeof(g->scratch), "{\"state\":\"queueing\",\"poll_s\":%d}",
-                         cfg->poll_s);
+                         poll_s);
         answer(ctx, EL_DECISION_WAIT, 200, "application/json", g->scratch,
                mark_paused(g, ctx, (size_t)n));
-        ctx->retry_after = cfg->poll_s;
+        ctx->retry_after = poll_s;
     } else {
         join_or_refuse(g, ctx);
     }
@@ -550,7 +621,7 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
 void el_gate_busy(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_http_msg *req,
                   uint64_t position)
 {
-    const struct el_config *cfg = gate_cfg(g);
+    const struct el_config *cfg = room_cfg(ctx);
     bool get = (req->method_len == 3 && memcmp(req->method, "GET", 3) == 0) ||
                (req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0);
     ctx->status = 503;
@@ -573,7 +644,7 @@ void el_gate_busy(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_ht
                              .poll_s = cfg->poll_s,
                              .keep_place_s = el_room_keep_place_s(cfg)};
     if (accept && el_page_wants_html(accept->value, accept->value_len)) {
-        ctx->body_len = el_page_html(g->page, &v, g->scratch, sizeof(g->scratch));
+        ctx->body_len = el_page_html(ctx->page, &v, g->scratch, sizeof(g->scratch));
         ctx->ctype = "text/html; charset=utf-8";
     } else {
         ctx->body_len = el_page_json_waiting(&v, false, g->scratch, sizeof(g->scratch));
@@ -582,16 +653,23 @@ void el_gate_busy(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_ht
     ctx->body = g->scratch;
 }
 
+/* The decision gave a pass (its Set-Cookie is ctx->cookie). */
+static bool given_pass(const struct el_gate_ctx *ctx)
+{
+    size_t n = strlen(ctx->rdef->pass_cookie);
+    return strncmp(ctx->cookie, ctx->rdef->pass_cookie, n) == 0 && ctx->cookie[n] == '=';
+}
+
 const char *el_gate_response(struct el_gate *g, struct el_gate_ctx *ctx,
                              const struct el_http_msg *resp)
 {
     if (ctx->decision == EL_DECISION_BYPASS && !ctx->had_pass) return ctx->cookie;
     const struct el_http_header *rel = find(resp, "einlass-release");
     if (rel && rel->value_len == 1 && rel->value[0] == '1' &&
-        (ctx->had_pass || strncmp(ctx->cookie, "einlass_pass=", 13) == 0)) {
-        if (ctx->releasable) el_room_release(g->room, ctx->pass_id);
+        (ctx->had_pass || given_pass(ctx))) {
+        if (ctx->releasable) el_room_release(ctx->rm, ctx->pass_id);
         snprintf(ctx->cookie, sizeof(ctx->cookie),
-                 "einlass_pass=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax%s",
+                 "%s=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax%s", ctx->rdef->pass_cookie,
                  ctx->secure ? "; Secure" : "");
     }
     return ctx->cookie;

@@ -39,7 +39,8 @@ void el_generation_hold(struct el_generation *g)
 void el_generation_drop(struct el_generation *g)
 {
     if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1) return;
-    el_page_free(g->page);
+    for (size_t i = 0; i < EL_MAX_ROOMS; i++)
+        el_page_free(g->pages[i]);
     el_config_free(g->cfg);
     free(g);
 }
@@ -167,12 +168,16 @@ struct el_generation *el_generation_new(struct el_config *cfg, const struct el_g
         *err = el_sprintf("%s:0: [backend] address %s: %s", cfg->path, cfg->backend_address, why);
         goto fail;
     }
-    char *perr = NULL;
-    g->page = el_page_load(cfg->template_path, &perr);
-    if (g->page == NULL) {
-        *err = el_sprintf("%s:0: [room] template: %s", cfg->path, perr);
-        free(perr);
-        goto fail;
+    for (size_t i = 0; i < cfg->nrooms; i++) {
+        const struct el_room_def *r = &cfg->rooms[i];
+        char *perr = NULL;
+        g->pages[i] = el_page_load(r->cfg->template_path, &perr);
+        if (g->pages[i] == NULL) {
+            *err = el_sprintf("%s:%d: [room%s%s] template: %s", cfg->path, r->line,
+                              r->name[0] ? " " : "", r->name, perr);
+            free(perr);
+            goto fail;
+        }
     }
     if (old && same_listener(old, cfg)) {
         memcpy(g->listen_fds, old->listen_fds, sizeof(g->listen_fds));
@@ -186,7 +191,8 @@ struct el_generation *el_generation_new(struct el_config *cfg, const struct el_g
     }
     return g;
 fail:
-    el_page_free(g->page);
+    for (size_t i = 0; i < EL_MAX_ROOMS; i++)
+        el_page_free(g->pages[i]);
     free(g);
     return NULL;
 }

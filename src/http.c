@@ -1039,3 +1039,23 @@ bool el_http_cookie(const char *value, size_t len, const char *name, const char 
     }
     return false;
 }
+
+bool el_http_query_param(const char *query, size_t len, const char *name, const char **out,
+                         size_t *out_len)
+{
+    const char *p = query, *end = query + len;
+    size_t nlen = strlen(name);
+    if (p < end && *p == '?') p++;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(stop - p));
+        if (eq != NULL && (size_t)(eq - p) == nlen && memcmp(p, name, nlen) == 0) {
+            *out = eq + 1;
+            *out_len = (size_t)(stop - eq - 1);
+            return true;
+        }
+        p = amp ? amp + 1 : end;
+    }
+    return false;
+}

@@ -219,29 +219,57 @@ void el_metrics_render(struct evbuffer *out, const struct el_status *st)
     single_u64(out, "einlass_tunnels_total", "counter", "WebSocket tunnels opened.",
                tunnels_total);
 
-    header(out, "einlass_mode", "gauge", "The room's mode: 1 for the mode in force, 0 otherwise.");
-    for (int m = EL_MODE_AUTO; m <= EL_MODE_OFF; m++) {
-        char labels[32];
-        snprintf(labels, sizeof(labels), "{mode=\"%s\"}", el_mode_name(m));
-        sample_u64(out, "einlass_mode", labels, st->mode == m ? 1 : 0);
+    /* The room's figures: with several rooms, one sample per room (label
+     * room="NAME"); with one, an unlabelled sample. */
+    struct el_room_status one = {.name = NULL, .mode = st->mode, .queueing = st->queueing,
+                                 .paused = st->paused, .waiting = st->waiting,
+                                 .admitted_total = st->admitted_total,
+                                 .unclaimed_total = st->unclaimed_total,
+                                 .places_kept_total = st->places_kept_total,
+                                 .admit_per_s = st->admit_per_s};
+    /* One room: unlabelled samples, as before rooms had names. */
+    if (st->nrooms == 1) one = st->rooms[0], one.name = NULL;
+    const struct el_room_status *rooms = st->nrooms > 1 ? st->rooms : &one;
+    size_t nrooms = st->nrooms > 1 ? st->nrooms : 1;
+    char rl[EL_MAX_ROOMS][sizeof(lv) + 16]; /* {room="NAME"}, or "" for a status that names none */
+    for (size_t i = 0; i < nrooms; i++) {
+        rl[i][0] = '\0';
+        if (rooms[i].name == NULL) continue;
+        label_value(lv, sizeof(lv), rooms[i].name);
+        snprintf(rl[i], sizeof(rl[i]), "{room=\"%s\"}", lv);
     }
-    single_u64(out, "einlass_queueing", "gauge", "1 while the room queues newcomers.",
-               st->queueing ? 1 : 0);
-    single_u64(out, "einlass_paused", "gauge",
-               "1 while paused (POST /pause): nobody new is admitted.", st->paused ? 1 : 0);
-    single_u64(out, "einlass_waiting", "gauge", "Live waiting tickets.", st->waiting);
-    single_u64(out, "einlass_admitted_total", "counter", "Tickets exchanged for passes.",
-               st->admitted_total);
-    single_u64(out, "einlass_admissions_unclaimed_total", "counter",
-               "Admissions held claim_s for a patient who did not come back: returned as credit.",
-               st->unclaimed_total);
-    single_u64(out, "einlass_places_kept_total", "counter",
-               "Admissions claimed by a patient who was away when their turn came.",
-               st->places_kept_total);
+    header(out, "einlass_mode", "gauge", "The room's mode: 1 for the mode in force, 0 otherwise.");
+    for (size_t i = 0; i < nrooms; i++)
+        for (int m = EL_MODE_AUTO; m <= EL_MODE_OFF; m++) {
+            char labels[sizeof(lv) + 40];
+            if (rooms[i].name != NULL) {
+                label_value(lv, sizeof(lv), rooms[i].name);
+                snprintf(labels, sizeof(labels), "{room=\"%s\",mode=\"%s\"}", lv,
+                         el_mode_name(m));
+            } else {
+                snprintf(labels, sizeof(labels), "{mode=\"%s\"}", el_mode_name(m));
+            }
+            sample_u64(out, "einlass_mode", labels, rooms[i].mode == m ? 1 : 0);
+        }
+#define PER_ROOM(name, type, help, field)                                                          \
+    header(out, name, type, help);                                                                 \
+    for (size_t i = 0; i < nrooms; i++)                                                            \
+        sample_num(out, name, rl[i], (double)(rooms[i].field))
+    PER_ROOM("einlass_queueing", "gauge", "1 while the room queues newcomers.", queueing);
+    PER_ROOM("einlass_paused", "gauge", "1 while paused (POST /pause): nobody new is admitted.",
+             paused);
+    PER_ROOM("einlass_waiting", "gauge", "Live waiting tickets.", waiting);
+    PER_ROOM("einlass_admitted_total", "counter", "Tickets exchanged for passes.", admitted_total);
+    PER_ROOM("einlass_admissions_unclaimed_total", "counter",
+             "Admissions held claim_s for a patient who did not come back: returned as credit.",
+             unclaimed_total);
+    PER_ROOM("einlass_places_kept_total", "counter",
+             "Admissions claimed by a patient who was away when their turn came.",
+             places_kept_total);
+    PER_ROOM("einlass_admit_per_second", "gauge", "Current admission rate.", admit_per_s);
+#undef PER_ROOM
     single_u64(out, "einlass_joins_refused_total", "counter",
                "Joins refused by max_joins_per_ip_per_min (429, no place).", refused);
-    single_num(out, "einlass_admit_per_second", "gauge", "Current admission rate.",
-               st->admit_per_s);
     single_u64(out, "einlass_room_state_changes_total", "counter",
                "Times the room started or stopped queueing.",
                atomic_load_explicit(&el_metrics_global.room_state_changes, memory_order_relaxed));

@@ -970,18 +970,10 @@ size_t el_page_lang_switch(const char *query, size_t query_len, int *lang, char 
     char to[TO_MAX];
     size_t to_len = 0;
     *lang = -1;
-    const char *p = query, *end = query + query_len;
-    if (p < end && *p == '?') p++;
-    while (p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *stop = amp ? amp : end;
-        const char *eq = memchr(p, '=', (size_t)(stop - p));
-        if (eq != NULL && eq - p == 3 && memcmp(p, "set", 3) == 0)
-            *lang = el_page_lang_parse(eq + 1, (size_t)(stop - eq - 1));
-        else if (eq != NULL && eq - p == 2 && memcmp(p, "to", 2) == 0)
-            to_len = decode_to(eq + 1, (size_t)(stop - eq - 1), to);
-        p = amp ? amp + 1 : end;
-    }
+    const char *v;
+    size_t vlen;
+    if (el_http_query_param(query, query_len, "set", &v, &vlen)) *lang = el_page_lang_parse(v, vlen);
+    if (el_http_query_param(query, query_len, "to", &v, &vlen)) to_len = decode_to(v, vlen, to);
     if (to_len == 0) {
         to[0] = '/';
         to_len = 1;

@@ -63,6 +63,7 @@
 #include "einlass/ratelimit.h"
 #include "einlass/revoke.h"
 #include "einlass/store.h"
+#include "einlass/worker-t.h"
 #include "store_internal.h"
 
 #define REVOKE_MARGIN_S 60      /* a revocation outlives session_s by this */
@@ -661,4 +662,55 @@ void el_room_free(struct el_room *r)
     r->redis = NULL;
     if (s) s->ops->free(s); /* its waiting ops answer from the local queue */
     free(r);
+}
+
+int el_room_slots_map(struct el_rooms *rs, const struct el_config *cfg,
+                      struct event_base *main_base, uint8_t *slot, char **err)
+{
+    unsigned n = rs->nslots;
+    for (size_t i = 0; i < cfg->nrooms; i++) { /* first the names, then any change */
+        unsigned k = 0;
+        if (i > 0)
+            for (k = 1; k < n && strcmp(rs->name[k], cfg->rooms[i].name) != 0; k++)
+                ;
+        if (k == n && n == EL_MAX_ROOMS) {
+            *err = el_sprintf("%s:%d: [room %s]: %d rooms have been named since the start; "
+                              "restart einlass to use new names",
+                              cfg->path, cfg->rooms[i].line, cfg->rooms[i].name, EL_MAX_ROOMS);
+            return -1;
+        }
+        if (k == n) n++; /* a new name takes the next slot */
+        slot[i] = (uint8_t)k;
+    }
+    for (size_t i = 0; i < cfg->nrooms; i++) {
+        unsigned k = slot[i];
+        if (k < rs->nslots) continue;
+        snprintf(rs->name[k], sizeof(rs->name[k]), "%s", cfg->rooms[i].name);
+        rs->shared[k] = el_room_shared_new(cfg->rooms[i].cfg);
+        rs->main[k] = el_room_new(rs->shared[k], main_base);
+        atomic_store(&rs->state[k].mode, (int)cfg->rooms[i].cfg->mode);
+        atomic_store(&rs->state[k].queueing, cfg->rooms[i].cfg->mode == EL_MODE_ON);
+        rs->nslots = k + 1;
+    }
+    return 0;
+}
+
+void el_room_slots_configure(struct el_rooms *rs, const struct el_config *cfg,
+                             const uint8_t *slot)
+{
+    for (size_t i = 0; i < cfg->nrooms; i++)
+        el_room_shared_configure(rs->shared[slot[i]], cfg->rooms[i].cfg);
+}
+
+void el_room_slots_free(struct el_rooms *rs)
+{
+    for (unsigned k = 0; k < rs->nslots; k++) {
+        el_room_free(rs->main[k]);
+        rs->main[k] = NULL;
+    }
+    for (unsigned k = 0; k < rs->nslots; k++) {
+        el_room_shared_free(rs->shared[k]);
+        rs->shared[k] = NULL;
+    }
+    rs->nslots = 0;
 }

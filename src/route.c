@@ -83,3 +83,9 @@ size_t el_route_room(const struct el_config *cfg, const char *host, size_t host_
     (void)cfg, (void)host, (void)host_len, (void)path, (void)path_len;
     return 0; /* TODO(rooms): [room NAME] selection */
 }
+
+bool el_route_room_host(const struct el_room_def *r, const char *host, size_t host_len)
+{
+    (void)host, (void)host_len;
+    return r->nhosts == 0; /* TODO(rooms) */
+}

@@ -62,8 +62,12 @@ static void worker_adopt(struct el_worker *w, struct el_generation *g)
     el_generation_hold(g);
     struct el_generation *old = w->gen;
     w->gen = g;
-    el_gate_set_generation(w->gate, g->cfg, g->page, g->id);
     const struct el_config *cfg = g->cfg;
+    for (size_t i = 0; i < cfg->nrooms; i++) { /* a room new to this thread: its handle */
+        unsigned k = g->room_slot[i];
+        if (w->room[k] == NULL) w->room[k] = el_room_new(w->rooms->shared[k], w->base);
+    }
+    el_gate_set_generation(w->gate, cfg, g->pages, g->room_slot, g->id);
     struct timeval tv;
 #define COMMON(field, ms)                                                                          \
     tv = el_tv_ms((uint64_t)(ms));                                                                 \
@@ -131,8 +135,10 @@ static void *worker_main(void *arg)
     /* Connections first, then the room: freeing it answers every pending
      * store op, which frees the connections that were waiting for one. */
     el_conn_close_all(w);
-    el_room_free(w->room);
-    w->room = NULL;
+    for (size_t k = 0; k < EL_MAX_ROOMS; k++) {
+        el_room_free(w->room[k]);
+        w->room[k] = NULL;
+    }
     el_gate_free(w->gate);
     w->gate = NULL;
     el_conn_worker_free(w);
@@ -168,7 +174,7 @@ static void start_workers(struct el_server *s, struct el_generation *g)
         struct el_worker *w = &s->workers[i];
         w->id = i;
         w->srv = s;
-        w->state = &s->state;
+        w->rooms = &s->rooms;
         w->limiter = s->limiter;
         pthread_mutex_init(&w->ready_mu, NULL);
         w->base = new_base();
@@ -176,8 +182,7 @@ static void start_workers(struct el_server *s, struct el_generation *g)
         w->bufs.max = 1024;
         w->up_event = el_conn_upstream_event;
         w->latency = el_latency_new();
-        w->room = el_room_new(s->room_shared, w->base);
-        w->gate = el_gate_new(w->id, w->room);
+        w->gate = el_gate_new(w->id, w->room); /* the handles: made by worker_adopt */
         w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (w->wake_fd == -1) {
             el_err("eventfd: %s", strerror(errno));
@@ -224,6 +229,12 @@ static void reload(struct el_server *s)
     if (g == NULL) goto fail;
     g->id = ++s->next_gen_id;
     cfg = NULL; /* g owns it */
+    if (el_room_slots_map(&s->rooms, g->cfg, s->base, g->room_slot, &err) == -1) {
+        if (g->listen_fds[0] != old->listen_fds[0])
+            for (int i = 0; i < s->nworkers; i++) close(g->listen_fds[i]);
+        el_generation_drop(g);
+        goto fail;
+    }
     if (el_journal_configure(g->cfg->journal_file, g->cfg->journal_max_bytes, &err) == -1) {
         char *e = el_sprintf("%s:0: %s", g->cfg->path, err); /* the old journal stays */
         free(err);
@@ -253,7 +264,7 @@ static void reload(struct el_server *s)
         el_admin_set_token(s->admin, g->cfg->admin_token);
     }
     warn_exposure(g->cfg);
-    el_room_shared_configure(s->room_shared, g->cfg);
+    el_room_slots_configure(&s->rooms, g->cfg, g->room_slot);
     el_events_configure(s->events, g->cfg);
     el_control_loop_reload(s->control, old->cfg, g->cfg);
     if (g->cfg->max_concurrency >= 0 && g->cfg->max_concurrency != old->cfg->max_concurrency)
@@ -374,16 +385,16 @@ int el_server_start(struct el_server *s, const char *conf_path)
     el_notice("admin API on %s", el_admin_address(s->admin));
     warn_exposure(cfg);
 
-    s->room_shared = el_room_shared_new(cfg);
-    s->room = el_room_new(s->room_shared, s->base);
+    if (el_room_slots_map(&s->rooms, cfg, s->base, g->room_slot, &err) == -1) {
+        fprintf(stderr, "%s\n", err); /* cannot happen at start: a config has few enough */
+        free(err);
+        return -1;
+    }
     s->events = el_events_new();
     el_events_configure(s->events, cfg);
-    s->state.events = s->events;
+    s->rooms.events = s->events;
     el_admin_set_events(s->admin, s->events);
     s->probe_latency = el_latency_new();
-    atomic_init(&s->state.mode, (int)cfg->mode);
-    atomic_init(&s->state.queueing, cfg->mode == EL_MODE_ON);
-    atomic_init(&s->state.paused, false);
     s->limiter = el_limiter_new(el_limiter_configured(cfg->max_concurrency));
 
     start_workers(s, g);
@@ -397,11 +408,8 @@ int el_server_start(struct el_server *s, const char *conf_path)
                                    .nsessions = (size_t)s->nworkers,
                                    .windows = lats,
                                    .nwindows = (size_t)s->nworkers + 1,
-                                   .room_shared = s->room_shared,
-                                   .room = s->room,
-                                   .state = &s->state,
-                                   .limiter = s->limiter,
-                                   .events = s->events};
+                                   .rooms = &s->rooms,
+                                   .limiter = s->limiter};
     el_control_loop_start(s->control, s->base, &in);
     free(lats);
     free(sess);
@@ -446,8 +454,7 @@ int el_server_run(struct el_server *s)
     }
     el_probe_free(s->probe);
     el_admin_free(s->admin);
-    el_room_free(s->room);
-    el_room_shared_free(s->room_shared);
+    el_room_slots_free(&s->rooms);
     el_events_free(s->events); /* after the rooms: their last store answers reach it */
     el_latency_free(s->probe_latency);
     el_control_loop_free(s->control);

@@ -308,13 +308,17 @@ bool el_upstream_admit(struct el_conn *c)
         return true;
     }
     /* The limit is reached. If the queue this request joins is long enough
-     * to cost a patient noticeable time (el_limit_open_rule), the room
-     * opens now, on this request, not on the control loop's next tick
-     * (which keeps it so while such a queue lasts). */
-    uint32_t open_q = atomic_load_explicit(&w->state->open_queue, memory_order_relaxed);
-    if (open_q > 0 && atomic_load_explicit(&w->state->mode, memory_order_relaxed) == EL_MODE_AUTO &&
-        (uint32_t)el_limiter_queued(w->limiter) >= open_q)
-        atomic_store_explicit(&w->state->queueing, true, memory_order_relaxed);
+     * to cost a patient noticeable time (el_limit_open_rule), the rooms
+     * in mode auto open now, on this request, not on the control loop's
+     * next tick (which keeps them so while such a queue lasts): the
+     * database behind the limit is every room's. */
+    uint32_t open_q = atomic_load_explicit(&w->rooms->open_queue, memory_order_relaxed);
+    if (open_q > 0 && (uint32_t)el_limiter_queued(w->limiter) >= open_q)
+        for (size_t i = 0; i < EL_MAX_ROOMS; i++) {
+            struct el_room_state *rs = &w->rooms->state[i];
+            if (atomic_load_explicit(&rs->mode, memory_order_relaxed) == EL_MODE_AUTO)
+                atomic_store_explicit(&rs->queueing, true, memory_order_relaxed);
+        }
     c->slot_waiting = true;
     c->slot_wait.t_us = el_now_us();
     struct timeval tv = el_tv_ms((uint64_t)conn_cfg(c)->queue_timeout_ms);

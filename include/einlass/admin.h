@@ -36,9 +36,10 @@ struct el_config;
 
 struct el_admin_ops {
     void (*status)(void *ctx, struct el_status *st); /* fill st */
-    void (*set_mode)(void *ctx, int mode);            /* enum el_mode */
-    void (*set_rate)(void *ctx, double per_s);        /* validated by admin */
-    void (*set_paused)(void *ctx, bool paused);       /* POST /pause, /resume */
+    /* room: the index in the running config's rooms (?room=NAME), -1 for every room */
+    void (*set_mode)(void *ctx, int room, int mode);      /* enum el_mode */
+    void (*set_rate)(void *ctx, int room, double per_s);  /* validated by admin */
+    void (*set_paused)(void *ctx, int room, bool paused); /* POST /pause, /resume */
     const struct el_config *(*config)(void *ctx);     /* the running config (for /rate) */
 };
 

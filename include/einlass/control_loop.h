@@ -17,9 +17,7 @@ struct el_admin_ops;
 struct el_config;
 struct el_generation;
 struct el_latency;
-struct el_room;
-struct el_room_shared;
-struct el_room_state;
+struct el_rooms;
 struct el_limiter;
 
 struct el_control_loop;
@@ -30,11 +28,10 @@ struct el_control_inputs {
     _Atomic(struct el_generation *) *gen; /* the current generation (its config) */
     struct el_latency *const *windows;    /* the workers' windows, then the probe's (last) */
     size_t nwindows;                      /* length of windows (copied at start) */
-    struct el_room_shared *room_shared;   /* waiting count, admitted total, store state */
-    struct el_room *room;                 /* the main thread's room handle: the meter */
-    struct el_room_state *state;          /* published by the loop, read by the gates */
+    struct el_rooms *rooms;               /* every room by slot: figures, the main thread's
+                                             handles (meters), the states the loop publishes;
+                                             rooms->events: the pre-queues hold [room] */
     struct el_limiter *limiter;           /* the backend admission limit (its queue) */
-    struct el_events *events;             /* scheduled openings: their pre-queues hold the room */
     struct el_sessions *const *sessions;  /* the workers' pass counts (copied at start) */
     size_t nsessions;                     /* length of sessions */
 };

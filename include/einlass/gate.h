@@ -28,6 +28,7 @@
 
 #include "einlass/metrics.h"
 #include "einlass/room.h"
+#include "einlass/worker-t.h"
 
 struct el_config;
 struct el_events;
@@ -58,6 +59,11 @@ struct el_gate_ctx {
     int retry_after;           /* > 0: Retry-After header */
     /* private, for the asynchronous room answer */
     struct el_gate *gate;
+    uint8_t room;              /* the request's room: its index in the config's rooms */
+    uint8_t slot;              /* ... its slot (struct el_rooms) */
+    const struct el_room_def *rdef; /* ... its definition (the request's generation) */
+    struct el_room *rm;        /* ... the worker's handle of it */
+    const struct el_page *page; /* ... its waiting page */
     bool status_path;          /* the request was /_einlass/status */
     bool paused;               /* el_gate_input.paused (and the mode is not off) */
     bool html;                 /* the client wants the HTML page */
@@ -85,9 +91,9 @@ struct el_gate_ctx {
 /* What one decision reads besides the request, filled by the caller: a
  * snapshot of the shared room state (two relaxed loads) and the clock. */
 struct el_gate_input {
-    int mode;      /* enum el_mode in effect (the config's, or the admin's override) */
-    bool queueing; /* the room queues newcomers now */
-    bool paused;   /* POST /pause: the page says admissions are on hold */
+    const struct el_room_state *states; /* each slot's published state (worker-t.h): the
+                                   mode in effect, queueing, paused; the gate reads the
+                                   request's room's with relaxed loads */
     uint64_t now;  /* unix seconds: verifies tokens and stamps the ones issued */
     struct el_events *events; /* scheduled openings (event.h), or NULL */
 };
@@ -97,7 +103,7 @@ struct el_gate;
 /* The gate of worker worker_id (its index into el_metrics_workers) over
  * room, the worker's room handle (which must outlive the gate). Before the
  * first decision, el_gate_set_generation(). */
-struct el_gate *el_gate_new(int worker_id, struct el_room *room);
+struct el_gate *el_gate_new(int worker_id, struct el_room *const *rooms);
 /* The gate's count of passes seen and admissions claimed (sessions.h), for
  * the control loop to take once a second. */
 struct el_sessions *el_gate_sessions(struct el_gate *g);
@@ -108,7 +114,8 @@ void el_gate_free(struct el_gate *g);
  * call or el_gate_free(). The token keys are made anew, on the next decision
  * that needs them, when gen_id differs from the last one's. */
 void el_gate_set_generation(struct el_gate *g, const struct el_config *cfg,
-                            const struct el_page *page, uint32_t gen_id);
+                            struct el_page *const *pages, const uint8_t *room_slot,
+                            uint32_t gen_id);
 
 /* Decide for req from peer: the client's address (the socket peer, or the
  * client a trusted proxy names; see proxy.h), for bypass_from and the room,

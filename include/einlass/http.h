@@ -226,4 +226,10 @@ bool el_http_prev_elem(const char **p, const char *begin, const char **item, siz
 bool el_http_cookie(const char *value, size_t len, const char *name, const char **out,
                     size_t *out_len);
 
+/* The value of the first parameter name in a query (query[0..len), a
+ * leading '?' skipped; "a=1&b=2"): *out, *out_len (not decoded). False if
+ * there is none (a parameter without '=' has no value). Pure. */
+bool el_http_query_param(const char *query, size_t len, const char *name, const char **out,
+                         size_t *out_len);
+
 #endif

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "einlass/common.h"
+#include "einlass/config.h"
 #include "einlass/limiter.h"
 #include "einlass/store.h"
 
@@ -78,15 +79,31 @@ int64_t el_metrics_inflight(void);
 /* What the main loop knows that the counters do not: for /status and /metrics. */
 struct el_events;
 
-struct el_status {
-    struct el_events *events; /* scheduled openings (einlass_event_prequeue), or NULL */
-    int mode;                /* enum el_mode */
-    bool queueing;           /* the room queues newcomers now */
+/* One room's figures (the label room="NAME" in /metrics, "rooms" in /status). */
+struct el_room_status {
+    const char *name;        /* [room]'s name, or NAME of [room NAME] (the config's) */
+    int mode;                /* enum el_mode in effect */
+    bool queueing;           /* it queues newcomers now */
+    bool paused;             /* POST /pause: nobody new is admitted */
     uint64_t waiting;        /* live waiting tickets */
     uint64_t admitted_total; /* tickets exchanged for passes */
     uint64_t unclaimed_total; /* held admissions not claimed within claim_s: given on */
     uint64_t places_kept_total; /* admissions claimed by a patient who was away at their turn */
-    double admit_per_s;      /* current metering rate */
+    double admit_per_s;      /* its metering rate */
+    const char *store;       /* el_store_state_name() of its store */
+};
+
+struct el_status {
+    struct el_events *events; /* scheduled openings (einlass_event_prequeue), or NULL */
+    int mode;                /* enum el_mode of [room] */
+    bool queueing;           /* a room queues newcomers now */
+    uint64_t waiting;        /* live waiting tickets, every room's */
+    uint64_t admitted_total; /* tickets exchanged for passes, every room's */
+    uint64_t unclaimed_total; /* held admissions not claimed within claim_s: given on */
+    uint64_t places_kept_total; /* admissions claimed by a patient who was away at their turn */
+    double admit_per_s;      /* metering rate, the rooms' (not off) summed */
+    struct el_room_status rooms[EL_MAX_ROOMS]; /* each room, in the config's order */
+    size_t nrooms;           /* 0: none known (the figures above stand for the one room) */
     double p50_ms, p95_ms, p99_ms; /* window percentiles */
     uint64_t samples;        /* samples in the window */
     int64_t inflight;        /* backend requests in flight */
@@ -97,7 +114,7 @@ struct el_status {
     double store_fallback_s; /* seconds in fallback since start */
     uint64_t store_errors[EL_STORE_OP_COUNT]; /* Redis ops answered with an error, per op */
     struct el_limiter_stats backend; /* the backend admission limit and its queue */
-    bool paused;             /* POST /pause: nobody new is admitted until POST /resume */
+    bool paused;             /* POST /pause on a room: nobody new is admitted there */
     bool draining;           /* SIGTERM seen: finishing what is in flight */
 };
 

@@ -48,6 +48,24 @@ struct el_room_shared *el_room_shared_new(const struct el_config *cfg);
 void el_room_shared_configure(struct el_room_shared *sh, const struct el_config *cfg);
 void el_room_shared_free(struct el_room_shared *sh);
 
+/* The rooms of a process by slot (struct el_rooms, worker-t.h). */
+struct el_rooms;
+/* Main thread: the slot of each of cfg's rooms into slot[i]: rooms[0] gets
+ * slot 0, a [room NAME] the slot its name got before, or a new one (its
+ * shared part and the main thread's handle on main_base are made here,
+ * from the room's view). Returns 0, or -1 with *err (allocated, "FILE:LINE:
+ * ...") when the names would need more than EL_MAX_ROOMS slots since the
+ * start; nothing is changed then. */
+int el_room_slots_map(struct el_rooms *rs, const struct el_config *cfg,
+                      struct event_base *main_base, uint8_t *slot, char **err);
+/* Main thread, on reload: each of cfg's rooms takes its view's keys
+ * (el_room_shared_configure on its slot). */
+void el_room_slots_configure(struct el_rooms *rs, const struct el_config *cfg,
+                             const uint8_t *slot);
+/* Main thread, at exit (after the workers freed their handles): free the
+ * main thread's handles, then the shared parts. */
+void el_room_slots_free(struct el_rooms *rs);
+
 /* The thread's room on base. */
 struct el_room *el_room_new(struct el_room_shared *sh, struct event_base *base);
 void el_room_free(struct el_room *r);

@@ -30,4 +30,8 @@ const struct el_route *el_route_find(const struct el_config *cfg, const char *me
 size_t el_route_room(const struct el_config *cfg, const char *host, size_t host_len,
                      const char *path, size_t path_len);
 
+/* Does host[0..host_len) (as for el_route_room) match r's host patterns
+ * (true for a room without any)? */
+bool el_route_room_host(const struct el_room_def *r, const char *host, size_t host_len);
+
 #endif

@@ -26,10 +26,12 @@
 #include <event2/event_struct.h>
 
 #include "einlass/buf.h"
+#include "einlass/config.h"
 
 struct el_config;
 struct el_page;
 struct el_room;
+struct el_room_shared;
 struct el_gate;
 struct el_latency;
 struct el_server;
@@ -42,30 +44,45 @@ struct el_generation {
     _Atomic int refs;             /* workers and requests holding it */
     uint32_t id;                  /* increases with every reload */
     struct el_config *cfg;        /* immutable */
-    struct el_page *page;         /* waiting page template */
     int listen_fds[64];           /* one SO_REUSEPORT socket per worker */
     bool owns_listeners;          /* this generation opened them (else inherited) */
     struct sockaddr_storage backend; /* parsed backend address */
     unsigned backend_len;
+    struct el_page *pages[EL_MAX_ROOMS]; /* the waiting page of cfg->rooms[i] */
+    uint8_t room_slot[EL_MAX_ROOMS]; /* the slot of cfg->rooms[i] (struct el_rooms) */
 };
 
-/* Shared, published by the control loop, read by the gates. */
-struct el_events;
-
+/* One room's state: published by the control loop, read by the gates. */
 struct el_room_state {
     _Atomic bool queueing;        /* newcomers wait now */
     _Atomic int mode;             /* effective mode (config, or admin override) */
     _Atomic bool paused;          /* POST /pause: the meter holds, newcomers wait */
-    _Atomic uint32_t open_queue;  /* a request that finds this many waiting for a backend
-                                     slot opens the room (0 = none does: not learnt yet) */
-    struct el_events *events;     /* scheduled openings (event.h): set at start, never changed */
+};
+
+struct el_events;
+
+/* The rooms of the process, by slot. Slot 0 is [room]; a [room NAME] keeps
+ * the slot its name got when it first appeared (el_room_slots_map), and a
+ * generation's room_slot maps its config's rooms to slots. The main thread
+ * fills a slot before it publishes a generation that names it; a slot
+ * lives until exit (a reload that drops a room leaves its slot idle). */
+struct el_rooms {
+    struct el_room_state state[EL_MAX_ROOMS]; /* published by the control loop */
+    struct el_room_shared *shared[EL_MAX_ROOMS]; /* the process-wide part of each room */
+    struct el_room *main[EL_MAX_ROOMS];   /* the main thread's handles (the meters) */
+    char name[EL_MAX_ROOMS][EL_ROOM_NAME_MAX]; /* the [room NAME] of each slot ("" for 0) */
+    unsigned nslots;                      /* slots in use (main thread) */
+    _Atomic uint32_t open_queue;          /* a request that finds this many waiting for a
+                                             backend slot opens the rooms (0 = none does) */
+    struct el_events *events;             /* scheduled openings of [room] (event.h): set at
+                                             start, never changed */
 };
 
 struct el_worker {
     int id;                       /* 0..workers-1; index into el_metrics_workers */
     struct el_server *srv;        /* the process */
-    struct el_room_state *state;  /* the control loop's published room state (a request
-                                     that must wait for a backend slot sets queueing) */
+    struct el_rooms *rooms;       /* the process's rooms and their published states (a
+                                     request that must wait for a backend slot sets queueing) */
     struct el_limiter *limiter;   /* the process's backend admission limit (shared) */
     pthread_mutex_t ready_mu;     /* guards ready_head/ready_tail: any thread's release
                                      hands a slot to one of this worker's requests */
@@ -81,7 +98,8 @@ struct el_worker {
     struct event wake_ev;
     struct event drain_ev;        /* while draining: close idle connections, exit when none */
     struct el_gate *gate;         /* per-request decisions */
-    struct el_room *room;         /* this thread's room handle */
+    struct el_room *room[EL_MAX_ROOMS]; /* this thread's room handles, by slot (made when a
+                                     generation naming the slot is adopted) */
     struct el_latency *latency;   /* backend latency samples (written here only) */
     struct el_buf_pool bufs;      /* free buffers */
     struct el_conn *conns;        /* open client connections (list) */

@@ -38,6 +38,7 @@ struct fake {
     int pause_calls;     /* set_paused calls */
     bool paused;         /* last pause state set */
     struct el_config cfg; /* what ops->config reports (zero: only the key's bounds) */
+    int last_room;        /* the room of the last change (-1: every room) */
 };
 
 struct fixture {
@@ -53,23 +54,26 @@ static void fake_status(void *ctx, struct el_status *st)
     *st = ((struct fake *)ctx)->st;
 }
 
-static void fake_set_mode(void *ctx, int mode)
+static void fake_set_mode(void *ctx, int room, int mode)
 {
     struct fake *f = ctx;
+    f->last_room = room;
     f->mode_calls++;
     f->last_mode = mode;
 }
 
-static void fake_set_rate(void *ctx, double per_s)
+static void fake_set_rate(void *ctx, int room, double per_s)
 {
     struct fake *f = ctx;
+    f->last_room = room;
     f->rate_calls++;
     f->last_rate = per_s;
 }
 
-static void fake_set_paused(void *ctx, bool paused)
+static void fake_set_paused(void *ctx, int room, bool paused)
 {
     struct fake *f = ctx;
+    f->last_room = room;
     f->pause_calls++;
     f->paused = paused;
     f->st.paused = paused;
@@ -122,6 +126,9 @@ static int setup_with(void **state, const char *token)
     fx->fake.st = (struct el_status){
         .mode = EL_MODE_AUTO, .admit_per_s = 10, .store = "memory", .store_up = true};
     fx->fake.last_mode = -1;
+    fx->fake.cfg.room_name = "portal"; /* one room: [room] */
+    fx->fake.cfg.rooms[0].cfg = &fx->fake.cfg;
+    fx->fake.cfg.nrooms = 1;
     fx->base = event_base_new();
     assert_non_null(fx->base);
     char *err = NULL;

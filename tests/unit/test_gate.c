@@ -61,6 +61,10 @@ struct fx {
     struct el_page *page;
     struct el_room_shared *sh;
     struct el_room *room;
+    struct el_room *rooms[EL_MAX_ROOMS]; /* the gate's handles by slot: rooms[0] = room */
+    struct el_page *pages[EL_MAX_ROOMS]; /* by room: pages[0] = page */
+    uint8_t slots[EL_MAX_ROOMS];         /* every room in slot 0 */
+    struct el_room_state st[EL_MAX_ROOMS]; /* the states the gate reads */
     struct el_gate *gate;
     struct el_token_keys *keys; /* the gate's keys, to read and mint tokens */
     uint64_t now;               /* the gate's clock */
@@ -96,8 +100,10 @@ static int setup(void **state)
     f->sh = el_room_shared_new(f->cfg);
     f->room = el_room_new(f->sh, NULL);
     el_room_tick(f->room, &(struct el_meter_in){.rate = 0});
-    f->gate = el_gate_new(0, f->room);
-    el_gate_set_generation(f->gate, f->cfg, f->page, 1);
+    f->rooms[0] = f->room;
+    f->pages[0] = f->page;
+    f->gate = el_gate_new(0, f->rooms);
+    el_gate_set_generation(f->gate, f->cfg, f->pages, f->slots, 1);
     f->keys = el_token_keys_new(f->cfg->room_name, f->cfg->secret, NULL);
     f->now = (uint64_t)time(NULL);
     *state = f;
@@ -151,13 +157,22 @@ static void done_cb(void *arg)
     ((struct fx *)arg)->done_calls++;
 }
 
+/* The room state the gate reads: mode, queueing, paused. */
+static const struct el_room_state *states(struct fx *f, int mode, bool queueing, bool paused)
+{
+    atomic_store(&f->st[0].mode, mode);
+    atomic_store(&f->st[0].queueing, queueing);
+    atomic_store(&f->st[0].paused, paused);
+    return f->st;
+}
+
 /* Decide req from ip in mode/queueing at f->now; the memory store answers
  * at once, so the decision is always synchronous. */
 static void decide_from(struct fx *f, struct el_gate_ctx *ctx, struct req *r, const char *ip,
                         int mode, bool queueing)
 {
     struct sockaddr_in peer = v4(ip);
-    struct el_gate_input in = {.mode = mode, .queueing = queueing, .now = f->now};
+    struct el_gate_input in = {.states = states(f, mode, queueing, false), .now = f->now};
     assert_int_equal(el_gate_decide(f->gate, ctx, &r->m, (const struct sockaddr *)&peer, &in,
                                     done_cb, f),
                      1);
@@ -396,8 +411,7 @@ static void test_paused_page_says_so_and_keeps_the_place(void **state)
     struct el_gate_ctx ctx = {0};
     struct req *r = make_req("GET", "/book", "Accept: text/html\r\nAccept-Language: de\r\n");
     struct sockaddr_in peer = v4("198.18.200.1");
-    struct el_gate_input in = {.mode = EL_MODE_AUTO, .queueing = true, .paused = true,
-                               .now = f->now};
+    struct el_gate_input in = {.states = states(f, EL_MODE_AUTO, true, true), .now = f->now};
     assert_int_equal(el_gate_decide(f->gate, &ctx, &r->m, (const struct sockaddr *)&peer, &in,
                                     done_cb, f),
                      1);
@@ -937,7 +951,8 @@ static void test_new_generation_takes_new_secret(void **state)
     next.has_previous_secret = true;
     memcpy(next.previous_secret, f->cfg->secret, sizeof(next.previous_secret));
     next.session_s = 60;
-    el_gate_set_generation(f->gate, &next, f->page, 2);
+    next.rooms[0].cfg = &next; /* [room] is the config itself */
+    el_gate_set_generation(f->gate, &next, f->pages, f->slots, 2);
 
     struct req *r = req_with("/book", "einlass_pass", pass);
     decide(f, &ctx, r, true); /* the old secret still verifies */
@@ -954,7 +969,7 @@ static void test_new_generation_takes_new_secret(void **state)
     assert_int_equal(t.expires, (uint32_t)(f->now + 60));
     el_token_keys_free(k);
     free(r);
-    el_gate_set_generation(f->gate, f->cfg, f->page, 1); /* teardown frees f->cfg */
+    el_gate_set_generation(f->gate, f->cfg, f->pages, f->slots, 1); /* teardown frees f->cfg */
 }
 
 /* ---- scheduled openings ---------------------------------------------- */
@@ -964,7 +979,8 @@ static void decide_ev(struct fx *f, struct el_gate_ctx *ctx, struct req *r, cons
                       struct el_events *ev)
 {
     struct sockaddr_in peer = v4(ip);
-    struct el_gate_input in = {.mode = EL_MODE_AUTO, .queueing = true, .now = f->now, .events = ev};
+    struct el_gate_input in = {.states = states(f, EL_MODE_AUTO, true, false), .now = f->now,
+                               .events = ev};
     assert_int_equal(el_gate_decide(f->gate, ctx, &r->m, (const struct sockaddr *)&peer, &in,
                                     done_cb, f),
                      1);
