@@ -5,6 +5,12 @@
  * generation (config, page) and, per decision, the effective mode, whether
  * the room queues and the time (struct el_gate_input).
  *
+ * First the request's room: the first [room NAME] whose host and path match
+ * (el_route_room), else [room]; /_einlass/status belongs to the room named
+ * by ?room=NAME, else to the first room of its host whose ticket, then pass,
+ * it carries. Every rule below uses that room's state, page, status code,
+ * cookies (einlass_ticket_NAME, einlass_pass_NAME) and token keys.
+ *
  * Order of rules: /_einlass/health answers 200 {"state":"ok",...} at once
  * (never forwarded, never joins: for load balancers); /_einlass/status is
  * answered here, never forwarded, and without a ticket while the room queues

@@ -1,0 +1,273 @@
+#!/usr/bin/env python3
+"""Several rooms (issue 13, item 3), against the real binary and a real
+backend on 127.0.0.1: [room NAME] sections chosen by host and path (first
+match, else [room]), each with its own mode, rate, page, status code and
+cookies; tickets and passes of one room count as none in another; the
+admin API's ?room= and the per-room /status and /metrics; a reload that
+adds a room.
+
+Rates are only asserted as "admitted" against "still waiting" with a
+factor of thousands between them, never against a clock."""
+import os
+import re
+import time
+
+from einlass_test import Client, Einlass, conf_text, get, run, start_backend, wait_until, write_conf
+
+B = None
+
+CAMPAIGN_PAGE = "<!DOCTYPE html><html><body>CAMPAIGN place {{position}}</body></html>\n"
+
+ROOMS = """
+[room campaign]
+path = /campaign/**
+mode = on
+adapt = off
+admit_per_s = 0.01
+min_admit_per_s = 0.01
+status = 200
+template = campaign.html
+
+[room kiosk]
+host = kiosk.example.org, *.kiosk.example.org
+mode = on
+adapt = off
+admit_per_s = 200
+poll_s = 1
+status = 429
+"""
+
+SECOND = """
+[room second]
+host = second.example.org
+mode = on
+adapt = off
+admit_per_s = 0.01
+min_admit_per_s = 0.01
+"""
+
+
+def start(extra=ROOMS, room="mode = off\nstore = memory\npoll_s = 1\n"):
+    path = write_conf(conf_text(B.port, room=room, extra=extra))
+    with open(os.path.join(os.path.dirname(path), "campaign.html"), "w") as f:
+        f.write(CAMPAIGN_PAGE)
+    return Einlass(path)
+
+
+def request(port, path, host="test", cookies=None, accept="text/html"):
+    """One GET on a fresh connection: (response, the cookies after it)."""
+    c = Client(port)
+    if cookies:
+        c.cookies.update(cookies)
+    try:
+        return c.request("GET", path, [("Host", host), ("Accept", accept)]), dict(c.cookies)
+    finally:
+        c.close()
+
+
+def set_cookies(r):
+    """name -> value of the response's Set-Cookie fields."""
+    out = {}
+    for v in r.all("Set-Cookie"):
+        name, _, rest = v.partition("=")
+        out[name] = rest.split(";", 1)[0]
+    return out
+
+
+def metric(e, name, room):
+    text = e.admin("GET", "/metrics")[1]
+    m = re.search(r'(?m)^%s\{room="%s"\} (\S+)$' % (re.escape(name), re.escape(room)), text)
+    assert m, "no %s{room=%r} in /metrics:\n%s" % (name, room, text)
+    return float(m.group(1))
+
+
+def test_rooms_are_chosen_by_path_and_host_each_with_its_page_status_and_cookies():
+    e = start()
+    try:
+        # [room] is off: a plain proxy, no cookies
+        r, _ = request(e.port, "/book")
+        assert r.status == 200 and not r.all("Set-Cookie"), (r.status, r.headers)
+        # the path room: its own page, status 200 and cookie names
+        r, _ = request(e.port, "/campaign/slots")
+        assert r.status == 200, r.status
+        assert b"CAMPAIGN place 1" in r.body, r.body[:200]
+        assert list(set_cookies(r)) == ["einlass_ticket_campaign"], r.all("Set-Cookie")
+        # the host room (any case, a port, a subdomain): status 429 and its cookies
+        for host in ("kiosk.example.org", "KIOSK.example.org:8080", "a.kiosk.example.org."):
+            r, _ = request(e.port, "/", host=host, accept="application/json")
+            assert r.status == 429, (host, r.status, r.body)
+            assert r.json()["state"] == "waiting", r.body
+            assert list(set_cookies(r)) == ["einlass_ticket_kiosk"], r.all("Set-Cookie")
+        # the host room takes every path of its host, the campaign path too
+        # (first match: campaign comes first, but its path is not this one)
+        r, _ = request(e.port, "/book", host="kiosk.example.org", accept="application/json")
+        assert r.status == 429, r.status
+        # a host that is no room's: [room]
+        r, _ = request(e.port, "/", host="example.org")
+        assert r.status == 200 and not r.all("Set-Cookie"), r.status
+    finally:
+        e.stop()
+
+
+def test_a_ticket_or_pass_of_one_room_counts_as_none_in_another():
+    e = start()
+    try:
+        r, jar = request(e.port, "/campaign/x", accept="application/json")
+        ticket = set_cookies(r)["einlass_ticket_campaign"]
+        # the campaign ticket's value under the kiosk's name: a newcomer there
+        r, _ = request(e.port, "/", host="kiosk.example.org",
+                       cookies={"einlass_ticket_kiosk": ticket}, accept="application/json")
+        assert r.status == 429 and "einlass_ticket_kiosk" in set_cookies(r), r.headers
+        # a kiosk pass (200/s: admitted on the next poll) under the campaign's name
+        r, jar = request(e.port, "/", host="kiosk.example.org", accept="application/json")
+        def admitted():
+            nonlocal jar
+            r, jar = request(e.port, "/_einlass/status", host="kiosk.example.org",
+                             cookies=jar, accept="application/json")
+            return r.json()["state"] == "admitted"
+        wait_until(admitted, timeout=10, what="the kiosk admits")
+        kiosk_pass = jar["einlass_pass_kiosk"]
+        r, _ = request(e.port, "/", host="kiosk.example.org",
+                       cookies={"einlass_pass_kiosk": kiosk_pass})
+        assert r.status == 200, r.status  # in its own room it admits
+        r, _ = request(e.port, "/campaign/x", cookies={"einlass_pass_campaign": kiosk_pass},
+                       accept="application/json")
+        assert r.json()["state"] == "waiting", r.body  # in another it is none
+        # and [room]'s cookie name carries no room's pass
+        r, _ = request(e.port, "/campaign/x", cookies={"einlass_pass": kiosk_pass},
+                       accept="application/json")
+        assert r.json()["state"] == "waiting", r.body
+    finally:
+        e.stop()
+
+
+def test_each_room_meters_at_its_own_rate_and_reports_it_per_room():
+    e = start()
+    try:
+        jars = []
+        for _ in range(3):
+            r, jar = request(e.port, "/campaign/x", accept="application/json")
+            jars.append(jar)
+        kiosk = []
+        for _ in range(3):
+            r, jar = request(e.port, "/", host="kiosk.example.org", accept="application/json")
+            kiosk.append(jar)
+        # the kiosk (200/s) lets its three in; the campaign (0.01/s) nobody
+        def all_in():
+            for i, jar in enumerate(kiosk):
+                r, kiosk[i] = request(e.port, "/_einlass/status", host="kiosk.example.org",
+                                      cookies=jar, accept="application/json")
+                if r.json()["state"] != "admitted":
+                    return False
+            return True
+        wait_until(all_in, timeout=15, what="the kiosk's three admitted")
+        for jar in jars:  # the page's script polls /_einlass/status: its ticket names the room
+            r, _ = request(e.port, "/_einlass/status", cookies=jar, accept="application/json")
+            assert r.json()["state"] == "waiting", r.body
+        st = e.status()
+        rooms = {x["name"]: x for x in st["rooms"]}
+        assert list(rooms) == ["portal", "campaign", "kiosk"], st["rooms"]
+        assert rooms["campaign"]["waiting"] == 3 and rooms["campaign"]["queueing"], rooms
+        assert rooms["kiosk"]["admitted_total"] == 3, rooms
+        assert rooms["portal"]["mode"] == "off" and rooms["campaign"]["admit_per_s"] == 0.01
+        assert st["waiting"] == 3, st
+        assert metric(e, "einlass_waiting", "campaign") == 3
+        assert metric(e, "einlass_admitted_total", "kiosk") == 3
+        assert metric(e, "einlass_admit_per_second", "kiosk") == 200
+        assert metric(e, "einlass_queueing", "portal") == 0
+    finally:
+        e.stop()
+
+
+def test_admin_changes_one_room_with_room_query_or_every_room_without():
+    e = start()
+    try:
+        assert e.admin("POST", "/pause?room=kiosk")[0] == 204
+        rooms = {x["name"]: x for x in e.status()["rooms"]}
+        assert rooms["kiosk"]["paused"] and not rooms["campaign"]["paused"], rooms
+        assert metric(e, "einlass_paused", "kiosk") == 1
+        assert metric(e, "einlass_paused", "campaign") == 0
+        # paused: the kiosk takes a place and admits nobody
+        r, jar = request(e.port, "/", host="kiosk.example.org", accept="application/json")
+        assert r.json().get("paused") is True, r.body
+        time.sleep(0.5)
+        r, jar = request(e.port, "/_einlass/status", host="kiosk.example.org", cookies=jar,
+                         accept="application/json")
+        assert r.json()["state"] == "waiting", r.body
+        assert e.admin("POST", "/resume")[0] == 204  # every room
+        assert not any(x["paused"] for x in e.status()["rooms"])
+        # a rate for one room, checked against that room's bounds
+        assert e.admin("POST", "/rate?room=campaign", "5")[0] == 204
+        rooms = {x["name"]: x for x in e.status()["rooms"]}
+        assert rooms["campaign"]["admit_per_s"] == 5 and rooms["kiosk"]["admit_per_s"] == 200
+        code, body = e.admin("POST", "/rate?room=campaign", "100000")
+        assert code == 400 and "max_admit_per_s" in body, (code, body)
+        # the mode of [room] by its name; an unknown room is 404 naming the rooms
+        assert e.admin("POST", "/mode?room=portal", "on")[0] == 204
+        r, _ = request(e.port, "/book", accept="application/json")
+        assert r.status == 503 and "einlass_ticket" in set_cookies(r), r.status
+        code, body = e.admin("POST", "/mode?room=nope", "on")
+        assert code == 404 and "portal, campaign, kiosk" in body, (code, body)
+    finally:
+        e.stop()
+
+
+def test_release_in_a_named_room_clears_that_rooms_pass():
+    e = start()
+    try:
+        r, jar = request(e.port, "/", host="kiosk.example.org", accept="application/json")
+        def admitted():
+            nonlocal jar
+            r, jar = request(e.port, "/_einlass/status", host="kiosk.example.org", cookies=jar,
+                             accept="application/json")
+            return r.json()["state"] == "admitted"
+        wait_until(admitted, timeout=10, what="admitted")
+        r, _ = request(e.port, "/release", host="kiosk.example.org", cookies=jar)
+        assert r.status == 200, r.status
+        cleared = [v for v in r.all("Set-Cookie") if v.startswith("einlass_pass_kiosk=;")]
+        assert cleared and "Max-Age=0" in cleared[0], r.all("Set-Cookie")
+        # the released pass admits no more
+        r, _ = request(e.port, "/", host="kiosk.example.org", cookies=jar,
+                       accept="application/json")
+        assert r.status == 429, r.status
+    finally:
+        e.stop()
+
+
+def test_reload_adds_a_room_and_keeps_the_others_places():
+    e = start()
+    try:
+        r, jar = request(e.port, "/campaign/x", accept="application/json")
+        r, jar2 = request(e.port, "/campaign/y", accept="application/json")
+        with open(e.conf, "a") as f:
+            f.write(SECOND)
+        assert "in effect" in e.reload().group(0)
+        r, _ = request(e.port, "/", host="second.example.org", accept="application/json")
+        assert r.status == 503 and "einlass_ticket_second" in set_cookies(r), r.headers
+        assert metric(e, "einlass_waiting", "second") == 1
+        # the campaign's second ticket is still second
+        r, _ = request(e.port, "/_einlass/status", cookies=jar2, accept="application/json")
+        assert r.json()["position"] == 2, r.body
+    finally:
+        e.stop()
+
+
+def test_config_with_a_room_error_names_file_and_line():
+    path = write_conf(conf_text(B.port, room="mode = off\n",
+                                extra="\n[room bad]\nmode = on\n"))
+    from einlass_test import BIN
+    import subprocess
+    p = subprocess.run([BIN, "-t", "-c", path], capture_output=True, text=True)
+    assert p.returncode == 1, p
+    assert re.search(r"einlass\.conf:\d+: \[room bad\]", p.stderr), p.stderr
+
+
+if __name__ == "__main__":
+    B = start_backend()
+    run([test_rooms_are_chosen_by_path_and_host_each_with_its_page_status_and_cookies,
+         test_a_ticket_or_pass_of_one_room_counts_as_none_in_another,
+         test_each_room_meters_at_its_own_rate_and_reports_it_per_room,
+         test_admin_changes_one_room_with_room_query_or_every_room_without,
+         test_release_in_a_named_room_clears_that_rooms_pass,
+         test_reload_adds_a_room_and_keeps_the_others_places,
+         test_config_with_a_room_error_names_file_and_line])
