@@ -264,9 +264,10 @@ enum { SECT_NONE = -1 };
 
 /* The [room] keys a [room NAME] may set; the others are shared by every room. */
 static const char *const room_keys[] = {
-    "mode",   "admit_per_s", "min_admit_per_s", "max_admit_per_s", "adapt",
-    "settle_ms", "poll_s",   "template",        "status",          "session_s",
-    "keep_place_s", "claim_s", "max_joins_per_ip_per_min"};
+    "mode",     "admit_per_s", "min_admit_per_s", "max_admit_per_s", "adapt",
+    "settle_ms", "poll_s",     "template",        "status",          "session_s",
+    "keep_place_s", "claim_s", "max_joins_per_ip_per_min",
+};
 
 /* What a [room NAME] section wrote, applied to its view once the whole file
  * is read (the section may come before [room]). */
@@ -628,20 +629,26 @@ static int parse_hosts(struct parse *ps, int line, const struct key *k, const ch
     while (el_http_next_elem(&next, end, &e, &len)) {
         char *tok = copy + (e - copy);
         tok[len] = '\0';
-        const char *why = len == 0 ? "empty entry in the list" : host_pattern_error(tok, &len);
-        if (why == NULL && r->nhosts == EL_ROOM_HOSTS_MAX) why = "more than 8 host patterns";
-        if (why != NULL) {
-            if (len == 0 || r->nhosts == EL_ROOM_HOSTS_MAX)
-                key_fail(ps, line, k, "%s", why);
-            else
-                key_fail(ps, line, k, "'%s': %s", tok, why);
-            free(copy);
-            return -1;
+        const char *why;
+        if (len == 0) {
+            key_fail(ps, line, k, "empty entry in the list");
+            goto fail;
+        }
+        if ((why = host_pattern_error(tok, &len)) != NULL) {
+            key_fail(ps, line, k, "'%s': %s", tok, why);
+            goto fail;
+        }
+        if (r->nhosts == EL_ROOM_HOSTS_MAX) {
+            key_fail(ps, line, k, "more than %d host patterns", EL_ROOM_HOSTS_MAX);
+            goto fail;
         }
         r->hosts[r->nhosts++] = el_strndup(tok, len);
     }
     free(copy);
     return 0;
+fail:
+    free(copy);
+    return -1;
 }
 
 static char *dir_of(const char *path);
@@ -1268,8 +1275,6 @@ static void follow_defaults(struct el_config *cfg, int ad, int mn, int mx, int q
         cfg->release_below_ms = EL_MIN(cfg->release_below_ms, cfg->queue_above_ms / 2);
 }
 
-/* Checks between keys, reported at the line of the later key. A message
- * about a key the file does not set says so (key_value_text). */
 /* Where a check looks: the section's label, the lines of its keys, and for
  * a room's view the lines of [room]'s keys it started from (else NULL). */
 struct check_scope {
@@ -1277,6 +1282,9 @@ struct check_scope {
     const int *kl;       /* key lines of the section (0: not set there) */
     const int *room_kl;  /* [room]'s key lines, for a view; NULL for the whole file */
 };
+
+/* Checks between keys, reported at the line of the later key. A message
+ * about a key the file does not set says so (key_value_text). */
 
 /* "[SECTION] LO must not be above HI", at the later of the two keys' lines,
  * naming a key the file does not set (key_value_text). */
@@ -1363,8 +1371,8 @@ static struct el_config *copy_config(const struct el_config *cfg)
 
 /* rooms[i]'s view: the whole file's values, the section's keys applied with
  * the same setter, then [room]'s follow rule and checks with the section's
- * own lines (unset bounds follow what the section sets). A bound either
- * section sets stays fixed for POST /rate. */
+ * own lines (unset bounds follow what the section sets). A bound that
+ * [room] or the section sets counts as set for POST /rate (check_rate). */
 static void build_view(struct parse *ps, size_t i)
 {
     struct el_config *cfg = ps->cfg;
