@@ -63,6 +63,9 @@ enum key_type {
     T_ACTION,      /* route: bypass | priority | queue | reject */
     T_TIME,        /* event: RFC 3339 time with offset, stored as int64_t unix ms ("" = 0),
                       flag_off its offset (int, minutes east of UTC) */
+    T_HOSTS,       /* room NAME: comma-separated host patterns into el_room_def's hosts
+                      (off) and nhosts (flag_off), lower case */
+    T_GLOB,        /* room NAME: a path glob as in a route's match, into el_room_def's path */
 };
 
 const struct el_word el_mode_words[] = {
@@ -76,12 +79,15 @@ static const struct el_word action_words[] = {{"queue", EL_ROUTE_QUEUE},
                                               {"priority", EL_ROUTE_PRIORITY},
                                               {"reject", EL_ROUTE_REJECT},
                                               {NULL, 0}};
+static const struct el_word status_words[] = {
+    {"503", 503}, {"429", 429}, {"200", 200}, {NULL, 0}};
 static const struct el_word bool_words[] = {{"on", 1}, {"true", 1}, {"yes", 1},
                                             {"1", 1},  {"off", 0},  {"false", 0},
                                             {"no", 0}, {"0", 0},    {NULL, 0}};
 
 struct key {
-    const char *section;      /* "server", "backend", "trigger", "room" or "route" */
+    const char *section;      /* "server", "backend", "trigger", "room", "room NAME", "route"
+                                 or "event" */
     const char *name;         /* key name in the file */
     enum key_type type;       /* how the value is parsed and stored */
     const char *def;          /* default, parsed like a value from the file */
@@ -221,8 +227,20 @@ static const struct key keys[] = {
      "new places in line per client address (IPv6: per /64) a minute; 0 = no limit"},
     {"room", "template", T_FILE, "", 0, 0, NULL, true, "waiting-room.html", F(template_path), 0,
      "the waiting page; empty = built-in; relative to this file's directory"},
+    {"room", "status", T_ENUM, "503", 0, 0, status_words, true, NULL, F(wait_status), 0,
+     "status code of waiting answers (page and JSON): 503, 429, or 200 for clients that "
+     "hide a 503's body"},
     {"room", "bypass_from", T_CIDRS, "", 0, 0, NULL, true, "10.20.0.0/16, 2001:db8:20::/48",
      F(bypass_from), F(nbypass_from), "client networks that never wait (comma-separated CIDRs)"},
+
+    {"room NAME", "host", T_HOSTS, "", 0, 0, NULL, true, "book.example.org, *.book.example.org",
+     offsetof(struct el_room_def, hosts), offsetof(struct el_room_def, nhosts),
+     "requests for these hosts (comma-separated, up to 8; *.example.org: any name below it; "
+     "no port: every port matches) go to this room"},
+    {"room NAME", "path", T_GLOB, "", 0, 0, NULL, true, "/impfkampagne/**",
+     offsetof(struct el_room_def, path), 0,
+     "... and whose path matches this glob (* within a segment, ** across); set host, path "
+     "or both"},
 
     {"route", "match", T_MATCH, "", 0, 0, NULL, true, "POST /appointments/*/cancel", 0, 0,
      "METHOD (or *) and a path glob: * within a segment, ** across"},
@@ -244,6 +262,20 @@ static const struct key keys[] = {
 
 enum { SECT_NONE = -1 };
 
+/* The [room] keys a [room NAME] may set; the others are shared by every room. */
+static const char *const room_keys[] = {
+    "mode",     "admit_per_s", "min_admit_per_s", "max_admit_per_s", "adapt",
+    "settle_ms", "poll_s",     "template",        "status",          "session_s",
+    "keep_place_s", "claim_s", "max_joins_per_ip_per_min",
+};
+
+/* What a [room NAME] section wrote, applied to its view once the whole file
+ * is read (the section may come before [room]). */
+struct room_keys {
+    int key_line[NKEYS]; /* line where each key was set in the section; 0 = not */
+    char *value[NKEYS];  /* the value as written, or NULL */
+};
+
 struct parse {
     const char *file;       /* path as given, for messages */
     struct el_config *cfg;  /* being built */
@@ -255,6 +287,9 @@ struct parse {
     const char *section;    /* current section kind ("route" for routes), NULL before any */
     struct el_route *route; /* current route section, or NULL */
     struct el_event_def *event; /* current event section, or NULL */
+    struct el_room_def *room; /* current [room NAME] section (or the view being built), or NULL */
+    struct room_keys rooms[EL_MAX_ROOMS]; /* per cfg->rooms index: what its section set */
+    struct el_config *scratch; /* [room NAME] values are checked into this as they are read */
     bool route_has_match;   /* the current route set match */
     int key_line[NKEYS];    /* line where each key was set; 0 = default */
     char *err;              /* first error, "FILE:LINE: message" */
@@ -289,7 +324,9 @@ key_fail(struct parse *ps, int line, const struct key *k, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(what, sizeof(what), fmt, ap);
     va_end(ap);
-    if (strcmp(k->section, "route") == 0 && ps->route != NULL)
+    if (strncmp(k->section, "room", 4) == 0 && ps->room != NULL)
+        fail(ps, line, "[room %s] %s: %s", ps->room->name, k->name, what);
+    else if (strcmp(k->section, "route") == 0 && ps->route != NULL)
         fail(ps, line, "[route %s] %s: %s", ps->route->name, k->name, what);
     else if (strcmp(k->section, "event") == 0 && ps->event != NULL)
         fail(ps, line, "[event %s] %s: %s", ps->event->name, k->name, what);
@@ -508,6 +545,15 @@ fail:
     return -1;
 }
 
+/* A path glob: starts with '/', no controls or spaces. */
+static bool is_glob(const char *g)
+{
+    if (*g != '/') return false;
+    for (const char *p = g; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f) return false;
+    return true;
+}
+
 static int parse_match(struct parse *ps, int line, const struct key *k, const char *v,
                        struct el_route *r)
 {
@@ -519,10 +565,7 @@ static int parse_match(struct parse *ps, int line, const struct key *k, const ch
     if (!(sp - v == 1 && v[0] == '*'))
         for (const char *p = v; p < sp; p++)
             if (!el_http_is_tchar((unsigned char)*p) || *p == '*') method_ok = false;
-    bool glob_ok = *g == '/';
-    for (const char *p = g; *p; p++)
-        if ((unsigned char)*p <= ' ' || *p == 0x7f) glob_ok = false;
-    if (!method_ok || !glob_ok) {
+    if (!method_ok || !is_glob(g)) {
         key_fail(ps, line, k,
                  "'%s' must be METHOD PATH-GLOB (METHOD a token or *, the glob "
                  "starting with '/', e.g. POST /appointments/*/cancel)",
@@ -534,6 +577,78 @@ static int parse_match(struct parse *ps, int line, const struct key *k, const ch
     r->method = el_strndup(v, (size_t)(sp - v));
     r->glob = el_strdup(g);
     return 0;
+}
+
+/* One host pattern, tok[0..len) (NUL-terminated there): the reason it is not
+ * one, or NULL. Lower-cased in place; one trailing dot dropped (*len). */
+static const char *host_pattern_error(char *tok, size_t *len)
+{
+    if (strstr(tok, "://") != NULL) return "a host pattern has no scheme (e.g. book.example.org)";
+    if (tok[0] == '[') return "IPv6 literals are not supported (requests to one go to [room])";
+    if (strchr(tok, '/') != NULL) return "a host pattern has no path (set path for that)";
+    if (strchr(tok, ':') != NULL) return "a host pattern has no port (every port matches)";
+    if (*len > 1 && tok[*len - 1] == '.') tok[--*len] = '\0';
+    char *name = tok;
+    if (strncmp(tok, "*.", 2) == 0) name += 2;
+    if (strchr(name, '*') != NULL) return "'*' may only start a pattern, as in *.example.org";
+    bool numeric = true, bad = strlen(name) > 253;
+    size_t label = 0;
+    for (char *p = name; *p; p++) {
+        if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
+        if (*p == '.') {
+            bad |= label == 0;
+            label = 0;
+        } else if ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-') {
+            bad |= ++label > 63;
+            numeric &= *p >= '0' && *p <= '9';
+        } else {
+            bad = true;
+        }
+    }
+    if (bad || label == 0)
+        return "not a host name (letters, digits, '-' and '.'), *.NAME or an IPv4 address";
+    struct in_addr a;
+    if (numeric && (name != tok || inet_pton(AF_INET, name, &a) != 1))
+        return "not an IPv4 address";
+    return NULL;
+}
+
+static int parse_hosts(struct parse *ps, int line, const struct key *k, const char *v,
+                       struct el_room_def *r)
+{
+    if (*v == '\0') {
+        key_fail(ps, line, k, "names no host (e.g. host = book.example.org)");
+        return -1;
+    }
+    char *copy = el_strdup(v);
+    const char *next = copy, *end = copy + strlen(copy), *e;
+    size_t len;
+    for (size_t i = 0; i < r->nhosts; i++)
+        free(r->hosts[i]);
+    r->nhosts = 0;
+    while (el_http_next_elem(&next, end, &e, &len)) {
+        char *tok = copy + (e - copy);
+        tok[len] = '\0';
+        const char *why;
+        if (len == 0) {
+            key_fail(ps, line, k, "empty entry in the list");
+            goto fail;
+        }
+        if ((why = host_pattern_error(tok, &len)) != NULL) {
+            key_fail(ps, line, k, "'%s': %s", tok, why);
+            goto fail;
+        }
+        if (r->nhosts == EL_ROOM_HOSTS_MAX) {
+            key_fail(ps, line, k, "more than %d host patterns", EL_ROOM_HOSTS_MAX);
+            goto fail;
+        }
+        r->hosts[r->nhosts++] = el_strndup(tok, len);
+    }
+    free(copy);
+    return 0;
+fail:
+    free(copy);
+    return -1;
 }
 
 static char *dir_of(const char *path);
@@ -729,6 +844,19 @@ static int set_value(struct parse *ps, const struct key *k, void *base, const ch
         return parse_cidrs(ps, line, k, v);
     case T_MATCH:
         return parse_match(ps, line, k, v, base);
+    case T_HOSTS:
+        return parse_hosts(ps, line, k, v, base);
+    case T_GLOB:
+        if (!is_glob(v)) {
+            key_fail(ps, line, k,
+                     "'%s' must be a path glob starting with '/' (* within a segment, ** "
+                     "across; e.g. /impfkampagne/**)",
+                     v);
+            return -1;
+        }
+        free(*(char **)field);
+        *(char **)field = el_strdup(v);
+        return 0;
     case T_TIME: {
         int64_t ms = 0;
         int off = 0;
@@ -757,14 +885,67 @@ static bool is_string_type(enum key_type t)
            t == T_OUTFILE;
 }
 
+static bool is_room_key(const char *name)
+{
+    for (size_t i = 0; i < EL_ARRAY_LEN(room_keys); i++)
+        if (strcmp(room_keys[i], name) == 0) return true;
+    return false;
+}
+
+/* The keys of section, comma-separated; for "room NAME" host and path, then
+ * the [room] keys a named room may set. */
 static const char *known_keys(const char *section, char *buf, size_t n)
 {
     size_t used = 0;
+    bool named_room = strcmp(section, "room NAME") == 0;
     buf[0] = '\0';
     for (size_t i = 0; i < NKEYS && used < n; i++)
         if (strcmp(keys[i].section, section) == 0)
             used += (size_t)snprintf(buf + used, n - used, "%s%s", used ? ", " : "", keys[i].name);
+    for (size_t i = 0; named_room && i < NKEYS && used < n; i++)
+        if (strcmp(keys[i].section, "room") == 0 && is_room_key(keys[i].name))
+            used += (size_t)snprintf(buf + used, n - used, ", %s", keys[i].name);
     return buf;
+}
+
+/* A key in a [room NAME] section: host and path into the room, a [room] key
+ * it may set checked into the scratch config and kept for its view. */
+static void on_room_key(struct parse *ps, int line, const char *name, const char *value)
+{
+    struct el_config *cfg = ps->cfg;
+    struct room_keys *rk = &ps->rooms[ps->room - cfg->rooms];
+    const char *rname = ps->room->name;
+    size_t i = 0;
+    while (i < NKEYS && ((strcmp(keys[i].section, "room NAME") != 0 &&
+                          strcmp(keys[i].section, "room") != 0) ||
+                         strcmp(keys[i].name, name) != 0))
+        i++;
+    if (i == NKEYS) {
+        char list[600];
+        fail(ps, line, "[room %s] unknown key '%s' (known: %s)", rname, name,
+             known_keys("room NAME", list, sizeof(list)));
+        return;
+    }
+    bool own = strcmp(keys[i].section, "room NAME") == 0;
+    if (!own && !is_room_key(name)) {
+        fail(ps, line,
+             "[room %s] %s: every room shares [room]'s store, redis, name, secrets and "
+             "bypass_from; set it in [room]",
+             rname, name);
+        return;
+    }
+    if (rk->key_line[i] != 0) {
+        fail(ps, line, "[room %s] %s: duplicate key (first set on line %d)", rname, name,
+             rk->key_line[i]);
+        return;
+    }
+    rk->key_line[i] = line;
+    if (own) {
+        set_value(ps, &keys[i], ps->room, value, line);
+        return;
+    }
+    if (ps->scratch == NULL) ps->scratch = el_calloc(1, sizeof(*ps->scratch));
+    if (set_value(ps, &keys[i], ps->scratch, value, line) == 0) rk->value[i] = el_strdup(value);
 }
 
 /* inih's handler. The section argument is ignored: the reader tracks it. */
@@ -777,6 +958,10 @@ static int on_key(void *user, const char *section, const char *name, const char 
     if (ps->section == NULL) {
         fail(ps, line, "key '%s' outside of any section", name);
         return 0;
+    }
+    if (ps->room != NULL) {
+        on_room_key(ps, line, name, value);
+        return ps->err == NULL;
     }
     size_t i = 0;
     while (i < NKEYS &&
@@ -808,9 +993,13 @@ static int on_key(void *user, const char *section, const char *name, const char 
     return 1;
 }
 
-/* The end of a section: a route must have said what it matches. */
+/* The end of a section: a route or a named room must have said what it
+ * matches. */
 static void end_section(struct parse *ps)
 {
+    if (ps->room != NULL && ps->room->nhosts == 0 && ps->room->path == NULL)
+        fail(ps, ps->room->line, "[room %s] matches every request: set host or path",
+             ps->room->name);
     if (ps->route != NULL && !ps->route_has_match)
         fail(ps, ps->route->line, "[route %s] has no match (e.g. match = GET /healthz)",
              ps->route->name);
@@ -826,7 +1015,41 @@ static void end_section(struct parse *ps)
     }
     ps->route = NULL;
     ps->event = NULL;
+    ps->room = NULL;
     ps->section = NULL;
+}
+
+/* [room NAME]: a new room; its view is built once the file is read. */
+static void begin_room(struct parse *ps, const char *rname)
+{
+    struct el_config *cfg = ps->cfg;
+    size_t len = strlen(rname);
+    bool ok = len >= 1 && len < EL_ROOM_NAME_MAX;
+    for (const char *p = rname; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '_'))
+            ok = false;
+    if (!ok) {
+        fail(ps, ps->line, "[room %s]: a room name is 1 to %d letters, digits, '-' or '_'", rname,
+             EL_ROOM_NAME_MAX - 1);
+        return;
+    }
+    for (size_t i = 1; i < cfg->nrooms; i++)
+        if (strcmp(cfg->rooms[i].name, rname) == 0) {
+            fail(ps, ps->line, "duplicate section [room %s] (first on line %d)", rname,
+                 cfg->rooms[i].line);
+            return;
+        }
+    if (cfg->nrooms == EL_MAX_ROOMS) {
+        fail(ps, ps->line, "more than %d room sections besides [room]", EL_MAX_ROOMS - 1);
+        return;
+    }
+    struct el_room_def *r = &cfg->rooms[cfg->nrooms++];
+    memset(r, 0, sizeof(*r));
+    snprintf(r->name, sizeof(r->name), "%s", rname);
+    r->line = ps->line;
+    ps->room = r;
+    ps->section = "room NAME";
 }
 
 /* [event NAME]: a new event with the table's defaults. */
@@ -875,6 +1098,12 @@ static void begin_section(struct parse *ps, char *name)
             ps->section = plain[i];
             return;
         }
+    if (strncmp(name, "room", 4) == 0 && (name[4] == ' ' || name[4] == '\t')) {
+        char *rname = name + 4;
+        rname += el_http_skip_ows(rname, rname + strlen(rname)) - rname;
+        begin_room(ps, rname);
+        return;
+    }
     if (strncmp(name, "event", 5) == 0 && (name[5] == '\0' || name[5] == ' ' || name[5] == '\t')) {
         char *ename = name + 5;
         ename += el_http_skip_ows(ename, ename + strlen(ename)) - ename;
@@ -885,7 +1114,7 @@ static void begin_section(struct parse *ps, char *name)
     if (strncmp(name, "route", 5) != 0 || (name[5] != '\0' && name[5] != ' ' && name[5] != '\t')) {
         fail(ps, ps->line,
              "unknown section [%s] (allowed: server, backend, trigger, room, "
-             "route NAME, event NAME)",
+             "room NAME, route NAME, event NAME)",
              name);
         return;
     }
@@ -1007,12 +1236,18 @@ static size_t key_index(const char *name)
 }
 
 /* "NAME (VALUE)" for a key the file sets; for one it does not, the text says
- * so and names the key to set, since the user never wrote that value. */
-static const char *key_value_text(const char *name, double v, int line, char *buf, size_t n)
+ * so and names the key to set, since the user never wrote that value. In a
+ * room's view, a key its section does not set may come from [room]
+ * (room_line). */
+static const char *key_value_text(const char *name, double v, int line, int room_line,
+                                  char *buf, size_t n)
 {
     char num[64];
     if (line != 0)
         snprintf(buf, n, "%s (%s)", name, num_text(v, num, sizeof(num)));
+    else if (room_line != 0)
+        snprintf(buf, n, "%s (%s, from [room] on line %d: this section does not set %s)", name,
+                 num_text(v, num, sizeof(num)), room_line, name);
     else
         snprintf(buf, n, "%s (%s, the default: the file does not set %s; set it)", name,
                  num_text(v, num, sizeof(num)), name);
@@ -1024,9 +1259,8 @@ static const char *key_value_text(const char *name, double v, int line, char *bu
  * min/max the file sets; min_admit_per_s, unset, is min(1, admit_per_s);
  * max_admit_per_s, unset, max(100, admit_per_s); release_below_ms, unset,
  * min(150, queue_above_ms / 2). */
-static void follow_defaults(struct parse *ps, int ad, int mn, int mx, int qa, int rb)
+static void follow_defaults(struct el_config *cfg, int ad, int mn, int mx, int qa, int rb)
 {
-    struct el_config *cfg = ps->cfg;
     if (ad == 0) {
         if (mx != 0 && cfg->admit_per_s > cfg->max_admit_per_s)
             cfg->admit_per_s = cfg->max_admit_per_s;
@@ -1041,18 +1275,49 @@ static void follow_defaults(struct parse *ps, int ad, int mn, int mx, int qa, in
         cfg->release_below_ms = EL_MIN(cfg->release_below_ms, cfg->queue_above_ms / 2);
 }
 
+/* Where a check looks: the section's label, the lines of its keys, and for
+ * a room's view the lines of [room]'s keys it started from (else NULL). */
+struct check_scope {
+    const char *where;   /* "room", "room campaign", ... */
+    const int *kl;       /* key lines of the section (0: not set there) */
+    const int *room_kl;  /* [room]'s key lines, for a view; NULL for the whole file */
+};
+
 /* Checks between keys, reported at the line of the later key. A message
  * about a key the file does not set says so (key_value_text). */
+
 /* "[SECTION] LO must not be above HI", at the later of the two keys' lines,
  * naming a key the file does not set (key_value_text). */
-static void not_above(struct parse *ps, const char *section, const char *lo, double lo_v,
-                      const char *hi, double hi_v)
+static void not_above_in(struct parse *ps, const struct check_scope *sc, const char *lo,
+                         double lo_v, const char *hi, double hi_v)
 {
     if (lo_v <= hi_v) return;
     char a[200], b[200];
-    int ll = ps->key_line[key_index(lo)], hl = ps->key_line[key_index(hi)];
-    fail(ps, EL_MAX(ll, hl), "[%s] %s must not be above %s", section,
-         key_value_text(lo, lo_v, ll, a, sizeof(a)), key_value_text(hi, hi_v, hl, b, sizeof(b)));
+    size_t li = key_index(lo), hi_i = key_index(hi);
+    int ll = sc->kl[li], hl = sc->kl[hi_i];
+    int rl = sc->room_kl ? sc->room_kl[li] : 0, rh = sc->room_kl ? sc->room_kl[hi_i] : 0;
+    fail(ps, EL_MAX(ll, hl), "[%s] %s must not be above %s", sc->where,
+         key_value_text(lo, lo_v, ll, rl, a, sizeof(a)),
+         key_value_text(hi, hi_v, hl, rh, b, sizeof(b)));
+}
+
+static void not_above(struct parse *ps, const char *section, const char *lo, double lo_v,
+                      const char *hi, double hi_v)
+{
+    struct check_scope sc = {section, ps->key_line, NULL};
+    not_above_in(ps, &sc, lo, lo_v, hi, hi_v);
+}
+
+/* The checks between [room]'s keys, for [room] and for each room's view. */
+static void room_checks(struct parse *ps, struct el_config *cfg, const struct check_scope *sc)
+{
+    not_above_in(ps, sc, "min_admit_per_s", cfg->min_admit_per_s, "max_admit_per_s",
+                 cfg->max_admit_per_s);
+    not_above_in(ps, sc, "min_admit_per_s", cfg->min_admit_per_s, "admit_per_s",
+                 cfg->admit_per_s);
+    not_above_in(ps, sc, "admit_per_s", cfg->admit_per_s, "max_admit_per_s",
+                 cfg->max_admit_per_s);
+    not_above_in(ps, sc, "claim_s", cfg->claim_s, "keep_place_s", cfg->keep_place_s);
 }
 
 static void cross_check(struct parse *ps)
@@ -1063,18 +1328,13 @@ static void cross_check(struct parse *ps)
     int qa = LINE_OF("queue_above_ms"), rb = LINE_OF("release_below_ms");
     int mn = LINE_OF("min_admit_per_s"), ad = LINE_OF("admit_per_s"),
         mx = LINE_OF("max_admit_per_s");
-    follow_defaults(ps, ad, mn, mx, qa, rb);
+    follow_defaults(cfg, ad, mn, mx, qa, rb);
     not_above(ps, "trigger", "release_below_ms", cfg->release_below_ms, "queue_above_ms",
               cfg->queue_above_ms);
-    not_above(ps, "room", "min_admit_per_s", cfg->min_admit_per_s, "max_admit_per_s",
-              cfg->max_admit_per_s);
+    struct check_scope room = {"room", kl, NULL};
+    room_checks(ps, cfg, &room);
     not_above(ps, "backend", "min_concurrency", cfg->min_concurrency, "max_concurrency_cap",
               cfg->max_concurrency_cap);
-    not_above(ps, "room", "min_admit_per_s", cfg->min_admit_per_s, "admit_per_s",
-              cfg->admit_per_s);
-    not_above(ps, "room", "admit_per_s", cfg->admit_per_s, "max_admit_per_s",
-              cfg->max_admit_per_s);
-    not_above(ps, "room", "claim_s", cfg->claim_s, "keep_place_s", cfg->keep_place_s);
     if (cfg->proxy_protocol == EL_PROXY_PROTOCOL_V2 && cfg->ntrusted_proxies == 0)
         fail(ps, LINE_OF("proxy_protocol"),
              "[server] proxy_protocol = v2 needs trusted_proxies (the addresses of the "
@@ -1088,23 +1348,86 @@ static void cross_check(struct parse *ps)
 #undef LINE_OF
 }
 
+/* A copy of the whole config for a room's view: every string its own, no
+ * routes, events or rooms. */
+static struct el_config *copy_config(const struct el_config *cfg)
+{
+    struct el_config *v = el_malloc(sizeof(*v));
+    memcpy(v, cfg, sizeof(*v));
+    for (size_t i = 0; i < NKEYS; i++)
+        if (is_string_type(keys[i].type)) {
+            char **field = (char **)(void *)((char *)v + keys[i].off);
+            *field = el_strdup(*field);
+        }
+    v->path = el_strdup(cfg->path);
+    v->dir = el_strdup(cfg->dir);
+    v->redis_password = el_strdup(cfg->redis_password);
+    memset(v->routes, 0, sizeof(v->routes));
+    memset(v->events, 0, sizeof(v->events));
+    memset(v->rooms, 0, sizeof(v->rooms));
+    v->nroutes = v->nevents = v->nrooms = 0;
+    return v;
+}
+
+/* rooms[i]'s view: the whole file's values, the section's keys applied with
+ * the same setter, then [room]'s follow rule and checks with the section's
+ * own lines (unset bounds follow what the section sets). A bound that
+ * [room] or the section sets counts as set for POST /rate (check_rate). */
+static void build_view(struct parse *ps, size_t i)
+{
+    struct el_config *cfg = ps->cfg;
+    struct el_room_def *r = &cfg->rooms[i];
+    const struct room_keys *rk = &ps->rooms[i];
+    struct el_config *v = copy_config(cfg);
+    r->cfg = v;
+    ps->room = r;
+    for (size_t k = 0; k < NKEYS && ps->err == NULL; k++)
+        if (rk->value[k] != NULL) set_value(ps, &keys[k], v, rk->value[k], rk->key_line[k]);
+    free(v->room_name);
+    v->room_name = el_sprintf("%s.%s", cfg->room_name, r->name);
+    const int *kl = rk->key_line;
+    follow_defaults(v, kl[key_index("admit_per_s")], kl[key_index("min_admit_per_s")],
+                    kl[key_index("max_admit_per_s")], 0, 0);
+    v->min_admit_per_s_set |= cfg->min_admit_per_s_set;
+    v->max_admit_per_s_set |= cfg->max_admit_per_s_set;
+    char where[EL_ROOM_NAME_MAX + 8];
+    snprintf(where, sizeof(where), "room %s", r->name);
+    struct check_scope sc = {where, kl, ps->key_line};
+    room_checks(ps, v, &sc);
+    if (!cfg->has_secret && v->mode != EL_MODE_OFF)
+        fail(ps, kl[key_index("mode")],
+             "[room %s] mode = %s needs a secret: set secret or secret_file in [room]", r->name,
+             el_mode_name(v->mode));
+    char name[EL_ROOM_NAME_MAX]; /* a copy: the compiler cannot tell the fields apart */
+    memcpy(name, r->name, sizeof(name));
+    snprintf(r->pass_cookie, sizeof(r->pass_cookie), "einlass_pass_%s", name);
+    snprintf(r->ticket_cookie, sizeof(r->ticket_cookie), "einlass_ticket_%s", name);
+    ps->room = NULL;
+}
+
 int el_config_check_rate(const struct el_config *cfg, double per_s, char *why, size_t n)
 {
     const struct key *k = &keys[key_index("admit_per_s")];
     char a[64], b[64];
+    /* A room's view (nrooms 0) is named by its section: the room name after
+     * its last '.' (a NAME holds none). */
+    char where[EL_ROOM_NAME_MAX + 8] = "[room]";
+    const char *dot =
+        cfg->nrooms == 0 && cfg->room_name != NULL ? strrchr(cfg->room_name, '.') : NULL;
+    if (dot != NULL) snprintf(where, sizeof(where), "[room %s]", dot + 1);
     if (!isfinite(per_s) || per_s < k->min || per_s > k->max) {
-        snprintf(why, n, "[room] admit_per_s: %s is %s the %s %s", num_text(per_s, a, sizeof(a)),
+        snprintf(why, n, "%s admit_per_s: %s is %s the %s %s", where, num_text(per_s, a, sizeof(a)),
                  per_s < k->min ? "below" : "above", per_s < k->min ? "minimum" : "maximum",
                  num_text(per_s < k->min ? k->min : k->max, b, sizeof(b)));
         return -1;
     }
     if (cfg->min_admit_per_s_set && per_s < cfg->min_admit_per_s) {
-        snprintf(why, n, "[room] min_admit_per_s (%s) must not be above admit_per_s (%s)",
+        snprintf(why, n, "%s min_admit_per_s (%s) must not be above admit_per_s (%s)", where,
                  num_text(cfg->min_admit_per_s, a, sizeof(a)), num_text(per_s, b, sizeof(b)));
         return -1;
     }
     if (cfg->max_admit_per_s_set && per_s > cfg->max_admit_per_s) {
-        snprintf(why, n, "[room] admit_per_s (%s) must not be above max_admit_per_s (%s)",
+        snprintf(why, n, "%s admit_per_s (%s) must not be above max_admit_per_s (%s)", where,
                  num_text(per_s, a, sizeof(a)), num_text(cfg->max_admit_per_s, b, sizeof(b)));
         return -1;
     }
@@ -1129,13 +1452,22 @@ static char *dir_of(const char *path)
 static void apply_defaults(struct parse *ps)
 {
     for (size_t i = 0; i < NKEYS; i++) {
-        if (strcmp(keys[i].section, "route") == 0 || strcmp(keys[i].section, "event") == 0)
+        if (strcmp(keys[i].section, "route") == 0 || strcmp(keys[i].section, "event") == 0 ||
+            strcmp(keys[i].section, "room NAME") == 0)
             continue;
         if (set_value(ps, &keys[i], ps->cfg, keys[i].def, 0) == -1) {
             el_err("config: bad built-in default: %s", ps->err);
             abort();
         }
     }
+}
+
+static void free_room_keys(struct parse *ps)
+{
+    for (size_t i = 0; i < EL_MAX_ROOMS; i++)
+        for (size_t k = 0; k < NKEYS; k++)
+            free(ps->rooms[i].value[k]);
+    el_config_free(ps->scratch);
 }
 
 int el_config_load(const char *path, struct el_config **out, char **err)
@@ -1146,6 +1478,7 @@ int el_config_load(const char *path, struct el_config **out, char **err)
     ps.cfg = el_calloc(1, sizeof(*ps.cfg));
     ps.cfg->path = el_strdup(path);
     ps.cfg->dir = dir_of(path);
+    ps.cfg->nrooms = 1; /* rooms[0] is [room]; [room NAME] sections follow */
     apply_defaults(&ps);
 
     ps.f = fopen(path, "r");
@@ -1184,15 +1517,18 @@ int el_config_load(const char *path, struct el_config **out, char **err)
             goto fail;
         }
     }
-    cfg->wait_status = 503;
+    for (size_t i = 1; i < cfg->nrooms && ps.err == NULL; i++)
+        build_view(&ps, i);
+    if (ps.err != NULL) goto fail;
     struct el_room_def *r0 = &cfg->rooms[0];
     snprintf(r0->pass_cookie, sizeof(r0->pass_cookie), "einlass_pass");
     snprintf(r0->ticket_cookie, sizeof(r0->ticket_cookie), "einlass_ticket");
     r0->cfg = cfg;
-    cfg->nrooms = 1;
+    free_room_keys(&ps);
     *out = cfg;
     return 0;
 fail:
+    free_room_keys(&ps);
     el_config_free(ps.cfg);
     *err = ps.err;
     return -1;
@@ -1207,6 +1543,12 @@ void el_config_free(struct el_config *cfg)
         free(cfg->routes[i].name);
         free(cfg->routes[i].method);
         free(cfg->routes[i].glob);
+    }
+    for (size_t i = 1; i < cfg->nrooms; i++) { /* rooms[0].cfg is cfg itself */
+        for (size_t h = 0; h < cfg->rooms[i].nhosts; h++)
+            free(cfg->rooms[i].hosts[h]);
+        free(cfg->rooms[i].path);
+        el_config_free(cfg->rooms[i].cfg);
     }
     free(cfg->path);
     free(cfg->dir);
@@ -1242,6 +1584,17 @@ static const char *allowed_text(const struct key *k, char *buf, size_t n)
     }
 }
 
+/* "mode, admit_per_s, ...": the [room] keys a [room NAME] may set, in table order. */
+static const char *room_keys_text(char *buf, size_t n)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < NKEYS && used < n; i++)
+        if (strcmp(keys[i].section, "room") == 0 && is_room_key(keys[i].name))
+            used += (size_t)snprintf(buf + used, n - used, "%s%s", used ? ", " : "", keys[i].name);
+    return buf;
+}
+
 void el_config_print_defaults(FILE *f)
 {
     const char *section = "";
@@ -1254,7 +1607,15 @@ void el_config_print_defaults(FILE *f)
         char allowed[200];
         if (strcmp(section, k->section) != 0) {
             section = k->section;
-            if (strcmp(section, "route") == 0)
+            char rk[400];
+            if (strcmp(section, "room NAME") == 0)
+                fprintf(f, "\n; Up to %d [room NAME] sections: rooms of their own, each with its own\n"
+                           "; queue, rate, page and cookies; a request goes to the first whose host\n"
+                           "; and path match, else to [room]. Besides host and path a named room\n"
+                           "; may set these [room] keys (the rest is [room]'s):\n; %s\n"
+                           "; [room campaign]\n",
+                        EL_MAX_ROOMS - 1, room_keys_text(rk, sizeof(rk)));
+            else if (strcmp(section, "route") == 0)
                 fprintf(f, "\n; Any number of [route NAME] sections; the first match wins.\n"
                            "; [route cancel]\n");
             else if (strcmp(section, "event") == 0)
@@ -1301,10 +1662,18 @@ void el_config_print_keys(FILE *f, enum el_config_doc fmt)
             section = k->section;
             bool route = strcmp(section, "route") == 0, event = strcmp(section, "event") == 0;
             const char *title = route ? "route NAME" : event ? "event NAME" : section;
+            char rk[400], room_intro[700];
+            snprintf(room_intro, sizeof(room_intro),
+                     "Up to %d sections: rooms of their own (queue, rate, page, status code, "
+                     "cookies); a request goes to the first whose host and path both match, "
+                     "else to [room]. Besides host and path, a named room may set these [room] "
+                     "keys: %s; the others are [room]'s.",
+                     EL_MAX_ROOMS - 1, room_keys_text(rk, sizeof(rk)));
             const char *intro = route   ? "Any number of sections; the first match wins."
                                 : event ? "Any number of sections (up to 32): scheduled openings "
                                           "with a pre-queue drawn at random."
-                                        : NULL;
+                                : strcmp(section, "room NAME") == 0 ? room_intro
+                                                                    : NULL;
             if (fmt == EL_CONFIG_DOC_MARKDOWN)
                 fprintf(f, "%s### [%s]\n\n%s%s| key | default | allowed | on reload | meaning |\n"
                            "|---|---|---|---|---|\n",
@@ -1504,6 +1873,11 @@ void el_config_inherit(struct el_config *cfg, const struct el_config *old)
     if (memcmp(cfg->secret, old->secret, EL_SECRET_LEN) != 0 && !cfg->has_previous_secret) {
         memcpy(cfg->previous_secret, old->secret, EL_SECRET_LEN);
         cfg->has_previous_secret = true;
+    }
+    /* The rooms' views verify tokens too. */
+    for (size_t i = 1; i < cfg->nrooms; i++) {
+        memcpy(cfg->rooms[i].cfg->previous_secret, cfg->previous_secret, EL_SECRET_LEN);
+        cfg->rooms[i].cfg->has_previous_secret = cfg->has_previous_secret;
     }
 }
 

@@ -1,4 +1,5 @@
-/* route.c - [route] matching: method and path glob, first match wins.
+/* route.c - [route] matching: method and path glob, first match wins; and
+ * [room NAME] selection: host patterns and a path glob, first match wins.
  *
  * Invariants: nothing here allocates, reads a clock or does I/O; the path is
  * a byte range (no NUL needed) that the caller has already cut before '?'.
@@ -77,11 +78,54 @@ const struct el_route *el_route_find(const struct el_config *cfg, const char *me
     return NULL;
 }
 
+/* ASCII case-insensitive a[0..n) == b[0..n). */
+static bool same_ci(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (x >= 'A' && x <= 'Z') x = (unsigned char)(x - 'A' + 'a');
+        if (y >= 'A' && y <= 'Z') y = (unsigned char)(y - 'A' + 'a');
+        if (x != y) return false;
+    }
+    return true;
+}
+
+/* Does host[0..n) (port and trailing dot gone) match pattern (lower case,
+ * "name" or "*.suffix": one label or more before ".suffix")? */
+static bool host_match(const char *pattern, const char *host, size_t n)
+{
+    size_t plen = strlen(pattern);
+    if (pattern[0] == '*') {
+        const char *suffix = pattern + 1; /* ".suffix" */
+        size_t slen = plen - 1;
+        return n > slen && same_ci(host + n - slen, suffix, slen);
+    }
+    return n == plen && same_ci(host, pattern, n);
+}
+
 size_t el_route_room(const struct el_config *cfg, const char *host, size_t host_len,
                      const char *path, size_t path_len)
 {
-    (void)cfg, (void)host, (void)host_len, (void)path, (void)path_len;
-    return 0; /* TODO(rooms): [room NAME] selection */
+    /* The host without its port and one trailing dot. An IPv6 literal
+     * ("[::1]:8080") counts as no host: no pattern names one. */
+    size_t n = 0;
+    if (host_len > 0 && host[0] != '[') {
+        const char *colon = memchr(host, ':', host_len);
+        n = colon != NULL ? (size_t)(colon - host) : host_len;
+        if (n > 0 && host[n - 1] == '.') n--;
+    }
+    for (size_t i = 1; i < cfg->nrooms; i++) {
+        const struct el_room_def *r = &cfg->rooms[i];
+        if (r->nhosts > 0) {
+            bool hit = false;
+            for (size_t h = 0; h < r->nhosts && !hit && n > 0; h++)
+                hit = host_match(r->hosts[h], host, n);
+            if (!hit) continue;
+        }
+        if (r->path != NULL && !el_route_glob(r->path, path, path_len)) continue;
+        return i;
+    }
+    return 0;
 }
 
 bool el_route_room_host(const struct el_room_def *r, const char *host, size_t host_len)

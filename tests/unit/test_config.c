@@ -642,7 +642,8 @@ static void test_shipped_conf_documents_every_key(void **state)
         free(b);
         nkeys++;
     }
-    assert_int_equal(nkeys, 60); /* 16 server, 8 backend, 10 trigger, 21 room, 2 route, 3 event */
+    assert_int_equal(nkeys, 63); /* 16 server, 8 backend, 10 trigger, 22 room, 2 room NAME,
+                                    2 route, 3 event */
     free(shipped);
     free(path);
     free(text);
@@ -723,17 +724,17 @@ static void test_err_sections(void **state)
 {
     (void)state;
     expect_err(ROOM "[bogus]\n", "3: unknown section [bogus] (allowed: server, backend, "
-                                 "trigger, room, route NAME, event NAME)");
+                                 "trigger, room, room NAME, route NAME, event NAME)");
     expect_err(ROOM "[Server]\nlisten = 127.0.0.1:1\n",
-               "3: unknown section [Server] (allowed: server, backend, trigger, room, route "
-               "NAME, event NAME)");
+               "3: unknown section [Server] (allowed: server, backend, trigger, room, room "
+               "NAME, route NAME, event NAME)");
     expect_err("listen = 127.0.0.1:1\n" ROOM, "1: key 'listen' outside of any section");
     expect_err(ROOM "[server\n", "3: a section header must be [NAME] alone on its line");
     expect_err(ROOM "[server] x\n", "3: a section header must be [NAME] alone on its line");
     expect_err(ROOM "[server]\nlisten\n", "4: expected key = value, [section] or a comment");
     expect_err(ROOM "[route]\nmatch = GET /\n", "3: a route section needs a name: [route NAME]");
     expect_err(ROOM "[routex]\n", "3: unknown section [routex] (allowed: server, backend, "
-                                  "trigger, room, route NAME, event NAME)");
+                                  "trigger, room, room NAME, route NAME, event NAME)");
 }
 
 static void test_err_unknown_key(void **state)
@@ -1134,6 +1135,301 @@ static void test_redis_addresses_password_file_and_timeout(void **state)
     free(none);
 }
 
+/* --- several rooms: [room NAME] ------------------------------------------ */
+
+#define TWO_ROOMS                                                                            \
+    "[room]\nsecret = " HEX "\nadmit_per_s = 30\npoll_s = 4\ntemplate = main.html\n"           \
+    "[room campaign]\nhost = Book.Example.ORG., *.book.example.org\npath = /impfkampagne/**\n"   \
+    "admit_per_s = 20\ntemplate = campaign.html\nstatus = 200\nmode = on\n"                       \
+    "[room api]\npath = /api/**\nstatus = 429\nadapt = off\n"
+
+static void test_rooms_views_carry_the_overrides_and_inherit_the_rest(void **state)
+{
+    (void)state;
+    free(write_file("main.html", "<p>main</p>"));
+    free(write_file("campaign.html", "<p>campaign</p>"));
+    struct el_config *cfg = load_ok(TWO_ROOMS);
+    assert_int_equal(cfg->nrooms, 3);
+    assert_int_equal(cfg->wait_status, 503);
+    assert_ptr_equal(cfg->rooms[0].cfg, cfg);
+    assert_string_equal(cfg->rooms[0].name, "");
+    assert_string_equal(cfg->rooms[0].pass_cookie, "einlass_pass");
+    assert_string_equal(cfg->rooms[0].ticket_cookie, "einlass_ticket");
+
+    const struct el_room_def *c = &cfg->rooms[1];
+    assert_string_equal(c->name, "campaign");
+    assert_int_equal(c->line, 6);
+    assert_int_equal(c->nhosts, 2);
+    assert_string_equal(c->hosts[0], "book.example.org"); /* lower case, trailing dot gone */
+    assert_string_equal(c->hosts[1], "*.book.example.org");
+    assert_string_equal(c->path, "/impfkampagne/**");
+    assert_string_equal(c->pass_cookie, "einlass_pass_campaign");
+    assert_string_equal(c->ticket_cookie, "einlass_ticket_campaign");
+    const struct el_config *cv = c->cfg;
+    assert_non_null(cv);
+    assert_ptr_not_equal(cv, cfg);
+    assert_string_equal(cv->room_name, "portal.campaign");
+    assert_true(cv->admit_per_s == 20.0);
+    assert_int_equal(cv->wait_status, 200);
+    assert_int_equal(cv->mode, EL_MODE_ON);
+    char *tmpl = path_in("campaign.html");
+    assert_string_equal(cv->template_path, tmpl); /* relative to the file's directory */
+    free(tmpl);
+    assert_int_equal(cv->poll_s, 4); /* from [room] */
+    assert_true(cv->adapt);
+    assert_int_equal(cv->nroutes, 0);
+    assert_int_equal(cv->nevents, 0);
+    assert_int_equal(cv->nrooms, 0);
+    /* the rest is the whole file's, each string its own copy */
+    assert_string_equal(cv->listen, cfg->listen);
+    assert_ptr_not_equal(cv->listen, cfg->listen);
+    assert_string_equal(cv->path, cfg->path);
+    assert_string_equal(cv->dir, cfg->dir);
+    assert_int_equal(cv->store, cfg->store);
+    assert_memory_equal(cv->secret, cfg->secret, EL_SECRET_LEN);
+
+    const struct el_room_def *a = &cfg->rooms[2];
+    assert_string_equal(a->name, "api");
+    assert_int_equal(a->nhosts, 0);
+    assert_string_equal(a->path, "/api/**");
+    assert_string_equal(a->pass_cookie, "einlass_pass_api");
+    assert_string_equal(a->ticket_cookie, "einlass_ticket_api");
+    assert_string_equal(a->cfg->room_name, "portal.api");
+    assert_int_equal(a->cfg->wait_status, 429);
+    assert_false(a->cfg->adapt);
+    assert_true(a->cfg->admit_per_s == 30.0);
+    char *main_tmpl = path_in("main.html");
+    assert_string_equal(a->cfg->template_path, main_tmpl);
+    free(main_tmpl);
+    assert_int_equal(a->cfg->mode, EL_MODE_AUTO);
+
+    /* [room] itself is untouched by the sections */
+    assert_true(cfg->admit_per_s == 30.0);
+    assert_int_equal(cfg->mode, EL_MODE_AUTO);
+    el_config_free(cfg);
+}
+
+static void test_status_key(void **state)
+{
+    (void)state;
+    struct el_config *cfg = load_ok(ROOM "status = 429\n");
+    assert_int_equal(cfg->wait_status, 429);
+    el_config_free(cfg);
+    cfg = load_ok(ROOM "status = 200\n");
+    assert_int_equal(cfg->wait_status, 200);
+    el_config_free(cfg);
+    expect_err(ROOM "status = 404\n", "3: [room] status: '404' is not one of 503, 429, 200");
+    expect_err(ROOM "[room c]\npath = /c/**\nstatus = 302\n",
+               "5: [room c] status: '302' is not one of 503, 429, 200");
+}
+
+static void test_room_before_room_inherits_its_values(void **state)
+{
+    (void)state;
+    struct el_config *cfg = load_ok("[room c]\npath = /c/**\nadmit_per_s = 500\n"
+                                    "[room]\nsecret = " HEX "\nname = shop\npoll_s = 7\n"
+                                    "status = 429\n");
+    const struct el_config *v = cfg->rooms[1].cfg;
+    assert_string_equal(v->room_name, "shop.c");
+    assert_int_equal(v->poll_s, 7);
+    assert_int_equal(v->wait_status, 429);
+    assert_memory_equal(v->secret, cfg->secret, EL_SECRET_LEN);
+    /* the follow rule: the view's max follows admit_per_s, [room]'s does not move */
+    assert_true(v->admit_per_s == 500.0);
+    assert_true(v->max_admit_per_s == 500.0);
+    assert_true(v->min_admit_per_s == 1.0);
+    assert_true(cfg->admit_per_s == 10.0);
+    assert_true(cfg->max_admit_per_s == 100.0);
+    el_config_free(cfg);
+}
+
+static void test_room_follow_rule_and_cross_checks_name_the_section(void **state)
+{
+    (void)state;
+    struct el_config *cfg = load_ok(ROOM "[room c]\npath = /c\nadmit_per_s = 500\n");
+    assert_true(cfg->rooms[1].cfg->max_admit_per_s == 500.0);
+    assert_false(cfg->rooms[1].cfg->max_admit_per_s_set);
+    el_config_free(cfg);
+    cfg = load_ok(ROOM "[room c]\npath = /c\nmax_admit_per_s = 5\n");
+    assert_true(cfg->rooms[1].cfg->admit_per_s == 5.0); /* unset admit_per_s within the bound */
+    assert_true(cfg->admit_per_s == 10.0);
+    el_config_free(cfg);
+    expect_err(ROOM "[room c]\npath = /c\nadmit_per_s = 200\nmax_admit_per_s = 100\n",
+               "6: [room c] admit_per_s (200) must not be above max_admit_per_s (100)");
+    expect_err(ROOM "keep_place_s = 900\n[room c]\npath = /c\nclaim_s = 1000\n",
+               "6: [room c] claim_s (1000) must not be above keep_place_s (900, from [room] on "
+               "line 3: this section does not set keep_place_s)");
+    expect_err(ROOM "[room c]\npath = /c\nclaim_s = 700\n",
+               "5: [room c] claim_s (700) must not be above keep_place_s (600, the default: the "
+               "file does not set keep_place_s; set it)");
+    expect_err(ROOM "[room c]\npath = /c\nadmit_per_s = 0\n",
+               "5: [room c] admit_per_s: 0 is below the minimum 0.01");
+}
+
+static void test_check_rate_on_a_view(void **state)
+{
+    (void)state;
+    char why[200];
+    struct el_config *cfg =
+        load_ok(ROOM "max_admit_per_s = 50\n[room c]\npath = /c\nmin_admit_per_s = 2\n"
+                     "[room d]\npath = /d\nadmit_per_s = 5\n");
+    const struct el_config *c = cfg->rooms[1].cfg, *d = cfg->rooms[2].cfg;
+    assert_int_equal(el_config_check_rate(c, 40, why, sizeof(why)), 0);
+    assert_int_equal(el_config_check_rate(c, 1, why, sizeof(why)), -1);
+    assert_string_equal(why, "[room c] min_admit_per_s (2) must not be above admit_per_s (1)");
+    assert_int_equal(el_config_check_rate(c, 60, why, sizeof(why)), -1); /* [room]'s bound */
+    assert_string_equal(why, "[room c] admit_per_s (60) must not be above max_admit_per_s (50)");
+    assert_int_equal(el_config_check_rate(d, 0.5, why, sizeof(why)), 0); /* min follows */
+    assert_int_equal(el_config_check_rate(d, 0.001, why, sizeof(why)), -1);
+    assert_string_equal(why, "[room d] admit_per_s: 0.001 is below the minimum 0.01");
+    assert_int_equal(el_config_check_rate(cfg, 1, why, sizeof(why)), 0); /* [room] has no min */
+    el_config_free(cfg);
+}
+
+static void test_inherit_reaches_the_room_views(void **state)
+{
+    (void)state;
+    struct el_config *old = load_ok(ROOM);
+    struct el_config *rotated = load_ok("[room]\nsecret = " HEX2 "\n[room c]\npath = /c\n"
+                                        "[room d]\nhost = d.example\n");
+    el_config_inherit(rotated, old);
+    for (size_t i = 1; i < rotated->nrooms; i++) {
+        const struct el_config *v = rotated->rooms[i].cfg;
+        assert_true(v->has_previous_secret);
+        assert_memory_equal(v->previous_secret, old->secret, EL_SECRET_LEN);
+        assert_memory_equal(v->secret, rotated->secret, EL_SECRET_LEN);
+    }
+    el_config_free(old);
+    el_config_free(rotated);
+}
+
+static void test_err_rooms(void **state)
+{
+    (void)state;
+    expect_err(ROOM "[room c]\nmode = on\n",
+               "3: [room c] matches every request: set host or path");
+    expect_err(ROOM "[room c]\n[room d]\npath = /d\n",
+               "3: [room c] matches every request: set host or path");
+    expect_err(ROOM "[room c]\nmode = on\n[server]\n",
+               "3: [room c] matches every request: set host or path");
+    expect_err(ROOM "[room c.d]\npath = /\n",
+               "3: [room c.d]: a room name is 1 to 32 letters, digits, '-' or '_'");
+    expect_err(ROOM "[room abcdefghijklmnopqrstuvwxyz0123456]\npath = /\n",
+               "3: [room abcdefghijklmnopqrstuvwxyz0123456]: a room name is 1 to 32 letters, "
+               "digits, '-' or '_'");
+    struct el_config *cfg =
+        load_ok(ROOM "[room abcdefghijklmnopqrstuvwxyz012345]\npath = /\n"); /* 32 */
+    assert_string_equal(cfg->rooms[1].pass_cookie, "einlass_pass_abcdefghijklmnopqrstuvwxyz012345");
+    assert_string_equal(cfg->rooms[1].ticket_cookie,
+                        "einlass_ticket_abcdefghijklmnopqrstuvwxyz012345");
+    el_config_free(cfg);
+    expect_err(ROOM "[room c]\npath = /c\n[room c]\npath = /d\n",
+               "5: duplicate section [room c] (first on line 3)");
+    expect_err(ROOM "[room c]\npath = /c\npath = /d\n",
+               "5: [room c] path: duplicate key (first set on line 4)");
+    expect_err(ROOM "[room c]\npath = /c\nmode = on\nmode = off\n",
+               "6: [room c] mode: duplicate key (first set on line 5)");
+    /* the same key in [room] and in a section is fine */
+    cfg = load_ok(ROOM "mode = off\n[room c]\npath = /c\nmode = on\n");
+    assert_int_equal(cfg->mode, EL_MODE_OFF);
+    assert_int_equal(cfg->rooms[1].cfg->mode, EL_MODE_ON);
+    el_config_free(cfg);
+
+    static const char *const shared[] = {"store = redis", "redis = 127.0.0.1:1",
+                                         "redis_timeout_ms = 9", "redis_password_file = x",
+                                         "name = x", "secret = " HEX, "secret_file = x",
+                                         "previous_secret = " HEX, "bypass_from = 10.0.0.0/8"};
+    for (size_t i = 0; i < EL_ARRAY_LEN(shared); i++) {
+        char key[32];
+        sscanf(shared[i], "%31[a-z_]", key);
+        char *text = el_sprintf(ROOM "[room c]\npath = /c\n%s\n", shared[i]);
+        char *want = el_sprintf("5: [room c] %s: every room shares [room]'s store, redis, name, "
+                                "secrets and bypass_from; set it in [room]",
+                                key);
+        expect_err(text, want);
+        free(text);
+        free(want);
+    }
+    expect_err(ROOM "[room c]\npath = /c\nlisten = 127.0.0.1:1\n",
+               "5: [room c] unknown key 'listen' (known: host, path, mode, session_s, "
+               "keep_place_s, claim_s, admit_per_s, min_admit_per_s, max_admit_per_s, adapt, "
+               "settle_ms, poll_s, max_joins_per_ip_per_min, template, status)");
+    expect_err(ROOM "host = x.example\n",
+               "3: [room] unknown key 'host' (known: mode, store, redis, redis_password_file, "
+               "redis_timeout_ms, name, secret, secret_file, previous_secret, session_s, "
+               "keep_place_s, claim_s, admit_per_s, min_admit_per_s, max_admit_per_s, adapt, "
+               "settle_ms, poll_s, max_joins_per_ip_per_min, template, status, bypass_from)");
+
+    char *text = el_strdup(ROOM);
+    for (int i = 0; i < EL_MAX_ROOMS; i++) {
+        char *next = el_sprintf("%s[room r%d]\npath = /%d/**\n", text, i, i);
+        free(text);
+        text = next;
+    }
+    expect_err(text, "33: more than 15 room sections besides [room]");
+    free(text);
+
+    char *want = el_sprintf("5: [room c] template: cannot read %s/absent.html: No such file or "
+                            "directory",
+                            dir);
+    expect_err(ROOM "[room c]\npath = /c\ntemplate = absent.html\n", want);
+    free(want);
+    expect_err("[room]\nmode = off\n[room c]\npath = /c\nmode = on\n",
+               "5: [room c] mode = on needs a secret: set secret or secret_file in [room]");
+}
+
+static void test_err_room_host_and_path(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *value, *want;
+    } bad[] = {
+        {"https://x.example", "'https://x.example': a host pattern has no scheme (e.g. "
+                              "book.example.org)"},
+        {"x.example:8080", "'x.example:8080': a host pattern has no port (every port matches)"},
+        {"x.example/y", "'x.example/y': a host pattern has no path (set path for that)"},
+        {"a.example, , b.example", "empty entry in the list"},
+        {"a.example,", "empty entry in the list"},
+        {"", "names no host (e.g. host = book.example.org)"},
+        {"[::1]", "'[::1]': IPv6 literals are not supported (requests to one go to [room])"},
+        {"*", "'*': '*' may only start a pattern, as in *.example.org"},
+        {"a.*.example", "'a.*.example': '*' may only start a pattern, as in *.example.org"},
+        {"*example.org", "'*example.org': '*' may only start a pattern, as in *.example.org"},
+        {"a..example", "'a..example': not a host name (letters, digits, '-' and '.'), *.NAME or "
+                       "an IPv4 address"},
+        {"a_b.example", "'a_b.example': not a host name (letters, digits, '-' and '.'), *.NAME "
+                        "or an IPv4 address"},
+        {"300.1.1.1", "'300.1.1.1': not an IPv4 address"},
+        {"a,b,c,d,e,f,g,h,i", "more than 8 host patterns"},
+    };
+    for (size_t i = 0; i < EL_ARRAY_LEN(bad); i++) {
+        char *text = el_sprintf(ROOM "[room c]\nhost = %s\n", bad[i].value);
+        char *want = el_sprintf("4: [room c] host: %s", bad[i].want);
+        expect_err(text, want);
+        free(text);
+        free(want);
+    }
+    struct el_config *cfg =
+        load_ok(ROOM "[room c]\nhost = 10.0.0.1, a-b.EXAMPLE, *.Example.org, x.\n");
+    assert_int_equal(cfg->rooms[1].nhosts, 4);
+    assert_string_equal(cfg->rooms[1].hosts[0], "10.0.0.1");
+    assert_string_equal(cfg->rooms[1].hosts[1], "a-b.example");
+    assert_string_equal(cfg->rooms[1].hosts[2], "*.example.org");
+    assert_string_equal(cfg->rooms[1].hosts[3], "x");
+    assert_null(cfg->rooms[1].path);
+    el_config_free(cfg);
+    static const char *const bad_glob[] = {"x", "impf/**", "/a b"};
+    for (size_t i = 0; i < EL_ARRAY_LEN(bad_glob); i++) {
+        char *text = el_sprintf(ROOM "[room c]\npath = %s\n", bad_glob[i]);
+        char *want = el_sprintf("4: [room c] path: '%s' must be a path glob starting with '/' "
+                                "(* within a segment, ** across; e.g. /impfkampagne/**)",
+                                bad_glob[i]);
+        expect_err(text, want);
+        free(text);
+        free(want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1178,6 +1474,14 @@ int main(void)
         cmocka_unit_test(test_journal_file),
         cmocka_unit_test(test_workers_above_the_worker_slots_is_an_error),
         cmocka_unit_test(test_enum_keys_use_the_word_tables),
+        cmocka_unit_test(test_rooms_views_carry_the_overrides_and_inherit_the_rest),
+        cmocka_unit_test(test_status_key),
+        cmocka_unit_test(test_room_before_room_inherits_its_values),
+        cmocka_unit_test(test_room_follow_rule_and_cross_checks_name_the_section),
+        cmocka_unit_test(test_check_rate_on_a_view),
+        cmocka_unit_test(test_inherit_reaches_the_room_views),
+        cmocka_unit_test(test_err_rooms),
+        cmocka_unit_test(test_err_room_host_and_path),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -296,6 +296,108 @@ static void test_find_first_match_wins(void **state)
     assert_string_equal(find(cfg, "GET", "/healthz"), "none");
 }
 
+/* ---- el_route_room: [room NAME] selection ---- */
+
+/* rooms[1]: book.example.org; rooms[2]: *.example.org, paths below
+ * /campaign/; rooms[3]: any host, paths below /api/; rooms[4]: 10.0.0.1 and
+ * book.example.org (never reached for that host: rooms[1] comes first). */
+static struct el_config *rooms_cfg(void)
+{
+    static struct el_config cfg;
+    static char h_exact[] = "book.example.org", h_wild[] = "*.example.org", h_ip[] = "10.0.0.1";
+    static char p_campaign[] = "/campaign/**", p_api[] = "/api/**";
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.nrooms = 5;
+    cfg.rooms[1].hosts[0] = h_exact;
+    cfg.rooms[1].nhosts = 1;
+    cfg.rooms[2].hosts[0] = h_wild;
+    cfg.rooms[2].nhosts = 1;
+    cfg.rooms[2].path = p_campaign;
+    cfg.rooms[3].path = p_api;
+    cfg.rooms[4].hosts[0] = h_ip;
+    cfg.rooms[4].hosts[1] = h_exact;
+    cfg.rooms[4].nhosts = 2;
+    return &cfg;
+}
+
+static size_t room(const struct el_config *cfg, const char *host, const char *path)
+{
+    return el_route_room(cfg, host, strlen(host), path, strlen(path));
+}
+
+static void test_room_host_exact_port_dot_and_case(void **state)
+{
+    (void)state;
+    const struct el_config *cfg = rooms_cfg();
+    assert_int_equal(room(cfg, "book.example.org", "/"), 1);
+    assert_int_equal(room(cfg, "book.example.org:8443", "/x"), 1);
+    assert_int_equal(room(cfg, "book.example.org.", "/"), 1);
+    assert_int_equal(room(cfg, "book.example.org.:80", "/"), 1);
+    assert_int_equal(room(cfg, "BOOK.Example.ORG", "/"), 1);
+    assert_int_equal(room(cfg, "book.example.org..", "/"), 0); /* one dot only */
+    assert_int_equal(room(cfg, "xbook.example.org", "/"), 0);
+    assert_int_equal(room(cfg, "book.example.or", "/"), 0);
+    assert_int_equal(room(cfg, "10.0.0.1", "/"), 4);
+    assert_int_equal(room(cfg, "10.0.0.1:8080", "/"), 4);
+    assert_int_equal(room(cfg, "10.0.0.10", "/"), 0);
+    /* the host is a byte range: nothing after host_len counts */
+    assert_int_equal(el_route_room(cfg, "book.example.org.evil", 16, "/", 1), 1);
+}
+
+static void test_room_wildcard_needs_a_label_before_the_suffix(void **state)
+{
+    (void)state;
+    const struct el_config *cfg = rooms_cfg();
+    assert_int_equal(room(cfg, "a.example.org", "/campaign/1"), 2);
+    assert_int_equal(room(cfg, "a.b.example.org", "/campaign/1"), 2);
+    assert_int_equal(room(cfg, "A.B.EXAMPLE.org:81", "/campaign/"), 2);
+    assert_int_equal(room(cfg, "a.example.org.", "/campaign/x"), 2);
+    assert_int_equal(room(cfg, "example.org", "/campaign/1"), 0);
+    assert_int_equal(room(cfg, ".example.org", "/campaign/1"), 0);
+    assert_int_equal(room(cfg, "aexample.org", "/campaign/1"), 0);
+    assert_int_equal(room(cfg, "a.example.org.x", "/campaign/1"), 0);
+}
+
+static void test_room_host_and_path_both_required(void **state)
+{
+    (void)state;
+    const struct el_config *cfg = rooms_cfg();
+    assert_int_equal(room(cfg, "a.example.org", "/campaign/1"), 2);
+    assert_int_equal(room(cfg, "a.example.org", "/campaign"), 0); /* host yes, path no */
+    assert_int_equal(room(cfg, "other.test", "/campaign/1"), 0);  /* path yes, host no */
+    assert_int_equal(room(cfg, "", "/campaign/1"), 0);            /* no host: host rooms never */
+    /* a room without host patterns takes any host, and none */
+    assert_int_equal(room(cfg, "other.test", "/api/v1"), 3);
+    assert_int_equal(room(cfg, "", "/api/v1"), 3);
+    assert_int_equal(room(cfg, "other.test", "/api"), 0);
+}
+
+static void test_room_v6_literal_matches_only_rooms_without_host(void **state)
+{
+    (void)state;
+    const struct el_config *cfg = rooms_cfg();
+    assert_int_equal(room(cfg, "[::1]:8080", "/api/x"), 3);
+    assert_int_equal(room(cfg, "[::1]", "/api/x"), 3);
+    assert_int_equal(room(cfg, "[2001:db8::1]:443", "/campaign/x"), 0);
+    assert_int_equal(room(cfg, "[book.example.org]", "/"), 0);
+}
+
+static void test_room_first_match_wins_and_falls_back_to_zero(void **state)
+{
+    (void)state;
+    struct el_config *cfg = rooms_cfg();
+    /* book.example.org is in rooms 1 and 4; the earlier wins */
+    assert_int_equal(room(cfg, "book.example.org", "/api/x"), 1);
+    /* rooms 2 and 3 both match: 2 comes first */
+    cfg->rooms[2].path = cfg->rooms[3].path;
+    assert_int_equal(room(cfg, "a.example.org", "/api/x"), 2);
+    assert_int_equal(room(cfg, "nowhere.test", "/"), 0);
+    cfg->nrooms = 1; /* [room] alone */
+    assert_int_equal(room(cfg, "book.example.org", "/api/x"), 0);
+    cfg->nrooms = 0; /* a room's view */
+    assert_int_equal(room(cfg, "book.example.org", "/api/x"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -308,6 +410,11 @@ int main(void)
         cmocka_unit_test(test_long_path_does_not_blow_up),
         cmocka_unit_test(test_find_first_match_wins),
         cmocka_unit_test(test_dotdot_path_does_not_bypass_queue),
+        cmocka_unit_test(test_room_host_exact_port_dot_and_case),
+        cmocka_unit_test(test_room_wildcard_needs_a_label_before_the_suffix),
+        cmocka_unit_test(test_room_host_and_path_both_required),
+        cmocka_unit_test(test_room_v6_literal_matches_only_rooms_without_host),
+        cmocka_unit_test(test_room_first_match_wins_and_falls_back_to_zero),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
