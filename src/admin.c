@@ -512,13 +512,7 @@ static void answer_post(struct el_admin *a, struct evhttp_request *req, enum rou
         for (size_t i = 0; cfg != NULL && i < cfg->nrooms; i++) /* as each room's file would */
             if ((room < 0 || (size_t)room == i) &&
                 el_config_check_rate(cfg->rooms[i].cfg, rate, why, sizeof(why)) != 0) {
-                if (i > 0) { /* name the room whose bounds refuse it */
-                    char named[260];
-                    snprintf(named, sizeof(named), "%s (room %s)", why, cfg->rooms[i].name);
-                    reply_text(req, 400, named);
-                } else {
-                    reply_text(req, 400, why);
-                }
+                reply_text(req, 400, why); /* "[room NAME] ..." names the room */
                 return;
             }
         char num[EL_METRICS_NUM_LEN];

@@ -441,15 +441,14 @@ static bool has_cookie(const struct el_http_msg *req, const char *name)
     return false;
 }
 
-/* The request's room (ctx->room, slot, rdef, rm, page): by host and path
+/* The index of the request's room among several: by host and path
  * (el_route_room). /_einlass/status belongs to no path, so its room is the
  * one named by ?room=NAME, else the first room of its host whose ticket,
  * then pass, the request carries: the page's script polls the status of
  * the room it waits in without knowing its name. */
-static void pick_room(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_http_msg *req,
-                      const char *path, size_t path_len)
+static size_t choose_room(const struct el_config *cfg, const struct el_gate_ctx *ctx,
+                          const struct el_http_msg *req, const char *path, size_t path_len)
 {
-    const struct el_config *cfg = g->cfg;
     const char *host = req->authority;
     size_t host_len = req->authority_len;
     if (host == NULL) {
@@ -458,23 +457,31 @@ static void pick_room(struct el_gate *g, struct el_gate_ctx *ctx, const struct e
         host_len = h ? h->value_len : 0;
     }
     size_t i = el_route_room(cfg, host, host_len, path, path_len);
-    if (ctx->status_path && cfg->nrooms > 1) {
-        const char *v;
-        size_t len;
-        size_t named = cfg->nrooms, ticket = cfg->nrooms, pass = cfg->nrooms;
-        bool has_name = req->query_len > 1 &&
-                        el_http_query_param(req->query + 1, req->query_len - 1, "room", &v, &len);
-        for (size_t k = cfg->nrooms; k-- > 0;) { /* the first in file order wins */
-            const struct el_room_def *r = &cfg->rooms[k];
-            if (!el_route_room_host(r, host, host_len)) continue;
-            if (has_name && strlen(r->name) == len && memcmp(r->name, v, len) == 0) named = k;
-            if (has_cookie(req, r->ticket_cookie)) ticket = k;
-            if (has_cookie(req, r->pass_cookie)) pass = k;
-        }
-        i = named < cfg->nrooms ? named : ticket < cfg->nrooms ? ticket
-                                      : pass < cfg->nrooms   ? pass
-                                                             : i;
+    if (!ctx->status_path) return i;
+    const char *v;
+    size_t len;
+    size_t named = cfg->nrooms, ticket = cfg->nrooms, pass = cfg->nrooms;
+    bool has_name = el_http_query_param(req->query, req->query_len, "room", &v, &len);
+    for (size_t k = cfg->nrooms; k-- > 0;) { /* the first in file order wins */
+        const struct el_room_def *r = &cfg->rooms[k];
+        if (!el_route_room_host(r, host, host_len)) continue;
+        const char *name = k == 0 ? cfg->room_name : r->name;
+        if (has_name && strlen(name) == len && memcmp(name, v, len) == 0) named = k;
+        if (has_cookie(req, r->ticket_cookie)) ticket = k;
+        if (has_cookie(req, r->pass_cookie)) pass = k;
     }
+    return named < cfg->nrooms    ? named
+           : ticket < cfg->nrooms ? ticket
+           : pass < cfg->nrooms   ? pass
+                                  : i;
+}
+
+/* The request's room into ctx (room, slot, rdef, rm, page). */
+static void pick_room(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_http_msg *req,
+                      const char *path, size_t path_len)
+{
+    const struct el_config *cfg = g->cfg;
+    size_t i = cfg->nrooms > 1 ? choose_room(cfg, ctx, req, path, path_len) : 0;
     ctx->room = (uint8_t)i;
     ctx->slot = g->room_slot[i];
     ctx->rdef = &cfg->rooms[i];

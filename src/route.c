@@ -103,9 +103,9 @@ static bool host_match(const char *pattern, const char *host, size_t n)
     return n == plen && same_ci(host, pattern, n);
 }
 
-size_t el_route_room(const struct el_config *cfg, const char *host, size_t host_len,
-                     const char *path, size_t path_len)
+bool el_route_room_host(const struct el_room_def *r, const char *host, size_t host_len)
 {
+    if (r->nhosts == 0) return true;
     /* The host without its port and one trailing dot. An IPv6 literal
      * ("[::1]:8080") counts as no host: no pattern names one. */
     size_t n = 0;
@@ -114,22 +114,19 @@ size_t el_route_room(const struct el_config *cfg, const char *host, size_t host_
         n = colon != NULL ? (size_t)(colon - host) : host_len;
         if (n > 0 && host[n - 1] == '.') n--;
     }
+    for (size_t h = 0; h < r->nhosts && n > 0; h++)
+        if (host_match(r->hosts[h], host, n)) return true;
+    return false;
+}
+
+size_t el_route_room(const struct el_config *cfg, const char *host, size_t host_len,
+                     const char *path, size_t path_len)
+{
     for (size_t i = 1; i < cfg->nrooms; i++) {
         const struct el_room_def *r = &cfg->rooms[i];
-        if (r->nhosts > 0) {
-            bool hit = false;
-            for (size_t h = 0; h < r->nhosts && !hit && n > 0; h++)
-                hit = host_match(r->hosts[h], host, n);
-            if (!hit) continue;
-        }
+        if (!el_route_room_host(r, host, host_len)) continue;
         if (r->path != NULL && !el_route_glob(r->path, path, path_len)) continue;
         return i;
     }
     return 0;
-}
-
-bool el_route_room_host(const struct el_room_def *r, const char *host, size_t host_len)
-{
-    (void)host, (void)host_len;
-    return r->nhosts == 0; /* TODO(rooms) */
 }
