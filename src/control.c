@@ -454,3 +454,17 @@ bool el_trigger_hold(struct el_trigger *t, const char *reason)
     t->reason = t->reason_buf;
     return true;
 }
+
+double el_rate_share(double total, const uint64_t *waiting, const bool *adaptive, size_t n,
+                     size_t i, double min_per_s, double max_per_s)
+{
+    double w = 0;
+    size_t rooms = 0;
+    for (size_t k = 0; k < n; k++)
+        if (adaptive[k]) {
+            w += (double)waiting[k];
+            rooms++;
+        }
+    double share = w > 0 ? total * (double)waiting[i] / w : total / (double)(rooms ? rooms : 1);
+    return fmin(fmax(share, min_per_s), max_per_s);
+}

@@ -188,24 +188,6 @@ static const char *room_label(const struct el_config *cfg, size_t i)
     return i == 0 ? cfg->room_name : cfg->rooms[i].name;
 }
 
-/* Room i's share of the adaptive rate total: in proportion to the rooms'
- * waiting (with nobody waiting anywhere, equal), within its own floor and
- * ceiling. With one adaptive room, total itself (already within them). */
-static double room_share(const struct el_config *cfg, size_t i, double total,
-                         const uint64_t *waiting, const bool *adaptive)
-{
-    double w = 0;
-    size_t n = 0;
-    for (size_t k = 0; k < cfg->nrooms; k++)
-        if (adaptive[k]) {
-            w += (double)waiting[k];
-            n++;
-        }
-    double share = w > 0 ? total * (double)waiting[i] / w : total / (double)(n ? n : 1);
-    const struct el_config *rc = cfg->rooms[i].cfg;
-    return EL_MIN(EL_MAX(share, rc->min_admit_per_s), rc->max_admit_per_s);
-}
-
 static void control_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct el_control_loop *ct = arg;
@@ -318,7 +300,9 @@ static void control_tick(evutil_socket_t fd, short what, void *arg)
         struct room_ctl *rc = &ct->r[k];
         const struct el_config *rcfg = cfg->rooms[i].cfg;
         if (rc->rate_override > 0) rc->rate_now = rc->rate_override;
-        else if (adaptive[i]) rc->rate_now = room_share(cfg, i, total, waiting, adaptive);
+        else if (adaptive[i])
+            rc->rate_now = el_rate_share(total, waiting, adaptive, cfg->nrooms, i,
+                                         rcfg->min_admit_per_s, rcfg->max_admit_per_s);
         else rc->rate_now = rcfg->admit_per_s;
         struct el_room_state *st = &rooms->state[k];
         atomic_store_explicit(&st->mode, rc->mode, memory_order_relaxed);

@@ -6,6 +6,7 @@
 #define EL_CONTROL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct el_trigger_params {
@@ -214,5 +215,13 @@ double el_admit_update(struct el_admit_ctl *c, const struct el_admit_params *p,
  * queueing if it was not, with reason, and breaks any calm stretch so the
  * release hold starts over. Returns true if the state changed. */
 bool el_trigger_hold(struct el_trigger *t, const char *reason);
+
+/* Several rooms, one adaptive rate: room i's share of total among the n
+ * rooms whose adaptive[k] is set, in proportion to waiting[k] (with nobody
+ * waiting in any, equal), kept within [min_per_s, max_per_s] (the room's
+ * own bounds; the floors may make the shares add up to more than total).
+ * With one adaptive room, total within its bounds. Pure. */
+double el_rate_share(double total, const uint64_t *waiting, const bool *adaptive, size_t n,
+                     size_t i, double min_per_s, double max_per_s);
 
 #endif

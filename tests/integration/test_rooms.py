@@ -12,7 +12,8 @@ import os
 import re
 import time
 
-from einlass_test import Client, Einlass, conf_text, get, run, start_backend, wait_until, write_conf
+from einlass_test import (Client, Einlass, Redis, conf_text, run, start_backend, wait_until,
+                          write_conf)
 
 B = None
 
@@ -261,6 +262,38 @@ def test_reload_adds_a_room_and_keeps_the_others_places():
         e.stop()
 
 
+def test_two_instances_on_redis_share_each_rooms_line_apart_from_the_others():
+    r_ = Redis()
+    try:
+        room = ("mode = on\nstore = redis\nredis = 127.0.0.1:%d\nname = shr\nadapt = off\n"
+                "admit_per_s = 0.01\nmin_admit_per_s = 0.01\npoll_s = 1\n" % r_.port)
+        path = write_conf(conf_text(B.port, room=room, extra=ROOMS))
+        with open(os.path.join(os.path.dirname(path), "campaign.html"), "w") as f:
+            f.write(CAMPAIGN_PAGE)
+        a, b = Einlass(path), Einlass(path)
+        try:
+            for e in (a, b):
+                wait_until(lambda: all(x["store"] == "redis" for x in e.status()["rooms"]),
+                           timeout=10, what="every room on redis")
+            jars = []
+            for i in range(6):  # one line for the campaign across both instances
+                r, jar = request((a, b)[i % 2].port, "/campaign/x", accept="application/json")
+                assert r.json()["position"] == i + 1, (i, r.body)
+                jars.append(jar)
+            r, _ = request(b.port, "/book", accept="application/json")  # [room]: its own line
+            assert r.status == 503 and r.json()["position"] == 1, r.body
+            # a ticket from one instance is known to the other, in its room
+            r, _ = request(b.port, "/_einlass/status", cookies=jars[2], accept="application/json")
+            assert r.json()["position"] == 3, r.body
+            keys = r_.cmd("KEYS", "*").decode(errors="replace")
+            assert "{shr.campaign}" in keys and "{shr}" in keys, keys
+        finally:
+            a.stop()
+            b.stop()
+    finally:
+        r_.stop()
+
+
 def test_config_with_a_room_error_names_file_and_line():
     path = write_conf(conf_text(B.port, room="mode = off\n",
                                 extra="\n[room bad]\nmode = on\n"))
@@ -279,4 +312,5 @@ if __name__ == "__main__":
          test_admin_changes_one_room_with_room_query_or_every_room_without,
          test_release_in_a_named_room_clears_that_rooms_pass,
          test_reload_adds_a_room_and_keeps_the_others_places,
+         test_two_instances_on_redis_share_each_rooms_line_apart_from_the_others,
          test_config_with_a_room_error_names_file_and_line])

@@ -886,6 +886,29 @@ static void test_limit_bounds_and_garbage(void **state)
     assert_int_equal(el_limit_update(&c, &lp, &o), 2);
 }
 
+/* Several rooms share one adaptive rate by who waits in each, each share
+ * within the room's own bounds. */
+static void test_rate_share_by_waiting_within_bounds(void **state)
+{
+    (void)state;
+    uint64_t waiting[3] = {30, 10, 0};
+    bool adaptive[3] = {true, true, true};
+    assert_float_equal(el_rate_share(40, waiting, adaptive, 3, 0, 0.01, 100), 30, 1e-9);
+    assert_float_equal(el_rate_share(40, waiting, adaptive, 3, 1, 0.01, 100), 10, 1e-9);
+    assert_float_equal(el_rate_share(40, waiting, adaptive, 3, 2, 1, 100), 1, 1e-9); /* floor */
+    assert_float_equal(el_rate_share(40, waiting, adaptive, 3, 0, 0.01, 20), 20, 1e-9); /* cap */
+    /* a room that is not adaptive (fixed rate, override, off) takes no share */
+    bool two[3] = {true, false, true};
+    assert_float_equal(el_rate_share(40, waiting, two, 3, 0, 0.01, 100), 40, 1e-9);
+    /* nobody waits: equal shares */
+    uint64_t none[3] = {0, 0, 0};
+    assert_float_equal(el_rate_share(30, none, adaptive, 3, 1, 0.01, 100), 10, 1e-9);
+    /* one room: the total itself */
+    uint64_t one[1] = {7};
+    bool a1[1] = {true};
+    assert_float_equal(el_rate_share(12.5, one, a1, 1, 0, 1, 100), 12.5, 1e-9);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -906,6 +929,7 @@ int main(void)
         cmocka_unit_test(test_admit_headroom),
         cmocka_unit_test(test_trigger_hold_keeps_queueing),
         cmocka_unit_test(test_limit_bounds_and_garbage),
+        cmocka_unit_test(test_rate_share_by_waiting_within_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
