@@ -420,7 +420,7 @@ struct el_control_loop *el_control_loop_new(const struct el_config *cfg)
         ct->r[k].mode_override = -1;
         ct->r[k].rate_now = cfg->admit_per_s;
     }
-    for (size_t i = 0; i < cfg->nrooms; i++) {
+    for (size_t i = 0; i < cfg->nrooms; i++) { /* at start room i has slot i */
         ct->r[i].queueing = cfg->rooms[i].cfg->mode == EL_MODE_ON;
         ct->r[i].mode = (int)cfg->rooms[i].cfg->mode;
         ct->r[i].rate_now = cfg->rooms[i].cfg->admit_per_s;

@@ -1,5 +1,5 @@
 /* admin.h - the admin API on admin_listen (libevent evhttp, main thread):
- *   GET  /status   JSON (docs/interface.md)
+ *   GET  /status   JSON (docs/interface.md), with "rooms": each room's figures
  *   GET  /healthz  200 while serving, 503 while draining; JSON naming the store state
  *   POST /mode     body auto|on|off -> 204 (until the next reload)
  *   POST /rate     body a number    -> 204 (until the next reload); checked as the
@@ -7,6 +7,8 @@
  *                  reason otherwise; 0 is refused: POST /pause holds admissions
  *   POST /pause    -> 204: the meter admits nobody, places are kept, passes go on
  *   POST /resume   -> 204: the meter runs again (pause survives reloads)
+ *   POST /mode, /rate, /pause, /resume take ?room=NAME for one room ([room] by its
+ *                  name; 404 naming the rooms for an unknown one), every room without
  *   GET  /metrics  Prometheus text
  *   GET  /journal?since=UNIX_SECONDS  the journal's JSON lines from then on
  *                  (404 without journal_file; needs the token when one is set)
