@@ -16,7 +16,9 @@ Rows: "direct" is wrk against the backend itself (no proxy, the ceiling);
 "haproxy-tcp" is HAProxy as a plain L4 relay (the cost of any extra hop);
 nginx and haproxy are HTTP proxies with upstream keep-alive; einlass runs
 with mode = off (a plain proxy) and mode = auto (memory store; every
-response gets a signed pass cookie, since wrk sends none back).
+response gets a signed pass cookie, since wrk sends none back); einlass-limit
+adds max_concurrency = auto, einlass-rooms two [room NAME] sections that no
+request matches (the room is chosen past both).
 """
 import argparse
 import os
@@ -206,6 +208,16 @@ max_concurrency = %(limit)s
 mode = %(mode)s
 store = memory
 secret = %(secret)s
+%(rooms)s"""
+
+# einlass-rooms: two named rooms that wrk's requests (Host 127.0.0.1:PORT,
+# path /) do not match, so every request is chosen into [room] past both.
+ROOMS = """
+[room campaign]
+path = /impfkampagne/**
+[room kiosk]
+host = kiosk.example.org, *.kiosk.example.org
+path = /termine/**
 """
 
 
@@ -263,7 +275,7 @@ def main():
     ap.add_argument("--threads", type=int, default=1, help="wrk threads")
     ap.add_argument("--warmup", type=int, default=2, help="seconds of untimed load first")
     ap.add_argument("--only", help="comma-separated subset of: direct,haproxy-tcp,nginx,"
-                    "haproxy,einlass-off,einlass-auto,einlass-limit")
+                    "haproxy,einlass-off,einlass-auto,einlass-limit,einlass-rooms")
     ap.add_argument("--einlass", help="use this einlass binary instead of building one")
     ap.add_argument("--write", action="store_true", help="put the table into bench/README.md")
     args = ap.parse_args()
@@ -274,7 +286,8 @@ def main():
     work = tempfile.mkdtemp(prefix="einlass-bench-")
     p = {name: free_port() for name in ("backend", "nginx", "haproxy", "tcp_port",
                                         "einlass-off", "einlass-auto", "einlass-limit",
-                                        "admin1", "admin2", "admin3")}
+                                        "einlass-rooms", "admin1", "admin2", "admin3",
+                                        "admin4")}
     backend = Target("backend", [backend_bin, str(p["backend"])], p["backend"], work)
     direct = Target("direct", [], p["backend"], work)
     nginx = Target("nginx", ["nginx", "-p", work, "-e", os.path.join(work, "nginx-error.log"),
@@ -291,10 +304,12 @@ def main():
         secret = secrets.token_hex(32)
         for name, mode, limit, admin in (("einlass-off", "off", "0", "admin1"),
                                          ("einlass-auto", "auto", "0", "admin2"),
-                                         ("einlass-limit", "auto", "auto", "admin3")):
+                                         ("einlass-limit", "auto", "auto", "admin3"),
+                                         ("einlass-rooms", "auto", "0", "admin4")):
             conf = write(os.path.join(work, name + ".conf"), EINLASS % {
                 "port": p[name], "admin": p[admin], "backend": p["backend"], "mode": mode,
-                "limit": limit, "secret": secret})
+                "limit": limit, "secret": secret,
+                "rooms": ROOMS if name == "einlass-rooms" else ""})
             targets.append(Target(name, [einlass_bin, "-c", conf], p[name], work))
     if args.only:
         wanted = args.only.split(",")
