@@ -960,6 +960,25 @@ static void cookie_lookup(void **state)
     free(exact);
 }
 
+/* A query parameter: the first of its name, a leading '?' skipped, the
+ * value undecoded; a name without '=' has none; never past the length. */
+static void query_param(void **state)
+{
+    (void)state;
+    const char *v;
+    size_t len;
+    assert_true(el_http_query_param("?room=campaign&x=1", 18, "room", &v, &len));
+    assert_int_equal(len, 8);
+    assert_memory_equal(v, "campaign", 8);
+    assert_true(el_http_query_param("a=1&room=&room=b", 16, "room", &v, &len));
+    assert_int_equal(len, 0); /* the first one, empty */
+    assert_false(el_http_query_param("room&rooms=1&xroom=2", 20, "room", &v, &len));
+    assert_true(el_http_query_param("set=de%20x&to=/a", 16, "set", &v, &len));
+    assert_int_equal(len, 6); /* not decoded */
+    assert_false(el_http_query_param("", 0, "room", &v, &len));
+    assert_false(el_http_query_param("room=ab", 4, "room", &v, &len)); /* "room" only */
+}
+
 /* ---- the lexical kit ---- */
 
 static void kit_classes(void **state)
@@ -1169,7 +1188,7 @@ int main(void)
         T(chunk_reject_trailer_section_bytes), T(chunk_state_is_sticky),
         T(chunk_header_writes_hex), T(chunk_header_round_trip), T(reason_phrases),
         T(kit_classes), T(kit_ows_and_tokens), T(kit_quoted_string), T(kit_list_items),
-        T(cookie_lookup), T(cookie_tricky),
+        T(cookie_lookup), T(cookie_tricky), T(query_param),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
