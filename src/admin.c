@@ -30,6 +30,7 @@
 #include "einlass/http.h"
 #include "einlass/metrics.h"
 #include "einlass/room.h"
+#include "einlass/worker-t.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -64,7 +65,7 @@ struct el_admin {
     int port;                                     /* bound TCP port, 0 for unix sockets */
     char *unix_path;                              /* our socket file, unlinked on free */
     char address[EL_ADMIN_ADDR_LEN];              /* what we listen on, for the logs */
-    struct el_events *events;                     /* scheduled openings, or NULL */
+    struct el_rooms *rooms;                       /* the rooms: their scheduled openings */
 };
 
 enum route_kind {
@@ -256,7 +257,8 @@ static void get_status(const struct el_admin *a, struct el_status *st)
     st->store = el_store_state_name(EL_STORE_STATE_MEMORY);
     st->inflight = el_metrics_inflight();
     if (a->ops != NULL && a->ops->status != NULL) a->ops->status(a->ctx, st);
-    st->events = a->events;
+    st->events = a->rooms ? a->rooms->events : NULL;
+    st->nevents = a->rooms ? a->rooms->nslots : 0;
     st->draining = st->draining || a->draining;
 }
 
@@ -276,7 +278,7 @@ static const char *json_store(const char *s)
 
 /* One event as JSON (GET /events, POST /events). Names hold no character
  * JSON must escape (el_config_check_event). */
-static void add_event(struct evbuffer *b, const struct el_event_view *v)
+static void add_event(struct evbuffer *b, const struct el_event_view *v, const char *room)
 {
     char opens[48], ends[48];
     el_time_rfc3339(v->def.opens_at_ms, v->def.opens_offset_min, opens, sizeof(opens));
@@ -285,27 +287,33 @@ static void add_event(struct evbuffer *b, const struct el_event_view *v)
     evbuffer_add_printf(b,
                         "{\"name\":\"%s\",\"opens_at\":\"%s\",\"prequeue_s\":%d,\"ends_at\":%s%s%s,"
                         "\"state\":\"%s\",\"prequeue\":%llu,\"drawn\":%s,\"cancelled\":%s,"
-                        "\"source\":\"%s\"}",
+                        "\"source\":\"%s\",\"room\":\"%s\"}",
                         v->def.name, opens, v->def.prequeue_s, v->def.ends_at_ms ? "\"" : "",
                         v->def.ends_at_ms ? ends : "null", v->def.ends_at_ms ? "\"" : "",
                         el_word_name(el_event_state_words, (int)v->state),
                         (unsigned long long)v->run.pre.n, v->run.pre.drawn ? "true" : "false",
-                        v->run.cancelled ? "true" : "false", v->def.line ? "file" : "api");
+                        v->run.cancelled ? "true" : "false", v->def.line ? "file" : "api",
+                        json_store(room));
 }
 
 /* /status: ,"events":[{"name","state","prequeue"},...] */
 static void add_events_brief(const struct el_admin *a, struct evbuffer *b)
 {
     evbuffer_add_printf(b, ",\"events\":[");
-    size_t n = a->events ? el_events_count(a->events) : 0;
     int64_t now = (int64_t)el_wall_ms();
-    for (size_t i = 0; i < n; i++) {
-        struct el_event_view v;
-        if (el_events_get(a->events, i, now, &v) == -1) break;
-        evbuffer_add_printf(b, "%s{\"name\":\"%s\",\"state\":\"%s\",\"prequeue\":%llu}",
-                            i ? "," : "", v.def.name,
-                            el_word_name(el_event_state_words, (int)v.state),
-                            (unsigned long long)v.run.pre.n);
+    bool first = true;
+    for (unsigned t = 0; a->rooms != NULL && t < a->rooms->nslots; t++) {
+        struct el_events *ev = a->rooms->events[t];
+        size_t n = ev ? el_events_count(ev) : 0;
+        for (size_t i = 0; i < n; i++) {
+            struct el_event_view v;
+            if (el_events_get(ev, i, now, &v) == -1) break;
+            evbuffer_add_printf(b, "%s{\"name\":\"%s\",\"state\":\"%s\",\"prequeue\":%llu}",
+                                first ? "" : ",", v.def.name,
+                                el_word_name(el_event_state_words, (int)v.state),
+                                (unsigned long long)v.run.pre.n);
+            first = false;
+        }
     }
     evbuffer_add_printf(b, "]");
 }
@@ -528,15 +536,16 @@ static int parse_event_body(char *body, struct el_event_def *d, char *why, size_
 {
     memset(d, 0, sizeof(*d));
     d->prequeue_s = 1800; /* the file's default */
-    bool seen[4] = {false};
-    static const char *const names[4] = {"name", "opens_at", "prequeue_s", "ends_at"};
+    bool seen[5] = {false};
+    static const char *const names[5] = {"name", "opens_at", "prequeue_s", "ends_at", "room"};
     for (char *line = strtok(body, "\n"); line != NULL; line = strtok(NULL, "\n")) {
         while (is_space(*line))
             line++;
         if (*line == '\0' || *line == '#' || *line == ';') continue;
         char *eq = strchr(line, '=');
         if (eq == NULL) {
-            snprintf(why, nwhy, "expected key = value lines (name, opens_at, prequeue_s, ends_at)");
+            snprintf(why, nwhy,
+                     "expected key = value lines (name, opens_at, prequeue_s, ends_at, room)");
             return -1;
         }
         char *k = line, *v = eq + 1, *ke = eq;
@@ -549,11 +558,11 @@ static int parse_event_body(char *body, struct el_event_def *d, char *why, size_
         while (vl > 0 && is_space(v[vl - 1]))
             v[--vl] = '\0';
         int i = 0;
-        while (i < 4 && strcmp(k, names[i]) != 0)
+        while (i < 5 && strcmp(k, names[i]) != 0)
             i++;
-        if (i == 4) {
+        if (i == 5) {
             snprintf(why, nwhy,
-                     "unknown key '%.40s' (known: name, opens_at, prequeue_s, ends_at)", k);
+                     "unknown key '%.40s' (known: name, opens_at, prequeue_s, ends_at, room)", k);
             return -1;
         }
         if (seen[i]) {
@@ -568,6 +577,12 @@ static int parse_event_body(char *body, struct el_event_def *d, char *why, size_
                 return -1;
             }
             memcpy(d->name, v, vl + 1);
+        } else if (i == 4) {
+            if (vl >= sizeof(d->room)) {
+                snprintf(why, nwhy, "room: longer than %d bytes", EL_ROOM_NAME_MAX - 1);
+                return -1;
+            }
+            memcpy(d->room, v, vl + 1);
         } else if (i == 2) {
             char *end;
             errno = 0;
@@ -595,6 +610,48 @@ static int parse_event_body(char *body, struct el_event_def *d, char *why, size_
     return el_config_check_event(d, why, nwhy);
 }
 
+/* The label of room slot t: [room]'s name for slot 0, else its NAME. */
+static const char *slot_label(const struct el_admin *a, const struct el_config *cfg, unsigned t)
+{
+    return t == 0 ? (cfg != NULL ? cfg->room_name : "") : a->rooms->name[t];
+}
+
+/* Does the table ev hold an event named name? */
+static bool has_event(struct el_events *ev, const char *name, int64_t now)
+{
+    struct el_event_view v;
+    size_t n = ev != NULL ? el_events_count(ev) : 0;
+    for (size_t i = 0; i < n && el_events_get(ev, i, now, &v) == 0; i++)
+        if (strcmp(v.def.name, name) == 0) return true;
+    return false;
+}
+
+/* The slot of the room an added event names (d->room: "" for [room]), a
+ * room of the running config; -1 with the reason (and *conflict when
+ * another room has an event of that name: names are unique). */
+static int event_slot(const struct el_admin *a, const struct el_config *cfg,
+                      const struct el_event_def *d, char *why, size_t nwhy, bool *conflict)
+{
+    int slot = d->room[0] == '\0' ? 0 : -1;
+    bool configured = false; /* a room of the running config (a dropped one keeps its slot) */
+    for (size_t i = 1; cfg != NULL && i < cfg->nrooms; i++)
+        configured = configured || strcmp(cfg->rooms[i].name, d->room) == 0;
+    for (unsigned t = 1; slot < 0 && configured && t < a->rooms->nslots; t++)
+        if (strcmp(a->rooms->name[t], d->room) == 0) slot = (int)t;
+    if (slot < 0) {
+        snprintf(why, nwhy, "room: there is no [room %.40s] section", d->room);
+        return -1;
+    }
+    int64_t now = (int64_t)el_wall_ms();
+    for (unsigned t = 0; t < a->rooms->nslots; t++)
+        if (t != (unsigned)slot && has_event(a->rooms->events[t], d->name, now)) {
+            *conflict = true;
+            snprintf(why, nwhy, "an event named '%s' exists in another room", d->name);
+            return -1;
+        }
+    return slot;
+}
+
 /* /events and /events/NAME. */
 static void answer_events(struct el_admin *a, struct evhttp_request *req, const char *path)
 {
@@ -616,19 +673,26 @@ static void answer_events(struct el_admin *a, struct evhttp_request *req, const 
         reply_text(req, 401, "missing or wrong bearer token");
         return;
     }
-    if (a->events == NULL) {
+    if (a->rooms == NULL || a->rooms->nslots == 0) {
         reply_text(req, 503, "events are not available");
         return;
     }
+    const struct el_config *cfg =
+        a->ops != NULL && a->ops->config != NULL ? a->ops->config(a->ctx) : NULL;
     int64_t now = (int64_t)el_wall_ms();
     struct el_event_view v;
     if (get) {
         struct evbuffer *b = evbuffer_new();
         evbuffer_add_printf(b, "{\"events\":[");
-        size_t n = el_events_count(a->events);
-        for (size_t i = 0; i < n && el_events_get(a->events, i, now, &v) == 0; i++) {
-            if (i) evbuffer_add_printf(b, ",");
-            add_event(b, &v);
+        bool first = true;
+        for (unsigned t = 0; t < a->rooms->nslots; t++) { /* every room's, [room]'s first */
+            struct el_events *ev = a->rooms->events[t];
+            size_t n = ev ? el_events_count(ev) : 0;
+            for (size_t i = 0; i < n && el_events_get(ev, i, now, &v) == 0; i++) {
+                if (!first) evbuffer_add_printf(b, ",");
+                add_event(b, &v, slot_label(a, cfg, t));
+                first = false;
+            }
         }
         evbuffer_add_printf(b, "]}\n");
         set_header(req, "Content-Type", "application/json");
@@ -638,7 +702,11 @@ static void answer_events(struct el_admin *a, struct evhttp_request *req, const 
     }
     if (!list) {
         const char *name = path + 8;
-        if (el_events_cancel(a->events, name) == -1) {
+        unsigned t = 0;
+        while (t < a->rooms->nslots &&
+               (a->rooms->events[t] == NULL || el_events_cancel(a->rooms->events[t], name) == -1))
+            t++;
+        if (t == a->rooms->nslots) {
             reply_text(req, HTTP_NOTFOUND, "no such event (or it is over)");
             return;
         }
@@ -661,17 +729,23 @@ static void answer_events(struct el_admin *a, struct evhttp_request *req, const 
         reply_text(req, 400, "body holds a NUL byte");
         return;
     }
-    if (parse_event_body(body, &d, reason, sizeof(reason)) == -1 ||
-        el_events_add(a->events, &d, &conflict, reason, sizeof(reason)) == -1) {
+    if (parse_event_body(body, &d, reason, sizeof(reason)) == -1) {
+        reply_text(req, 400, reason);
+        return;
+    }
+    int slot = event_slot(a, cfg, &d, reason, sizeof(reason), &conflict);
+    if (slot < 0 ||
+        el_events_add(a->rooms->events[slot], &d, &conflict, reason, sizeof(reason)) == -1) {
         reply_text(req, conflict ? 409 : 400, reason);
         return;
     }
     char opens[48];
     el_time_rfc3339(d.opens_at_ms, d.opens_offset_min, opens, sizeof(opens));
-    el_notice("admin: event %s added (opens %s, pre-queue %d s) until restart", d.name, opens,
-              d.prequeue_s);
+    el_notice("admin: event %s added (opens %s, pre-queue %d s%s%s) until restart", d.name, opens,
+              d.prequeue_s, d.room[0] ? ", room " : "", d.room);
     struct evbuffer *b = evbuffer_new();
-    if (el_events_find(a->events, el_event_id(&d), now, &v) == 0) add_event(b, &v);
+    if (el_events_find(a->rooms->events[slot], el_event_id(&d), now, &v) == 0)
+        add_event(b, &v, slot_label(a, cfg, (unsigned)slot));
     evbuffer_add_printf(b, "\n");
     set_header(req, "Content-Type", "application/json");
     send_body(req, 201, b);
@@ -854,9 +928,9 @@ fail:
     return NULL;
 }
 
-void el_admin_set_events(struct el_admin *a, struct el_events *events)
+void el_admin_set_rooms(struct el_admin *a, struct el_rooms *rooms)
 {
-    a->events = events;
+    a->rooms = rooms;
 }
 
 void el_admin_set_token(struct el_admin *a, const char *token)

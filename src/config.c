@@ -66,6 +66,7 @@ enum key_type {
     T_HOSTS,       /* room NAME: comma-separated host patterns into el_room_def's hosts
                       (off) and nhosts (flag_off), lower case */
     T_GLOB,        /* room NAME: a path glob as in a route's match, into el_room_def's path */
+    T_ROOM,        /* event: "" or the NAME of a [room NAME], into a char[EL_ROOM_NAME_MAX] */
 };
 
 const struct el_word el_mode_words[] = {
@@ -256,6 +257,9 @@ static const struct key keys[] = {
     {"event", "ends_at", T_TIME, "", 0, 0, NULL, true, "2027-03-01T18:00:00+01:00",
      offsetof(struct el_event_def, ends_at_ms), offsetof(struct el_event_def, ends_offset_min),
      "optional end of the event (RFC 3339): the room is back to its normal rules"},
+    {"event", "room", T_ROOM, "", 0, 0, NULL, true, "campaign",
+     offsetof(struct el_event_def, room), 0,
+     "the [room NAME] whose newcomers the pre-queue takes; empty = [room]"},
 };
 
 #define NKEYS EL_ARRAY_LEN(keys)
@@ -654,6 +658,18 @@ fail:
 static char *dir_of(const char *path);
 static size_t key_index(const char *name);
 
+/* A room NAME: 1 to 32 letters, digits, '-' or '_'. */
+static bool room_name_ok(const char *rname)
+{
+    size_t len = strlen(rname);
+    bool ok = len >= 1 && len < EL_ROOM_NAME_MAX;
+    for (const char *p = rname; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '_'))
+            ok = false;
+    return ok;
+}
+
 /* Parse value v for key k into base (the config, or the route). Returns 0,
  * or -1 with the error recorded. line 0 means the table's default. */
 static int set_value(struct parse *ps, const struct key *k, void *base, const char *v, int line)
@@ -857,6 +873,14 @@ static int set_value(struct parse *ps, const struct key *k, void *base, const ch
         free(*(char **)field);
         *(char **)field = el_strdup(v);
         return 0;
+    case T_ROOM: /* which room has that name is known once the file is read */
+        if (*v != '\0' && !room_name_ok(v)) {
+            key_fail(ps, line, k, "'%s' is not a room name (1 to %d letters, digits, '-' or '_')",
+                     v, EL_ROOM_NAME_MAX - 1);
+            return -1;
+        }
+        snprintf((char *)field, EL_ROOM_NAME_MAX, "%s", v);
+        return 0;
     case T_TIME: {
         int64_t ms = 0;
         int off = 0;
@@ -1023,12 +1047,7 @@ static void end_section(struct parse *ps)
 static void begin_room(struct parse *ps, const char *rname)
 {
     struct el_config *cfg = ps->cfg;
-    size_t len = strlen(rname);
-    bool ok = len >= 1 && len < EL_ROOM_NAME_MAX;
-    for (const char *p = rname; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '-' || *p == '_'))
-            ok = false;
+    bool ok = room_name_ok(rname);
     if (!ok) {
         fail(ps, ps->line, "[room %s]: a room name is 1 to %d letters, digits, '-' or '_'", rname,
              EL_ROOM_NAME_MAX - 1);
@@ -1405,6 +1424,30 @@ static void build_view(struct parse *ps, size_t i)
     ps->room = NULL;
 }
 
+/* Each event with room = NAME moves into that room's view; [room]'s stay. */
+static void place_events(struct parse *ps)
+{
+    struct el_config *cfg = ps->cfg;
+    size_t kept = 0;
+    for (size_t k = 0; k < cfg->nevents; k++) {
+        struct el_event_def *ev = &cfg->events[k];
+        size_t i = 1;
+        while (ev->room[0] != '\0' && i < cfg->nrooms && strcmp(cfg->rooms[i].name, ev->room) != 0)
+            i++;
+        if (ev->room[0] == '\0') {
+            cfg->events[kept++] = *ev;
+        } else if (i == cfg->nrooms) {
+            fail(ps, ev->line, "[event %s] room: there is no [room %s] section", ev->name,
+                 ev->room);
+            return;
+        } else {
+            struct el_config *v = cfg->rooms[i].cfg;
+            v->events[v->nevents++] = *ev;
+        }
+    }
+    cfg->nevents = kept;
+}
+
 int el_config_check_rate(const struct el_config *cfg, double per_s, char *why, size_t n)
 {
     const struct key *k = &keys[key_index("admit_per_s")];
@@ -1519,6 +1562,7 @@ int el_config_load(const char *path, struct el_config **out, char **err)
     }
     for (size_t i = 1; i < cfg->nrooms && ps.err == NULL; i++)
         build_view(&ps, i);
+    if (ps.err == NULL) place_events(&ps);
     if (ps.err != NULL) goto fail;
     struct el_room_def *r0 = &cfg->rooms[0];
     snprintf(r0->pass_cookie, sizeof(r0->pass_cookie), "einlass_pass");

@@ -243,15 +243,18 @@ static void control_tick(evutil_socket_t fd, short what, void *arg)
                  ls.limit, ls.queued, (unsigned long long)waited);
         if (el_trigger_hold(&ct->trig, why)) el_notice("trigger: queueing (%s)", ct->trig.reason);
     }
-    if (rooms->events != NULL && ct->r[0].mode != EL_MODE_OFF) /* a pre-queue holds [room] */
-        el_events_tick(rooms->events, rooms->main[0], (int64_t)el_wall_ms());
+    for (size_t i = 0; i < cfg->nrooms; i++) { /* a pre-queue holds its room */
+        unsigned k = g->room_slot[i];
+        if (rooms->events[k] != NULL && ct->r[k].mode != EL_MODE_OFF)
+            el_events_tick(rooms->events[k], rooms->main[k], (int64_t)el_wall_ms());
+    }
 
     bool adaptive[EL_MAX_ROOMS], any_adaptive_queueing = false;
     for (size_t i = 0; i < cfg->nrooms; i++) {
         unsigned k = g->room_slot[i];
         struct room_ctl *rc = &ct->r[k];
         int mode = rc->mode;
-        bool held = rc->paused || (i == 0 && el_events_hold_room(rooms->events));
+        bool held = rc->paused || el_events_hold_room(rooms->events[k]);
         bool queueing =
             mode == EL_MODE_ON ||
             (mode == EL_MODE_AUTO && (ct->trig.queueing || waiting[i] > 0 || backend_queue)) ||
@@ -453,6 +456,7 @@ void el_control_loop_start(struct el_control_loop *ct, struct event_base *base,
     event_assign(&ct->timer, base, -1, EV_PERSIST, control_tick, ct);
     struct timeval tv = {0, CONTROL_PERIOD_MS * 1000};
     event_add(&ct->timer, &tv);
+    control_tick(-1, 0, ct); /* the state from the start: a pre-queue already running holds */
 }
 
 void el_control_loop_reload(struct el_control_loop *ct, const struct el_config *oc,

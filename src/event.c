@@ -199,6 +199,9 @@ int el_events_add(struct el_events *ev, const struct el_event_def *d, bool *conf
     e->def = *d;
     e->def.line = 0;
     e->id = el_event_id(&e->def);
+    enum el_event_state st = el_event_state(&e->def, &e->run, now);
+    if (st == EL_EVENT_PREQUEUE || st == EL_EVENT_DRAINING) /* its pre-queue holds from now, */
+        atomic_store_explicit(&ev->hold, true, memory_order_relaxed); /* not the next tick */
     pthread_mutex_unlock(&ev->lock);
     return 0;
 }

@@ -505,7 +505,7 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
     ctx->joined = false;
     ctx->converted = false;
     ctx->event = 0;
-    ctx->events = in->events;
+    ctx->events = NULL; /* the request's room's (pick_room) */
     ctx->completed = false;
     ctx->now = in->now;
     size_t path_len; /* routes match the path the backend will get */
@@ -513,11 +513,11 @@ int el_gate_decide(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_h
     ctx->status_path = path_len == sizeof(STATUS_PATH) - 1 &&
                        memcmp(path, STATUS_PATH, path_len) == 0;
     pick_room(g, ctx, req, path, path_len);
+    ctx->events = in->events != NULL ? in->events[ctx->slot] : NULL;
     const struct el_room_state *rs = &in->states[ctx->slot];
     int mode = atomic_load_explicit(&rs->mode, memory_order_relaxed);
     bool queueing = atomic_load_explicit(&rs->queueing, memory_order_relaxed);
     ctx->paused = atomic_load_explicit(&rs->paused, memory_order_relaxed) && mode != EL_MODE_OFF;
-    if (ctx->room != 0) ctx->events = NULL; /* scheduled openings are [room]'s */
     if (path_len == sizeof(HEALTH_PATH) - 1 && memcmp(path, HEALTH_PATH, path_len) == 0) {
         int n = snprintf(g->scratch, sizeof(g->scratch), "{\"state\":\"ok\",\"queueing\":%s%s}",
                          queueing && mode != EL_MODE_OFF ? "true" : "false",

@@ -341,13 +341,15 @@ void el_metrics_render(struct evbuffer *out, const struct el_status *st)
     header(out, "einlass_event_prequeue", "gauge",
            "Arrivals in a scheduled opening's pre-queue (frozen once drawn at the opening), by "
            "event.");
-    size_t nev = st->events ? el_events_count(st->events) : 0;
     int64_t now_ms = (int64_t)el_wall_ms();
-    for (size_t i = 0; i < nev; i++) {
-        struct el_event_view v;
-        if (el_events_get(st->events, i, now_ms, &v) == -1) break;
-        evbuffer_add_printf(out, "einlass_event_prequeue{event=\"%s\"} %llu\n", v.def.name,
-                            (unsigned long long)v.run.pre.n);
+    for (unsigned t = 0; t < st->nevents; t++) { /* each room's events (names are unique) */
+        size_t nev = st->events[t] ? el_events_count(st->events[t]) : 0;
+        for (size_t i = 0; i < nev; i++) {
+            struct el_event_view v;
+            if (el_events_get(st->events[t], i, now_ms, &v) == -1) break;
+            evbuffer_add_printf(out, "einlass_event_prequeue{event=\"%s\"} %llu\n", v.def.name,
+                                (unsigned long long)v.run.pre.n);
+        }
     }
 
     header(out, "einlass_config_reloads_total", "counter", "Configuration reloads by result.");

@@ -202,6 +202,17 @@ static void start_workers(struct el_server *s, struct el_generation *g)
     }
 }
 
+/* Each room's scheduled openings: a table for every slot that has none
+ * yet, and each of g's rooms takes its view's [event NAME] sections
+ * (el_events_configure). Main thread, before g is published. */
+static void room_events(struct el_server *s, const struct el_generation *g)
+{
+    for (unsigned k = 0; k < s->rooms.nslots; k++)
+        if (s->rooms.events[k] == NULL) s->rooms.events[k] = el_events_new();
+    for (size_t i = 0; i < g->cfg->nrooms; i++)
+        el_events_configure(s->rooms.events[g->room_slot[i]], g->cfg->rooms[i].cfg);
+}
+
 /* ---- signals, reload, stop ---- */
 
 /* An admin API others can reach, without a token: say so (start, reload). */
@@ -258,14 +269,14 @@ static void reload(struct el_server *s)
         }
         el_admin_free(s->admin);
         s->admin = a;
-        el_admin_set_events(a, s->events);
+        el_admin_set_rooms(a, &s->rooms);
         el_notice("admin API on %s", el_admin_address(a));
     } else {
         el_admin_set_token(s->admin, g->cfg->admin_token);
     }
     warn_exposure(g->cfg);
     el_room_slots_configure(&s->rooms, g->cfg, g->room_slot);
-    el_events_configure(s->events, g->cfg);
+    room_events(s, g);
     el_control_loop_reload(s->control, old->cfg, g->cfg);
     if (g->cfg->max_concurrency >= 0 && g->cfg->max_concurrency != old->cfg->max_concurrency)
         el_limiter_set_limit(s->limiter, g->cfg->max_concurrency);
@@ -390,10 +401,8 @@ int el_server_start(struct el_server *s, const char *conf_path)
         free(err);
         return -1;
     }
-    s->events = el_events_new();
-    el_events_configure(s->events, cfg);
-    s->rooms.events = s->events;
-    el_admin_set_events(s->admin, s->events);
+    room_events(s, g);
+    el_admin_set_rooms(s->admin, &s->rooms);
     s->probe_latency = el_latency_new();
     s->limiter = el_limiter_new(el_limiter_configured(cfg->max_concurrency));
 
@@ -454,8 +463,10 @@ int el_server_run(struct el_server *s)
     }
     el_probe_free(s->probe);
     el_admin_free(s->admin);
+    unsigned nslots = s->rooms.nslots;
     el_room_slots_free(&s->rooms);
-    el_events_free(s->events); /* after the rooms: their last store answers reach it */
+    for (unsigned k = 0; k < nslots; k++) /* after the rooms: their last store answers reach it */
+        el_events_free(s->rooms.events[k]);
     el_latency_free(s->probe_latency);
     el_control_loop_free(s->control);
     el_limiter_free(s->limiter);

@@ -13,7 +13,7 @@
  *   GET  /journal?since=UNIX_SECONDS  the journal's JSON lines from then on
  *                  (404 without journal_file; needs the token when one is set)
  *   GET  /events   JSON: every scheduled opening (name, times, state, pre-queue count)
- *   POST /events   body "key = value" lines (name, opens_at, prequeue_s, ends_at; the
+ *   POST /events   body "key = value" lines (name, opens_at, prequeue_s, ends_at, room; the
  *                  file's syntax and checks) -> 201 with the event; 400 with the reason,
  *                  409 if the name is in use. Kept until restart (not written to the file)
  *   DELETE /events/NAME -> 204: cancelled, its pre-queue keeps arrival order; 404 if
@@ -53,9 +53,10 @@ struct el_admin *el_admin_new(struct event_base *base, const char *listen, const
                               const struct el_admin_ops *ops, void *ctx, char **err);
 /* Reload: a new token ("" = none). */
 void el_admin_set_token(struct el_admin *a, const char *token);
-/* The scheduled openings /events and /status show and change (NULL: none). */
-struct el_events;
-void el_admin_set_events(struct el_admin *a, struct el_events *events);
+/* The rooms whose scheduled openings /events and /status show and change
+ * (rooms->events by slot; NULL: none). */
+struct el_rooms;
+void el_admin_set_rooms(struct el_admin *a, struct el_rooms *rooms);
 /* SIGTERM seen: from now on /healthz answers 503 (draining). */
 void el_admin_set_draining(struct el_admin *a);
 /* The TCP port actually bound (useful when listen asked for port 0); 0 for a

@@ -59,6 +59,7 @@ struct el_event_def {
     int ends_offset_min;          /* the UTC offset ends_at was written with */
     int line;                     /* line of the section header (0: added by the admin API) */
     bool has_opens_at;            /* opens_at was set (it must be) */
+    char room[EL_ROOM_NAME_MAX];  /* the [room NAME] it opens; "" = [room] */
 };
 
 struct el_config;
@@ -167,7 +168,8 @@ struct el_config {
     struct el_route routes[EL_MAX_ROUTES];
     size_t nroutes;
 
-    /* [event NAME] sections, in file order */
+    /* [event NAME] sections of this room, in file order: [room]'s in the
+     * whole config, a named room's in its view (room = NAME) */
     struct el_event_def events[EL_MAX_EVENTS];
     size_t nevents;
 };

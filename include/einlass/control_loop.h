@@ -29,8 +29,8 @@ struct el_control_inputs {
     struct el_latency *const *windows;    /* the workers' windows, then the probe's (last) */
     size_t nwindows;                      /* length of windows (copied at start) */
     struct el_rooms *rooms;               /* every room by slot: figures, the main thread's
-                                             handles (meters), the states the loop publishes;
-                                             rooms->events: the pre-queues hold [room] */
+                                             handles (meters), the states the loop publishes,
+                                             the events (a pre-queue holds its room) */
     struct el_limiter *limiter;           /* the backend admission limit (its queue) */
     struct el_sessions *const *sessions;  /* the workers' pass counts (copied at start) */
     size_t nsessions;                     /* length of sessions */

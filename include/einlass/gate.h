@@ -101,7 +101,7 @@ struct el_gate_input {
                                    mode in effect, queueing, paused; the gate reads the
                                    request's room's with relaxed loads */
     uint64_t now;  /* unix seconds: verifies tokens and stamps the ones issued */
-    struct el_events *events; /* scheduled openings (event.h), or NULL */
+    struct el_events *const *events; /* scheduled openings by room slot (event.h), or NULL */
 };
 
 struct el_gate;

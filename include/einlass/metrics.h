@@ -94,7 +94,9 @@ struct el_room_status {
 };
 
 struct el_status {
-    struct el_events *events; /* scheduled openings (einlass_event_prequeue), or NULL */
+    struct el_events *const *events; /* scheduled openings by room slot
+                                        (einlass_event_prequeue), or NULL */
+    unsigned nevents;         /* slots in events */
     int mode;                /* enum el_mode of [room] */
     bool queueing;           /* a room queues newcomers now */
     uint64_t waiting;        /* live waiting tickets, every room's */

@@ -34,7 +34,6 @@ struct el_server {
     struct el_worker *workers;
     struct el_rooms rooms;        /* every room by slot: shared parts, the main thread's
                                      handles (meters), the states the gates read */
-    struct el_events *events;     /* scheduled openings: the file's and the admin API's */
     struct el_latency *probe_latency; /* samples from the probe (main thread) */
     struct el_limiter *limiter;   /* backend admission limit, shared by the workers */
     struct el_control_loop *control; /* the tick, and the admin API's callbacks */

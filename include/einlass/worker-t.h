@@ -74,8 +74,8 @@ struct el_rooms {
     unsigned nslots;                      /* slots in use (main thread) */
     _Atomic uint32_t open_queue;          /* a request that finds this many waiting for a
                                              backend slot opens the rooms (0 = none does) */
-    struct el_events *events;             /* scheduled openings of [room] (event.h): set at
-                                             start, never changed */
+    struct el_events *events[EL_MAX_ROOMS]; /* each slot's scheduled openings (event.h):
+                                             made with the slot by the server, kept to exit */
 };
 
 struct el_worker {

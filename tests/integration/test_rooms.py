@@ -294,6 +294,44 @@ def test_two_instances_on_redis_share_each_rooms_line_apart_from_the_others():
         r_.stop()
 
 
+def rfc3339(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def test_a_scheduled_opening_of_a_named_room_pre_queues_that_room_only():
+    opens = rfc3339(time.time() + 120)
+    e = start(extra=ROOMS + "\n[event campaign-opening]\nopens_at = %s\nprequeue_s = 600\n"
+              "room = campaign\n" % opens)
+    try:
+        wait_until(lambda: e.status()["events"] and
+                   e.status()["events"][0]["state"] == "prequeue", what="the pre-queue")
+        r, _ = request(e.port, "/campaign/x", accept="application/json")
+        assert r.json()["state"] == "prequeue", r.body
+        assert r.json()["event"] == "campaign-opening", r.body
+        assert "einlass_ticket_campaign" in set_cookies(r), r.headers
+        r, _ = request(e.port, "/", host="kiosk.example.org", accept="application/json")
+        assert r.json()["state"] == "waiting", r.body  # the kiosk has no event
+        r, _ = request(e.port, "/book")
+        assert r.status == 200, r.status  # [room] is off
+        assert metric(e, "einlass_queueing", "campaign") == 1
+        # the admin API lists it with its room, and adds one to another room
+        code, body = e.admin("GET", "/events")
+        assert code == 200 and '"room":"campaign"' in body, body
+        code, body = e.admin("POST", "/events", "name = kiosk-opening\nopens_at = %s\n"
+                             "prequeue_s = 600\nroom = kiosk\n" % opens)
+        assert code == 201 and '"room":"kiosk"' in body, (code, body)
+        r, _ = request(e.port, "/", host="kiosk.example.org", accept="application/json")
+        assert r.json()["state"] == "prequeue" and r.json()["event"] == "kiosk-opening", r.body
+        code, body = e.admin("POST", "/events", "name = campaign-opening\nopens_at = %s\n"
+                             "room = kiosk\n" % opens)
+        assert code == 409, (code, body)  # names are unique across rooms
+        code, body = e.admin("POST", "/events", "name = x\nopens_at = %s\nroom = nope\n" % opens)
+        assert code == 400 and "no [room nope]" in body, (code, body)
+        assert e.admin("DELETE", "/events/kiosk-opening")[0] == 204
+    finally:
+        e.stop()
+
+
 def test_config_with_a_room_error_names_file_and_line():
     path = write_conf(conf_text(B.port, room="mode = off\n",
                                 extra="\n[room bad]\nmode = on\n"))
@@ -313,4 +351,5 @@ if __name__ == "__main__":
          test_release_in_a_named_room_clears_that_rooms_pass,
          test_reload_adds_a_room_and_keeps_the_others_places,
          test_two_instances_on_redis_share_each_rooms_line_apart_from_the_others,
+         test_a_scheduled_opening_of_a_named_room_pre_queues_that_room_only,
          test_config_with_a_room_error_names_file_and_line])

@@ -359,7 +359,12 @@ static void test_err_events(void **state)
                "3: [event a b]: event name 'a b' may hold only letters, digits, '-', '_' and '.'");
     expect_err(ROOM "[event]\n", "3: an event section needs a name: [event NAME]");
     expect_err(ROOM "[event a]\nopens_at = 2027-03-01T09:00:00Z\nmatch = GET /\n",
-               "5: [event a] unknown key 'match' (known: opens_at, prequeue_s, ends_at)");
+               "5: [event a] unknown key 'match' (known: opens_at, prequeue_s, ends_at, room)");
+    expect_err(ROOM "[event a]\nopens_at = 2027-03-01T09:00:00Z\nroom = nope\n",
+               "3: [event a] room: there is no [room nope] section");
+    expect_err(ROOM "[event a]\nopens_at = 2027-03-01T09:00:00Z\nroom = a.b\n",
+               "5: [event a] room: 'a.b' is not a room name (1 to 32 letters, digits, '-' or "
+               "'_')");
 }
 
 static void test_mode_off_needs_no_secret(void **state)
@@ -642,8 +647,8 @@ static void test_shipped_conf_documents_every_key(void **state)
         free(b);
         nkeys++;
     }
-    assert_int_equal(nkeys, 63); /* 16 server, 8 backend, 10 trigger, 22 room, 2 room NAME,
-                                    2 route, 3 event */
+    assert_int_equal(nkeys, 64); /* 16 server, 8 backend, 10 trigger, 22 room, 2 room NAME,
+                                    2 route, 4 event */
     free(shipped);
     free(path);
     free(text);
@@ -1143,6 +1148,30 @@ static void test_redis_addresses_password_file_and_timeout(void **state)
     "admit_per_s = 20\ntemplate = campaign.html\nstatus = 200\nmode = on\n"                       \
     "[room api]\npath = /api/**\nstatus = 429\nadapt = off\n"
 
+/* An event with room = NAME belongs to that room's view; the others stay
+ * [room]'s, in file order. */
+static void test_event_room_moves_it_into_the_rooms_view(void **state)
+{
+    (void)state;
+    free(write_file("main.html", "<p>main</p>"));
+    free(write_file("campaign.html", "<p>campaign</p>"));
+    struct el_config *cfg = load_ok("[event early]\nopens_at = 2027-03-01T08:00:00Z\n"
+                                    "room = campaign\n" TWO_ROOMS
+                                    "[event main]\nopens_at = 2027-03-01T09:00:00Z\n"
+                                    "[event late]\nopens_at = 2027-03-01T10:00:00Z\n"
+                                    "room = campaign\n");
+    assert_int_equal(cfg->nevents, 1);
+    assert_string_equal(cfg->events[0].name, "main");
+    assert_string_equal(cfg->events[0].room, "");
+    const struct el_config *cv = cfg->rooms[1].cfg;
+    assert_int_equal(cv->nevents, 2);
+    assert_string_equal(cv->events[0].name, "early");
+    assert_string_equal(cv->events[1].name, "late");
+    assert_string_equal(cv->events[1].room, "campaign");
+    assert_int_equal(cfg->rooms[2].cfg->nevents, 0);
+    el_config_free(cfg);
+}
+
 static void test_rooms_views_carry_the_overrides_and_inherit_the_rest(void **state)
 {
     (void)state;
@@ -1475,6 +1504,7 @@ int main(void)
         cmocka_unit_test(test_workers_above_the_worker_slots_is_an_error),
         cmocka_unit_test(test_enum_keys_use_the_word_tables),
         cmocka_unit_test(test_rooms_views_carry_the_overrides_and_inherit_the_rest),
+        cmocka_unit_test(test_event_room_moves_it_into_the_rooms_view),
         cmocka_unit_test(test_status_key),
         cmocka_unit_test(test_room_before_room_inherits_its_values),
         cmocka_unit_test(test_room_follow_rule_and_cross_checks_name_the_section),

@@ -979,8 +979,9 @@ static void decide_ev(struct fx *f, struct el_gate_ctx *ctx, struct req *r, cons
                       struct el_events *ev)
 {
     struct sockaddr_in peer = v4(ip);
+    struct el_events *by_slot[EL_MAX_ROOMS] = {ev}; /* [room]'s, slot 0 */
     struct el_gate_input in = {.states = states(f, EL_MODE_AUTO, true, false), .now = f->now,
-                               .events = ev};
+                               .events = by_slot};
     assert_int_equal(el_gate_decide(f->gate, ctx, &r->m, (const struct sockaddr *)&peer, &in,
                                     done_cb, f),
                      1);
