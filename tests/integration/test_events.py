@@ -172,13 +172,41 @@ def test_admin_add_list_cancel_and_a_copied_ticket():
         e.stop()
 
 
+def test_prequeue_running_at_start_takes_the_first_newcomer():
+    """The first tick used to come 100 ms after the start: a newcomer in that
+    time joined the plain line, ahead of the whole pre-queue."""
+    conf = conf_text(B.port, room=room(name="ev4").replace("mode = auto", "mode = on"),
+                     extra=event_section("early", time.time() + 300))
+    e = Einlass(write_conf(conf))
+    try:
+        arrive(e.port)  # at once after "started": a pre-queue ticket
+    finally:
+        e.stop()
+
+
+def test_event_added_while_its_prequeue_runs_takes_the_next_newcomer():
+    """An event added by the admin API held its room only from the next
+    tick: a newcomer right after the 201 joined the plain line."""
+    e = Einlass(write_conf(conf_text(B.port, room=room(name="ev5").replace("mode = auto",
+                                                                           "mode = on"))))
+    try:
+        arrive(e.port, want="waiting")
+        body = "name = now\nopens_at = %s\nprequeue_s = 600\n" % rfc3339(time.time() + 300)
+        assert e.admin("POST", "/events", body)[0] == 201
+        arrive(e.port)  # at once: a pre-queue ticket
+    finally:
+        e.stop()
+
+
 if __name__ == "__main__":
     B = start_backend()
     R = Redis()
     try:
         run([test_prequeue_is_drawn_at_random_and_later_arrivals_follow,
              test_two_instances_on_one_redis_agree,
-             test_admin_add_list_cancel_and_a_copied_ticket])
+             test_admin_add_list_cancel_and_a_copied_ticket,
+             test_prequeue_running_at_start_takes_the_first_newcomer,
+             test_event_added_while_its_prequeue_runs_takes_the_next_newcomer])
     finally:
         R.stop()
         B.stop()
