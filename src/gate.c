@@ -179,6 +179,23 @@ static size_t mark_paused(struct el_gate *g, const struct el_gate_ctx *ctx, size
     return n - 1 + sizeof(tail) - 1;
 }
 
+/* A waiting or pre-queue answer from the page's view v: the room's page
+ * (HTML), or JSON by json (with the words on /_einlass/status); the room's
+ * status code, 200 on /_einlass/status. */
+static void answer_view(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_page_view *v,
+                        size_t (*json)(const struct el_page_view *, bool, char *, size_t))
+{
+    int status = room_cfg(ctx)->wait_status;
+    if (ctx->html && !ctx->status_path) {
+        size_t n = el_page_html(ctx->page, v, g->scratch, sizeof(g->scratch));
+        answer(ctx, EL_DECISION_WAIT, status, "text/html; charset=utf-8", g->scratch, n);
+    } else {
+        size_t n = json(v, ctx->status_path, g->scratch, sizeof(g->scratch));
+        answer(ctx, EL_DECISION_WAIT, ctx->status_path ? 200 : status, "application/json",
+               g->scratch, n);
+    }
+}
+
 static void answer_wait(struct el_gate *g, struct el_gate_ctx *ctx, const struct el_room_answer *a)
 {
     const struct el_config *cfg = room_cfg(ctx);
@@ -192,16 +209,7 @@ static void answer_wait(struct el_gate *g, struct el_gate_ctx *ctx, const struct
                              .target = ctx->back,
                              .target_len = ctx->back_len,
                              .paused = ctx->paused};
-    size_t n;
-    if (ctx->html && !ctx->status_path) {
-        n = el_page_html(ctx->page, &v, g->scratch, sizeof(g->scratch));
-        answer(ctx, EL_DECISION_WAIT, cfg->wait_status, "text/html; charset=utf-8", g->scratch,
-               n);
-    } else {
-        n = el_page_json_waiting(&v, ctx->status_path, g->scratch, sizeof(g->scratch));
-        answer(ctx, EL_DECISION_WAIT, ctx->status_path ? 200 : cfg->wait_status,
-               "application/json", g->scratch, n);
-    }
+    answer_view(g, ctx, &v, el_page_json_waiting);
     /* Come back at the estimated turn, but at least every poll_s: the front
      * of the line returns as soon as it is let in instead of at the next
      * poll, so admissions are not held back in poll_s waves. While paused
@@ -308,16 +316,7 @@ static void answer_prequeue(struct el_gate *g, struct el_gate_ctx *ctx,
                              .opens_offset_min = ev->def.opens_offset_min,
                              .now_ms = now_ms,
                              .event = ev->def.name};
-    size_t n;
-    if (ctx->html && !ctx->status_path) {
-        n = el_page_html(ctx->page, &v, g->scratch, sizeof(g->scratch));
-        answer(ctx, EL_DECISION_WAIT, cfg->wait_status, "text/html; charset=utf-8", g->scratch,
-               n);
-    } else {
-        n = el_page_json_prequeue(&v, ctx->status_path, g->scratch, sizeof(g->scratch));
-        answer(ctx, EL_DECISION_WAIT, ctx->status_path ? 200 : cfg->wait_status,
-               "application/json", g->scratch, n);
-    }
+    answer_view(g, ctx, &v, el_page_json_prequeue);
     int64_t left_s = (ev->def.opens_at_ms - now_ms + 999) / 1000;
     ctx->retry_after = left_s < 1 ? 1 : left_s < cfg->poll_s ? (int)left_s : cfg->poll_s;
 }

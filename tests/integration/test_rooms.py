@@ -76,6 +76,18 @@ def set_cookies(r):
     return out
 
 
+def kiosk_admitted(e):
+    """A newcomer of the kiosk (200/s), polled until admitted: its cookies."""
+    _, jar = request(e.port, "/", host="kiosk.example.org", accept="application/json")
+    def admitted():
+        nonlocal jar
+        r, jar = request(e.port, "/_einlass/status", host="kiosk.example.org", cookies=jar,
+                         accept="application/json")
+        return r.json()["state"] == "admitted"
+    wait_until(admitted, timeout=10, what="the kiosk admits")
+    return jar
+
+
 def metric(e, name, room):
     text = e.admin("GET", "/metrics")[1]
     m = re.search(r'(?m)^%s\{room="%s"\} (\S+)$' % (re.escape(name), re.escape(room)), text)
@@ -127,13 +139,7 @@ def test_a_ticket_or_pass_of_one_room_counts_as_none_in_another():
                        cookies={"einlass_ticket_kiosk": ticket}, accept="application/json")
         assert r.status == 429 and "einlass_ticket_kiosk" in set_cookies(r), r.headers
         # a kiosk pass (200/s: admitted on the next poll) under the campaign's name
-        r, jar = request(e.port, "/", host="kiosk.example.org", accept="application/json")
-        def admitted():
-            nonlocal jar
-            r, jar = request(e.port, "/_einlass/status", host="kiosk.example.org",
-                             cookies=jar, accept="application/json")
-            return r.json()["state"] == "admitted"
-        wait_until(admitted, timeout=10, what="the kiosk admits")
+        jar = kiosk_admitted(e)
         kiosk_pass = jar["einlass_pass_kiosk"]
         r, _ = request(e.port, "/", host="kiosk.example.org",
                        cookies={"einlass_pass_kiosk": kiosk_pass})
@@ -225,13 +231,7 @@ def test_admin_changes_one_room_with_room_query_or_every_room_without():
 def test_release_in_a_named_room_clears_that_rooms_pass():
     e = start()
     try:
-        r, jar = request(e.port, "/", host="kiosk.example.org", accept="application/json")
-        def admitted():
-            nonlocal jar
-            r, jar = request(e.port, "/_einlass/status", host="kiosk.example.org", cookies=jar,
-                             accept="application/json")
-            return r.json()["state"] == "admitted"
-        wait_until(admitted, timeout=10, what="admitted")
+        jar = kiosk_admitted(e)
         r, _ = request(e.port, "/release", host="kiosk.example.org", cookies=jar)
         assert r.status == 200, r.status
         cleared = [v for v in r.all("Set-Cookie") if v.startswith("einlass_pass_kiosk=;")]
