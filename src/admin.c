@@ -456,7 +456,7 @@ static int target_room(struct evhttp_request *req, const struct el_config *cfg, 
     size_t len;
     if (!el_http_query_param(q, strlen(q), "room", &v, &len)) return -1;
     for (size_t i = 0; i < cfg->nrooms; i++) {
-        const char *name = i == 0 ? cfg->room_name : cfg->rooms[i].name;
+        const char *name = el_config_room_label(cfg, i);
         if (strlen(name) == len && memcmp(name, v, len) == 0) {
             snprintf(label, n, " in room %s", name);
             return (int)i;

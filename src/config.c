@@ -1578,6 +1578,11 @@ fail:
     return -1;
 }
 
+const char *el_config_room_label(const struct el_config *cfg, size_t i)
+{
+    return i == 0 ? cfg->room_name : cfg->rooms[i].name;
+}
+
 void el_config_free(struct el_config *cfg)
 {
     if (cfg == NULL) return;

@@ -182,12 +182,6 @@ static void session_obs(struct el_control_loop *ct, const struct el_generation *
     ao->pending = adm > gone ? (double)(adm - gone) : 0;
 }
 
-/* The label of cfg's room i: [room]'s name, or NAME of [room NAME]. */
-static const char *room_label(const struct el_config *cfg, size_t i)
-{
-    return i == 0 ? cfg->room_name : cfg->rooms[i].name;
-}
-
 static void control_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct el_control_loop *ct = arg;
@@ -334,7 +328,7 @@ static void admin_status(void *ctx, struct el_status *st)
         unsigned k = g->room_slot[i];
         const struct el_room_shared *sh = ct->rooms->shared[k];
         struct el_room_status *r = &st->rooms[i];
-        r->name = room_label(cfg, i);
+        r->name = el_config_room_label(cfg, i);
         r->mode = ct->r[k].mode;
         r->queueing = ct->r[k].queueing;
         r->paused = ct->r[k].paused;

@@ -410,34 +410,37 @@ static const struct el_http_header *find(const struct el_http_msg *m, const char
     return el_http_find(m, name, strlen(name));
 }
 
+/* The value of the named cookie in the first Cookie field that has it:
+ * true and *v, *len; false if none does. */
+static bool find_cookie(const struct el_http_msg *req, const char *name, const char **v,
+                        size_t *len)
+{
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const struct el_http_header *h = &req->headers[i];
+        if (el_strcaseeq(h->name, h->name_len, "cookie", 6) &&
+            el_http_cookie(h->value, h->value_len, name, v, len))
+            return true;
+    }
+    return false;
+}
+
 /* Verify the named cookie as a token of kind; false if absent or invalid. */
 static bool cookie_token(struct el_gate *g, const struct el_gate_ctx *ctx,
                          const struct el_http_msg *req, const char *name, uint8_t kind,
                          uint64_t now, struct el_token *t)
 {
-    for (size_t i = 0; i < req->nheaders; i++) {
-        const struct el_http_header *h = &req->headers[i];
-        const char *v;
-        size_t len;
-        if (!el_strcaseeq(h->name, h->name_len, "cookie", 6)) continue;
-        if (!el_http_cookie(h->value, h->value_len, name, &v, &len)) continue;
-        return el_token_decode(g->keys[ctx->slot], v, len, now, t) == 0 && t->kind == kind;
-    }
-    return false;
+    const char *v;
+    size_t len;
+    return find_cookie(req, name, &v, &len) &&
+           el_token_decode(g->keys[ctx->slot], v, len, now, t) == 0 && t->kind == kind;
 }
 
 /* Does the request carry a cookie named name? */
 static bool has_cookie(const struct el_http_msg *req, const char *name)
 {
-    for (size_t i = 0; i < req->nheaders; i++) {
-        const struct el_http_header *h = &req->headers[i];
-        const char *v;
-        size_t len;
-        if (el_strcaseeq(h->name, h->name_len, "cookie", 6) &&
-            el_http_cookie(h->value, h->value_len, name, &v, &len))
-            return true;
-    }
-    return false;
+    const char *v;
+    size_t len;
+    return find_cookie(req, name, &v, &len);
 }
 
 /* The index of the request's room among several: by host and path
@@ -464,7 +467,7 @@ static size_t choose_room(const struct el_config *cfg, const struct el_gate_ctx 
     for (size_t k = cfg->nrooms; k-- > 0;) { /* the first in file order wins */
         const struct el_room_def *r = &cfg->rooms[k];
         if (!el_route_room_host(r, host, host_len)) continue;
-        const char *name = k == 0 ? cfg->room_name : r->name;
+        const char *name = el_config_room_label(cfg, k);
         if (has_name && strlen(name) == len && memcmp(name, v, len) == 0) named = k;
         if (has_cookie(req, r->ticket_cookie)) ticket = k;
         if (has_cookie(req, r->pass_cookie)) pass = k;

@@ -211,6 +211,10 @@ int el_config_parse_time(const char *s, size_t n, int64_t *ms, int *offset_min, 
  * 0..604800, ends_at after opens_at. Returns 0, or -1 with the reason. */
 int el_config_check_event(const struct el_event_def *ev, char *why, size_t nwhy);
 
+/* The name cfg's room i goes by in the admin API, /metrics and logs:
+ * [room]'s name for rooms[0], NAME for a [room NAME]. */
+const char *el_config_room_label(const struct el_config *cfg, size_t i);
+
 /* Free a config from el_config_load(). NULL is fine. */
 void el_config_free(struct el_config *cfg);
 
